@@ -1,0 +1,120 @@
+#include "ctl.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _ctl_t {
+    zsock_t *sock;
+    char endpoint [256];
+    int timeout_ms;
+};
+
+ctl_t *
+ctl_new (const char *endpoint, int timeout_ms)
+{
+    ctl_t *self = (ctl_t *) zmalloc (sizeof (ctl_t));
+    if (!self)
+        return NULL;
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->timeout_ms = timeout_ms;
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock)
+        goto fail;
+    zsock_set_linger (self->sock, 0);
+    zsock_set_maxmsgsize (self->sock, PROTO_MAX_FRAME);
+    if (zsock_connect (self->sock, "%s", endpoint) != 0) {
+        fprintf (stderr, "pbtctl: cannot use endpoint '%s'\n", endpoint);
+        goto fail;
+    }
+    return self;
+fail:
+    ctl_destroy (&self);
+    return NULL;
+}
+
+void
+ctl_destroy (ctl_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        ctl_t *self = *self_p;
+        zsock_destroy (&self->sock);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+ctl_call (ctl_t *self, const char *cmd, const uint8_t *args, size_t args_len, ctl_reply_t *reply)
+{
+    memset (reply, 0, sizeof *reply);
+    proto_msg_t req = { .type = PROTO_CTL };
+    snprintf (req.u.ctl.cmd, sizeof req.u.ctl.cmd, "%s", cmd);
+    const char *token = getenv ("PBTCTL_TOKEN");
+    if (token)
+        snprintf (req.u.ctl.token, sizeof req.u.ctl.token, "%s", token);
+    req.u.ctl.args = (uint8_t *) args;
+    req.u.ctl.args_len = args_len;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (proto_encode (&req, &buf, &len) != 0) {
+        fprintf (stderr, "pbtctl: could not encode the '%s' request\n", cmd);
+        return 1;
+    }
+    zframe_t *frame = zframe_new (buf, len);
+    free (buf);
+    if (zframe_send (&frame, self->sock, ZFRAME_DONTWAIT) != 0)
+        zframe_destroy (&frame);
+
+    zpoller_t *poller = zpoller_new (self->sock, NULL);
+    void *which = zpoller_wait (poller, self->timeout_ms);
+    zpoller_destroy (&poller);
+    if (!which) {
+        fprintf (stderr, "pbtctl: no reply from pbtd at %s within %d ms (is pbtd running?)\n",
+                 self->endpoint, self->timeout_ms);
+        return 3;
+    }
+    zmsg_t *zmsg = zmsg_recv (self->sock);
+    if (!zmsg || zmsg_size (zmsg) != 1) {
+        fprintf (stderr, "pbtctl: malformed reply from pbtd\n");
+        zmsg_destroy (&zmsg);
+        return 1;
+    }
+    zframe_t *f = zmsg_first (zmsg);
+    char err [PROTO_MAX_TEXT];
+    proto_code_t code = proto_decode (zframe_data (f), zframe_size (f), &reply->msg, err, sizeof err);
+    zmsg_destroy (&zmsg);
+    if (code != PROTO_OK) {
+        fprintf (stderr, "pbtctl: undecodable reply from pbtd: %s\n", err);
+        return 1;
+    }
+    if (reply->msg.type == PROTO_ERROR) {
+        fprintf (stderr, "pbtctl: pbtd refused '%s': %s (%s)\n", cmd, reply->msg.u.error.message,
+                 proto_code_name (reply->msg.u.error.code));
+        ctl_reply_clear (reply);
+        return 1;
+    }
+    if (reply->msg.type != PROTO_CTL_REPLY) {
+        fprintf (stderr, "pbtctl: unexpected '%s' reply from pbtd\n", proto_type_name (reply->msg.type));
+        ctl_reply_clear (reply);
+        return 1;
+    }
+    if (!reply->msg.u.ctl_reply.ok) {
+        fprintf (stderr, "pbtctl: %s: %s\n", cmd, reply->msg.u.ctl_reply.error);
+        ctl_reply_clear (reply);
+        return 1;
+    }
+    reply->body = reply->msg.u.ctl_reply.body;
+    reply->body_len = reply->msg.u.ctl_reply.body_len;
+    return 0;
+}
+
+void
+ctl_reply_clear (ctl_reply_t *reply)
+{
+    proto_msg_clear (&reply->msg);
+    reply->body = NULL;
+    reply->body_len = 0;
+}

@@ -1,0 +1,314 @@
+/*  eval: evaluation matches played locally (see eval.h).
+
+    An assignment is built as pbtd would build an evaluation one (every
+    seat train=false) and handed to match_run, repeatedly with consecutive
+    seeds, until at least N episodes have ended; the first N are scored.
+    n_envs and n_steps are sized from the episode length so that one run
+    usually suffices; the loop covers games whose episodes end early or
+    late (soccer goals).
+*/
+#include "eval.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "export.h"
+#include "match.h"
+
+#define EXIT_REFUSED     1
+#define EXIT_USAGE       2
+
+#define EVAL_MAX_EPISODES  1000000
+#define EVAL_MAX_ENVS      256
+#define EVAL_MAX_RUNS      10000
+
+//  ---------------------------------------------------------------------
+//  Statistics
+
+void
+eval_wilson (double k, double n, double z, double *lo, double *hi)
+{
+    assert (n > 0);
+    double p = k / n, z2 = z * z;
+    double denom = 1 + z2 / n;
+    double centre = (p + z2 / (2 * n)) / denom;
+    double half = z * sqrt (p * (1 - p) / n + z2 / (4 * n * n)) / denom;
+    *lo = fmax (0, centre - half);
+    *hi = fmin (1, centre + half);
+}
+
+double
+eval_t95 (int df)
+{
+    //  Exact table to 30 degrees of freedom; beyond, the Cornish-Fisher
+    //  expansion around the normal quantile is within 1e-4.
+    static const double table [31] = { 0,
+        12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+        2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+        2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423 };
+    assert (df >= 1);
+    if (df <= 30)
+        return table [df];
+    double z = 1.959963984540054, n = df;
+    double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z;
+    return z + (z3 + z) / (4 * n) + (5 * z5 + 16 * z3 + 3 * z) / (96 * n * n)
+             + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * n * n * n);
+}
+
+//  ---------------------------------------------------------------------
+//  Playing
+
+typedef struct {
+    float *team_a;          // [n] score of AGENT's team per episode
+    float *team_b;          // [n] the opponent's
+    size_t n, cap;
+} episodes_t;
+
+static int
+s_episodes_push (episodes_t *ep, float a, float b)
+{
+    if (ep->n == ep->cap) {
+        size_t cap = ep->cap ? ep->cap * 2 : 1024;
+        float *ga = realloc (ep->team_a, sizeof (float) * cap);
+        if (ga)
+            ep->team_a = ga;
+        float *gb = realloc (ep->team_b, sizeof (float) * cap);
+        if (gb)
+            ep->team_b = gb;
+        if (!ga || !gb)
+            return -1;
+        ep->cap = cap;
+    }
+    ep->team_a [ep->n] = a;
+    ep->team_b [ep->n] = b;
+    ep->n++;
+    return 0;
+}
+
+//  Play until ep holds >= want episodes. Returns 0 or EXIT_REFUSED (printed).
+static int
+s_play (const export_agent_t *a, const export_agent_t *b, const char *script,
+        const env_class_t *cls, size_t want, uint64_t seed, episodes_t *ep)
+{
+    proto_assign_t assign;
+    memset (&assign, 0, sizeof assign);
+    snprintf (assign.env, sizeof assign.env, "%s", a->env);
+    assign.env_options = a->env_options;
+    assign.model = a->model;
+    int P = cls->n_players, per_team = cls->n_players / cls->n_teams;
+    if (P > PROTO_MAX_AGENTS) {
+        fprintf (stderr, "pbtctl eval: env %s has %d players, more than %d\n", cls->name, P,
+                 PROTO_MAX_AGENTS);
+        return EXIT_REFUSED;
+    }
+    //  Episode length sets the rollout: rps names it episode_len, soccer
+    //  episode_steps; an unknown game gets a guess and the loop below.
+    double len = proto_kvs_get (&a->env_options, "episode_len",
+                 proto_kvs_get (&a->env_options, "episode_steps", 0));
+    if (len <= 0)
+        len = strcmp (cls->name, "rps") == 0 ? 10 : 400;
+    size_t E = want < EVAL_MAX_ENVS ? want : EVAL_MAX_ENVS;
+    double T = len * ceil ((double) want / (double) E);
+    if (T > 100000)
+        T = 100000;
+    proto_kvs_set (&assign.ppo, "n_envs", (double) E);
+    proto_kvs_set (&assign.ppo, "n_steps", T);
+    proto_kvs_set (&assign.ppo, "iterations", 1);
+    proto_kvs_set (&assign.ppo, "epochs", 1);
+    proto_kvs_set (&assign.ppo, "minibatches", 1);
+    assign.n_seats = (uint32_t) P;
+    for (int p = 0; p < P; p++) {
+        proto_seat_t *seat = &assign.seats [p];
+        const export_agent_t *who = p / per_team == 0 ? a : b;
+        seat->slot = (uint32_t) p;
+        seat->train = false;
+        if (!who) {
+            seat->id = -1;
+            snprintf (seat->script, sizeof seat->script, "%s", script);
+            continue;
+        }
+        seat->id = who->num_id;
+        seat->version = who->version;
+        seat->hparams = who->hparams;
+        //  match_run only reads the weights; the const is dropped for the record.
+        seat->state.n_params = who->n_params;
+        seat->state.params = (float *) who->params;
+    }
+    int runs = 0;
+    while (ep->n < want) {
+        if (runs >= EVAL_MAX_RUNS) {
+            fprintf (stderr, "pbtctl eval: only %zu episodes ended in %d runs\n", ep->n, runs);
+            return EXIT_REFUSED;
+        }
+        assign.seed = seed + (uint64_t) runs++;
+        assign.assignment_id = (uint64_t) runs;
+        proto_result_t result;
+        char err [PROTO_MAX_TEXT];
+        if (match_run (&assign, &result, NULL, NULL, err, sizeof err) != 0) {
+            fprintf (stderr, "pbtctl eval: %s\n", err);
+            return EXIT_REFUSED;
+        }
+        for (uint32_t e = 0; e < result.n_episodes && ep->n < want; e++) {
+            const float *row = result.scores + (size_t) e * result.n_seats;
+            double sa = 0, sb = 0;
+            for (int p = 0; p < P; p++) {
+                if (p / per_team == 0)
+                    sa += row [p];
+                else
+                    sb += row [p];
+            }
+            if (s_episodes_push (ep, (float) (sa / per_team),
+                                 (float) (sb / (P - per_team))) != 0) {
+                match_result_clear (&result);
+                fprintf (stderr, "pbtctl eval: out of memory\n");
+                return EXIT_REFUSED;
+            }
+        }
+        match_result_clear (&result);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+
+static void
+s_usage (void)
+{
+    fprintf (stderr, "usage: pbtctl eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--json]\n");
+}
+
+int
+eval_cmd (ctl_t *ctl, int argc, char **argv)
+{
+    const char *agent_name = NULL, *vs = NULL;
+    long long episodes = 1000;
+    unsigned long long seed = 1;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp (argv [i], "--vs") == 0 && i + 1 < argc)
+            vs = argv [++i];
+        else
+        if (strcmp (argv [i], "--episodes") == 0 && i + 1 < argc) {
+            episodes = strtoll (argv [++i], &end, 10);
+            if (*end || episodes < 1 || episodes > EVAL_MAX_EPISODES) {
+                fprintf (stderr, "pbtctl eval: --episodes must be 1..%d\n", EVAL_MAX_EPISODES);
+                return EXIT_USAGE;
+            }
+        }
+        else
+        if (strcmp (argv [i], "--seed") == 0 && i + 1 < argc) {
+            seed = strtoull (argv [++i], &end, 10);
+            if (*end) {
+                fprintf (stderr, "pbtctl eval: --seed must be an integer\n");
+                return EXIT_USAGE;
+            }
+        }
+        else
+        if (strcmp (argv [i], "--json") == 0)
+            json = true;
+        else
+        if (argv [i][0] != '-' && !agent_name)
+            agent_name = argv [i];
+        else {
+            fprintf (stderr, "pbtctl eval: unexpected argument '%s'\n", argv [i]);
+            s_usage ();
+            return EXIT_USAGE;
+        }
+    }
+    if (!agent_name || !vs) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    export_agent_t a, b;
+    memset (&b, 0, sizeof b);
+    episodes_t ep = { 0 };
+    int rc = export_agent_fetch (ctl, agent_name, &a);
+    if (rc != 0)
+        return rc;
+    const env_class_t *cls = env_find (a.env);
+    if (!cls) {
+        fprintf (stderr, "pbtctl eval: this pbtctl does not know env '%s'\n", a.env);
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
+    const char *script = NULL;
+    if (env_script_index (cls, vs) >= 0)
+        script = vs;
+    else {
+        if ((rc = export_agent_fetch (ctl, vs, &b)) != 0) {
+            fprintf (stderr, "pbtctl eval: '%s' is neither an agent nor a script of %s (scripts:",
+                     vs, cls->name);
+            for (int s = 0; cls->scripts && cls->scripts [s]; s++)
+                fprintf (stderr, " %s", cls->scripts [s]);
+            fprintf (stderr, ")\n");
+            goto cleanup;
+        }
+        if (strcmp (a.env, b.env) != 0) {
+            fprintf (stderr, "pbtctl eval: %s plays %s, %s plays %s\n", a.id, a.env, b.id, b.env);
+            rc = EXIT_REFUSED;
+            goto cleanup;
+        }
+        if (b.n_params != a.n_params || b.arch.obs_dim != a.arch.obs_dim) {
+            fprintf (stderr, "pbtctl eval: %s and %s have different models\n", a.id, b.id);
+            rc = EXIT_REFUSED;
+            goto cleanup;
+        }
+    }
+    rc = s_play (&a, script ? NULL : &b, script, cls, (size_t) episodes, seed, &ep);
+    if (rc != 0)
+        goto cleanup;
+
+    size_t n = ep.n;
+    double sum = 0, wins = 0, draws = 0, losses = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += ep.team_a [i];
+        if (ep.team_a [i] > ep.team_b [i])
+            wins++;
+        else
+        if (ep.team_a [i] < ep.team_b [i])
+            losses++;
+        else
+            draws++;
+    }
+    double mean = sum / (double) n, ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (ep.team_a [i] - mean) * (ep.team_a [i] - mean);
+    double sd = n > 1 ? sqrt (ss / (double) (n - 1)) : 0;
+    double half = n > 1 ? eval_t95 ((int) (n - 1)) * sd / sqrt ((double) n) : INFINITY;
+    double wl, wh, dl, dh, ll, lh;
+    eval_wilson (wins, (double) n, 1.959963984540054, &wl, &wh);
+    eval_wilson (draws, (double) n, 1.959963984540054, &dl, &dh);
+    eval_wilson (losses, (double) n, 1.959963984540054, &ll, &lh);
+    const char *opp = script ? script : b.id;
+    if (json) {
+        printf ("{\"agent\": \"%s\", \"opponent\": \"%s\", \"opponent_kind\": \"%s\", "
+                "\"env\": \"%s\", \"episodes\": %zu, \"seed\": %llu,\n"
+                " \"mean_score\": %.6g, \"score_sd\": %.6g, \"mean_ci95\": [%.6g, %.6g],\n"
+                " \"win\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]},\n"
+                " \"draw\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]},\n"
+                " \"loss\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]}}\n",
+                a.id, opp, script ? "script" : "agent", a.env, n, seed,
+                mean, sd, mean - half, mean + half,
+                wins, wins / n, wl, wh, draws, draws / n, dl, dh, losses, losses / n, ll, lh);
+    }
+    else {
+        printf ("%s vs %s (%s%s), %zu episodes, seed %llu\n", a.id, opp, a.env,
+                cls->n_players > 2 ? ", team scores" : "", n, seed);
+        printf ("  mean score %+9.4f   95%% CI [%+.4f, %+.4f]   (sd %.4f)\n",
+                mean, mean - half, mean + half, sd);
+        printf ("  win rate   %9.4f   95%% CI [%.4f, %.4f]   (%.0f)\n", wins / n, wl, wh, wins);
+        printf ("  draw rate  %9.4f   95%% CI [%.4f, %.4f]   (%.0f)\n", draws / n, dl, dh, draws);
+        printf ("  loss rate  %9.4f   95%% CI [%.4f, %.4f]   (%.0f)\n", losses / n, ll, lh, losses);
+    }
+cleanup:
+    free (ep.team_a);
+    free (ep.team_b);
+    export_agent_clear (&a);
+    export_agent_clear (&b);
+    return rc;
+}

@@ -1,0 +1,567 @@
+/*  export: an agent as a safetensors file (see export.h).
+
+    safetensors layout: 8 bytes little-endian header length N, N bytes of
+    JSON header padded with spaces to a multiple of 8, then the raw tensor
+    data; each tensor's data_offsets are relative to the data start. The
+    flat parameter buffer of nn.h already is every tensor back to back in
+    nn.Sequential order, so the data section is that buffer verbatim (as
+    little-endian float32) and each tensor's offsets are its slice.
+
+    The hidden options --probe-obs/--probe-out run the worker's own forward
+    pass (nn_policy_eval) on the very parameters written, so a test can
+    compare PyTorch's output on the file with the worker's without a race
+    against training.
+*/
+#include "export.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "env.h"
+
+#define EXIT_REFUSED     1
+#define EXIT_USAGE       2
+
+//  ---------------------------------------------------------------------
+//  MessagePack object helpers
+
+static const msgpack_object *
+s_get (const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t klen = strlen (key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr [i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
+        &&  memcmp (k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr [i].val;
+    }
+    return NULL;
+}
+
+static bool
+s_num (const msgpack_object *o, double *out)
+{
+    if (!o)
+        return false;
+    switch (o->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double) o->via.u64; return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double) o->via.i64; return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:          *out = o->via.f64; return true;
+        default: return false;
+    }
+}
+
+static double
+s_num_or (const msgpack_object *map, const char *key, double dflt)
+{
+    double v;
+    return s_num (s_get (map, key), &v) ? v : dflt;
+}
+
+static bool
+s_str (const msgpack_object *o, char *out, size_t out_len)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR || out_len == 0)
+        return false;
+    size_t n = o->via.str.size < out_len - 1 ? o->via.str.size : out_len - 1;
+    memcpy (out, o->via.str.ptr, n);
+    out [n] = 0;
+    return true;
+}
+
+//  A map of name -> number into kvs; other entries are skipped.
+static int
+s_kvs (const msgpack_object *map, proto_kvs_t *kvs)
+{
+    memset (kvs, 0, sizeof *kvs);
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return map && map->type != MSGPACK_OBJECT_NIL ? -1 : 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        char name [PROTO_MAX_NAME];
+        double v;
+        if (s_str (&map->via.map.ptr [i].key, name, sizeof name)
+        &&  s_num (&map->via.map.ptr [i].val, &v))
+            proto_kvs_set (kvs, name, v);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  The agent record
+
+int
+export_agent_parse (const uint8_t *body, size_t len, export_agent_t *out,
+                    char *err, size_t err_len)
+{
+    memset (out, 0, sizeof *out);
+    int rc = -1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    size_t off = 0;
+    if (msgpack_unpack_next (&up, (const char *) body, len, &off) != MSGPACK_UNPACK_SUCCESS
+    ||  up.data.type != MSGPACK_OBJECT_MAP) {
+        snprintf (err, err_len, "agent_state reply is not a map");
+        goto cleanup;
+    }
+    const msgpack_object *root = &up.data;
+    const msgpack_object *o = s_get (root, "agent");
+    if (!o)
+        o = s_get (root, "id");
+    double d;
+    if (s_str (o, out->id, sizeof out->id)) {
+        if (sscanf (out->id, "agt_%" SCNd64, &out->num_id) != 1)
+            out->num_id = 0;
+    }
+    else
+    if (s_num (o, &d)) {
+        out->num_id = (int64_t) d;
+        snprintf (out->id, sizeof out->id, "agt_%" PRId64, out->num_id);
+    }
+    if (!s_str (s_get (root, "env"), out->env, sizeof out->env)) {
+        snprintf (err, err_len, "agent_state reply has no env");
+        goto cleanup;
+    }
+    if (s_kvs (s_get (root, "env_options"), &out->env_options) != 0
+    ||  s_kvs (s_get (root, "hparams"), &out->hparams) != 0
+    ||  s_kvs (s_get (root, "ppo"), &out->ppo) != 0) {
+        snprintf (err, err_len, "agent_state reply: env_options, hparams or ppo is not a map");
+        goto cleanup;
+    }
+    //  The architecture: a "model" map as in an assignment, or the same
+    //  keys at the top level.
+    const msgpack_object *m = s_get (root, "model");
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        m = s_get (root, "arch");
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        m = root;
+    out->model.obs_dim = (uint32_t) s_num_or (m, "obs_dim", 0);
+    out->model.n_actions = (uint32_t) s_num_or (m, "n_actions", 0);
+    if (!s_str (s_get (m, "activation"), out->model.activation, sizeof out->model.activation))
+        snprintf (out->model.activation, sizeof out->model.activation, "tanh");
+    const msgpack_object *h = s_get (m, "hidden");
+    if (!h || h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size > PROTO_MAX_HIDDEN) {
+        snprintf (err, err_len, "agent_state reply: model.hidden missing or over %d layers",
+                  PROTO_MAX_HIDDEN);
+        goto cleanup;
+    }
+    out->model.n_hidden = h->via.array.size;
+    for (uint32_t l = 0; l < h->via.array.size; l++)
+        out->model.hidden [l] = s_num (&h->via.array.ptr [l], &d) ? (uint32_t) d : 0;
+    if (nn_arch_from_proto (&out->arch, &out->model, err, err_len) != 0)
+        goto cleanup;
+    out->rating = s_num_or (root, "rating", NAN);
+    out->frames = (uint64_t) s_num_or (root, "frames", 0);
+    out->version = (uint64_t) s_num_or (root, "version", 0);
+    out->generation = (uint64_t) s_num_or (root, "generation", 0);
+
+    o = s_get (root, "params");
+    if (!o || o->type != MSGPACK_OBJECT_BIN) {
+        snprintf (err, err_len, "agent_state reply has no params (binary float32)");
+        goto cleanup;
+    }
+    size_t n = nn_param_count (&out->arch);
+    if (o->via.bin.size != n * sizeof (float)) {
+        snprintf (err, err_len, "agent_state params hold %u bytes, the model needs %zu floats",
+                  o->via.bin.size, n);
+        goto cleanup;
+    }
+    out->params = malloc (sizeof (float) * n);
+    if (!out->params) {
+        snprintf (err, err_len, "out of memory");
+        goto cleanup;
+    }
+    const uint8_t *p = (const uint8_t *) o->via.bin.ptr;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t) p [4 * i] | (uint32_t) p [4 * i + 1] << 8
+                      | (uint32_t) p [4 * i + 2] << 16 | (uint32_t) p [4 * i + 3] << 24;
+        memcpy (&out->params [i], &bits, 4);
+    }
+    out->n_params = (uint32_t) n;
+    rc = 0;
+cleanup:
+    msgpack_unpacked_destroy (&up);
+    if (rc != 0)
+        export_agent_clear (out);
+    return rc;
+}
+
+void
+export_agent_clear (export_agent_t *agent)
+{
+    if (!agent)
+        return;
+    free (agent->params);
+    memset (agent, 0, sizeof *agent);
+}
+
+int
+export_agent_fetch (ctl_t *ctl, const char *agent, export_agent_t *out)
+{
+    memset (out, 0, sizeof *out);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    msgpack_pack_str (&pk, 5);
+    msgpack_pack_str_body (&pk, "agent", 5);
+    msgpack_pack_str (&pk, strlen (agent));
+    msgpack_pack_str_body (&pk, agent, strlen (agent));
+    ctl_reply_t reply;
+    int rc = ctl_call (ctl, "agent_state", (const uint8_t *) sbuf.data, sbuf.size, &reply);
+    msgpack_sbuffer_destroy (&sbuf);
+    if (rc != 0)
+        return rc;
+    char err [256];
+    if (export_agent_parse (reply.body, reply.body_len, out, err, sizeof err) != 0) {
+        fprintf (stderr, "pbtctl: %s: %s\n", agent, err);
+        rc = EXIT_REFUSED;
+    }
+    ctl_reply_clear (&reply);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Writing
+
+const char *
+export_obs_description (const char *env, const proto_kvs_t *options)
+{
+    if (strcmp (env, "rps") == 0)
+        return proto_kvs_get (options, "obs_both", 0) != 0
+            ? "6 floats: one-hot of the opponent's previous move (3: rock, paper, scissors), "
+              "then one-hot of the player's own previous move (3); rock before the first round"
+            : "3 floats: one-hot of the opponent's previous move (rock, paper, scissors); "
+              "rock before the first round";
+    if (strcmp (env, "soccer") == 0)
+        return "28 floats in the player's team frame (+x toward the opponents' goal), positions "
+               "over the half field size, velocities over 5 m/s: own x, y, vx, vy; then ball, "
+               "teammate, opponent, opponent as dx, dy, vx, vy relative to the player; "
+               "opponents' goal centre dx, dy; own goal centre dx, dy; field width/28, "
+               "height/21; episode time fraction; 1 if the ball is within kick reach "
+               "(docs/soccer.md)";
+    return "see the environment's documentation";
+}
+
+static const char *
+s_action_description (const char *env)
+{
+    if (strcmp (env, "rps") == 0)
+        return "3: 0 rock, 1 paper, 2 scissors";
+    if (strcmp (env, "soccer") == 0)
+        return "18: move (a % 9: 0 none, 1..8 counter-clockwise from +x in 45 degree steps) "
+               "x kick (a / 9)";
+    return "";
+}
+
+//  JSON string literal of s.
+static void
+s_json_str (FILE *f, const char *s)
+{
+    fputc ('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (c == '"' || c == '\\')
+            fprintf (f, "\\%c", c);
+        else
+        if (c < 0x20)
+            fprintf (f, "\\u%04x", c);
+        else
+            fputc (c, f);
+    }
+    fputc ('"', f);
+}
+
+//  {"name": value, ...} of kvs.
+static void
+s_json_kvs (FILE *f, const proto_kvs_t *kvs)
+{
+    fputc ('{', f);
+    for (uint32_t i = 0; i < kvs->count; i++) {
+        fprintf (f, "%s", i ? ", " : "");
+        s_json_str (f, kvs->items [i].name);
+        fprintf (f, ": %.12g", kvs->items [i].value);
+    }
+    fputc ('}', f);
+}
+
+//  A metadata entry: key -> the string val (JSON-escaped).
+static void
+s_meta (FILE *f, bool *first, const char *key, const char *val)
+{
+    fprintf (f, "%s", *first ? "" : ",");
+    *first = false;
+    s_json_str (f, key);
+    fputc (':', f);
+    s_json_str (f, val);
+}
+
+//  The metadata values are JSON texts themselves; build one with fmt.
+static char *
+s_kvs_text (const proto_kvs_t *kvs)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream (&text, &len);
+    if (!f)
+        return NULL;
+    s_json_kvs (f, kvs);
+    fclose (f);
+    return text;
+}
+
+//  The JSON header (unpadded), malloc'd; NULL on failure.
+static char *
+s_header (const export_agent_t *agent, size_t *len_p)
+{
+    char *text = NULL, *env_opts = s_kvs_text (&agent->env_options),
+         *hparams = s_kvs_text (&agent->hparams);
+    size_t len = 0;
+    FILE *f = open_memstream (&text, &len);
+    if (!f || !env_opts || !hparams) {
+        if (f)
+            fclose (f);
+        free (text);
+        free (env_opts);
+        free (hparams);
+        return NULL;
+    }
+    const nn_arch_t *arch = &agent->arch;
+    char layers [128], num [64];
+    int n = snprintf (layers, sizeof layers, "[%d", arch->obs_dim);
+    for (int l = 0; l < arch->n_hidden; l++)
+        n += snprintf (layers + n, sizeof layers - (size_t) n, ", %d", arch->hidden [l]);
+    snprintf (layers + n, sizeof layers - (size_t) n, ", %d]", arch->n_actions);
+
+    fprintf (f, "{\"__metadata__\":{");
+    bool first = true;
+    s_meta (f, &first, "format", "pt");
+    s_meta (f, &first, "producer", "pbtctl export");
+    s_meta (f, &first, "agent", agent->id);
+    s_meta (f, &first, "env", agent->env);
+    s_meta (f, &first, "env_options", env_opts);
+    s_meta (f, &first, "observation", export_obs_description (agent->env, &agent->env_options));
+    s_meta (f, &first, "actions", s_action_description (agent->env));
+    s_meta (f, &first, "activation", nn_activation_name (arch->activation));
+    s_meta (f, &first, "actor_layers", layers);
+    snprintf (layers + n, sizeof layers - (size_t) n, ", 1]");
+    s_meta (f, &first, "critic_layers", layers);
+    s_meta (f, &first, "policy", "softmax(actor(obs)) over the actions; critic(obs) is the value");
+    snprintf (num, sizeof num, "%.10g", agent->rating);
+    s_meta (f, &first, "rating", num);
+    snprintf (num, sizeof num, "%llu", (unsigned long long) agent->frames);
+    s_meta (f, &first, "frames", num);
+    snprintf (num, sizeof num, "%llu", (unsigned long long) agent->version);
+    s_meta (f, &first, "version", num);
+    snprintf (num, sizeof num, "%llu", (unsigned long long) agent->generation);
+    s_meta (f, &first, "generation", num);
+    s_meta (f, &first, "hyperparameters", hparams);
+    fputc ('}', f);
+
+    nn_tensor_t tensors [4 * (NN_MAX_HIDDEN + 1)];
+    int nt = nn_tensors (arch, tensors, (int) (sizeof tensors / sizeof tensors [0]));
+    for (int t = 0; t < nt; t++) {
+        const nn_tensor_t *ts = &tensors [t];
+        size_t count = ts->cols ? (size_t) ts->rows * ts->cols : (size_t) ts->rows;
+        fprintf (f, ",");
+        s_json_str (f, ts->name);
+        if (ts->cols)
+            fprintf (f, ":{\"dtype\":\"F32\",\"shape\":[%d,%d]", ts->rows, ts->cols);
+        else
+            fprintf (f, ":{\"dtype\":\"F32\",\"shape\":[%d]", ts->rows);
+        fprintf (f, ",\"data_offsets\":[%zu,%zu]}", ts->offset * 4, (ts->offset + count) * 4);
+    }
+    fputc ('}', f);
+    fclose (f);
+    free (env_opts);
+    free (hparams);
+    *len_p = len;
+    return text;
+}
+
+int
+export_write_safetensors (const char *path, const export_agent_t *agent,
+                          char *err, size_t err_len)
+{
+    assert (agent && agent->params);
+    int rc = -1;
+    FILE *f = NULL;
+    size_t hlen = 0;
+    char *header = s_header (agent, &hlen);
+    if (!header) {
+        snprintf (err, err_len, "out of memory");
+        goto cleanup;
+    }
+    size_t padded = (hlen + 7) / 8 * 8;
+    f = fopen (path, "wb");
+    if (!f) {
+        snprintf (err, err_len, "cannot write %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    uint8_t le [8];
+    for (int i = 0; i < 8; i++)
+        le [i] = (uint8_t) ((uint64_t) padded >> (8 * i));
+    bool ok = fwrite (le, 1, 8, f) == 8 && fwrite (header, 1, hlen, f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++)
+        ok = fputc (' ', f) != EOF;
+    for (uint32_t i = 0; ok && i < agent->n_params; i++) {
+        uint32_t bits;
+        memcpy (&bits, &agent->params [i], 4);
+        uint8_t b [4] = { (uint8_t) bits, (uint8_t) (bits >> 8), (uint8_t) (bits >> 16),
+                          (uint8_t) (bits >> 24) };
+        ok = fwrite (b, 1, 4, f) == 4;
+    }
+    if (fclose (f) != 0)
+        ok = false;
+    f = NULL;
+    if (!ok) {
+        snprintf (err, err_len, "cannot write %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (f)
+        fclose (f);
+    free (header);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Probe: the worker's forward pass on observations from a text file.
+
+static int
+s_probe (const export_agent_t *agent, const char *obs_path, const char *out_path)
+{
+    int rc = EXIT_REFUSED;
+    float *obs = NULL, *probs = NULL, *values = NULL;
+    FILE *in = fopen (obs_path, "r"), *out = NULL;
+    if (!in) {
+        fprintf (stderr, "pbtctl export: cannot read %s: %s\n", obs_path, strerror (errno));
+        goto cleanup;
+    }
+    size_t cap = 0, n = 0;
+    float x;
+    while (fscanf (in, "%f", &x) == 1) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            float *grown = realloc (obs, sizeof (float) * cap);
+            if (!grown)
+                goto cleanup;
+            obs = grown;
+        }
+        obs [n++] = x;
+    }
+    int D = agent->arch.obs_dim, A = agent->arch.n_actions;
+    if (!feof (in) || n == 0 || n % (size_t) D != 0) {
+        fprintf (stderr, "pbtctl export: %s must hold rows of %d numbers\n", obs_path, D);
+        goto cleanup;
+    }
+    int B = (int) (n / (size_t) D);
+    probs = malloc (sizeof (float) * (size_t) B * A);
+    values = malloc (sizeof (float) * (size_t) B);
+    if (!probs || !values
+    ||  nn_policy_eval (&agent->arch, agent->params, obs, B, probs, values) != 0) {
+        fprintf (stderr, "pbtctl export: forward pass failed\n");
+        goto cleanup;
+    }
+    out = fopen (out_path, "w");
+    if (!out) {
+        fprintf (stderr, "pbtctl export: cannot write %s: %s\n", out_path, strerror (errno));
+        goto cleanup;
+    }
+    //  One row per observation: the action probabilities, then the value.
+    for (int b = 0; b < B; b++) {
+        for (int a = 0; a < A; a++)
+            fprintf (out, "%.9g ", probs [(size_t) b * A + a]);
+        fprintf (out, "%.9g\n", values [b]);
+    }
+    rc = fclose (out) == 0 ? 0 : EXIT_REFUSED;
+    out = NULL;
+cleanup:
+    if (in)
+        fclose (in);
+    if (out)
+        fclose (out);
+    free (obs);
+    free (probs);
+    free (values);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+
+static void
+s_usage (void)
+{
+    fprintf (stderr, "usage: pbtctl export AGENT -o FILE.safetensors [--json]\n");
+}
+
+int
+export_cmd (ctl_t *ctl, int argc, char **argv)
+{
+    const char *agent_name = NULL, *path = NULL, *probe_obs = NULL, *probe_out = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp (argv [i], "-o") == 0 || strcmp (argv [i], "--output") == 0) && i + 1 < argc)
+            path = argv [++i];
+        else
+        if (strcmp (argv [i], "--probe-obs") == 0 && i + 1 < argc)
+            probe_obs = argv [++i];
+        else
+        if (strcmp (argv [i], "--probe-out") == 0 && i + 1 < argc)
+            probe_out = argv [++i];
+        else
+        if (strcmp (argv [i], "--json") == 0)
+            json = true;
+        else
+        if (argv [i][0] != '-' && !agent_name)
+            agent_name = argv [i];
+        else {
+            fprintf (stderr, "pbtctl export: unexpected argument '%s'\n", argv [i]);
+            s_usage ();
+            return EXIT_USAGE;
+        }
+    }
+    if (!agent_name || !path || (!probe_obs != !probe_out)) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    export_agent_t agent;
+    int rc = export_agent_fetch (ctl, agent_name, &agent);
+    if (rc != 0)
+        return rc;
+    char err [256];
+    if (export_write_safetensors (path, &agent, err, sizeof err) != 0) {
+        fprintf (stderr, "pbtctl export: %s\n", err);
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
+    if (probe_obs && (rc = s_probe (&agent, probe_obs, probe_out)) != 0)
+        goto cleanup;
+    if (json) {
+        printf ("{\"agent\": ");
+        s_json_str (stdout, agent.id);
+        printf (", \"file\": ");
+        s_json_str (stdout, path);
+        printf (", \"tensors\": %d, \"params\": %u, \"rating\": %.10g, \"frames\": %llu, "
+                "\"version\": %llu}\n", 4 * (agent.arch.n_hidden + 1), agent.n_params,
+                agent.rating, (unsigned long long) agent.frames,
+                (unsigned long long) agent.version);
+    }
+    else
+        printf ("wrote %s: %s (%s, %u parameters, rating %.3f, %llu frames)\n", path, agent.id,
+                agent.env, agent.n_params, agent.rating, (unsigned long long) agent.frames);
+cleanup:
+    export_agent_clear (&agent);
+    return rc;
+}

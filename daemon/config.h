@@ -1,0 +1,61 @@
+/*  config: pbtd's settings, from an INI file (or the embedded default) and
+    command-line overrides. docs/config.md lists every key and its default.
+
+    Loading is strict: an unknown section or key, or a value that does not
+    parse or is out of range, fails the whole load with "file:line: ..." so
+    pbtd never runs on a configuration it half understood.
+*/
+#ifndef PBTD_CONFIG_H
+#define PBTD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pbt.h"
+#include "proto.h"
+
+#define CONFIG_MAX_PATH 1024
+#define CONFIG_MAX_EP   256
+
+typedef struct {
+    char path [CONFIG_MAX_PATH];            // config file, "" for the embedded default
+    //  [daemon]
+    char db [CONFIG_MAX_PATH];
+    char worker_endpoint [CONFIG_MAX_EP];
+    char control_endpoint [CONFIG_MAX_EP];
+    uint32_t lease_ms;
+    uint32_t heartbeat_ms;
+    uint64_t seed;
+    int log_level;
+    uint32_t housekeeping_ms;
+    uint32_t snapshots_keep;
+    //  [population]
+    uint32_t size;
+    char env [PROTO_MAX_NAME];
+    char preset [PROTO_MAX_NAME];
+    //  [env], [model], [ppo]
+    proto_kvs_t env_options;
+    proto_model_t model;                    // obs_dim and n_actions from the env
+    uint32_t n_params;                      // nn_param_count of the model
+    proto_kvs_t ppo;
+    //  [pbt], [hparam.*]
+    pbt_config_t pbt;
+} config_t;
+
+//  The configuration used when pbtd runs without --config.
+extern const char *config_embedded;
+
+//  Load path (NULL: the embedded default) into cfg. Returns 0, or -1 with
+//  a message naming file:line, the key and what was expected.
+int config_load (config_t *cfg, const char *path, char *err, size_t err_len);
+
+//  Re-read cfg->path and, if it is valid, replace only cfg->pbt (the [pbt]
+//  and [hparam.*] sections). Returns 0, or -1 (cfg untouched) with err.
+int config_reload_pbt (config_t *cfg, char *err, size_t err_len);
+
+//  A short stable fingerprint of the settings that shape stored state
+//  (env, options, model, population size), hex in out (>= 17 bytes).
+void config_fingerprint (const config_t *cfg, char *out, size_t out_len);
+
+#endif

@@ -1,0 +1,72 @@
+/*  cron: pbtd's housekeeping, run every housekeeping_ms from the reactor
+    (Redis serverCron style): everything time-driven happens here, so the
+    message handlers only react to messages.
+*/
+#include "server_priv.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "log.h"
+
+#define CRON_METRICS_MS 10000
+
+void
+cron_run (server_t *self)
+{
+    int64_t now = server_now_ms ();
+    int64_t mono = zclock_mono ();
+    bool released = false;
+
+    //  Leases past their deadline: the assignment is expired, the agents
+    //  free again; a late result will get 'expired'.
+    lease_t *lease = zlistx_first (self->leases);
+    while (lease) {
+        lease_t *next = zlistx_next (self->leases);
+        if (now > lease->a.deadline_ms) {
+            server_expire_lease (self, lease, "deadline");
+            released = true;
+        }
+        lease = next;
+    }
+    //  Peers silent for three leases are gone (a working worker heartbeats
+    //  every heartbeat_ms; a waiting one re-sends its request).
+    int64_t silence = 3 * (int64_t) self->cfg->lease_ms;
+    peer_t *peer = zhashx_first (self->peers);
+    while (peer) {
+        peer_t *next = zhashx_next (self->peers);
+        if (mono - peer->last_seen > silence) {
+            server_forget_peer (self, peer);
+            //  The hash table's cursor is not valid after a delete.
+            next = zhashx_first (self->peers);
+        }
+        peer = next;
+    }
+    if (released)
+        server_dispatch (self);
+
+    //  Snapshots: only after something changed.
+    if (self->results + self->evolutions != self->pruned_at) {
+        int n = db_prune_snapshots (self->db, self->cfg->snapshots_keep);
+        if (n > 0)
+            log_debug ("snapshots_pruned", "rows=%d", n);
+        self->pruned_at = self->results + self->evolutions;
+    }
+    if (mono - self->last_metrics >= CRON_METRICS_MS) {
+        db_metrics_append (self->db, now, self->results, self->samples, self->evolutions);
+        self->last_metrics = mono;
+    }
+#ifdef HAVE_SYSTEMD
+    int busy = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        busy += self->agents [i].busy;
+    sd_notifyf (0, "WATCHDOG=1\nSTATUS=%s%zu workers, %d/%d agents busy, %" PRIu64
+                " results, %" PRIu64 " evolutions, %.0f samples/s",
+                self->paused ? "paused; " : "", zhashx_size (self->peers), busy,
+                self->n_agents, self->results, self->evolutions, server_samples_per_s (self));
+#endif
+}

@@ -1,0 +1,288 @@
+/*  ctl: pbtd's control commands (the "ctl" message on the control
+    endpoint). Every reply body is one MessagePack value; docs/control.md
+    (and the report) list the shapes.
+*/
+#include "server_priv.h"
+
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static void
+s_str (msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen (s);
+    msgpack_pack_str (pk, n);
+    msgpack_pack_str_body (pk, s, n);
+}
+
+static void
+s_agent_name (msgpack_packer *pk, int64_t id)
+{
+    char name [32];
+    snprintf (name, sizeof name, "agt_%" PRId64, id);
+    s_str (pk, name);
+}
+
+static void
+s_kvs (msgpack_packer *pk, const proto_kvs_t *kvs)
+{
+    msgpack_pack_map (pk, kvs->count);
+    for (uint32_t i = 0; i < kvs->count; i++) {
+        s_str (pk, kvs->items [i].name);
+        msgpack_pack_double (pk, kvs->items [i].value);
+    }
+}
+
+//  "agt_3" or "3" -> 3; -1 if malformed or out of range.
+static int64_t
+s_parse_agent (server_t *self, const char *s)
+{
+    if (!strncmp (s, "agt_", 4))
+        s += 4;
+    char *end;
+    long long v = strtoll (s, &end, 10);
+    if (end == s || *end || v < 0 || v >= self->n_agents)
+        return -1;
+    return v;
+}
+
+static void
+s_status (server_t *self, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 9);
+    s_str (pk, "agents");
+    msgpack_pack_array (pk, (uint32_t) self->n_agents);
+    for (int i = 0; i < self->n_agents; i++) {
+        const agent_t *ag = &self->agents [i];
+        const db_agent_t *a = &ag->a;
+        msgpack_pack_map (pk, 12);
+        s_str (pk, "id");
+        s_agent_name (pk, a->id);
+        s_str (pk, "rating");
+        msgpack_pack_double (pk, a->rating);
+        s_str (pk, "matches");
+        msgpack_pack_uint64 (pk, a->matches);
+        s_str (pk, "frames");
+        msgpack_pack_uint64 (pk, a->frames);
+        s_str (pk, "lr");
+        msgpack_pack_double (pk, proto_kvs_get (&a->hparams, "lr", 0));
+        s_str (pk, "gamma");
+        msgpack_pack_double (pk, proto_kvs_get (&a->hparams, "gamma", 0));
+        s_str (pk, "generation");
+        msgpack_pack_uint64 (pk, a->generation);
+        s_str (pk, "parent");
+        if (a->parent >= 0)
+            s_agent_name (pk, a->parent);
+        else
+            msgpack_pack_nil (pk);
+        s_str (pk, "busy");
+        if (ag->busy)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+        s_str (pk, "version");
+        msgpack_pack_uint64 (pk, a->version);
+        s_str (pk, "assignment");
+        if (ag->assignment)
+            msgpack_pack_uint64 (pk, ag->assignment);
+        else
+            msgpack_pack_nil (pk);
+        s_str (pk, "hparams");
+        s_kvs (pk, &a->hparams);
+    }
+    s_str (pk, "workers");
+    msgpack_pack_uint64 (pk, zhashx_size (self->peers));
+    s_str (pk, "samples_per_s");
+    msgpack_pack_double (pk, server_samples_per_s (self));
+    s_str (pk, "results");
+    msgpack_pack_uint64 (pk, self->results);
+    s_str (pk, "evolutions");
+    msgpack_pack_uint64 (pk, self->evolutions);
+    s_str (pk, "samples");
+    msgpack_pack_uint64 (pk, self->samples);
+    s_str (pk, "assignments_in_flight");
+    msgpack_pack_uint32 (pk, server_leases_in_flight (self));
+    s_str (pk, "paused");
+    if (self->paused)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_str (pk, "env");
+    s_str (pk, self->cfg->env);
+}
+
+static void
+s_workers (server_t *self, msgpack_packer *pk)
+{
+    int64_t now = zclock_mono ();
+    msgpack_pack_array (pk, (uint32_t) zhashx_size (self->peers));
+    for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers)) {
+        msgpack_pack_map (pk, 9);
+        s_str (pk, "worker_id");
+        s_str (pk, p->worker_id);
+        s_str (pk, "host");
+        s_str (pk, p->host);
+        s_str (pk, "pid");
+        msgpack_pack_uint32 (pk, p->pid);
+        s_str (pk, "software");
+        s_str (pk, p->software);
+        s_str (pk, "assignment");
+        if (p->assignment)
+            msgpack_pack_uint64 (pk, p->assignment);
+        else
+            msgpack_pack_nil (pk);
+        s_str (pk, "frames_done");
+        msgpack_pack_uint64 (pk, p->frames_done);
+        s_str (pk, "waiting");
+        if (p->parked)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+        s_str (pk, "samples_per_s");
+        msgpack_pack_double (pk, p->samples_per_s);
+        s_str (pk, "last_seen_ms_ago");
+        msgpack_pack_int64 (pk, now - p->last_seen);
+    }
+}
+
+static int
+s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, char *err, size_t err_len)
+{
+    const agent_t *ag = &self->agents [id];
+    proto_state_t state;
+    if (db_load_state (self->db, id, ag->a.version, &state)) {
+        snprintf (err, err_len, "no snapshot for agt_%" PRId64 " version %" PRIu64,
+                  id, ag->a.version);
+        return -1;
+    }
+    const proto_model_t *m = &self->cfg->model;
+    msgpack_pack_map (pk, 13);
+    s_str (pk, "agent");
+    s_agent_name (pk, id);
+    s_str (pk, "version");
+    msgpack_pack_uint64 (pk, ag->a.version);
+    s_str (pk, "generation");
+    msgpack_pack_uint64 (pk, ag->a.generation);
+    s_str (pk, "model");
+    msgpack_pack_map (pk, 4);
+    s_str (pk, "obs_dim");
+    msgpack_pack_uint32 (pk, m->obs_dim);
+    s_str (pk, "n_actions");
+    msgpack_pack_uint32 (pk, m->n_actions);
+    s_str (pk, "hidden");
+    msgpack_pack_array (pk, m->n_hidden);
+    for (uint32_t i = 0; i < m->n_hidden; i++)
+        msgpack_pack_uint32 (pk, m->hidden [i]);
+    s_str (pk, "activation");
+    s_str (pk, m->activation);
+    s_str (pk, "env");
+    s_str (pk, self->cfg->env);
+    s_str (pk, "env_options");
+    s_kvs (pk, &self->cfg->env_options);
+    s_str (pk, "hparams");
+    s_kvs (pk, &ag->a.hparams);
+    s_str (pk, "rating");
+    msgpack_pack_double (pk, ag->a.rating);
+    s_str (pk, "frames");
+    msgpack_pack_uint64 (pk, ag->a.frames);
+    s_str (pk, "matches");
+    msgpack_pack_uint64 (pk, ag->a.matches);
+    s_str (pk, "n_params");
+    msgpack_pack_uint32 (pk, state.n_params);
+    s_str (pk, "adam_t");
+    msgpack_pack_uint64 (pk, state.adam_t);
+    //  float32 little-endian, nn.h layout (this host is little-endian).
+    s_str (pk, "params");
+    msgpack_pack_bin (pk, state.n_params * sizeof (float));
+    msgpack_pack_bin_body (pk, state.params, state.n_params * sizeof (float));
+    proto_state_free (&state);
+    return 0;
+}
+
+void
+ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    char err [PROTO_MAX_TEXT] = "";
+    char agent [PROTO_MAX_NAME] = "";
+    const uint8_t *args = ctl->args;
+    size_t args_len = ctl->args_len;
+    int64_t id = -1;
+    bool has_agent = proto_args_str (args, args_len, "agent", agent, sizeof agent) == 0;
+    if (has_agent && (id = s_parse_agent (self, agent)) < 0)
+        snprintf (err, sizeof err, "no agent '%s' (agt_0..agt_%d)", agent, self->n_agents - 1);
+    else
+    if (!strcmp (ctl->cmd, "status"))
+        s_status (self, &pk);
+    else
+    if (!strcmp (ctl->cmd, "history")) {
+        if (db_pack_history (self->db, &pk, has_agent ? id : -1, self->n_agents,
+                             self->cfg->pbt.elo_initial))
+            snprintf (err, sizeof err, "database error");
+    }
+    else
+    if (!strcmp (ctl->cmd, "lineage")) {
+        if (!has_agent)
+            snprintf (err, sizeof err, "lineage needs agent (e.g. agt_0)");
+        else
+        if (db_pack_lineage (self->db, &pk, id))
+            snprintf (err, sizeof err, "database error");
+    }
+    else
+    if (!strcmp (ctl->cmd, "matches")) {
+        int64_t limit = proto_args_int (args, args_len, "limit", 20);
+        if (db_pack_matches (self->db, &pk, (int) (limit < 1 ? 1 : limit > 1000 ? 1000 : limit)))
+            snprintf (err, sizeof err, "database error");
+    }
+    else
+    if (!strcmp (ctl->cmd, "workers"))
+        s_workers (self, &pk);
+    else
+    if (!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume")) {
+        bool pause = ctl->cmd [0] == 'p';
+        if (db_meta_set (self->db, "paused", pause ? "1" : "0"))
+            snprintf (err, sizeof err, "database error");
+        else {
+            self->paused = pause;
+            log_info (pause ? "paused" : "resumed", NULL);
+            msgpack_pack_map (&pk, 1);
+            s_str (&pk, "paused");
+            if (pause)
+                msgpack_pack_true (&pk);
+            else
+                msgpack_pack_false (&pk);
+            if (!pause)
+                server_dispatch (self);
+        }
+    }
+    else
+    if (!strcmp (ctl->cmd, "agent_state")) {
+        if (!has_agent)
+            snprintf (err, sizeof err, "agent_state needs agent (e.g. agt_0)");
+        else
+            s_agent_state (self, &pk, id, err, sizeof err);
+    }
+    else
+        snprintf (err, sizeof err, "unknown command '%s'", ctl->cmd);
+
+    memset (reply, 0, sizeof *reply);
+    if (err [0]) {
+        reply->ok = false;
+        snprintf (reply->error, sizeof reply->error, "%s", err);
+        msgpack_sbuffer_destroy (&sbuf);
+        log_info ("ctl", "cmd=%s ok=0 error=\"%s\"", ctl->cmd, err);
+        return;
+    }
+    reply->ok = true;
+    reply->body = (uint8_t *) sbuf.data;    // malloc'd by msgpack_sbuffer
+    reply->body_len = sbuf.size;
+    log_debug ("ctl", "cmd=%s ok=1 bytes=%zu", ctl->cmd, sbuf.size);
+}

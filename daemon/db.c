@@ -1,0 +1,1380 @@
+/*  db: pbtd's SQLite store. See db.h and docs/schema.md. */
+#include "db.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rng.h"
+
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS meta ("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS agents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  version INTEGER NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 0,"
+    "  parent INTEGER REFERENCES agents(id),"
+    "  rating REAL NOT NULL,"
+    "  matches INTEGER NOT NULL DEFAULT 0,"
+    "  frames INTEGER NOT NULL DEFAULT 0,"
+    "  frames_since_evolve INTEGER NOT NULL DEFAULT 0,"
+    "  matches_since_evolve INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS hparams ("
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  name TEXT NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  PRIMARY KEY (agent_id, name));"
+    "CREATE TABLE IF NOT EXISTS hparam_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  seq INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  reason TEXT NOT NULL CHECK (reason IN ('init','evolve')),"
+    "  ts INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS hparam_history_agent ON hparam_history (agent_id, seq);"
+    "CREATE TABLE IF NOT EXISTS snapshots ("
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  version INTEGER NOT NULL,"
+    "  params BLOB NOT NULL,"
+    "  adam_m BLOB NOT NULL,"
+    "  adam_v BLOB NOT NULL,"
+    "  adam_t INTEGER NOT NULL,"
+    "  frozen INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (agent_id, version));"
+    "CREATE TABLE IF NOT EXISTS assignments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  state TEXT NOT NULL CHECK (state IN ('leased','done','expired')),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('train','eval')),"
+    "  worker TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  deadline_ms INTEGER NOT NULL,"
+    "  seed INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS assignments_state ON assignments (state);"
+    "CREATE TABLE IF NOT EXISTS assignment_seats ("
+    "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
+    "  slot INTEGER NOT NULL,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  version INTEGER NOT NULL,"
+    "  train INTEGER NOT NULL,"
+    "  PRIMARY KEY (assignment_id, slot));"
+    "CREATE TABLE IF NOT EXISTS matches ("
+    "  id INTEGER PRIMARY KEY,"
+    "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
+    "  episode INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS match_seats ("
+    "  match_id INTEGER NOT NULL REFERENCES matches(id),"
+    "  slot INTEGER NOT NULL,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  team INTEGER NOT NULL,"
+    "  score REAL NOT NULL,"
+    "  rating_after REAL NOT NULL,"
+    "  PRIMARY KEY (match_id, slot));"
+    "CREATE INDEX IF NOT EXISTS match_seats_agent ON match_seats (agent_id, match_id);"
+    "CREATE TABLE IF NOT EXISTS evolutions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  donor_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  donor_version INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  frames INTEGER NOT NULL,"
+    "  old_version INTEGER NOT NULL,"
+    "  new_version INTEGER NOT NULL,"
+    "  generation INTEGER NOT NULL,"
+    "  old_hparams TEXT NOT NULL,"
+    "  new_hparams TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS evolutions_agent ON evolutions (agent_id, id);"
+    "CREATE TABLE IF NOT EXISTS metrics ("
+    "  ts INTEGER NOT NULL,"
+    "  results INTEGER NOT NULL,"
+    "  samples INTEGER NOT NULL,"
+    "  evolutions INTEGER NOT NULL);";
+
+#define AGENT_COLS "id, version, generation, parent, rating, matches, frames, " \
+                   "frames_since_evolve, matches_since_evolve, created_at, updated_at"
+
+typedef enum {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_META_GET, Q_META_SET,
+    Q_AGENT_COUNT, Q_AGENT_INSERT, Q_AGENT_GET, Q_AGENT_ALL,
+    Q_HP_GET, Q_HP_DEL, Q_HP_INSERT, Q_HH_INSERT, Q_HH_NEXTSEQ,
+    Q_SNAP_INSERT, Q_SNAP_GET, Q_SNAP_COPY, Q_SNAP_PRUNE,
+    Q_ASG_NEXTID, Q_ASG_INSERT, Q_SEAT_INSERT, Q_ASG_GET, Q_SEATS_GET, Q_ASG_LEASED,
+    Q_ASG_RENEW, Q_ASG_SETSTATE,
+    Q_AGENT_TRAINED, Q_AGENT_RATED, Q_MATCH_INSERT, Q_MSEAT_INSERT,
+    Q_AGENT_EVOLVED, Q_EVO_INSERT, Q_METRICS_INSERT,
+    Q_COUNT_RESULTS, Q_COUNT_EVOS,
+    Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
+    Q_MATCHES_RECENT, Q_MSEATS_GET,
+    Q_COUNT
+} query_t;
+
+static const char *s_sql [Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [Q_AGENT_COUNT] = "SELECT COUNT(*) FROM agents",
+    [Q_AGENT_INSERT] = "INSERT INTO agents (id, version, generation, parent, rating, created_at, "
+                       "updated_at) VALUES (?1, ?2, 0, NULL, ?3, ?4, ?4)",
+    [Q_AGENT_GET] = "SELECT " AGENT_COLS " FROM agents WHERE id = ?1",
+    [Q_AGENT_ALL] = "SELECT " AGENT_COLS " FROM agents ORDER BY id",
+    [Q_HP_GET] = "SELECT name, value FROM hparams WHERE agent_id = ?1 ORDER BY rowid",
+    [Q_HP_DEL] = "DELETE FROM hparams WHERE agent_id = ?1",
+    [Q_HP_INSERT] = "INSERT INTO hparams (agent_id, name, value) VALUES (?1, ?2, ?3)",
+    [Q_HH_INSERT] = "INSERT INTO hparam_history (agent_id, seq, name, value, reason, ts) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_HH_NEXTSEQ] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM hparam_history WHERE agent_id = ?1",
+    [Q_SNAP_INSERT] = "INSERT INTO snapshots (agent_id, version, params, adam_m, adam_v, adam_t, "
+                      "frozen, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+    [Q_SNAP_GET] = "SELECT params, adam_m, adam_v, adam_t FROM snapshots "
+                   "WHERE agent_id = ?1 AND version = ?2",
+    [Q_SNAP_COPY] = "INSERT INTO snapshots (agent_id, version, params, adam_m, adam_v, adam_t, "
+                    "frozen, created_at) SELECT ?1, ?2, params, adam_m, adam_v, adam_t, 0, ?3 "
+                    "FROM snapshots WHERE agent_id = ?4 AND version = ?5",
+    [Q_SNAP_PRUNE] = "DELETE FROM snapshots WHERE frozen = 0 AND version <= "
+                     "(SELECT a.version FROM agents a WHERE a.id = snapshots.agent_id) - ?1 "
+                     "AND NOT EXISTS (SELECT 1 FROM assignment_seats s JOIN assignments x "
+                     "ON x.id = s.assignment_id WHERE x.state = 'leased' "
+                     "AND s.agent_id = snapshots.agent_id AND s.version = snapshots.version)",
+    [Q_ASG_NEXTID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM assignments",
+    [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
+                     "seed) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6)",
+    [Q_SEAT_INSERT] = "INSERT INTO assignment_seats (assignment_id, slot, agent_id, version, "
+                      "train) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed FROM assignments "
+                  "WHERE id = ?1",
+    [Q_SEATS_GET] = "SELECT slot, agent_id, version, train FROM assignment_seats "
+                    "WHERE assignment_id = ?1 ORDER BY rowid",
+    [Q_ASG_LEASED] = "SELECT id FROM assignments WHERE state = 'leased' ORDER BY id",
+    [Q_ASG_RENEW] = "UPDATE assignments SET deadline_ms = ?2 WHERE id = ?1 AND state = 'leased'",
+    [Q_ASG_SETSTATE] = "UPDATE assignments SET state = ?2 WHERE id = ?1 AND state = 'leased'",
+    [Q_AGENT_TRAINED] = "UPDATE agents SET version = ?2, frames = frames + ?3, "
+                        "frames_since_evolve = frames_since_evolve + ?3, updated_at = ?4 "
+                        "WHERE id = ?1",
+    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + 1, "
+                      "matches_since_evolve = matches_since_evolve + 1, updated_at = ?3 "
+                      "WHERE id = ?1",
+    [Q_MATCH_INSERT] = "INSERT INTO matches (assignment_id, episode, ts) VALUES (?1, ?2, ?3)",
+    [Q_MSEAT_INSERT] = "INSERT INTO match_seats (match_id, slot, agent_id, team, score, "
+                       "rating_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_AGENT_EVOLVED] = "UPDATE agents SET version = ?2, generation = generation + 1, "
+                        "parent = ?3, frames_since_evolve = 0, matches_since_evolve = 0, "
+                        "updated_at = ?4 WHERE id = ?1",
+    [Q_EVO_INSERT] = "INSERT INTO evolutions (agent_id, donor_id, donor_version, ts, frames, "
+                     "old_version, new_version, generation, old_hparams, new_hparams) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_METRICS_INSERT] = "INSERT INTO metrics (ts, results, samples, evolutions) "
+                         "VALUES (?1, ?2, ?3, ?4)",
+    [Q_COUNT_RESULTS] = "SELECT COUNT(*) FROM assignments WHERE state = 'done'",
+    [Q_COUNT_EVOS] = "SELECT COUNT(*) FROM evolutions",
+    [Q_HIST_HP] = "SELECT seq, name, value FROM hparam_history WHERE agent_id = ?1 "
+                  "ORDER BY seq, id",
+    [Q_HIST_MATCHES] = "SELECT ms.score, ms.rating_after, "
+                       "(SELECT group_concat('agt_' || o.agent_id, '+') FROM match_seats o "
+                       " WHERE o.match_id = ms.match_id AND o.team != ms.team) "
+                       "FROM match_seats ms WHERE ms.agent_id = ?1 ORDER BY ms.match_id",
+    [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
+    [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
+                  "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
+                  "ORDER BY id DESC",
+    [Q_DONOR_EVO] = "SELECT MAX(id) FROM evolutions WHERE agent_id = ?1 AND id < ?2",
+    [Q_MATCHES_RECENT] = "SELECT id, assignment_id, episode, ts FROM matches "
+                         "ORDER BY id DESC LIMIT ?1",
+    [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
+                     "WHERE match_id = ?1 ORDER BY slot",
+};
+
+struct _db_t {
+    sqlite3 *handle;
+    char *path;
+    sqlite3_stmt *q [Q_COUNT];
+};
+
+//  --------------------------------------------------------------------------
+//  Statement helpers: every call resets the statement so the next use
+//  starts clean, whatever happened.
+
+static sqlite3_stmt *
+s_q (db_t *self, query_t q)
+{
+    sqlite3_stmt *st = self->q [q];
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return st;
+}
+
+static void
+s_fail (db_t *self, const char *what)
+{
+    log_error ("db_error", "op=%s rc=%d msg=\"%s\"", what, sqlite3_errcode (self->handle),
+               sqlite3_errmsg (self->handle));
+}
+
+//  Step a statement that returns no rows. 0 or -1.
+static int
+s_exec (db_t *self, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, what);
+        return -1;
+    }
+    return 0;
+}
+
+//  Run a single-integer query. 0 (value set), 1 no row/NULL, -1 error.
+static int
+s_int (db_t *self, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+    int rc = sqlite3_step (st);
+    int ret;
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type (st, 0) == SQLITE_NULL)
+            ret = 1;
+        else {
+            *out = sqlite3_column_int64 (st, 0);
+            ret = 0;
+        }
+    }
+    else
+    if (rc == SQLITE_DONE)
+        ret = 1;
+    else {
+        s_fail (self, what);
+        ret = -1;
+    }
+    sqlite3_reset (st);
+    return ret;
+}
+
+static int
+s_begin (db_t *self)
+{
+    return s_exec (self, s_q (self, Q_BEGIN), "begin");
+}
+
+static int
+s_commit (db_t *self)
+{
+    if (s_exec (self, s_q (self, Q_COMMIT), "commit")) {
+        //  A failed COMMIT may leave the transaction open; end it.
+        if (!sqlite3_get_autocommit (self->handle))
+            s_exec (self, s_q (self, Q_ROLLBACK), "rollback");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_rollback (db_t *self)
+{
+    if (!sqlite3_get_autocommit (self->handle))
+        s_exec (self, s_q (self, Q_ROLLBACK), "rollback");
+}
+
+static int
+s_pragma (db_t *self, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec (self->handle, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error ("db_error", "op=\"%s\" msg=\"%s\"", sql, msg ? msg : "?");
+        sqlite3_free (msg);
+        return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+
+db_t *
+db_new (const char *path)
+{
+    assert (path);
+    db_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->path = strdup (path);
+    if (!self->path)
+        goto fail;
+    if (sqlite3_open_v2 (path, &self->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                         | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_error ("db_open_failed", "path=%s msg=\"%s\"", path,
+                   self->handle ? sqlite3_errmsg (self->handle) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes (self->handle, 1);
+    if (s_pragma (self, "PRAGMA busy_timeout = 5000")
+    ||  s_pragma (self, "PRAGMA journal_mode = WAL")
+    ||  s_pragma (self, "PRAGMA synchronous = FULL")
+    ||  s_pragma (self, "PRAGMA foreign_keys = ON"))
+        goto fail;
+
+    //  Schema: versioned by user_version, created if absent.
+    sqlite3_stmt *st = NULL;
+    int64_t version = -1;
+    if (sqlite3_prepare_v2 (self->handle, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        version = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    if (version < 0) {
+        s_fail (self, "user_version");
+        goto fail;
+    }
+    if (version > DB_SCHEMA_VERSION) {
+        log_error ("db_schema_too_new", "path=%s version=%" PRId64 " supported=%d",
+                   path, version, DB_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (version < DB_SCHEMA_VERSION) {
+        char sql [64];
+        snprintf (sql, sizeof sql, "PRAGMA user_version = %d", DB_SCHEMA_VERSION);
+        if (s_pragma (self, "BEGIN IMMEDIATE"))
+            goto fail;
+        if (s_pragma (self, s_schema) || s_pragma (self, sql)) {
+            s_pragma (self, "ROLLBACK");
+            goto fail;
+        }
+        if (s_pragma (self, "COMMIT"))
+            goto fail;
+    }
+    for (int i = 0; i < Q_COUNT; i++) {
+        assert (s_sql [i]);
+        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->q [i], NULL) != SQLITE_OK) {
+            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
+                       sqlite3_errmsg (self->handle));
+            goto fail;
+        }
+    }
+    return self;
+fail:
+    db_destroy (&self);
+    return NULL;
+}
+
+void
+db_destroy (db_t **self_p)
+{
+    assert (self_p);
+    db_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize (self->q [i]);
+    if (self->handle && sqlite3_close (self->handle) != SQLITE_OK)
+        log_error ("db_close_failed", "msg=\"%s\"", sqlite3_errmsg (self->handle));
+    free (self->path);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+db_integrity_check (db_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    if (sqlite3_prepare_v2 (self->handle, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW) {
+        const char *r = (const char *) sqlite3_column_text (st, 0);
+        ok = r && strcmp (r, "ok") == 0;
+        if (!ok)
+            log_error ("db_integrity", "result=\"%s\"", r ? r : "?");
+    }
+    sqlite3_finalize (st);
+    return ok ? 0 : -1;
+}
+
+int
+db_meta_get (db_t *self, const char *key, char *out, size_t out_len)
+{
+    sqlite3_stmt *st = s_q (self, Q_META_GET);
+    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (st);
+    int ret;
+    if (rc == SQLITE_ROW) {
+        snprintf (out, out_len, "%s", (const char *) sqlite3_column_text (st, 0));
+        ret = 0;
+    }
+    else
+    if (rc == SQLITE_DONE)
+        ret = 1;
+    else {
+        s_fail (self, "meta_get");
+        ret = -1;
+    }
+    sqlite3_reset (st);
+    return ret;
+}
+
+static int
+s_meta_set (db_t *self, const char *key, const char *value)
+{
+    sqlite3_stmt *st = s_q (self, Q_META_SET);
+    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 2, value, -1, SQLITE_STATIC);
+    return s_exec (self, st, "meta_set");
+}
+
+int
+db_meta_set (db_t *self, const char *key, const char *value)
+{
+    if (s_begin (self))
+        return -1;
+    if (s_meta_set (self, key, value)) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+int
+db_agent_count (db_t *self)
+{
+    int64_t n = 0;
+    return s_int (self, s_q (self, Q_AGENT_COUNT), &n, "agent_count") == 0 ? (int) n : -1;
+}
+
+static int
+s_hparams_write (db_t *self, int64_t id, const proto_kvs_t *hp, const char *reason,
+                 int64_t seq, int64_t now)
+{
+    sqlite3_stmt *st = s_q (self, Q_HP_DEL);
+    sqlite3_bind_int64 (st, 1, id);
+    if (s_exec (self, st, "hparams_delete"))
+        return -1;
+    for (uint32_t k = 0; k < hp->count; k++) {
+        st = s_q (self, Q_HP_INSERT);
+        sqlite3_bind_int64 (st, 1, id);
+        sqlite3_bind_text (st, 2, hp->items [k].name, -1, SQLITE_STATIC);
+        sqlite3_bind_double (st, 3, hp->items [k].value);
+        if (s_exec (self, st, "hparams_insert"))
+            return -1;
+        st = s_q (self, Q_HH_INSERT);
+        sqlite3_bind_int64 (st, 1, id);
+        sqlite3_bind_int64 (st, 2, seq);
+        sqlite3_bind_text (st, 3, hp->items [k].name, -1, SQLITE_STATIC);
+        sqlite3_bind_double (st, 4, hp->items [k].value);
+        sqlite3_bind_text (st, 5, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 6, now);
+        if (s_exec (self, st, "hparam_history_insert"))
+            return -1;
+    }
+    return 0;
+}
+
+static int
+s_snapshot_insert (db_t *self, int64_t id, uint64_t version, const proto_state_t *state,
+                   int64_t now)
+{
+    size_t bytes = (size_t) state->n_params * sizeof (float);
+    sqlite3_stmt *st = s_q (self, Q_SNAP_INSERT);
+    sqlite3_bind_int64 (st, 1, id);
+    sqlite3_bind_int64 (st, 2, (int64_t) version);
+    //  Floats are stored as the wire's little-endian float32 (this host is
+    //  little-endian; pbtd refuses to build otherwise, see below).
+    sqlite3_bind_blob64 (st, 3, state->params, bytes, SQLITE_STATIC);
+    sqlite3_bind_blob64 (st, 4, state->adam_m, bytes, SQLITE_STATIC);
+    sqlite3_bind_blob64 (st, 5, state->adam_v, bytes, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 6, (int64_t) state->adam_t);
+    sqlite3_bind_int64 (st, 7, now);
+    return s_exec (self, st, "snapshot_insert");
+}
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#   error "db.c stores float32 vectors in host order and expects little-endian"
+#endif
+
+int
+db_create_population (db_t *self, int n, const db_agent_t *agents,
+                      const proto_state_t *states, const char *const *meta_kv, int64_t now)
+{
+    if (s_begin (self))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        sqlite3_stmt *st = s_q (self, Q_AGENT_INSERT);
+        sqlite3_bind_int64 (st, 1, agents [i].id);
+        sqlite3_bind_int64 (st, 2, 1);
+        sqlite3_bind_double (st, 3, agents [i].rating);
+        sqlite3_bind_int64 (st, 4, now);
+        if (s_exec (self, st, "agent_insert")
+        ||  s_snapshot_insert (self, agents [i].id, 1, &states [i], now)
+        ||  s_hparams_write (self, agents [i].id, &agents [i].hparams, "init", 0, now))
+            goto fail;
+    }
+    for (int i = 0; meta_kv && meta_kv [i]; i += 2)
+        if (s_meta_set (self, meta_kv [i], meta_kv [i + 1]))
+            goto fail;
+    return s_commit (self);
+fail:
+    s_rollback (self);
+    return -1;
+}
+
+static void
+s_agent_row (sqlite3_stmt *st, db_agent_t *a)
+{
+    memset (a, 0, sizeof *a);
+    a->id = sqlite3_column_int64 (st, 0);
+    a->version = (uint64_t) sqlite3_column_int64 (st, 1);
+    a->generation = (uint64_t) sqlite3_column_int64 (st, 2);
+    a->parent = sqlite3_column_type (st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64 (st, 3);
+    a->rating = sqlite3_column_double (st, 4);
+    a->matches = (uint64_t) sqlite3_column_int64 (st, 5);
+    a->frames = (uint64_t) sqlite3_column_int64 (st, 6);
+    a->frames_since_evolve = (uint64_t) sqlite3_column_int64 (st, 7);
+    a->matches_since_evolve = (uint64_t) sqlite3_column_int64 (st, 8);
+    a->created_at = sqlite3_column_int64 (st, 9);
+    a->updated_at = sqlite3_column_int64 (st, 10);
+}
+
+static int
+s_load_hparams (db_t *self, int64_t id, proto_kvs_t *hp)
+{
+    memset (hp, 0, sizeof *hp);
+    sqlite3_stmt *st = s_q (self, Q_HP_GET);
+    sqlite3_bind_int64 (st, 1, id);
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        proto_kvs_set (hp, (const char *) sqlite3_column_text (st, 0),
+                       sqlite3_column_double (st, 1));
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "hparams_get");
+        return -1;
+    }
+    return 0;
+}
+
+int
+db_load_agents (db_t *self, db_agent_t *agents, int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_AGENT_ALL);
+    int n = 0, rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW && n < max)
+        s_agent_row (st, &agents [n++]);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        s_fail (self, "agents_all");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (s_load_hparams (self, agents [i].id, &agents [i].hparams))
+            return -1;
+    return n;
+}
+
+int
+db_load_agent (db_t *self, int64_t id, db_agent_t *agent)
+{
+    sqlite3_stmt *st = s_q (self, Q_AGENT_GET);
+    sqlite3_bind_int64 (st, 1, id);
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW)
+        s_agent_row (st, agent);
+    sqlite3_reset (st);
+    if (rc == SQLITE_DONE)
+        return 1;
+    if (rc != SQLITE_ROW) {
+        s_fail (self, "agent_get");
+        return -1;
+    }
+    return s_load_hparams (self, id, &agent->hparams);
+}
+
+int
+db_load_state (db_t *self, int64_t agent_id, uint64_t version, proto_state_t *state)
+{
+    memset (state, 0, sizeof *state);
+    sqlite3_stmt *st = s_q (self, Q_SNAP_GET);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) version);
+    int rc = sqlite3_step (st);
+    int ret = -1;
+    if (rc == SQLITE_DONE) {
+        ret = 1;
+        goto cleanup;
+    }
+    if (rc != SQLITE_ROW) {
+        s_fail (self, "snapshot_get");
+        goto cleanup;
+    }
+    int bytes = sqlite3_column_bytes (st, 0);
+    if (bytes <= 0 || bytes % 4 || sqlite3_column_bytes (st, 1) != bytes
+    ||  sqlite3_column_bytes (st, 2) != bytes) {
+        log_error ("db_snapshot_corrupt", "agent=%" PRId64 " version=%" PRIu64, agent_id, version);
+        goto cleanup;
+    }
+    uint32_t n = (uint32_t) bytes / 4;
+    state->n_params = n;
+    state->params = malloc (bytes);
+    state->adam_m = malloc (bytes);
+    state->adam_v = malloc (bytes);
+    if (!state->params || !state->adam_m || !state->adam_v) {
+        free (state->params);
+        free (state->adam_m);
+        free (state->adam_v);
+        memset (state, 0, sizeof *state);
+        goto cleanup;
+    }
+    memcpy (state->params, sqlite3_column_blob (st, 0), bytes);
+    memcpy (state->adam_m, sqlite3_column_blob (st, 1), bytes);
+    memcpy (state->adam_v, sqlite3_column_blob (st, 2), bytes);
+    state->adam_t = (uint64_t) sqlite3_column_int64 (st, 3);
+    ret = 0;
+cleanup:
+    sqlite3_reset (st);
+    return ret;
+}
+
+//  --------------------------------------------------------------------------
+//  Assignments
+
+int
+db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
+{
+    if (s_begin (self))
+        return -1;
+    int64_t id = 0;
+    if (s_int (self, s_q (self, Q_ASG_NEXTID), &id, "assignment_nextid"))
+        goto fail;
+    rng_t rng;
+    rng_seed_stream (&rng, base_seed, (uint64_t) id);
+    //  SQLite integers are signed: keep seeds in 63 bits so they round-trip.
+    uint64_t seed = rng_next (&rng) >> 1;
+    sqlite3_stmt *st = s_q (self, Q_ASG_INSERT);
+    sqlite3_bind_int64 (st, 1, id);
+    sqlite3_bind_text (st, 2, a->eval ? "eval" : "train", -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 3, a->worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 4, a->created_at);
+    sqlite3_bind_int64 (st, 5, a->deadline_ms);
+    sqlite3_bind_int64 (st, 6, (int64_t) seed);
+    if (s_exec (self, st, "assignment_insert"))
+        goto fail;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        st = s_q (self, Q_SEAT_INSERT);
+        sqlite3_bind_int64 (st, 1, id);
+        sqlite3_bind_int64 (st, 2, a->seats [i].slot);
+        sqlite3_bind_int64 (st, 3, a->seats [i].agent_id);
+        sqlite3_bind_int64 (st, 4, (int64_t) a->seats [i].version);
+        sqlite3_bind_int (st, 5, a->seats [i].train);
+        if (s_exec (self, st, "seat_insert"))
+            goto fail;
+    }
+    if (s_commit (self))
+        return -1;
+    a->id = (uint64_t) id;
+    a->seed = seed;
+    snprintf (a->state, sizeof a->state, "leased");
+    return 0;
+fail:
+    s_rollback (self);
+    return -1;
+}
+
+int
+db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
+{
+    memset (a, 0, sizeof *a);
+    sqlite3_stmt *st = s_q (self, Q_ASG_GET);
+    sqlite3_bind_int64 (st, 1, (int64_t) id);
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW) {
+        a->id = id;
+        snprintf (a->state, sizeof a->state, "%s", (const char *) sqlite3_column_text (st, 0));
+        a->eval = strcmp ((const char *) sqlite3_column_text (st, 1), "eval") == 0;
+        snprintf (a->worker, sizeof a->worker, "%s", (const char *) sqlite3_column_text (st, 2));
+        a->created_at = sqlite3_column_int64 (st, 3);
+        a->deadline_ms = sqlite3_column_int64 (st, 4);
+        a->seed = (uint64_t) sqlite3_column_int64 (st, 5);
+    }
+    sqlite3_reset (st);
+    if (rc == SQLITE_DONE)
+        return 1;
+    if (rc != SQLITE_ROW) {
+        s_fail (self, "assignment_get");
+        return -1;
+    }
+    st = s_q (self, Q_SEATS_GET);
+    sqlite3_bind_int64 (st, 1, (int64_t) id);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW && a->n_seats < PROTO_MAX_AGENTS) {
+        db_seat_t *s = &a->seats [a->n_seats++];
+        s->slot = (uint32_t) sqlite3_column_int64 (st, 0);
+        s->agent_id = sqlite3_column_int64 (st, 1);
+        s->version = (uint64_t) sqlite3_column_int64 (st, 2);
+        s->train = sqlite3_column_int (st, 3) != 0;
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        s_fail (self, "seats_get");
+        return -1;
+    }
+    return 0;
+}
+
+int
+db_assignments_leased (db_t *self, uint64_t *ids, int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_ASG_LEASED);
+    int n = 0, rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW && n < max)
+        ids [n++] = (uint64_t) sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        s_fail (self, "assignments_leased");
+        return -1;
+    }
+    return n;
+}
+
+int
+db_assignment_renew (db_t *self, uint64_t id, int64_t deadline_ms)
+{
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *st = s_q (self, Q_ASG_RENEW);
+    sqlite3_bind_int64 (st, 1, (int64_t) id);
+    sqlite3_bind_int64 (st, 2, deadline_ms);
+    if (s_exec (self, st, "assignment_renew")) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+static int
+s_set_state (db_t *self, uint64_t id, const char *state)
+{
+    sqlite3_stmt *st = s_q (self, Q_ASG_SETSTATE);
+    sqlite3_bind_int64 (st, 1, (int64_t) id);
+    sqlite3_bind_text (st, 2, state, -1, SQLITE_STATIC);
+    return s_exec (self, st, "assignment_state");
+}
+
+int
+db_assignment_expire (db_t *self, uint64_t id)
+{
+    if (s_begin (self))
+        return -1;
+    if (s_set_state (self, id, "expired")) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Results
+
+#define S_REJECT(c, ...) do { code = (c); snprintf (err, err_len, __VA_ARGS__); goto reject; } while (0)
+
+proto_code_t
+db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_teams,
+                 const pbt_config_t *pbt, int64_t now, db_applied_t *applied,
+                 char *err, size_t err_len)
+{
+    proto_code_t code = PROTO_E_INTERNAL;
+    db_assignment_t a;
+    memset (applied, 0, sizeof *applied);
+    snprintf (err, err_len, "database error");
+    if (s_begin (self))
+        return PROTO_E_INTERNAL;
+    int rc = db_assignment_get (self, r->assignment_id, &a);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1)
+        S_REJECT (PROTO_E_UNKNOWN, "assignment %" PRIu64 " does not exist", r->assignment_id);
+    if (!strcmp (a.state, "done"))
+        S_REJECT (PROTO_E_DUPLICATE, "assignment %" PRIu64 " was already applied", a.id);
+    if (!strcmp (a.state, "expired"))
+        S_REJECT (PROTO_E_EXPIRED, "assignment %" PRIu64 " expired", a.id);
+    if (now > a.deadline_ms) {
+        //  Late: the lease is over even if housekeeping has not run yet.
+        //  Record that, so the agents are free and a retry sees 'expired'.
+        if (s_set_state (self, a.id, "expired") || s_commit (self))
+            goto fail;
+        snprintf (err, err_len, "assignment %" PRIu64 " expired %" PRId64 " ms ago",
+                  a.id, now - a.deadline_ms);
+        return PROTO_E_EXPIRED;
+    }
+    if (r->n_seats != a.n_seats)
+        S_REJECT (PROTO_E_FIELD, "result has %u seats, assignment %" PRIu64 " has %u",
+                  r->n_seats, a.id, a.n_seats);
+    db_agent_t agents [PROTO_MAX_AGENTS];
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        const proto_outcome_t *o = &r->seats [i];
+        const db_seat_t *s = &a.seats [i];
+        if (o->id != s->agent_id)
+            S_REJECT (PROTO_E_FIELD, "seats[%u].id is %" PRId64 ", assigned agt_%" PRId64,
+                      i, o->id, s->agent_id);
+        if (db_load_agent (self, s->agent_id, &agents [i]) != 0)
+            goto fail;
+        if (o->version != s->version || agents [i].version != s->version)
+            S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
+                      ", assigned %" PRIu64 ", current %" PRIu64, i, s->agent_id,
+                      o->version, s->version, agents [i].version);
+        if (s->train && !a.eval) {
+            if (o->state.n_params != n_params || !o->state.params || !o->state.adam_m
+            ||  !o->state.adam_v)
+                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": %u params, "
+                          "model has %u", i, s->agent_id, o->state.n_params, n_params);
+            if (!proto_state_finite (&o->state))
+                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": state has "
+                          "NaN or Inf", i, s->agent_id);
+        }
+    }
+    if (r->n_episodes && !r->scores)
+        S_REJECT (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);
+    for (uint64_t k = 0; k < (uint64_t) r->n_episodes * a.n_seats; k++)
+        if (!isfinite (r->scores [k]))
+            S_REJECT (PROTO_E_FIELD, "scores[%" PRIu64 "] is not finite", k);
+
+    //  Valid: apply. Training first (new snapshot versions).
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        const db_seat_t *s = &a.seats [i];
+        if (!s->train || a.eval)
+            continue;
+        const proto_outcome_t *o = &r->seats [i];
+        if (s_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now))
+            goto fail;
+        sqlite3_stmt *st = s_q (self, Q_AGENT_TRAINED);
+        sqlite3_bind_int64 (st, 1, s->agent_id);
+        sqlite3_bind_int64 (st, 2, (int64_t) s->version + 1);
+        sqlite3_bind_int64 (st, 3, (int64_t) o->frames);
+        sqlite3_bind_int64 (st, 4, now);
+        if (s_exec (self, st, "agent_trained"))
+            goto fail;
+        applied->frames += o->frames;
+    }
+    //  Ratings, episode by episode in order.
+    double rating [PROTO_MAX_AGENTS];
+    int team [PROTO_MAX_AGENTS];
+    int per_team = (n_teams > 1 && a.n_seats > 2) ? (int) a.n_seats / n_teams : 1;
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        rating [i] = agents [i].rating;
+        team [i] = (int) a.seats [i].slot / per_team;
+    }
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a.n_seats];
+        if (a.n_seats == 2) {
+            //  Seats in slot order so rating[0] is player 0.
+            int p0 = team [0] <= team [1] ? 0 : 1, p1 = 1 - p0;
+            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
+        }
+        else {
+            //  Team form: team 0 first, each team's score the mean of its seats.
+            double tmp [PROTO_MAX_AGENTS];
+            int idx [PROTO_MAX_AGENTS], n_a = 0, n_b = 0;
+            double sa = 0, sb = 0;
+            for (uint32_t i = 0; i < a.n_seats; i++)
+                if (team [i] == 0) {
+                    idx [n_a++] = (int) i;
+                    sa += sc [i];
+                }
+            for (uint32_t i = 0; i < a.n_seats; i++)
+                if (team [i] != 0) {
+                    idx [n_a + n_b++] = (int) i;
+                    sb += sc [i];
+                }
+            if (n_a == 0 || n_b == 0)
+                S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
+            for (int k = 0; k < n_a + n_b; k++)
+                tmp [k] = rating [idx [k]];
+            pbt_elo_update_teams (pbt, tmp, n_a, n_b, sa / n_a, sb / n_b);
+            for (int k = 0; k < n_a + n_b; k++)
+                rating [idx [k]] = tmp [k];
+        }
+        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
+        sqlite3_bind_int64 (st, 1, (int64_t) a.id);
+        sqlite3_bind_int64 (st, 2, ep);
+        sqlite3_bind_int64 (st, 3, now);
+        if (s_exec (self, st, "match_insert"))
+            goto fail;
+        int64_t match_id = sqlite3_last_insert_rowid (self->handle);
+        for (uint32_t i = 0; i < a.n_seats; i++) {
+            st = s_q (self, Q_MSEAT_INSERT);
+            sqlite3_bind_int64 (st, 1, match_id);
+            sqlite3_bind_int64 (st, 2, a.seats [i].slot);
+            sqlite3_bind_int64 (st, 3, a.seats [i].agent_id);
+            sqlite3_bind_int (st, 4, team [i]);
+            sqlite3_bind_double (st, 5, sc [i]);
+            sqlite3_bind_double (st, 6, rating [i]);
+            if (s_exec (self, st, "match_seat_insert"))
+                goto fail;
+            st = s_q (self, Q_AGENT_RATED);
+            sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
+            sqlite3_bind_double (st, 2, rating [i]);
+            sqlite3_bind_int64 (st, 3, now);
+            if (s_exec (self, st, "agent_rated"))
+                goto fail;
+        }
+    }
+    applied->episodes = r->n_episodes;
+    if (s_set_state (self, a.id, "done") || s_commit (self))
+        goto fail;
+    return PROTO_OK;
+reject:
+    s_rollback (self);
+    return code;
+fail:
+    s_rollback (self);
+    memset (applied, 0, sizeof *applied);
+    snprintf (err, err_len, "database error applying assignment %" PRIu64, r->assignment_id);
+    return PROTO_E_INTERNAL;
+}
+
+//  --------------------------------------------------------------------------
+//  Evolution
+
+static void
+s_hp_json (const proto_kvs_t *hp, char *out, size_t out_len)
+{
+    size_t n = 0;
+    n += snprintf (out + n, out_len - n, "{");
+    for (uint32_t i = 0; i < hp->count && n < out_len; i++)
+        n += snprintf (out + n, out_len - n, "%s\"%s\":%.17g", i ? "," : "",
+                       hp->items [i].name, hp->items [i].value);
+    if (n < out_len)
+        snprintf (out + n, out_len - n, "}");
+}
+
+int
+db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *new_hp,
+           int64_t now)
+{
+    db_agent_t agent, donor;
+    char old_json [PROTO_MAX_KV * 80], new_json [PROTO_MAX_KV * 80];
+    if (s_begin (self))
+        return -1;
+    if (db_load_agent (self, agent_id, &agent) || db_load_agent (self, donor_id, &donor))
+        goto fail;
+    uint64_t new_version = agent.version + 1;
+    sqlite3_stmt *st = s_q (self, Q_SNAP_COPY);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) new_version);
+    sqlite3_bind_int64 (st, 3, now);
+    sqlite3_bind_int64 (st, 4, donor_id);
+    sqlite3_bind_int64 (st, 5, (int64_t) donor.version);
+    if (s_exec (self, st, "snapshot_copy"))
+        goto fail;
+    if (sqlite3_changes (self->handle) != 1) {
+        log_error ("db_evolve_no_snapshot", "donor=%" PRId64 " version=%" PRIu64,
+                   donor_id, donor.version);
+        goto fail;
+    }
+    st = s_q (self, Q_AGENT_EVOLVED);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) new_version);
+    sqlite3_bind_int64 (st, 3, donor_id);
+    sqlite3_bind_int64 (st, 4, now);
+    if (s_exec (self, st, "agent_evolved"))
+        goto fail;
+    int64_t seq = 0;
+    st = s_q (self, Q_HH_NEXTSEQ);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    if (s_int (self, st, &seq, "hparam_history_nextseq")
+    ||  s_hparams_write (self, agent_id, new_hp, "evolve", seq, now))
+        goto fail;
+    s_hp_json (&agent.hparams, old_json, sizeof old_json);
+    s_hp_json (new_hp, new_json, sizeof new_json);
+    st = s_q (self, Q_EVO_INSERT);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, donor_id);
+    sqlite3_bind_int64 (st, 3, (int64_t) donor.version);
+    sqlite3_bind_int64 (st, 4, now);
+    sqlite3_bind_int64 (st, 5, (int64_t) agent.frames);
+    sqlite3_bind_int64 (st, 6, (int64_t) agent.version);
+    sqlite3_bind_int64 (st, 7, (int64_t) new_version);
+    sqlite3_bind_int64 (st, 8, (int64_t) agent.generation + 1);
+    sqlite3_bind_text (st, 9, old_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 10, new_json, -1, SQLITE_STATIC);
+    if (s_exec (self, st, "evolution_insert"))
+        goto fail;
+    return s_commit (self);
+fail:
+    s_rollback (self);
+    return -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Housekeeping
+
+int
+db_prune_snapshots (db_t *self, uint32_t keep)
+{
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *st = s_q (self, Q_SNAP_PRUNE);
+    sqlite3_bind_int64 (st, 1, keep);
+    if (s_exec (self, st, "snapshot_prune")) {
+        s_rollback (self);
+        return -1;
+    }
+    int n = sqlite3_changes (self->handle);
+    return s_commit (self) ? -1 : n;
+}
+
+int
+db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t samples,
+                   uint64_t evolutions)
+{
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *st = s_q (self, Q_METRICS_INSERT);
+    sqlite3_bind_int64 (st, 1, ts);
+    sqlite3_bind_int64 (st, 2, (int64_t) results);
+    sqlite3_bind_int64 (st, 3, (int64_t) samples);
+    sqlite3_bind_int64 (st, 4, (int64_t) evolutions);
+    if (s_exec (self, st, "metrics_insert")) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+int64_t
+db_count_results (db_t *self)
+{
+    int64_t n = 0;
+    return s_int (self, s_q (self, Q_COUNT_RESULTS), &n, "count_results") == 0 ? n : -1;
+}
+
+int64_t
+db_count_evolutions (db_t *self)
+{
+    int64_t n = 0;
+    return s_int (self, s_q (self, Q_COUNT_EVOS), &n, "count_evolutions") == 0 ? n : -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Control queries
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen (s);
+    msgpack_pack_str (pk, n);
+    msgpack_pack_str_body (pk, s, n);
+}
+
+static void
+s_pack_agent_name (msgpack_packer *pk, int64_t id)
+{
+    char name [32];
+    snprintf (name, sizeof name, "agt_%" PRId64, id);
+    s_pack_str (pk, name);
+}
+
+//  Parse the {"name":value,...} text s_hp_json wrote and pack it as a map.
+static void
+s_pack_hp_json (msgpack_packer *pk, const char *json)
+{
+    proto_kvs_t hp = { 0 };
+    const char *p = json;
+    if (*p == '{')
+        p++;
+    while (*p == '"') {
+        const char *q = strchr (p + 1, '"');
+        if (!q || q [1] != ':')
+            break;
+        char name [PROTO_MAX_NAME];
+        snprintf (name, sizeof name, "%.*s", (int) (q - p - 1), p + 1);
+        char *end;
+        double v = strtod (q + 2, &end);
+        proto_kvs_set (&hp, name, v);
+        p = end;
+        if (*p == ',')
+            p++;
+    }
+    msgpack_pack_map (pk, hp.count);
+    for (uint32_t i = 0; i < hp.count; i++) {
+        s_pack_str (pk, hp.items [i].name);
+        msgpack_pack_double (pk, hp.items [i].value);
+    }
+}
+
+//  Packs the history of one agent as the seed's global storage did.
+static int
+s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial)
+{
+    //  hyperparameters: name -> [value per history seq]
+    proto_kvs_t names = { 0 };
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_HIST_HP);
+    sqlite3_bind_int64 (st, 1, id);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        if (!proto_kvs_has (&names, (const char *) sqlite3_column_text (st, 1)))
+            proto_kvs_set (&names, (const char *) sqlite3_column_text (st, 1), 0);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    msgpack_pack_map (pk, 5);
+    s_pack_str (pk, "hyperparameters");
+    msgpack_pack_map (pk, names.count);
+    for (uint32_t k = 0; k < names.count; k++) {
+        s_pack_str (pk, names.items [k].name);
+        //  Count first (MessagePack arrays are length-prefixed).
+        uint32_t n = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1)
+                msgpack_pack_array (pk, n);
+            st = s_q (self, Q_HIST_HP);
+            sqlite3_bind_int64 (st, 1, id);
+            while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+                if (!strcmp ((const char *) sqlite3_column_text (st, 1), names.items [k].name)) {
+                    if (pass == 0)
+                        n++;
+                    else
+                        msgpack_pack_double (pk, sqlite3_column_double (st, 2));
+                }
+            sqlite3_reset (st);
+            if (rc != SQLITE_DONE)
+                goto fail;
+        }
+    }
+    //  opponent/score/rating per episode, after an initial 'NA'/0/initial
+    //  entry as the seed wrote.
+    uint32_t n = 0;
+    st = s_q (self, Q_HIST_MATCHES);
+    sqlite3_bind_int64 (st, 1, id);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        n++;
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    for (int col = 0; col < 3; col++) {
+        static const char *keys [3] = { "opponent", "score", "rating" };
+        s_pack_str (pk, keys [col]);
+        msgpack_pack_array (pk, n + 1);
+        if (col == 0)
+            s_pack_str (pk, "NA");
+        else
+        if (col == 1)
+            msgpack_pack_double (pk, 0);
+        else
+            msgpack_pack_double (pk, elo_initial);
+        st = s_q (self, Q_HIST_MATCHES);
+        sqlite3_bind_int64 (st, 1, id);
+        uint32_t got = 0;
+        while (got < n && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            got++;
+            if (col == 0) {
+                const char *o = (const char *) sqlite3_column_text (st, 2);
+                s_pack_str (pk, o ? o : "NA");
+            }
+            else
+                msgpack_pack_double (pk, sqlite3_column_double (st, col == 1 ? 0 : 1));
+        }
+        sqlite3_reset (st);
+        //  The reply must stay well-formed even if rows changed meanwhile
+        //  (they cannot: pbtd is single-threaded), so pad to n.
+        for (; got < n; got++)
+            msgpack_pack_nil (pk);
+    }
+    //  step: 0, then the agent's total frames at each evolution.
+    n = 0;
+    st = s_q (self, Q_HIST_EVOS);
+    sqlite3_bind_int64 (st, 1, id);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        n++;
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    s_pack_str (pk, "step");
+    msgpack_pack_array (pk, n + 1);
+    msgpack_pack_uint64 (pk, 0);
+    st = s_q (self, Q_HIST_EVOS);
+    sqlite3_bind_int64 (st, 1, id);
+    uint32_t got = 0;
+    while (got < n && sqlite3_step (st) == SQLITE_ROW) {
+        msgpack_pack_int64 (pk, sqlite3_column_int64 (st, 0));
+        got++;
+    }
+    sqlite3_reset (st);
+    for (; got < n; got++)
+        msgpack_pack_nil (pk);
+    return 0;
+fail:
+    s_fail (self, "history");
+    return -1;
+}
+
+int
+db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
+                 double elo_initial)
+{
+    int64_t first = agent_id >= 0 ? agent_id : 0;
+    int64_t last = agent_id >= 0 ? agent_id : n_agents - 1;
+    msgpack_pack_map (pk, (uint32_t) (last - first + 1));
+    for (int64_t id = first; id <= last; id++) {
+        s_pack_agent_name (pk, id);
+        if (s_pack_history_one (self, pk, id, elo_initial))
+            return -1;
+    }
+    return 0;
+}
+
+int
+db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
+{
+    int rc;
+    uint32_t n = 0;
+    sqlite3_stmt *st = s_q (self, Q_LINEAGE);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        n++;
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "lineage");
+        return -1;
+    }
+    //  Collect rows first: the donor lookup reuses another statement.
+    typedef struct {
+        int64_t id, donor, donor_version, ts, frames, old_v, new_v, gen, donor_evo;
+        char old_hp [PROTO_MAX_KV * 80], new_hp [PROTO_MAX_KV * 80];
+    } row_t;
+    row_t *rows = calloc (n ? n : 1, sizeof *rows);
+    if (!rows)
+        return -1;
+    st = s_q (self, Q_LINEAGE);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    uint32_t got = 0;
+    while (got < n && sqlite3_step (st) == SQLITE_ROW) {
+        row_t *r = &rows [got++];
+        r->id = sqlite3_column_int64 (st, 0);
+        r->donor = sqlite3_column_int64 (st, 1);
+        r->donor_version = sqlite3_column_int64 (st, 2);
+        r->ts = sqlite3_column_int64 (st, 3);
+        r->frames = sqlite3_column_int64 (st, 4);
+        r->old_v = sqlite3_column_int64 (st, 5);
+        r->new_v = sqlite3_column_int64 (st, 6);
+        r->gen = sqlite3_column_int64 (st, 7);
+        snprintf (r->old_hp, sizeof r->old_hp, "%s", (const char *) sqlite3_column_text (st, 8));
+        snprintf (r->new_hp, sizeof r->new_hp, "%s", (const char *) sqlite3_column_text (st, 9));
+    }
+    sqlite3_reset (st);
+    for (uint32_t i = 0; i < got; i++) {
+        st = s_q (self, Q_DONOR_EVO);
+        sqlite3_bind_int64 (st, 1, rows [i].donor);
+        sqlite3_bind_int64 (st, 2, rows [i].id);
+        rows [i].donor_evo = -1;
+        if (s_int (self, st, &rows [i].donor_evo, "donor_evolution") < 0) {
+            free (rows);
+            return -1;
+        }
+    }
+    msgpack_pack_map (pk, 2);
+    s_pack_str (pk, "agent");
+    s_pack_agent_name (pk, agent_id);
+    s_pack_str (pk, "evolutions");
+    msgpack_pack_array (pk, got);
+    for (uint32_t i = 0; i < got; i++) {
+        row_t *r = &rows [i];
+        msgpack_pack_map (pk, 11);
+        s_pack_str (pk, "id");
+        msgpack_pack_int64 (pk, r->id);
+        s_pack_str (pk, "donor");
+        s_pack_agent_name (pk, r->donor);
+        s_pack_str (pk, "donor_version");
+        msgpack_pack_int64 (pk, r->donor_version);
+        //  The donor's own latest evolution before this one: follow it with
+        //  lineage on the donor to trace where these weights came from.
+        s_pack_str (pk, "donor_evolution");
+        if (r->donor_evo >= 0)
+            msgpack_pack_int64 (pk, r->donor_evo);
+        else
+            msgpack_pack_nil (pk);
+        s_pack_str (pk, "ts");
+        msgpack_pack_int64 (pk, r->ts);
+        s_pack_str (pk, "frames");
+        msgpack_pack_int64 (pk, r->frames);
+        s_pack_str (pk, "old_version");
+        msgpack_pack_int64 (pk, r->old_v);
+        s_pack_str (pk, "new_version");
+        msgpack_pack_int64 (pk, r->new_v);
+        s_pack_str (pk, "generation");
+        msgpack_pack_int64 (pk, r->gen);
+        s_pack_str (pk, "old_hparams");
+        s_pack_hp_json (pk, r->old_hp);
+        s_pack_str (pk, "new_hparams");
+        s_pack_hp_json (pk, r->new_hp);
+    }
+    free (rows);
+    return 0;
+}
+
+int
+db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
+{
+    typedef struct { int64_t id, assignment, episode, ts; } row_t;
+    row_t rows [1000];
+    if (limit < 1)
+        limit = 1;
+    if (limit > 1000)
+        limit = 1000;
+    int n = 0, rc;
+    sqlite3_stmt *st = s_q (self, Q_MATCHES_RECENT);
+    sqlite3_bind_int (st, 1, limit);
+    while (n < limit && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        rows [n].id = sqlite3_column_int64 (st, 0);
+        rows [n].assignment = sqlite3_column_int64 (st, 1);
+        rows [n].episode = sqlite3_column_int64 (st, 2);
+        rows [n].ts = sqlite3_column_int64 (st, 3);
+        n++;
+    }
+    sqlite3_reset (st);
+    msgpack_pack_array (pk, (uint32_t) n);
+    for (int i = 0; i < n; i++) {
+        msgpack_pack_map (pk, 5);
+        s_pack_str (pk, "id");
+        msgpack_pack_int64 (pk, rows [i].id);
+        s_pack_str (pk, "assignment");
+        msgpack_pack_int64 (pk, rows [i].assignment);
+        s_pack_str (pk, "episode");
+        msgpack_pack_int64 (pk, rows [i].episode);
+        s_pack_str (pk, "ts");
+        msgpack_pack_int64 (pk, rows [i].ts);
+        s_pack_str (pk, "seats");
+        struct { int64_t slot, agent, team; double score, rating; } seats [PROTO_MAX_AGENTS];
+        int k = 0;
+        st = s_q (self, Q_MSEATS_GET);
+        sqlite3_bind_int64 (st, 1, rows [i].id);
+        while (k < PROTO_MAX_AGENTS && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            seats [k].slot = sqlite3_column_int64 (st, 0);
+            seats [k].agent = sqlite3_column_int64 (st, 1);
+            seats [k].team = sqlite3_column_int64 (st, 2);
+            seats [k].score = sqlite3_column_double (st, 3);
+            seats [k].rating = sqlite3_column_double (st, 4);
+            k++;
+        }
+        sqlite3_reset (st);
+        msgpack_pack_array (pk, (uint32_t) k);
+        for (int j = 0; j < k; j++) {
+            msgpack_pack_map (pk, 5);
+            s_pack_str (pk, "slot");
+            msgpack_pack_int64 (pk, seats [j].slot);
+            s_pack_str (pk, "agent");
+            s_pack_agent_name (pk, seats [j].agent);
+            s_pack_str (pk, "team");
+            msgpack_pack_int64 (pk, seats [j].team);
+            s_pack_str (pk, "score");
+            msgpack_pack_double (pk, seats [j].score);
+            s_pack_str (pk, "rating_after");
+            msgpack_pack_double (pk, seats [j].rating);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,146 @@
+/*  db: pbtd's durable state in SQLite. docs/schema.md documents the schema.
+
+    WAL with synchronous=FULL, so a commit that returned is on disk before
+    pbtd acknowledges anything; every write is one BEGIN IMMEDIATE
+    transaction per logical change (one result, one evolution, one new
+    assignment); every statement is prepared once at open and takes bound
+    parameters only. All timestamps are wall-clock milliseconds since the
+    Unix epoch, so lease deadlines survive a restart.
+*/
+#ifndef PBTD_DB_H
+#define PBTD_DB_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pbt.h"
+#include "proto.h"
+
+#define DB_SCHEMA_VERSION 1
+
+typedef struct _db_t db_t;
+
+//  One agent's row plus its current hyperparameters.
+typedef struct {
+    int64_t id;
+    uint64_t version;
+    uint64_t generation;
+    int64_t parent;                 // donor of the last evolution, -1 if none
+    double rating;
+    uint64_t matches;
+    uint64_t frames;
+    uint64_t frames_since_evolve;
+    uint64_t matches_since_evolve;
+    int64_t created_at;
+    int64_t updated_at;
+    proto_kvs_t hparams;
+} db_agent_t;
+
+typedef struct {
+    int64_t agent_id;
+    uint64_t version;
+    uint32_t slot;
+    bool train;
+} db_seat_t;
+
+typedef struct {
+    uint64_t id;
+    char state [16];                // "leased", "done", "expired"
+    bool eval;                      // kind 'eval' (no seat trains)
+    char worker [PROTO_MAX_TEXT];
+    int64_t created_at;
+    int64_t deadline_ms;
+    uint64_t seed;
+    uint32_t n_seats;
+    db_seat_t seats [PROTO_MAX_AGENTS];     // in assignment (and result) order
+} db_assignment_t;
+
+//  What applying a result changed, for the caller's cache and counters.
+typedef struct {
+    uint64_t frames;                // frames trained, summed over seats
+    uint32_t episodes;
+} db_applied_t;
+
+//  Open or create the database at path; NULL (logged) on failure.
+db_t *db_new (const char *path);
+void db_destroy (db_t **self_p);
+
+//  PRAGMA integrity_check == "ok"; returns 0 or -1.
+int db_integrity_check (db_t *self);
+
+//  meta table. get: 0 found, 1 absent, -1 error. set: own transaction.
+int db_meta_get (db_t *self, const char *key, char *out, size_t out_len);
+int db_meta_set (db_t *self, const char *key, const char *value);
+
+//  Agents stored; -1 on error.
+int db_agent_count (db_t *self);
+
+//  Create agents 0..n-1 with states[i] (snapshot version 1), ratings and
+//  hparams from agents[i], 'init' history rows, and meta entries, in one
+//  transaction. Returns 0 or -1.
+int db_create_population (db_t *self, int n, const db_agent_t *agents,
+                          const proto_state_t *states, const char *const *meta_kv,
+                          int64_t now);
+
+//  Load every agent ordered by id into agents[0..max); returns count or -1.
+int db_load_agents (db_t *self, db_agent_t *agents, int max);
+//  Load one agent; 0, 1 absent, -1 error.
+int db_load_agent (db_t *self, int64_t id, db_agent_t *agent);
+
+//  Load a snapshot (malloc'd vectors; free with proto_state_free).
+//  0, 1 absent, -1 error.
+int db_load_state (db_t *self, int64_t agent_id, uint64_t version, proto_state_t *state);
+
+//  Record a new leased assignment (id chosen here, seed derived from
+//  base_seed and the id) with its seats. Fills a->id and a->seed.
+int db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed);
+//  0, 1 absent, -1 error.
+int db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a);
+//  Ids of leased assignments, ascending, into ids[0..max); count or -1.
+int db_assignments_leased (db_t *self, uint64_t *ids, int max);
+int db_assignment_renew (db_t *self, uint64_t id, int64_t deadline_ms);
+//  Mark a leased assignment expired (no-op if not leased).
+int db_assignment_expire (db_t *self, uint64_t id);
+
+//  Validate and apply a result in one transaction: the assignment must be
+//  leased and before its deadline (else it is marked expired), the seats'
+//  ids and versions must match the assignment and the agents, trained
+//  seats must carry n_params finite floats, scores must be finite. Then
+//  new snapshots (version+1), frames, per-episode Elo (teams when
+//  n_teams > 1 and seats > 2), match rows and the assignment marked done.
+//  Returns PROTO_OK or the error code (nothing changed) with err.
+proto_code_t db_apply_result (db_t *self, const proto_result_t *result, uint32_t n_params,
+                              int n_teams, const pbt_config_t *pbt, int64_t now,
+                              db_applied_t *applied, char *err, size_t err_len);
+
+//  Evolve agent from donor in one transaction: the donor's current
+//  snapshot becomes the agent's version+1, hparams replaced by new_hp,
+//  generation+1, parent=donor, *_since_evolve reset, history and
+//  evolutions rows. Returns 0 or -1.
+int db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *new_hp,
+               int64_t now);
+
+//  Delete unfrozen snapshots more than keep versions behind the agent's
+//  current one (never one a leased assignment uses). Deleted count or -1.
+int db_prune_snapshots (db_t *self, uint32_t keep);
+
+int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t samples,
+                       uint64_t evolutions);
+
+//  Totals: results applied (assignments done), evolutions; -1 on error.
+int64_t db_count_results (db_t *self);
+int64_t db_count_evolutions (db_t *self);
+
+//  Control-endpoint queries, packed as MessagePack bodies (see
+//  docs/schema.md and docs/protocol notes in daemon/ctl.c).
+//  history: map agt_<id> -> {hyperparameters, opponent, score, rating, step}
+//  for agent_id (or every agent 0..n_agents-1 when agent_id < 0).
+int db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
+                     double elo_initial);
+//  lineage: {"agent", "evolutions": [...newest first]}
+int db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id);
+//  matches: array of the latest `limit` matches, newest first.
+int db_pack_matches (db_t *self, msgpack_packer *pk, int limit);
+
+#endif

@@ -1,0 +1,152 @@
+/*  pbtd: the population-based training daemon.
+
+    pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]
+         [--control-endpoint EP] [--seed N] [--log-level L]
+
+    Flags override the file; without --config the embedded default
+    (rock-paper-scissors, population 8) is used. SIGTERM/SIGINT stop it
+    cleanly, SIGHUP reloads [pbt] and [hparam.*] from the file.
+*/
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static int s_sigpipe [2] = { -1, -1 };
+
+static void
+s_on_signal (int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char) sig;
+    if (write (s_sigpipe [1], &b, 1) < 0) {
+        //  Pipe full: enough signals are already pending.
+    }
+    errno = saved;
+}
+
+static void
+s_usage (FILE *f)
+{
+    fprintf (f,
+        "usage: pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]\n"
+        "            [--control-endpoint EP] [--seed N] [--log-level L]\n"
+        "  --config FILE          INI configuration (default: embedded RPS, population 8)\n"
+        "  --db PATH              SQLite database (default pbt.db)\n"
+        "  --worker-endpoint EP   ROUTER for workers (default tcp://127.0.0.1:5555)\n"
+        "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
+        "  --seed N               population seed (default 1)\n"
+        "  --log-level L          debug|info|warn|error (default info)\n"
+        "  --print-config         print the embedded default configuration and exit\n");
+}
+
+int
+main (int argc, char **argv)
+{
+    static const struct option opts [] = {
+        { "config", required_argument, NULL, 'c' },
+        { "db", required_argument, NULL, 'd' },
+        { "worker-endpoint", required_argument, NULL, 'w' },
+        { "control-endpoint", required_argument, NULL, 'C' },
+        { "seed", required_argument, NULL, 's' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "print-config", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
+               *level = NULL;
+    int c;
+    while ((c = getopt_long (argc, argv, "c:h", opts, NULL)) != -1)
+        switch (c) {
+            case 'c': config_path = optarg; break;
+            case 'd': db = optarg; break;
+            case 'w': wep = optarg; break;
+            case 'C': cep = optarg; break;
+            case 's': seed = optarg; break;
+            case 'l': level = optarg; break;
+            case 'p': fputs (config_embedded, stdout); return 0;
+            case 'h': s_usage (stdout); return 0;
+            default: s_usage (stderr); return 2;
+        }
+    if (optind < argc) {
+        fprintf (stderr, "pbtd: unexpected argument '%s'\n", argv [optind]);
+        s_usage (stderr);
+        return 2;
+    }
+    log_set_component ("pbtd");
+    static config_t cfg;
+    char err [1024];
+    if (config_load (&cfg, config_path, err, sizeof err)) {
+        fprintf (stderr, "pbtd: %s\n", err);
+        return 1;
+    }
+    if (db)
+        snprintf (cfg.db, sizeof cfg.db, "%s", db);
+    if (wep)
+        snprintf (cfg.worker_endpoint, sizeof cfg.worker_endpoint, "%s", wep);
+    if (cep)
+        snprintf (cfg.control_endpoint, sizeof cfg.control_endpoint, "%s", cep);
+    if (seed) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull (seed, &end, 10);
+        if (errno || end == seed || *end || seed [0] == '-') {
+            fprintf (stderr, "pbtd: --seed: expected an unsigned integer, got '%s'\n", seed);
+            return 2;
+        }
+        cfg.seed = v;
+    }
+    if (level) {
+        int l = log_level_parse (level);
+        if (l < 0) {
+            fprintf (stderr, "pbtd: --log-level: expected debug, info, warn or error\n");
+            return 2;
+        }
+        cfg.log_level = l;
+    }
+    log_set_level ((log_level_t) cfg.log_level);
+
+    //  Signals become bytes on a pipe the reactor polls, so shutdown and
+    //  reload happen between messages, never inside a transaction. (Not a
+    //  signalfd: libraries start threads before main, e.g. OpenBLAS's
+    //  pool, and a signal delivered to one of those would bypass it.)
+    zsys_handler_set (NULL);
+    if (pipe2 (s_sigpipe, O_NONBLOCK | O_CLOEXEC)) {
+        perror ("pbtd: pipe2");
+        return 1;
+    }
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset (&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    sigaction (SIGHUP, &sa, NULL);
+    int sigfd = s_sigpipe [0];
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    log_info ("starting", "config=%s db=%s seed=%llu env=%s size=%u preset=%s",
+              config_path ? config_path : "<embedded>", cfg.db,
+              (unsigned long long) cfg.seed, cfg.env, cfg.size, cfg.preset);
+    server_t *server = server_new (&cfg, sigfd);
+    int rc = 1;
+    if (server) {
+        rc = server_run (server) == 0 ? 0 : 1;
+        server_destroy (&server);
+    }
+    close (s_sigpipe [0]);
+    close (s_sigpipe [1]);
+    zsys_shutdown ();
+    return rc;
+}

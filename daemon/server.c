@@ -1,0 +1,916 @@
+/*  server: pbtd's reactor. See server.h and proto/PROTOCOL.md. */
+#include "server.h"
+#include "server_priv.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "log.h"
+#include "nn.h"
+#include "pbt.h"
+
+int64_t
+server_now_ms (void)
+{
+    struct timeval tv;
+    gettimeofday (&tv, NULL);
+    return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+static int
+s_send (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_t *msg)
+{
+    (void) self;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (proto_encode (msg, &buf, &len)) {
+        log_error ("encode_failed", "type=%s", proto_type_name (msg->type));
+        return -1;
+    }
+    zframe_t *id = zframe_dup (routing_id);
+    zframe_t *body = zframe_new (buf, len);
+    free (buf);
+    if (!id || !body) {
+        zframe_destroy (&id);
+        zframe_destroy (&body);
+        return -1;
+    }
+    //  ROUTER_MANDATORY: a peer that went away makes this fail rather than
+    //  silently dropping an assignment.
+    if (zframe_send (&id, sock, ZFRAME_MORE | ZFRAME_DONTWAIT)) {
+        zframe_destroy (&id);
+        zframe_destroy (&body);
+        return -1;
+    }
+    if (zframe_send (&body, sock, ZFRAME_DONTWAIT)) {
+        zframe_destroy (&body);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_send_error (server_t *self, zsock_t *sock, zframe_t *routing_id, proto_code_t code,
+              uint64_t assignment_id, const char *fmt, ...)
+    __attribute__ ((format (printf, 6, 7)));
+
+static void
+s_send_error (server_t *self, zsock_t *sock, zframe_t *routing_id, proto_code_t code,
+              uint64_t assignment_id, const char *fmt, ...)
+{
+    proto_msg_t msg = { .type = PROTO_ERROR };
+    msg.u.error.code = code;
+    msg.u.error.assignment_id = assignment_id;
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (msg.u.error.message, sizeof msg.u.error.message, fmt, ap);
+    va_end (ap);
+    log_info ("error_sent", "code=%s assignment=%" PRIu64 " msg=\"%s\"",
+              proto_code_name (code), assignment_id, msg.u.error.message);
+    s_send (self, sock, routing_id, &msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Agents, leases, peers
+
+static agent_t *
+s_agent (server_t *self, int64_t id)
+{
+    return id >= 0 && id < self->n_agents ? &self->agents [id] : NULL;
+}
+
+static int
+s_reload_agent (server_t *self, int64_t id)
+{
+    agent_t *agent = s_agent (self, id);
+    assert (agent);
+    return db_load_agent (self->db, id, &agent->a) == 0 ? 0 : -1;
+}
+
+static lease_t *
+s_lease_find (server_t *self, uint64_t id)
+{
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        if (l->a.id == id)
+            return l;
+    return NULL;
+}
+
+uint32_t
+server_leases_in_flight (server_t *self)
+{
+    return (uint32_t) zlistx_size (self->leases);
+}
+
+void
+server_release_lease (server_t *self, lease_t *lease)
+{
+    for (uint32_t i = 0; i < lease->a.n_seats; i++) {
+        agent_t *agent = s_agent (self, lease->a.seats [i].agent_id);
+        if (agent && agent->assignment == lease->a.id) {
+            agent->busy = false;
+            agent->assignment = 0;
+        }
+    }
+    void *handle = zlistx_find (self->leases, lease);
+    assert (handle);
+    zlistx_delete (self->leases, handle);
+    free (lease);
+}
+
+void
+server_expire_lease (server_t *self, lease_t *lease, const char *why)
+{
+    log_warn ("lease_expired", "assignment=%" PRIu64 " worker=\"%s\" why=%s",
+              lease->a.id, lease->a.worker, why);
+    if (db_assignment_expire (self->db, lease->a.id))
+        log_error ("lease_expire_failed", "assignment=%" PRIu64, lease->a.id);
+    server_release_lease (self, lease);
+}
+
+static peer_t *
+s_peer_find (server_t *self, zframe_t *routing_id)
+{
+    char *key = zframe_strhex (routing_id);
+    peer_t *peer = key ? zhashx_lookup (self->peers, key) : NULL;
+    free (key);
+    return peer;
+}
+
+static void
+s_unpark (server_t *self, peer_t *peer)
+{
+    if (!peer->parked)
+        return;
+    for (char *k = zlistx_first (self->waiting); k; k = zlistx_next (self->waiting))
+        if (!strcmp (k, peer->key)) {
+            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+            break;
+        }
+    peer->parked = false;
+}
+
+void
+server_forget_peer (server_t *self, peer_t *peer)
+{
+    log_info ("peer_forgotten", "worker=\"%s\"", peer->worker_id);
+    s_unpark (self, peer);
+    zhashx_delete (self->peers, peer->key);
+}
+
+static void
+s_peer_destroy (void **item)
+{
+    peer_t *peer = *item;
+    if (!peer)
+        return;
+    free (peer->key);
+    zframe_destroy (&peer->routing_id);
+    free (peer);
+    *item = NULL;
+}
+
+double
+server_samples_per_s (server_t *self)
+{
+    int64_t now = zclock_mono ();
+    uint64_t frames = 0;
+    for (uint32_t k = 0; k < self->rate_count; k++) {
+        uint32_t i = (self->rate_head + SERVER_RATE_EVENTS - 1 - k) % SERVER_RATE_EVENTS;
+        if (now - self->rate_t [i] > SERVER_RATE_WINDOW_MS)
+            break;
+        frames += self->rate_frames [i];
+    }
+    int64_t span = now - self->started;
+    if (span > SERVER_RATE_WINDOW_MS)
+        span = SERVER_RATE_WINDOW_MS;
+    return span > 0 ? frames * 1000.0 / span : 0;
+}
+
+static void
+s_rate_add (server_t *self, uint64_t frames)
+{
+    self->rate_t [self->rate_head] = zclock_mono ();
+    self->rate_frames [self->rate_head] = frames;
+    self->rate_head = (self->rate_head + 1) % SERVER_RATE_EVENTS;
+    if (self->rate_count < SERVER_RATE_EVENTS)
+        self->rate_count++;
+}
+
+//  --------------------------------------------------------------------------
+//  Matchmaking and assignments
+
+//  Choose the seats of a new match among idle agents. Returns 0 and fills
+//  a (not yet recorded), or -1 if too few agents are idle.
+static int
+s_form_match (server_t *self, db_assignment_t *a)
+{
+    int n_players = self->env->n_players;
+    int idle [self->n_agents], n_idle = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        if (!self->agents [i].busy)
+            idle [n_idle++] = i;
+    if (n_idle < n_players)
+        return -1;
+    memset (a, 0, sizeof *a);
+    a->eval = rng_uniform (&self->rng) < self->cfg->pbt.eval_rate;
+    int chosen [PROTO_MAX_AGENTS];
+    int k = (int) rng_below (&self->rng, (uint64_t) n_idle);
+    chosen [0] = idle [k];
+    idle [k] = idle [--n_idle];
+    double ratings [self->n_agents];
+    double r0 = self->agents [chosen [0]].a.rating;
+    for (int p = 1; p < n_players; p++) {
+        for (int i = 0; i < n_idle; i++)
+            ratings [i] = self->agents [idle [i]].a.rating;
+        int j = pbt_pick_opponent (&self->cfg->pbt, r0, ratings, n_idle, &self->rng);
+        if (j < 0 || j >= n_idle)
+            j = (int) rng_below (&self->rng, (uint64_t) n_idle);
+        chosen [p] = idle [j];
+        idle [j] = idle [--n_idle];
+    }
+    //  Random slots (and so random teams): Fisher-Yates.
+    for (int i = n_players - 1; i > 0; i--) {
+        int j = (int) rng_below (&self->rng, (uint64_t) i + 1);
+        int t = chosen [i];
+        chosen [i] = chosen [j];
+        chosen [j] = t;
+    }
+    a->n_seats = (uint32_t) n_players;
+    for (int s = 0; s < n_players; s++) {
+        agent_t *agent = &self->agents [chosen [s]];
+        a->seats [s].agent_id = agent->a.id;
+        a->seats [s].version = agent->a.version;
+        a->seats [s].slot = (uint32_t) s;
+        a->seats [s].train = !a->eval;
+    }
+    return 0;
+}
+
+//  Build the assign message for a recorded assignment, loading each seat's
+//  state from its snapshot. Returns 0 or -1; msg must be cleared.
+static int
+s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg)
+{
+    memset (msg, 0, sizeof *msg);
+    msg->type = PROTO_ASSIGN;
+    proto_assign_t *as = &msg->u.assign;
+    as->assignment_id = a->id;
+    as->seed = a->seed;
+    as->lease_ms = self->cfg->lease_ms;
+    snprintf (as->env, sizeof as->env, "%s", self->cfg->env);
+    as->env_options = self->cfg->env_options;
+    as->ppo = self->cfg->ppo;
+    as->model = self->cfg->model;
+    as->n_seats = a->n_seats;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        proto_seat_t *seat = &as->seats [i];
+        const db_seat_t *s = &a->seats [i];
+        agent_t *agent = s_agent (self, s->agent_id);
+        assert (agent);
+        seat->id = s->agent_id;
+        seat->version = s->version;
+        seat->slot = s->slot;
+        seat->train = s->train;
+        seat->hparams = agent->a.hparams;
+        if (db_load_state (self->db, s->agent_id, s->version, &seat->state)) {
+            log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64,
+                       s->agent_id, s->version);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+s_assign_to (server_t *self, peer_t *peer)
+{
+    db_assignment_t a;
+    if (s_form_match (self, &a))
+        return;
+    snprintf (a.worker, sizeof a.worker, "%s", peer->worker_id);
+    a.created_at = server_now_ms ();
+    a.deadline_ms = a.created_at + self->cfg->lease_ms;
+    if (db_assignment_create (self->db, &a, self->cfg->seed)) {
+        log_error ("assignment_create_failed", "worker=\"%s\"", peer->worker_id);
+        return;
+    }
+    lease_t *lease = calloc (1, sizeof *lease);
+    assert (lease);
+    lease->a = a;
+    snprintf (lease->peer_key, sizeof lease->peer_key, "%s", peer->key);
+    zlistx_add_end (self->leases, lease);
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        agent_t *agent = s_agent (self, a.seats [i].agent_id);
+        agent->busy = true;
+        agent->assignment = a.id;
+    }
+    s_unpark (self, peer);
+    peer->assignment = a.id;
+    peer->frames_done = 0;
+
+    proto_msg_t msg;
+    int rc = s_build_assign (self, &a, &msg);
+    if (rc == 0)
+        rc = s_send (self, self->worker, peer->routing_id, &msg);
+    proto_msg_clear (&msg);
+    if (rc) {
+        //  Nobody will run it: give the agents back now, not at the deadline.
+        server_expire_lease (self, lease, "send_failed");
+        server_forget_peer (self, peer);
+        return;
+    }
+    char seats [PROTO_MAX_AGENTS * 24] = "";
+    size_t n = 0;
+    for (uint32_t i = 0; i < a.n_seats; i++)
+        n += snprintf (seats + n, sizeof seats - n, "%sagt_%" PRId64 "@%" PRIu64,
+                       i ? "," : "", a.seats [i].agent_id, a.seats [i].version);
+    log_info ("assigned", "assignment=%" PRIu64 " kind=%s worker=\"%s\" seats=%s",
+              a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
+}
+
+void
+server_dispatch (server_t *self)
+{
+    while (!self->paused && !self->stopping && zlistx_size (self->waiting) > 0) {
+        char *key = zlistx_first (self->waiting);
+        peer_t *peer = zhashx_lookup (self->peers, key);
+        if (!peer) {
+            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+            continue;
+        }
+        size_t before = zlistx_size (self->waiting);
+        s_assign_to (self, peer);
+        if (zlistx_size (self->waiting) == before)
+            break;              // no match could be formed (or recording failed)
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  PBT after a result
+
+static void
+s_evolve (server_t *self, int64_t id)
+{
+    agent_t *agent = s_agent (self, id);
+    if (!agent || agent->busy)
+        return;
+    pbt_member_t pop [self->n_agents];
+    for (int i = 0; i < self->n_agents; i++) {
+        pop [i].id = self->agents [i].a.id;
+        pop [i].rating = self->agents [i].a.rating;
+        pop [i].frames_since_evolve = self->agents [i].a.frames_since_evolve;
+        pop [i].matches_since_evolve = self->agents [i].a.matches_since_evolve;
+        pop [i].busy = self->agents [i].busy;
+    }
+    if (!pbt_eligible (&self->cfg->pbt, &pop [id]))
+        return;
+    int d = pbt_select_donor (&self->cfg->pbt, pop, self->n_agents, (int) id, &self->rng);
+    if (d < 0 || d == id)
+        return;
+    agent_t *donor = &self->agents [d];
+    proto_kvs_t hp;
+    pbt_crossover (&self->cfg->pbt, &agent->a.hparams, &donor->a.hparams, &hp, &self->rng);
+    pbt_mutate (&self->cfg->pbt, &hp, &self->rng);
+    if (db_evolve (self->db, id, d, &hp, server_now_ms ())) {
+        log_error ("evolve_failed", "agent=agt_%" PRId64 " donor=agt_%d", id, d);
+        return;
+    }
+    self->evolutions++;
+    s_reload_agent (self, id);
+    log_info ("evolved", "agent=agt_%" PRId64 " donor=agt_%d version=%" PRIu64
+              " generation=%" PRIu64 " rating=%.4f donor_rating=%.4f", id, d,
+              agent->a.version, agent->a.generation, agent->a.rating, donor->a.rating);
+}
+
+//  --------------------------------------------------------------------------
+//  Worker messages
+
+static void
+s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
+{
+    peer_t *peer = s_peer_find (self, rid);
+    if (!peer) {
+        peer = calloc (1, sizeof *peer);
+        assert (peer);
+        peer->key = zframe_strhex (rid);
+        peer->routing_id = zframe_dup (rid);
+        zhashx_insert (self->peers, peer->key, peer);
+    }
+    else
+        s_unpark (self, peer);
+    snprintf (peer->worker_id, sizeof peer->worker_id, "%s", hello->worker_id);
+    snprintf (peer->host, sizeof peer->host, "%s", hello->host);
+    snprintf (peer->software, sizeof peer->software, "%s", hello->software);
+    peer->pid = hello->pid;
+    peer->last_seen = zclock_mono ();
+    log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\"",
+              hello->worker_id, hello->host, hello->pid, hello->software);
+    proto_msg_t msg = { .type = PROTO_WELCOME };
+    msg.u.welcome.heartbeat_ms = self->cfg->heartbeat_ms;
+    msg.u.welcome.lease_ms = self->cfg->lease_ms;
+    s_send (self, self->worker, rid, &msg);
+}
+
+static void
+s_on_request (server_t *self, peer_t *peer)
+{
+    if (!peer->parked) {
+        char *key = strdup (peer->key);
+        assert (key);
+        zlistx_add_end (self->waiting, key);
+        peer->parked = true;
+    }
+    server_dispatch (self);
+}
+
+//  Answer for an assignment that is not in flight: what happened to it.
+static void
+s_not_in_flight (server_t *self, zframe_t *rid, uint64_t id)
+{
+    db_assignment_t a;
+    int rc = db_assignment_get (self->db, id, &a);
+    if (rc == 0 && !strcmp (a.state, "expired"))
+        s_send_error (self, self->worker, rid, PROTO_E_EXPIRED, id,
+                      "assignment %" PRIu64 " expired", id);
+    else
+    if (rc == 0 && !strcmp (a.state, "done"))
+        s_send_error (self, self->worker, rid, PROTO_E_UNKNOWN, id,
+                      "assignment %" PRIu64 " is already done", id);
+    else
+        s_send_error (self, self->worker, rid, PROTO_E_UNKNOWN, id,
+                      "no assignment %" PRIu64, id);
+}
+
+static void
+s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbeat_t *hb)
+{
+    lease_t *lease = s_lease_find (self, hb->assignment_id);
+    if (!lease) {
+        s_not_in_flight (self, rid, hb->assignment_id);
+        return;
+    }
+    int64_t now = server_now_ms ();
+    if (now > lease->a.deadline_ms) {
+        server_expire_lease (self, lease, "heartbeat_late");
+        s_send_error (self, self->worker, rid, PROTO_E_EXPIRED, hb->assignment_id,
+                      "assignment %" PRIu64 " expired", hb->assignment_id);
+        server_dispatch (self);
+        return;
+    }
+    int64_t deadline = now + self->cfg->lease_ms;
+    if (db_assignment_renew (self->db, lease->a.id, deadline)) {
+        s_send_error (self, self->worker, rid, PROTO_E_INTERNAL, hb->assignment_id,
+                      "could not renew the lease");
+        return;
+    }
+    lease->a.deadline_ms = deadline;
+    peer->frames_done = hb->frames_done;
+    peer->assignment = lease->a.id;
+    proto_msg_t msg = { .type = PROTO_ACK };
+    msg.u.ack.assignment_id = hb->assignment_id;
+    msg.u.ack.applied = false;
+    s_send (self, self->worker, rid, &msg);
+}
+
+static void
+s_on_result (server_t *self, zframe_t *rid, peer_t *peer, const proto_result_t *r)
+{
+    lease_t *lease = s_lease_find (self, r->assignment_id);
+    int64_t now = server_now_ms ();
+    if (lease && now > lease->a.deadline_ms) {
+        server_expire_lease (self, lease, "result_late");
+        s_send_error (self, self->worker, rid, PROTO_E_EXPIRED, r->assignment_id,
+                      "assignment %" PRIu64 " expired", r->assignment_id);
+        server_dispatch (self);
+        return;
+    }
+    char err [PROTO_MAX_TEXT];
+    db_applied_t applied;
+    proto_code_t code = db_apply_result (self->db, r, self->cfg->n_params, self->env->n_teams,
+                                         &self->cfg->pbt, now, &applied, err, sizeof err);
+    if (code != PROTO_OK) {
+        if (code == PROTO_E_EXPIRED && lease)
+            server_release_lease (self, lease);
+        s_send_error (self, self->worker, rid, code, r->assignment_id, "%s", err);
+        if (code == PROTO_E_EXPIRED)
+            server_dispatch (self);
+        return;
+    }
+    //  Durable: acknowledge first, then update the cache and run PBT.
+    proto_msg_t msg = { .type = PROTO_ACK };
+    msg.u.ack.assignment_id = r->assignment_id;
+    msg.u.ack.applied = true;
+    s_send (self, self->worker, rid, &msg);
+    self->results++;
+    self->samples += applied.frames;
+    s_rate_add (self, applied.frames);
+    peer->samples_per_s = r->samples_per_s;
+    if (peer->assignment == r->assignment_id)
+        peer->assignment = 0;
+    int64_t ids [PROTO_MAX_AGENTS];
+    uint32_t n = r->n_seats;
+    for (uint32_t i = 0; i < n; i++)
+        ids [i] = r->seats [i].id;
+    if (lease)
+        server_release_lease (self, lease);
+    for (uint32_t i = 0; i < n; i++)
+        s_reload_agent (self, ids [i]);
+    log_info ("result_applied", "assignment=%" PRIu64 " worker=\"%s\" frames=%" PRIu64
+              " episodes=%u samples_per_s=%.0f", r->assignment_id, peer->worker_id,
+              applied.frames, applied.episodes, r->samples_per_s);
+    for (uint32_t i = 0; i < n; i++)
+        s_evolve (self, ids [i]);
+    server_dispatch (self);
+}
+
+static int
+s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    server_t *self = arg;
+    zmsg_t *zmsg = zmsg_recv (sock);
+    if (!zmsg)
+        return 0;
+    zframe_t *rid = zmsg_pop (zmsg);
+    if (!rid) {
+        zmsg_destroy (&zmsg);
+        return 0;
+    }
+    if (zmsg_size (zmsg) != 1) {
+        s_send_error (self, sock, rid, PROTO_E_MALFORMED, 0,
+                      "expected one frame per message, got %zu", zmsg_size (zmsg));
+        goto cleanup;
+    }
+    zframe_t *body = zmsg_first (zmsg);
+    if (zframe_size (body) > PROTO_MAX_FRAME) {
+        s_send_error (self, sock, rid, PROTO_E_TOO_LARGE, 0, "frame of %zu bytes is over %u",
+                      zframe_size (body), PROTO_MAX_FRAME);
+        goto cleanup;
+    }
+    proto_msg_t msg;
+    char err [PROTO_MAX_TEXT] = "";
+    proto_code_t code = proto_decode (zframe_data (body), zframe_size (body), &msg,
+                                      err, sizeof err);
+    if (code != PROTO_OK) {
+        s_send_error (self, sock, rid, code, 0, "%s", err);
+        goto cleanup;
+    }
+    peer_t *peer = s_peer_find (self, rid);
+    if (peer)
+        peer->last_seen = zclock_mono ();
+    if (msg.type == PROTO_HELLO)
+        s_on_hello (self, rid, &msg.u.hello);
+    else
+    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT)
+        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+                      "'%s' is not a message a worker sends", proto_type_name (msg.type));
+    else
+    if (!peer)
+        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+                      "'%s' before hello: send hello first", proto_type_name (msg.type));
+    else
+    if (msg.type == PROTO_REQUEST)
+        s_on_request (self, peer);
+    else
+    if (msg.type == PROTO_HEARTBEAT)
+        s_on_heartbeat (self, rid, peer, &msg.u.heartbeat);
+    else
+        s_on_result (self, rid, peer, &msg.u.result);
+    proto_msg_clear (&msg);
+cleanup:
+    zframe_destroy (&rid);
+    zmsg_destroy (&zmsg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Control messages
+
+static int
+s_control_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    server_t *self = arg;
+    zmsg_t *zmsg = zmsg_recv (sock);
+    if (!zmsg)
+        return 0;
+    zframe_t *rid = zmsg_pop (zmsg);
+    if (!rid) {
+        zmsg_destroy (&zmsg);
+        return 0;
+    }
+    if (zmsg_size (zmsg) != 1) {
+        s_send_error (self, sock, rid, PROTO_E_MALFORMED, 0,
+                      "expected one frame per message, got %zu", zmsg_size (zmsg));
+        goto cleanup;
+    }
+    zframe_t *body = zmsg_first (zmsg);
+    proto_msg_t msg;
+    char err [PROTO_MAX_TEXT] = "";
+    proto_code_t code = proto_decode (zframe_data (body), zframe_size (body), &msg,
+                                      err, sizeof err);
+    if (code != PROTO_OK) {
+        s_send_error (self, sock, rid, code, 0, "%s", err);
+        goto cleanup;
+    }
+    if (msg.type != PROTO_CTL)
+        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+                      "only 'ctl' is served on the control endpoint, got '%s'",
+                      proto_type_name (msg.type));
+    else {
+        proto_msg_t reply = { .type = PROTO_CTL_REPLY };
+        ctl_handle (self, &msg.u.ctl, &reply.u.ctl_reply);
+        if (s_send (self, sock, rid, &reply))
+            log_warn ("ctl_reply_failed", "cmd=%s", msg.u.ctl.cmd);
+        proto_msg_clear (&reply);
+    }
+    proto_msg_clear (&msg);
+cleanup:
+    zframe_destroy (&rid);
+    zmsg_destroy (&zmsg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Signals and timers
+
+static int
+s_signal_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    (void) item;
+    server_t *self = arg;
+    unsigned char signo;
+    if (read (self->sigfd, &signo, 1) != 1)
+        return 0;
+    if (signo == SIGHUP) {
+        char err [512];
+        if (!self->cfg->path [0])
+            log_warn ("reload_skipped", "why=\"no --config file\"");
+        else
+        if (config_reload_pbt (self->cfg, err, sizeof err))
+            log_error ("reload_failed", "msg=\"%s\" kept=old", err);
+        else
+            log_info ("reloaded", "path=%s hparams=%u", self->cfg->path,
+                      self->cfg->pbt.n_hparams);
+        return 0;
+    }
+    log_info ("stopping", "signal=%s", strsignal (signo));
+    self->stopping = true;
+    return -1;                  // end zloop_start
+}
+
+static int
+s_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    cron_run ((server_t *) arg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Life cycle
+
+//  First start: N agents with nn_init weights (from seed and agent id),
+//  zero Adam state, initial hparams, rating elo_initial.
+static int
+s_create_population (server_t *self)
+{
+    config_t *cfg = self->cfg;
+    int n = (int) cfg->size;
+    nn_arch_t arch;
+    char err [256];
+    if (nn_arch_from_proto (&arch, &cfg->model, err, sizeof err)) {
+        log_error ("model_invalid", "msg=\"%s\"", err);
+        return -1;
+    }
+    db_agent_t *agents = calloc ((size_t) n, sizeof *agents);
+    proto_state_t *states = calloc ((size_t) n, sizeof *states);
+    int rc = -1;
+    if (!agents || !states)
+        goto cleanup;
+    for (int i = 0; i < n; i++) {
+        rng_t rng;
+        rng_seed_stream (&rng, cfg->seed, (uint64_t) i);
+        agents [i].id = i;
+        agents [i].rating = cfg->pbt.elo_initial;
+        pbt_initial_hparams (&cfg->pbt, &agents [i].hparams, &rng);
+        if (proto_state_alloc (&states [i], cfg->n_params))
+            goto cleanup;
+        nn_init (&arch, states [i].params, &rng);
+    }
+    char fingerprint [32], seed [32], created [32];
+    config_fingerprint (cfg, fingerprint, sizeof fingerprint);
+    snprintf (seed, sizeof seed, "%" PRIu64, cfg->seed);
+    snprintf (created, sizeof created, "%" PRId64, server_now_ms ());
+    const char *meta [] = { "config_fingerprint", fingerprint, "seed", seed,
+                            "created_at", created, "env", cfg->env, "paused", "0", NULL };
+    rc = db_create_population (self->db, n, agents, states, meta, server_now_ms ());
+    if (rc == 0)
+        log_info ("population_created", "agents=%d env=%s n_params=%u", n, cfg->env,
+                  cfg->n_params);
+cleanup:
+    for (int i = 0; states && i < n; i++)
+        proto_state_free (&states [i]);
+    free (states);
+    free (agents);
+    return rc;
+}
+
+static int
+s_load (server_t *self)
+{
+    int count = db_agent_count (self->db);
+    if (count < 0)
+        return -1;
+    if (count == 0 && s_create_population (self))
+        return -1;
+    char value [256];
+    char fingerprint [32];
+    config_fingerprint (self->cfg, fingerprint, sizeof fingerprint);
+    if (db_meta_get (self->db, "config_fingerprint", value, sizeof value) == 0
+    &&  strcmp (value, fingerprint)) {
+        log_error ("config_mismatch", "db=%s why=\"env, model or population size differ from "
+                   "the database's (fingerprint %s, config %s)\"", self->cfg->db, value,
+                   fingerprint);
+        return -1;
+    }
+    self->n_agents = (int) self->cfg->size;
+    self->agents = calloc ((size_t) self->n_agents, sizeof *self->agents);
+    if (!self->agents)
+        return -1;
+    db_agent_t *rows = calloc ((size_t) self->n_agents, sizeof *rows);
+    int n = rows ? db_load_agents (self->db, rows, self->n_agents) : -1;
+    for (int i = 0; i < n; i++)
+        self->agents [i].a = rows [i];
+    free (rows);
+    if (n != self->n_agents) {
+        log_error ("population_mismatch", "expected=%d found=%d", self->n_agents, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (self->agents [i].a.id != i) {
+            log_error ("population_ids", "index=%d id=%" PRId64, i, self->agents [i].a.id);
+            return -1;
+        }
+    self->paused = db_meta_get (self->db, "paused", value, sizeof value) == 0
+                && !strcmp (value, "1");
+    //  Leases survive a restart: workers may still deliver them.
+    uint64_t ids [4096];
+    int n_leased = db_assignments_leased (self->db, ids, 4096);
+    if (n_leased < 0)
+        return -1;
+    for (int i = 0; i < n_leased; i++) {
+        lease_t *lease = calloc (1, sizeof *lease);
+        if (!lease || db_assignment_get (self->db, ids [i], &lease->a)) {
+            free (lease);
+            return -1;
+        }
+        zlistx_add_end (self->leases, lease);
+        for (uint32_t s = 0; s < lease->a.n_seats; s++) {
+            agent_t *agent = s_agent (self, lease->a.seats [s].agent_id);
+            if (agent) {
+                agent->busy = true;
+                agent->assignment = lease->a.id;
+            }
+        }
+    }
+    int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
+    if (results < 0 || evolutions < 0)
+        return -1;
+    self->results = (uint64_t) results;
+    self->evolutions = (uint64_t) evolutions;
+    for (int i = 0; i < n; i++)
+        self->samples += self->agents [i].a.frames;
+    self->pruned_at = self->results + self->evolutions;
+    log_info ("population_loaded", "agents=%d leased=%d results=%" PRIu64 " evolutions=%"
+              PRIu64 " paused=%d", n, n_leased, self->results, self->evolutions, self->paused);
+    return 0;
+}
+
+static zsock_t *
+s_bind (const char *endpoint)
+{
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    zsock_set_maxmsgsize (sock, PROTO_MAX_FRAME);
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_linger (sock, 1000);
+    zsock_set_sndhwm (sock, 10000);
+    if (zsock_bind (sock, "%s", endpoint) < 0) {
+        log_error ("bind_failed", "endpoint=%s msg=\"%s\"", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+server_t *
+server_new (config_t *cfg, int sigfd)
+{
+    assert (cfg);
+    server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->sigfd = sigfd;
+    self->started = zclock_mono ();
+    self->last_metrics = self->started;
+    rng_seed_stream (&self->rng, cfg->seed, 0x9b7d);
+    self->env = env_find (cfg->env);
+    self->peers = zhashx_new ();
+    self->waiting = zlistx_new ();
+    self->leases = zlistx_new ();
+    if (!self->env || !self->peers || !self->waiting || !self->leases)
+        goto fail;
+    zhashx_set_destructor (self->peers, s_peer_destroy);
+    zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
+    self->db = db_new (cfg->db);
+    if (!self->db || s_load (self))
+        goto fail;
+    self->worker = s_bind (cfg->worker_endpoint);
+    self->control = s_bind (cfg->control_endpoint);
+    if (!self->worker || !self->control)
+        goto fail;
+    self->loop = zloop_new ();
+    if (!self->loop)
+        goto fail;
+    zloop_reader (self->loop, self->worker, s_worker_readable, self);
+    zloop_reader (self->loop, self->control, s_control_readable, self);
+    if (sigfd >= 0) {
+        zmq_pollitem_t item = { NULL, sigfd, ZMQ_POLLIN, 0 };
+        zloop_poller (self->loop, &item, s_signal_readable, self);
+    }
+    zloop_timer (self->loop, cfg->housekeeping_ms, 0, s_timer, self);
+    log_info ("listening", "worker=%s control=%s db=%s", cfg->worker_endpoint,
+              cfg->control_endpoint, cfg->db);
+    return self;
+fail:
+    server_destroy (&self);
+    return NULL;
+}
+
+void
+server_destroy (server_t **self_p)
+{
+    assert (self_p);
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->worker);
+    zsock_destroy (&self->control);
+    if (self->leases) {
+        lease_t *l;
+        while ((l = zlistx_detach (self->leases, NULL)))
+            free (l);
+        zlistx_destroy (&self->leases);
+    }
+    zlistx_destroy (&self->waiting);
+    zhashx_destroy (&self->peers);
+    db_destroy (&self->db);
+    free (self->agents);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+server_run (server_t *self)
+{
+#ifdef HAVE_SYSTEMD
+    sd_notifyf (0, "READY=1\nSTATUS=serving %d agents", self->n_agents);
+#endif
+    //  Leases that ran out while pbtd was down are expired now.
+    cron_run (self);
+    //  zloop_start also returns when a signal interrupts its poll; the
+    //  signal's byte is then read on the next turn, so loop until a
+    //  handler asked to stop.
+    while (!self->stopping)
+        if (zloop_start (self->loop) == -1 && !self->stopping) {
+            log_error ("reactor_failed", "msg=\"a handler ended the loop\"");
+            break;
+        }
+    self->stopping = true;
+#ifdef HAVE_SYSTEMD
+    sd_notify (0, "STOPPING=1");
+#endif
+    log_info ("stopped", "results=%" PRIu64 " evolutions=%" PRIu64, self->results,
+              self->evolutions);
+    return 0;
+}

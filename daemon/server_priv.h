@@ -1,0 +1,91 @@
+/*  server_priv: the server's state, shared by server.c, ctl.c (control
+    commands) and cron.c (housekeeping). Nothing outside daemon/ includes
+    this; the public face is server.h.
+*/
+#ifndef PBTD_SERVER_PRIV_H
+#define PBTD_SERVER_PRIV_H
+
+#include <czmq.h>
+
+#include "config.h"
+#include "db.h"
+#include "env.h"
+#include "rng.h"
+#include "server.h"
+
+//  An agent in the in-memory cache: the metadata row, not the weights.
+typedef struct {
+    db_agent_t a;
+    bool busy;                      // seated in a leased assignment
+    uint64_t assignment;            // that assignment, 0 if idle
+} agent_t;
+
+//  A worker that said hello (unknown peers have no entry).
+typedef struct {
+    char *key;                      // hex routing id
+    zframe_t *routing_id;
+    char worker_id [PROTO_MAX_TEXT];
+    char host [PROTO_MAX_TEXT];
+    uint32_t pid;
+    char software [PROTO_MAX_NAME];
+    int64_t last_seen;              // zclock_mono ms
+    bool parked;                    // in the waiting FIFO
+    uint64_t assignment;            // last assignment handed to it, 0 if none
+    uint64_t frames_done;           // from its last heartbeat
+    double samples_per_s;           // from its last result
+} peer_t;
+
+//  A leased assignment in flight.
+typedef struct {
+    db_assignment_t a;
+    char peer_key [2 * 256 + 1];    // "" if leased before a restart
+} lease_t;
+
+#define SERVER_RATE_WINDOW_MS 30000
+#define SERVER_RATE_EVENTS    1024
+
+struct _server_t {
+    config_t *cfg;
+    const env_class_t *env;
+    db_t *db;
+    zsock_t *worker;
+    zsock_t *control;
+    zloop_t *loop;
+    int sigfd;
+    rng_t rng;
+    agent_t *agents;
+    int n_agents;
+    zhashx_t *peers;                // key -> peer_t
+    zlistx_t *waiting;              // peer keys (strings) in arrival order
+    zlistx_t *leases;               // lease_t
+    bool paused;
+    bool stopping;
+    uint64_t results;               // results applied (all time)
+    uint64_t evolutions;            // evolutions (all time)
+    uint64_t samples;               // frames trained (all time)
+    //  Recent results for samples_per_s: (mono ms, frames) ring.
+    int64_t rate_t [SERVER_RATE_EVENTS];
+    uint64_t rate_frames [SERVER_RATE_EVENTS];
+    uint32_t rate_head, rate_count;
+    int64_t started;                // zclock_mono at start
+    int64_t last_metrics;           // zclock_mono of the last metrics row
+    uint64_t pruned_at;             // results + evolutions at the last prune
+};
+
+//  server.c
+int64_t server_now_ms (void);                     // wall clock, ms
+void server_release_lease (server_t *self, lease_t *lease);     // frees agents, drops lease
+void server_expire_lease (server_t *self, lease_t *lease, const char *why);
+void server_forget_peer (server_t *self, peer_t *peer);
+void server_dispatch (server_t *self);
+double server_samples_per_s (server_t *self);
+uint32_t server_leases_in_flight (server_t *self);
+
+//  ctl.c: run one control command; fills reply (body malloc'd).
+void ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply);
+
+//  cron.c: one housekeeping pass (expire leases, forget silent peers,
+//  prune snapshots, metrics, sd_notify).
+void cron_run (server_t *self);
+
+#endif

@@ -1,0 +1,404 @@
+//  db.c against real SQLite files in a temporary directory.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+
+#define NP 10
+
+static char s_dir [256];
+static char s_path [300];
+
+static void
+s_setup (void)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/pbt-test-db-XXXXXX");
+    cr_assert_not_null (mkdtemp (s_dir));
+    snprintf (s_path, sizeof s_path, "%s/pbt.db", s_dir);
+}
+
+static void
+s_teardown (void)
+{
+    char cmd [400];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    cr_assert_eq (system (cmd), 0);
+}
+
+//  One integer from SQL run on a separate connection.
+static int64_t
+s_sql_int (const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (s_path, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (h, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW, "%s", sql);
+    int64_t v = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    sqlite3_close (h);
+    return v;
+}
+
+static void
+s_sql_exec (const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (s_path, &h), SQLITE_OK);
+    cr_assert_eq (sqlite3_exec (h, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sql);
+    sqlite3_close (h);
+}
+
+static void
+s_fill_state (proto_state_t *st, float base)
+{
+    cr_assert_eq (proto_state_alloc (st, NP), 0);
+    for (int i = 0; i < NP; i++) {
+        st->params [i] = base + i;
+        st->adam_m [i] = base + 100 + i;
+        st->adam_v [i] = base + 200 + i;
+    }
+    st->adam_t = (uint64_t) base;
+}
+
+//  Four agents, states k*1000, hparams lr = 0.001*(k+1), gamma 0.99.
+static db_t *
+s_population (void)
+{
+    db_t *db = db_new (s_path);
+    cr_assert_not_null (db);
+    db_agent_t agents [4];
+    proto_state_t states [4];
+    memset (agents, 0, sizeof agents);
+    for (int k = 0; k < 4; k++) {
+        agents [k].id = k;
+        agents [k].rating = 0;
+        proto_kvs_set (&agents [k].hparams, "lr", 0.001 * (k + 1));
+        proto_kvs_set (&agents [k].hparams, "gamma", 0.99);
+        s_fill_state (&states [k], 1000.0f * k);
+    }
+    const char *meta [] = { "seed", "7", NULL };
+    cr_assert_eq (db_create_population (db, 4, agents, states, meta, 1000), 0);
+    for (int k = 0; k < 4; k++)
+        proto_state_free (&states [k]);
+    return db;
+}
+
+static uint64_t
+s_assign (db_t *db, int64_t a, uint64_t va, int64_t b, uint64_t vb, int64_t deadline)
+{
+    db_assignment_t as;
+    memset (&as, 0, sizeof as);
+    snprintf (as.worker, sizeof as.worker, "test");
+    as.created_at = 1000;
+    as.deadline_ms = deadline;
+    as.n_seats = 2;
+    as.seats [0] = (db_seat_t) { a, va, 0, true };
+    as.seats [1] = (db_seat_t) { b, vb, 1, true };
+    cr_assert_eq (db_assignment_create (db, &as, 42), 0);
+    return as.id;
+}
+
+//  A result for a 2-seat assignment: new states base 5000+, 2 episodes,
+//  seat 0 wins the first, seat 1 the second.
+typedef struct {
+    proto_result_t r;
+    float scores [4];
+} result_t;
+
+static void
+s_result (result_t *res, uint64_t id, int64_t a, uint64_t va, int64_t b, uint64_t vb)
+{
+    memset (res, 0, sizeof *res);
+    proto_result_t *r = &res->r;
+    r->assignment_id = id;
+    r->n_seats = 2;
+    r->seats [0].id = a;
+    r->seats [0].version = va;
+    r->seats [0].frames = 640;
+    s_fill_state (&r->seats [0].state, 5000);
+    r->seats [1].id = b;
+    r->seats [1].version = vb;
+    r->seats [1].frames = 640;
+    s_fill_state (&r->seats [1].state, 6000);
+    r->n_episodes = 2;
+    res->scores [0] = 3;
+    res->scores [1] = -3;
+    res->scores [2] = -1;
+    res->scores [3] = 2;
+    r->scores = res->scores;
+}
+
+static void
+s_result_free (result_t *res)
+{
+    proto_state_free (&res->r.seats [0].state);
+    proto_state_free (&res->r.seats [1].state);
+}
+
+static pbt_config_t
+s_pbt (void)
+{
+    pbt_config_t pbt;
+    memset (&pbt, 0, sizeof pbt);
+    pbt.elo_k = 16;
+    return pbt;
+}
+
+TestSuite (db, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+Test (db, create_reopen_schema)
+{
+    db_t *db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (db_agent_count (db), 0);
+    db_destroy (&db);
+    cr_assert_null (db);
+    cr_assert_eq (s_sql_int ("PRAGMA user_version"), DB_SCHEMA_VERSION);
+    db = s_population ();
+    db_destroy (&db);
+
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (db_agent_count (db), 4);
+    db_agent_t agents [8];
+    cr_assert_eq (db_load_agents (db, agents, 8), 4);
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq (agents [k].id, k);
+        cr_assert_eq (agents [k].version, 1);
+        cr_assert_eq (agents [k].parent, -1);
+        cr_assert_eq (agents [k].hparams.count, 2);
+        cr_assert_float_eq (proto_kvs_get (&agents [k].hparams, "lr", -1), 0.001 * (k + 1), 1e-15);
+    }
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 2, 1, &st), 0);
+    cr_assert_eq (st.n_params, NP);
+    cr_assert_eq (st.params [3], 2003.0f);
+    cr_assert_eq (st.adam_v [9], 2209.0f);
+    cr_assert_eq (st.adam_t, 2000);
+    proto_state_free (&st);
+    cr_assert_eq (db_load_state (db, 2, 9, &st), 1);
+    char v [32];
+    cr_assert_eq (db_meta_get (db, "seed", v, sizeof v), 0);
+    cr_assert_str_eq (v, "7");
+    cr_assert_eq (db_meta_get (db, "nope", v, sizeof v), 1);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM hparam_history WHERE reason = 'init' AND seq = 0"), 8);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+Test (db, refuses_newer_schema)
+{
+    db_t *db = db_new (s_path);
+    cr_assert_not_null (db);
+    db_destroy (&db);
+    s_sql_exec ("PRAGMA user_version = 99");
+    cr_assert_null (db_new (s_path));
+}
+
+Test (db, result_applies_everything)
+{
+    db_t *db = s_population ();
+    pbt_config_t pbt = s_pbt ();
+    uint64_t id = s_assign (db, 0, 1, 3, 1, 1LL << 60);
+    result_t res;
+    s_result (&res, id, 0, 1, 3, 1);
+    char err [256];
+    db_applied_t ap;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    cr_assert_eq (ap.frames, 1280);
+    cr_assert_eq (ap.episodes, 2);
+
+    //  Elo by hand, K=16: episode 1 equal ratings, seat 0 wins: +-8.
+    //  Episode 2: seat 0 (8) loses to seat 1 (-8): E = 1/(1+10^(-16/400)).
+    double e = 1.0 / (1.0 + pow (10.0, -16.0 / 400.0));
+    double r0 = 8 - 16 * e, r1 = -8 + 16 * e;
+    db_agent_t a0, a3;
+    cr_assert_eq (db_load_agent (db, 0, &a0), 0);
+    cr_assert_eq (db_load_agent (db, 3, &a3), 0);
+    cr_assert_float_eq (a0.rating, r0, 1e-9);
+    cr_assert_float_eq (a3.rating, r1, 1e-9);
+    cr_assert_eq (a0.version, 2);
+    cr_assert_eq (a0.frames, 640);
+    cr_assert_eq (a0.frames_since_evolve, 640);
+    cr_assert_eq (a0.matches, 2);
+    cr_assert_eq (a3.matches_since_evolve, 2);
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 3, 2, &st), 0);
+    cr_assert_eq (st.params [0], 6000.0f);
+    cr_assert_eq (st.adam_m [1], 6101.0f);
+    proto_state_free (&st);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats"), 4);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments WHERE state = 'done'"), 1);
+
+    //  Again: duplicate, and nothing moves.
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_DUPLICATE);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 2);
+    res.r.assignment_id = 999;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_UNKNOWN);
+    s_result_free (&res);
+    cr_assert_eq (db_count_results (db), 1);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+//  Each rejected result leaves every table as it was.
+Test (db, result_rejections_change_nothing)
+{
+    db_t *db = s_population ();
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    const char *probe = "SELECT (SELECT COUNT(*) FROM snapshots) * 1000000 + "
+                        "(SELECT COUNT(*) FROM matches) * 1000 + "
+                        "(SELECT SUM(version) + SUM(matches) + SUM(frames) FROM agents)";
+    int64_t before = s_sql_int (probe);
+
+    //  Stale: the result claims version 7.
+    uint64_t id = s_assign (db, 1, 1, 2, 1, 1LL << 60);
+    result_t res;
+    s_result (&res, id, 1, 1, 2, 7);
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_STALE);
+    cr_assert (strstr (err, "version"), "%s", err);
+    s_result_free (&res);
+
+    //  NaN in the second seat's Adam moment: the first seat must not land.
+    s_result (&res, id, 1, 1, 2, 1);
+    res.r.seats [1].state.adam_v [4] = NAN;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_BAD_STATE_DATA);
+    res.r.seats [1].state.adam_v [4] = 1;
+    //  Wrong size.
+    cr_assert_eq (db_apply_result (db, &res.r, NP + 1, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_BAD_STATE_DATA);
+    //  Seats swapped.
+    res.r.seats [0].id = 2;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_FIELD);
+    res.r.seats [0].id = 1;
+    //  Infinite score.
+    res.scores [2] = INFINITY;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_FIELD);
+    res.scores [2] = 0;
+    cr_assert_eq (s_sql_int (probe), before);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments WHERE state = 'leased'"), 1);
+
+    //  Stale because the agent moved on: a second assignment of agent 1 at
+    //  version 1 after the first one's result made it version 2.
+    uint64_t id2 = s_assign (db, 1, 1, 0, 1, 1LL << 60);
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    int64_t after_first = s_sql_int (probe);
+    result_t res2;
+    s_result (&res2, id2, 1, 1, 0, 1);
+    cr_assert_eq (db_apply_result (db, &res2.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_STALE);
+    cr_assert_eq (s_sql_int (probe), after_first);
+
+    //  Past the deadline: expired, and recorded as such.
+    uint64_t id3 = s_assign (db, 3, 1, 0, 1, 4000);
+    result_t res3;
+    s_result (&res3, id3, 3, 1, 0, 1);
+    cr_assert_eq (db_apply_result (db, &res3.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_EXPIRED);
+    db_assignment_t a;
+    cr_assert_eq (db_assignment_get (db, id3, &a), 0);
+    cr_assert_str_eq (a.state, "expired");
+    cr_assert_eq (db_apply_result (db, &res3.r, NP, 2, &pbt, 3000, &ap, err, sizeof err), PROTO_E_EXPIRED);
+    cr_assert_eq (s_sql_int (probe), after_first);
+    s_result_free (&res);
+    s_result_free (&res2);
+    s_result_free (&res3);
+    db_destroy (&db);
+}
+
+Test (db, leases_renew_expire_and_list)
+{
+    db_t *db = s_population ();
+    uint64_t a = s_assign (db, 0, 1, 1, 1, 100);
+    uint64_t b = s_assign (db, 2, 1, 3, 1, 200);
+    cr_assert_eq (b, a + 1);
+    uint64_t ids [8];
+    cr_assert_eq (db_assignments_leased (db, ids, 8), 2);
+    cr_assert_eq (ids [0], a);
+    cr_assert_eq (db_assignment_renew (db, a, 12345), 0);
+    db_assignment_t as;
+    cr_assert_eq (db_assignment_get (db, a, &as), 0);
+    cr_assert_eq (as.deadline_ms, 12345);
+    cr_assert_eq (as.n_seats, 2);
+    cr_assert_eq (as.seats [1].agent_id, 1);
+    cr_assert (as.seats [1].train);
+    cr_assert_eq (db_assignment_expire (db, a), 0);
+    cr_assert_eq (db_assignments_leased (db, ids, 8), 1);
+    cr_assert_eq (ids [0], b);
+    //  The seed depends on the id, so two assignments differ.
+    db_assignment_t bs;
+    cr_assert_eq (db_assignment_get (db, b, &bs), 0);
+    cr_assert_neq (as.seed, bs.seed);
+    db_destroy (&db);
+}
+
+Test (db, snapshot_retention)
+{
+    db_t *db = s_population ();
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    //  Five results for agents 0 and 1: versions 1..6.
+    for (uint64_t v = 1; v <= 5; v++) {
+        uint64_t id = s_assign (db, 0, v, 1, v, 1LL << 60);
+        result_t res;
+        s_result (&res, id, 0, v, 1, v);
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+        s_result_free (&res);
+    }
+    s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 2");
+    //  A leased assignment pins agent 2's version 1 (which is current anyway).
+    s_assign (db, 2, 1, 3, 1, 1LL << 60);
+    //  Current version 6, keep 2: versions <= 4 go, except the frozen one.
+    cr_assert_eq (db_prune_snapshots (db, 2), 7);
+    //  Kept: agent 0 {2 (frozen), 5, 6}, agent 1 {5, 6}, agents 2, 3 {1}.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 0"), 3);
+    cr_assert_eq (s_sql_int ("SELECT MIN(version) FROM snapshots WHERE agent_id = 1"), 5);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id IN (2, 3)"), 2);
+    cr_assert_eq (db_prune_snapshots (db, 2), 0);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+Test (db, evolution_is_atomic)
+{
+    db_t *db = s_population ();
+    proto_kvs_t hp = { 0 };
+    proto_kvs_set (&hp, "lr", 0.5);
+    proto_kvs_set (&hp, "gamma", 0.95);
+    cr_assert_eq (db_evolve (db, 1, 3, &hp, 7000), 0);
+    db_agent_t a;
+    cr_assert_eq (db_load_agent (db, 1, &a), 0);
+    cr_assert_eq (a.version, 2);
+    cr_assert_eq (a.generation, 1);
+    cr_assert_eq (a.parent, 3);
+    cr_assert_float_eq (proto_kvs_get (&a.hparams, "lr", 0), 0.5, 1e-15);
+    //  The weights and Adam state are the donor's (agent 3, base 3000).
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 1, 2, &st), 0);
+    cr_assert_eq (st.params [5], 3005.0f);
+    cr_assert_eq (st.adam_m [5], 3105.0f);
+    cr_assert_eq (st.adam_t, 3000);
+    proto_state_free (&st);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM hparam_history WHERE agent_id = 1 AND seq = 1 AND reason = 'evolve'"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM evolutions WHERE agent_id = 1 AND donor_id = 3 AND new_version = 2"), 1);
+
+    //  Donor's current snapshot missing: the evolution fails as a whole.
+    s_sql_exec ("DELETE FROM snapshots WHERE agent_id = 2");
+    proto_kvs_set (&hp, "lr", 0.25);
+    cr_assert_neq (db_evolve (db, 0, 2, &hp, 8000), 0);
+    cr_assert_eq (db_load_agent (db, 0, &a), 0);
+    cr_assert_eq (a.version, 1);
+    cr_assert_eq (a.generation, 0);
+    cr_assert_float_eq (proto_kvs_get (&a.hparams, "lr", 0), 0.001, 1e-15);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM hparam_history WHERE agent_id = 0"), 2);
+    cr_assert_eq (db_count_evolutions (db), 1);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}

@@ -1,0 +1,465 @@
+//  pbtd as a real subprocess, driven over real ZeroMQ (ipc://) by a test
+//  client speaking proto: the worker protocol, its error paths, leases and
+//  the control commands.
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static char s_dir [256];
+static pid_t s_pid = -1;
+static char s_wep [320], s_cep [320], s_db [320];
+
+static void
+s_start (const char *extra_ini)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/pbt-test-srv-XXXXXX");
+    cr_assert_not_null (mkdtemp (s_dir));
+    snprintf (s_wep, sizeof s_wep, "ipc://%s/w", s_dir);
+    snprintf (s_cep, sizeof s_cep, "ipc://%s/c", s_dir);
+    snprintf (s_db, sizeof s_db, "%s/pbt.db", s_dir);
+    char ini [320];
+    snprintf (ini, sizeof ini, "%s/pbtd.ini", s_dir);
+    FILE *f = fopen (ini, "w");
+    cr_assert_not_null (f);
+    fprintf (f, "[daemon]\nworker_endpoint = %s\ncontrol_endpoint = %s\ndb = %s\n"
+             "housekeeping_ms = 50\nlog_level = warn\n%s\n"
+             "[population]\nsize = 4\nenv = rps\n[model]\nhidden = 8\n",
+             s_wep, s_cep, s_db, extra_ini ? extra_ini : "");
+    fclose (f);
+    const char *root = getenv ("PBT_BUILD_ROOT");
+    cr_assert_not_null (root, "PBT_BUILD_ROOT not set");
+    char exe [512];
+    snprintf (exe, sizeof exe, "%s/daemon/pbtd", root);
+    s_pid = fork ();
+    cr_assert_geq (s_pid, 0);
+    if (s_pid == 0) {
+        execl (exe, exe, "--config", ini, (char *) NULL);
+        _exit (127);
+    }
+}
+
+static int
+s_stop (void)
+{
+    int status = -1;
+    if (s_pid > 0) {
+        kill (s_pid, SIGTERM);
+        waitpid (s_pid, &status, 0);
+        s_pid = -1;
+    }
+    char cmd [400];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (system (cmd)) { }
+    return status;
+}
+
+static zsock_t *
+s_connect (const char *ep)
+{
+    zsock_t *s = zsock_new (ZMQ_DEALER);
+    cr_assert_not_null (s);
+    zsock_set_rcvtimeo (s, 10000);
+    zsock_set_linger (s, 0);
+    cr_assert_eq (zsock_connect (s, "%s", ep), 0);
+    return s;
+}
+
+static void
+s_send (zsock_t *s, const proto_msg_t *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq (proto_encode (msg, &buf, &len), 0);
+    zframe_t *f = zframe_new (buf, len);
+    free (buf);
+    cr_assert_eq (zframe_send (&f, s, 0), 0);
+}
+
+static void
+s_recv (zsock_t *s, proto_msg_t *msg)
+{
+    zmsg_t *m = zmsg_recv (s);
+    cr_assert_not_null (m, "no reply from pbtd");
+    cr_assert_eq (zmsg_size (m), 1);
+    zframe_t *f = zmsg_first (m);
+    char err [256];
+    cr_assert_eq (proto_decode (zframe_data (f), zframe_size (f), msg, err, sizeof err), PROTO_OK, "%s", err);
+    zmsg_destroy (&m);
+}
+
+static void
+s_expect_error (zsock_t *s, proto_code_t code)
+{
+    proto_msg_t m;
+    s_recv (s, &m);
+    cr_assert_eq (m.type, PROTO_ERROR, "got %s", proto_type_name (m.type));
+    cr_assert_eq (m.u.error.code, code, "got %s: %s", proto_code_name (m.u.error.code), m.u.error.message);
+    proto_msg_clear (&m);
+}
+
+static zsock_t *
+s_worker (void)
+{
+    zsock_t *w = s_connect (s_wep);
+    proto_msg_t m = { .type = PROTO_HELLO };
+    snprintf (m.u.hello.worker_id, sizeof m.u.hello.worker_id, "test:%d", getpid ());
+    snprintf (m.u.hello.host, sizeof m.u.hello.host, "test");
+    m.u.hello.pid = (uint32_t) getpid ();
+    snprintf (m.u.hello.software, sizeof m.u.hello.software, "test/1");
+    s_send (w, &m);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_WELCOME);
+    cr_assert_gt (r.u.welcome.lease_ms, r.u.welcome.heartbeat_ms);
+    return w;
+}
+
+//  request -> assign; the caller clears *a.
+static void
+s_request (zsock_t *w, proto_msg_t *a)
+{
+    proto_msg_t m = { .type = PROTO_REQUEST };
+    s_send (w, &m);
+    s_recv (w, a);
+    cr_assert_eq (a->type, PROTO_ASSIGN, "got %s", proto_type_name (a->type));
+}
+
+//  A result echoing the assignment: trained states = sent states + 0.5,
+//  one episode that seat 0 wins.
+static float s_scores [PROTO_MAX_AGENTS];
+static void
+s_make_result (const proto_assign_t *as, proto_msg_t *out)
+{
+    memset (out, 0, sizeof *out);
+    out->type = PROTO_RESULT;
+    proto_result_t *r = &out->u.result;
+    r->assignment_id = as->assignment_id;
+    r->samples_per_s = 1000;
+    r->n_seats = as->n_seats;
+    for (uint32_t i = 0; i < as->n_seats; i++) {
+        r->seats [i].id = as->seats [i].id;
+        r->seats [i].version = as->seats [i].version;
+        r->seats [i].frames = 100;
+        const proto_state_t *src = &as->seats [i].state;
+        cr_assert_eq (proto_state_alloc (&r->seats [i].state, src->n_params), 0);
+        for (uint32_t k = 0; k < src->n_params; k++) {
+            r->seats [i].state.params [k] = src->params [k] + 0.5f;
+            r->seats [i].state.adam_v [k] = 1;
+        }
+        r->seats [i].state.adam_t = 7;
+        s_scores [i] = i == 0 ? 1 : -1;
+    }
+    r->n_episodes = 1;
+    r->scores = s_scores;
+}
+
+static void
+s_free_result (proto_msg_t *m)
+{
+    for (uint32_t i = 0; i < m->u.result.n_seats; i++)
+        proto_state_free (&m->u.result.seats [i].state);
+    m->u.result.scores = NULL;
+}
+
+static int64_t
+s_sql_int (const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (s_db, &h), SQLITE_OK);
+    sqlite3_busy_timeout (h, 5000);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (h, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    sqlite3_close (h);
+    return v;
+}
+
+//  Send a ctl and return the reply (caller clears).
+static void
+s_ctl (zsock_t *c, const char *cmd, const char *agent, proto_msg_t *reply)
+{
+    proto_msg_t m = { .type = PROTO_CTL };
+    snprintf (m.u.ctl.cmd, sizeof m.u.ctl.cmd, "%s", cmd);
+    //  args {"agent": agent}
+    uint8_t args [64];
+    size_t n = 0;
+    if (agent) {
+        args [n++] = 0x81;
+        args [n++] = 0xa5;
+        memcpy (args + n, "agent", 5);
+        n += 5;
+        args [n++] = (uint8_t) (0xa0 | strlen (agent));
+        memcpy (args + n, agent, strlen (agent));
+        n += strlen (agent);
+        m.u.ctl.args = args;
+        m.u.ctl.args_len = n;
+    }
+    s_send (c, &m);
+    s_recv (c, reply);
+    cr_assert_eq (reply->type, PROTO_CTL_REPLY);
+}
+
+static proto_view_t
+s_get (proto_view_t map, const char *key)
+{
+    proto_view_t v;
+    cr_assert_eq (proto_view_get (map, key, &v), 0, "missing key '%s'", key);
+    return v;
+}
+
+TestSuite (server, .timeout = 60);
+
+Test (server, protocol_happy_path_and_errors)
+{
+    s_start (NULL);
+    //  Before hello: bad_state.
+    zsock_t *early = s_connect (s_wep);
+    proto_msg_t m = { .type = PROTO_REQUEST };
+    s_send (early, &m);
+    s_expect_error (early, PROTO_E_STATE);
+    //  Garbage, then a two-frame message: errors, and pbtd keeps serving.
+    zframe_t *g = zframe_new ("\xc1\xff garbage", 10);
+    zframe_send (&g, early, 0);
+    s_expect_error (early, PROTO_E_MALFORMED);
+    zstr_sendm (early, "a");
+    zstr_send (early, "b");
+    s_expect_error (early, PROTO_E_MALFORMED);
+
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    proto_assign_t *as = &a.u.assign;
+    cr_assert_str_eq (as->env, "rps");
+    cr_assert_eq (as->n_seats, 2);
+    cr_assert_neq (as->seats [0].id, as->seats [1].id);
+    //  hidden 8, rps obs 3, 3 actions: actor 3*8+8+8*3+3, critic 3*8+8+8+1.
+    uint32_t n_params = (3 * 8 + 8 + 8 * 3 + 3) + (3 * 8 + 8 + 8 * 1 + 1);
+    for (uint32_t i = 0; i < 2; i++) {
+        cr_assert_eq (as->seats [i].state.n_params, n_params);
+        cr_assert_eq (as->seats [i].version, 1);
+        cr_assert (as->seats [i].train);
+        cr_assert (proto_kvs_has (&as->seats [i].hparams, "lr"));
+        cr_assert_eq (as->seats [i].slot, i);
+    }
+    cr_assert_eq (as->model.obs_dim, 3);
+    cr_assert_eq (proto_kvs_get (&as->ppo, "n_envs", 0), 32);
+
+    //  Heartbeat renews.
+    proto_msg_t hb = { .type = PROTO_HEARTBEAT };
+    hb.u.heartbeat.assignment_id = as->assignment_id;
+    hb.u.heartbeat.frames_done = 10;
+    s_send (w, &hb);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK);
+    cr_assert_eq (r.u.ack.assignment_id, as->assignment_id);
+
+    //  NaN weights: bad_weights, nothing changes.
+    proto_msg_t res;
+    s_make_result (as, &res);
+    res.u.result.seats [1].state.params [3] = NAN;
+    s_send (w, &res);
+    s_expect_error (w, PROTO_E_BAD_STATE_DATA);
+    res.u.result.seats [1].state.params [3] = 0;
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM agents"), 4);
+    //  Stale version.
+    res.u.result.seats [0].version = 5;
+    s_send (w, &res);
+    s_expect_error (w, PROTO_E_STALE);
+    res.u.result.seats [0].version = 1;
+    //  Unknown assignment.
+    res.u.result.assignment_id = 999;
+    s_send (w, &res);
+    s_expect_error (w, PROTO_E_UNKNOWN);
+    res.u.result.assignment_id = as->assignment_id;
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
+
+    //  The real thing: ack applied, DB updated.
+    s_send (w, &res);
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK, "got %s: %s", proto_type_name (r.type), r.u.error.message);
+    cr_assert (r.u.ack.applied);
+    char sql [200];
+    snprintf (sql, sizeof sql, "SELECT version * 1000 + frames FROM agents WHERE id = %lld",
+              (long long) as->seats [0].id);
+    cr_assert_eq (s_sql_int (sql), 2 * 1000 + 100);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 1);
+    //  Seat 0 won the only episode, K = 0.1 (seed preset), equal ratings.
+    snprintf (sql, sizeof sql, "SELECT CAST(rating * 1e6 AS INTEGER) FROM agents WHERE id = %lld",
+              (long long) as->seats [0].id);
+    cr_assert_eq (s_sql_int (sql), 50000);
+    //  Twice: duplicate.
+    s_send (w, &res);
+    s_expect_error (w, PROTO_E_DUPLICATE);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+
+    //  The next assignment carries the trained state (version 2 = sent+0.5).
+    s_request (w, &a);
+    proto_msg_clear (&a);
+
+    //  Control: status.
+    zsock_t *c = s_connect (s_cep);
+    proto_msg_t cr;
+    s_ctl (c, "status", NULL, &cr);
+    cr_assert (cr.u.ctl_reply.ok, "%s", cr.u.ctl_reply.error);
+    proto_view_t body;
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    proto_view_t agents = s_get (body, "agents");
+    cr_assert_eq (proto_view_array_len (agents), 4);
+    proto_view_t a0;
+    cr_assert_eq (proto_view_array_at (agents, 0, &a0), 0);
+    char name [32];
+    cr_assert_eq (proto_view_str (s_get (a0, "id"), name, sizeof name), 0);
+    cr_assert_str_eq (name, "agt_0");
+    s_get (a0, "rating");
+    s_get (a0, "lr");
+    s_get (a0, "gamma");
+    s_get (a0, "hparams");
+    s_get (a0, "busy");
+    s_get (a0, "version");
+    cr_assert (proto_view_is_nil (s_get (a0, "parent")));
+    cr_assert_eq (proto_view_int (s_get (body, "workers"), -1), 2 - 1);
+    cr_assert_eq (proto_view_int (s_get (body, "results"), -1), 1);
+    cr_assert_eq (proto_view_int (s_get (body, "assignments_in_flight"), -1), 1);
+    cr_assert_eq (proto_view_bool (s_get (body, "paused"), true), false);
+    cr_assert_gt (proto_view_double (s_get (body, "samples_per_s"), -1), 0);
+    s_get (body, "evolutions");
+    proto_msg_clear (&cr);
+
+    //  history / lineage / matches / workers / agent_state / unknown.
+    s_ctl (c, "history", "agt_1", &cr);
+    cr_assert (cr.u.ctl_reply.ok, "%s", cr.u.ctl_reply.error);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    proto_view_t h1 = s_get (body, "agt_1");
+    proto_view_t hp = s_get (h1, "hyperparameters");
+    cr_assert_eq (proto_view_array_len (s_get (hp, "lr")), 1);
+    cr_assert_eq (proto_view_array_len (s_get (h1, "step")), 1);
+    cr_assert_eq (proto_view_array_len (s_get (h1, "opponent")),
+                  proto_view_array_len (s_get (h1, "rating")));
+    proto_msg_clear (&cr);
+    s_ctl (c, "matches", NULL, &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_array_len (body), 1);
+    proto_msg_clear (&cr);
+    s_ctl (c, "lineage", "agt_2", &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    proto_msg_clear (&cr);
+    s_ctl (c, "workers", NULL, &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_array_len (body), 1);
+    proto_msg_clear (&cr);
+    s_ctl (c, "agent_state", "agt_3", &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_int (s_get (body, "n_params"), 0), n_params);
+    cr_assert_eq (s_get (body, "params").len, 5 + n_params * 4);   // bin32 header (> 255 bytes)
+    proto_msg_clear (&cr);
+    s_ctl (c, "frobnicate", NULL, &cr);
+    cr_assert_not (cr.u.ctl_reply.ok);
+    cr_assert_str_eq (cr.u.ctl_reply.error, "unknown command 'frobnicate'");
+    proto_msg_clear (&cr);
+    s_ctl (c, "history", "agt_9", &cr);
+    cr_assert_not (cr.u.ctl_reply.ok);
+    proto_msg_clear (&cr);
+
+    zsock_destroy (&c);
+    zsock_destroy (&w);
+    zsock_destroy (&early);
+    int status = s_stop ();
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "pbtd exit status %d", status);
+}
+
+Test (server, lease_expiry_releases_agents)
+{
+    s_start ("lease_ms = 300\nheartbeat_ms = 100");
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    proto_msg_t res;
+    s_make_result (&a.u.assign, &res);
+    //  Wait (bounded) until housekeeping expired the lease.
+    zsock_t *c = s_connect (s_cep);
+    int64_t in_flight = -1;
+    for (int tries = 0; tries < 200 && in_flight != 0; tries++) {
+        zclock_sleep (50);
+        proto_msg_t cr;
+        s_ctl (c, "status", NULL, &cr);
+        proto_view_t body;
+        cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+        in_flight = proto_view_int (s_get (body, "assignments_in_flight"), -1);
+        proto_msg_clear (&cr);
+    }
+    cr_assert_eq (in_flight, 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments WHERE state = 'expired'"), 1);
+    s_send (w, &res);
+    s_expect_error (w, PROTO_E_EXPIRED);
+    proto_msg_t hb = { .type = PROTO_HEARTBEAT };
+    hb.u.heartbeat.assignment_id = a.u.assign.assignment_id;
+    s_send (w, &hb);
+    s_expect_error (w, PROTO_E_EXPIRED);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM agents"), 4);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+    //  The agents are free again: two assignments fit in a population of 4.
+    zsock_t *w2 = s_worker ();
+    s_request (w, &a);
+    proto_msg_clear (&a);
+    s_request (w2, &a);
+    proto_msg_clear (&a);
+    zsock_destroy (&w2);
+    zsock_destroy (&c);
+    zsock_destroy (&w);
+    int status = s_stop ();
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}
+
+Test (server, restart_keeps_population_and_leases)
+{
+    s_start (NULL);
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    uint64_t id = a.u.assign.assignment_id;
+    proto_msg_t res;
+    s_make_result (&a.u.assign, &res);
+    kill (s_pid, SIGTERM);
+    int status;
+    waitpid (s_pid, &status, 0);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    zsock_destroy (&w);
+
+    //  Same directory, same config: a new pbtd picks the lease up.
+    char ini [320], exe [512];
+    snprintf (ini, sizeof ini, "%s/pbtd.ini", s_dir);
+    snprintf (exe, sizeof exe, "%s/daemon/pbtd", getenv ("PBT_BUILD_ROOT"));
+    s_pid = fork ();
+    if (s_pid == 0) {
+        execl (exe, exe, "--config", ini, (char *) NULL);
+        _exit (127);
+    }
+    w = s_worker ();
+    s_send (w, &res);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK, "got %s", proto_type_name (r.type));
+    cr_assert_eq (r.u.ack.assignment_id, id);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+    zsock_destroy (&w);
+    status = s_stop ();
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}

@@ -1,0 +1,153 @@
+"""Shared helpers for the integration tests: real pbtd, pbt-worker and
+pbtctl processes over ipc sockets in a temporary directory, and the real
+SQLite file they write. Standard library only."""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("PBT_BUILD_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+SOURCE = os.environ.get("PBT_SOURCE_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+PBTD = os.path.join(BUILD, "daemon", "pbtd")
+WORKER = os.path.join(BUILD, "worker", "pbt-worker")
+PBTCTL = os.path.join(BUILD, "cli", "pbtctl")
+
+# A small, fast RPS configuration: each assignment is one short PPO iteration.
+FAST_CONFIG = """
+[population]
+size = {size}
+env = rps
+preset = seed
+
+[ppo]
+n_envs = 8
+n_steps = 20
+iterations = 1
+epochs = 2
+minibatches = 2
+
+[pbt]
+t_select = {t_select}
+"""
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+class Cluster:
+    """A pbtd plus workers in a fresh temporary directory."""
+
+    def __init__(self, config_text, name="pbt", extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix=f"pbt-{name}-")
+        self.db = os.path.join(self.dir, "pbt.db")
+        self.cfg = os.path.join(self.dir, "pbtd.ini")
+        with open(self.cfg, "w") as f:
+            f.write(config_text)
+        self.wep = f"ipc://{self.dir}/w.sock"
+        self.cep = f"ipc://{self.dir}/c.sock"
+        self.extra_args = list(extra_args)
+        self.pbtd = None
+        self.workers = []
+        self.n_logs = 0
+
+    def log(self, name):
+        self.n_logs += 1
+        return open(os.path.join(self.dir, f"{name}-{self.n_logs}.log"), "w")
+
+    def start_pbtd(self):
+        self.pbtd = subprocess.Popen(
+            [PBTD, "--config", self.cfg, "--db", self.db, "--worker-endpoint", self.wep,
+             "--control-endpoint", self.cep] + self.extra_args,
+            stderr=self.log("pbtd"), stdout=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            check(self.pbtd.poll() is None, f"pbtd exited early with {self.pbtd.returncode}; see {self.dir}")
+            if self.ctl("status", timeout=300, check_rc=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise Failure("pbtd did not answer status within 20 s")
+
+    def start_worker(self, *args):
+        p = subprocess.Popen([WORKER, "--connect", self.wep, "--reply-timeout-ms", "1000"] + list(args),
+                             stderr=self.log("worker"), stdout=subprocess.DEVNULL)
+        self.workers.append(p)
+        return p
+
+    def ctl(self, *args, timeout=3000, check_rc=True):
+        r = subprocess.run([PBTCTL, "--endpoint", self.cep, "--timeout", str(timeout)] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise Failure(f"pbtctl {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def status(self):
+        return json.loads(self.ctl("status", "--json").stdout)
+
+    def wait_results(self, n, timeout=240):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.status()
+            if st.get("results", 0) >= n:
+                return st
+            for w in self.workers:
+                check(w.poll() is None, f"a worker exited with {w.returncode}; see {self.dir}")
+            time.sleep(0.5)
+        raise Failure(f"fewer than {n} results after {timeout} s; see {self.dir}")
+
+    def sql(self, query, args=()):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def stop(self, keep=False):
+        for w in self.workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            try:
+                w.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        rc = None
+        if self.pbtd and self.pbtd.poll() is None:
+            self.pbtd.send_signal(signal.SIGTERM)
+            try:
+                rc = self.pbtd.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.pbtd.kill()
+                rc = "timeout"
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+def run_tests(tests):
+    """Run named test functions; print a closing line; exit non-zero on failure."""
+    passed = failed = 0
+    only = sys.argv[1:]
+    for fn in tests:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print(f"PASS {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure the same way
+            failed += 1
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

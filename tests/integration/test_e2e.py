@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""End to end: real pbtd + two real pbt-worker processes training an RPS
+population; checks the database and `pbtctl status --json` agree with the
+rules (issue 2 part 8, issue 4 part 8)."""
+
+from harness import FAST_CONFIG, Cluster, check, run_tests
+
+N_RESULTS = 30
+
+
+def run_population(t_select, n_results=N_RESULTS):
+    c = Cluster(FAST_CONFIG.format(size=8, t_select=t_select), name="e2e")
+    c.start_pbtd()
+    before = c.status()
+    c.start_worker()
+    c.start_worker()
+    c.wait_results(n_results)
+    return c, before
+
+
+def test_loop_trains_and_records():
+    c, before = run_population(t_select=1.0)
+    try:
+        after = c.status()
+        agents = after["agents"]
+        check(len(agents) == 8, f"expected 8 agents, got {len(agents)}")
+        check(after["workers"] == 2, f"expected 2 workers connected, got {after['workers']}")
+        for key in ("id", "rating", "matches", "frames", "lr", "gamma", "generation", "parent", "busy"):
+            check(all(key in a for a in agents), f"status agents lack '{key}'")
+        # Frames: every agent trained (0 at the start, > 0 now).
+        frames0 = {a["id"]: a["frames"] for a in before["agents"]}
+        for a in agents:
+            check(a["frames"] > frames0[a["id"]], f"{a['id']} frames did not grow: {a['frames']}")
+        c.stop(keep=True)
+
+        # Ratings are zero-sum: the population's total never moves from N * initial (0).
+        total = sum(r for (r,) in c.sql("SELECT rating FROM agents"))
+        check(abs(total) < 1e-6, f"ratings not zero-sum: sum = {total}")
+
+        # Match history is complete: every applied result has its episodes,
+        # and each agent's match counter equals the rows that name it.
+        done = c.sql("SELECT COUNT(*) FROM assignments WHERE state = 'done'")[0][0]
+        check(done >= N_RESULTS, f"only {done} assignments done")
+        no_matches = c.sql("SELECT COUNT(*) FROM assignments a WHERE state = 'done' AND NOT EXISTS "
+                           "(SELECT 1 FROM matches m WHERE m.assignment_id = a.id)")[0][0]
+        check(no_matches == 0, f"{no_matches} done assignments have no match rows")
+        for (aid, matches) in c.sql("SELECT id, matches FROM agents"):
+            rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ?", (aid,))[0][0]
+            check(rows == matches, f"agt_{aid}: counter says {matches} matches, history has {rows}")
+        # Each episode of 10 rounds scores in [-10, 10] and the game is zero-sum.
+        bad = len(c.sql("SELECT match_id FROM match_seats GROUP BY match_id "
+                        "HAVING SUM(score) != 0 OR MAX(ABS(score)) > 10 OR COUNT(*) != 2"))
+        check(bad == 0, f"{bad} match rows are not zero-sum RPS scores")
+
+        # With T_select = 1 an evolution must happen (P(win) < 1 always).
+        evo = c.sql("SELECT COUNT(*) FROM evolutions")[0][0]
+        check(evo >= 1, "no inheritance happened with t_select = 1")
+        gens = c.sql("SELECT MAX(generation) FROM agents")[0][0]
+        check(gens >= 1, "no agent has generation >= 1")
+        ok = c.sql("PRAGMA integrity_check")[0][0]
+        check(ok == "ok", f"integrity_check: {ok}")
+    finally:
+        c.stop()
+
+
+def test_t_select_zero_never_evolves():
+    c, _ = run_population(t_select=0.0, n_results=16)
+    try:
+        st = c.status()
+        check(st["evolutions"] == 0, f"{st['evolutions']} evolutions with t_select = 0")
+        check(all(a["generation"] == 0 for a in st["agents"]), "an agent evolved with t_select = 0")
+        check(c.sql("SELECT COUNT(*) FROM evolutions")[0][0] == 0, "evolutions rows with t_select = 0")
+    finally:
+        c.stop()
+
+
+def test_unreachable_pbtctl():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="noserver")
+    try:
+        r = c.ctl("status", timeout=500, check_rc=False)
+        check(r.returncode == 3, f"pbtctl exit code {r.returncode} when pbtd is down, expected 3")
+        check("no reply" in r.stderr, f"unclear message: {r.stderr!r}")
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves, test_unreachable_pbtctl])

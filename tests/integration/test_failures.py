@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Failure behaviour with real processes (issue 5): workers and pbtd killed
+with SIGKILL mid-run, hostile input, SIGTERM."""
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+
+from harness import BUILD, FAST_CONFIG, Cluster, check, run_tests
+
+HOSTILE = os.path.join(BUILD, "tests", "integration", "hostile")
+
+LEASE_CONFIG = FAST_CONFIG + """
+[daemon]
+lease_ms = {lease_ms}
+heartbeat_ms = 500
+housekeeping_ms = 200
+"""
+
+
+def acked_results(c):
+    """Results acknowledged to workers, from the workers' own logs: id -> episodes."""
+    finished, acked = {}, set()
+    for name in os.listdir(c.dir):
+        if not name.startswith("worker"):
+            continue
+        for line in open(os.path.join(c.dir, name)):
+            m = re.search(r"event=assignment_finished assignment=(\d+) episodes=(\d+)", line)
+            if m:
+                finished[int(m.group(1))] = int(m.group(2))
+            m = re.search(r"event=result_acked assignment=(\d+)", line)
+            if m:
+                acked.add(int(m.group(1)))
+    return {a: finished[a] for a in acked}
+
+
+def check_no_loss_no_double(c):
+    acked = acked_results(c)
+    check(len(acked) > 0, "no result was acknowledged")
+    for aid, episodes in acked.items():
+        state = c.sql("SELECT state FROM assignments WHERE id = ?", (aid,))
+        check(state and state[0][0] == "done", f"acknowledged assignment {aid} is not done in the database: {state}")
+        rows = c.sql("SELECT COUNT(*), COUNT(DISTINCT episode) FROM matches WHERE assignment_id = ?", (aid,))[0]
+        check(rows[0] == episodes, f"assignment {aid}: {rows[0]} match rows, worker reported {episodes} episodes")
+        check(rows[1] == rows[0], f"assignment {aid}: duplicated episodes")
+    for (aid, matches) in c.sql("SELECT id, matches FROM agents"):
+        rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ?", (aid,))[0][0]
+        check(rows == matches, f"agt_{aid}: counter {matches} != history rows {rows}")
+    total = sum(r for (r,) in c.sql("SELECT rating FROM agents"))
+    check(abs(total) < 1e-6, f"ratings no longer zero-sum: {total}")
+    ok = c.sql("PRAGMA integrity_check")[0][0]
+    check(ok == "ok", f"integrity_check: {ok}")
+    return acked
+
+
+def test_worker_killed_mid_assignment():
+    cfg = LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000).replace("iterations = 1", "iterations = 6")
+    c = Cluster(cfg, name="wkill")
+    try:
+        c.start_pbtd()
+        victim = c.start_worker()
+        c.start_worker()
+        # Wait until the victim is inside an assignment, then kill it.
+        deadline = time.time() + 30
+        started = False
+        while time.time() < deadline and not started:
+            for name in os.listdir(c.dir):
+                if name.startswith("worker-") and "assignment_started" in open(os.path.join(c.dir, name)).read():
+                    started = True
+            time.sleep(0.05)
+        check(started, "no worker started an assignment")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        c.workers.remove(victim)
+        before = c.status()["results"]
+        c.wait_results(before + 6, timeout=120)
+        # Stop the survivor, let leases lapse: nobody may stay busy.
+        for w in c.workers:
+            w.send_signal(signal.SIGTERM)
+        for w in c.workers:
+            w.wait(timeout=20)
+        time.sleep(3)
+        st = c.status()
+        busy = [a["id"] for a in st["agents"] if a["busy"]]
+        check(not busy, f"agents stuck busy after the lease expired: {busy}")
+        leased = c.sql("SELECT COUNT(*) FROM assignments WHERE state = 'leased'")[0][0]
+        check(leased == 0, f"{leased} assignments still leased")
+        expired = c.sql("SELECT COUNT(*) FROM assignments WHERE state = 'expired'")[0][0]
+        check(expired >= 1, "the killed worker's assignment never expired")
+    finally:
+        c.stop()
+
+
+def test_pbtd_killed_and_restarted():
+    c = Cluster(LEASE_CONFIG.format(size=6, t_select=0.5, lease_ms=4000), name="dkill")
+    rnd = random.Random(7)
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.start_worker()
+        for cycle in range(3):
+            c.wait_results(4 * (cycle + 1), timeout=120)
+            time.sleep(rnd.uniform(0.0, 1.0))      # kill at an arbitrary moment
+            c.pbtd.send_signal(signal.SIGKILL)
+            c.pbtd.wait()
+            ok = c.sql("PRAGMA integrity_check")[0][0]
+            check(ok == "ok", f"integrity_check after SIGKILL: {ok}")
+            c.start_pbtd()
+        # Workers reconnect by themselves and training carries on.
+        results = c.status()["results"]
+        c.wait_results(results + 4, timeout=120)
+        for w in c.workers:
+            check(w.poll() is None, "a worker died when pbtd restarted")
+        rc = c.stop(keep=True)
+        check(rc == 0, f"pbtd exit code on SIGTERM: {rc}")
+        acked = check_no_loss_no_double(c)
+        check(len(acked) >= 16, f"only {len(acked)} acknowledged results")
+    finally:
+        c.stop()
+
+
+def test_hostile_messages():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="hostile")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.wait_results(2)
+        r = subprocess.run([HOSTILE, c.wep, "10000", "1"], capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, f"hostile sender: {r.stdout} {r.stderr}")
+        check("errors=10000" in r.stdout, f"not every malformed message got an error reply: {r.stdout}")
+        check(c.pbtd.poll() is None, "pbtd died under malformed input")
+        results = c.status()["results"]
+        c.wait_results(results + 2, timeout=120)
+    finally:
+        c.stop()
+
+
+def test_sigterm_exits_zero():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="term")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.wait_results(2)
+        c.pbtd.send_signal(signal.SIGTERM)
+        rc = c.pbtd.wait(timeout=30)
+        check(rc == 0, f"pbtd exit code on SIGTERM: {rc}")
+        ok = c.sql("PRAGMA integrity_check")[0][0]
+        check(ok == "ok", f"integrity_check: {ok}")
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    run_tests([test_worker_killed_mid_assignment, test_pbtd_killed_and_restarted,
+               test_hostile_messages, test_sigterm_exits_zero])

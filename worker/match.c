@@ -1,0 +1,316 @@
+/*  match: play one assignment to the end (see match.h).
+
+    Seeding: one master rng from the assignment seed hands out the env seed
+    and, per seat, an action-sampling stream and a minibatch-shuffling
+    stream, so a run is bit-identical for a given seed (OpenBLAS runs
+    single-threaded) whatever the number of envs or seats.
+*/
+#include "match.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "env.h"
+#include "log.h"
+#include "nn.h"
+#include "ppo.h"
+#include "rng.h"
+
+#define MATCH_MAX_ENVS   65536
+#define MATCH_MAX_STEPS  100000
+#define MATCH_MAX_ITERS  1000000
+
+typedef struct {
+    const proto_seat_t *seat;
+    int slot;
+    int script;             // index into cls->scripts, or -1 for a network seat
+    bool train;
+    ppo_t *ppo;             // network seats
+    ppo_hparams_t hp;
+    float shape [PROTO_MAX_KV];     // [n_shaping] shaping weights
+    const float *params;    // weights acted with
+    proto_state_t *state;   // trained seats: the result's state, updated in place
+    rng_t act_rng;
+    rng_t ppo_rng;
+} seat_run_t;
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+//  Integer ppo setting in lo..hi, or -1 with err.
+static int
+s_ppo_int (const proto_kvs_t *ppo, const char *name, double dflt, double lo, double hi,
+           int *out, char *err, size_t err_len)
+{
+    double v = proto_kvs_get (ppo, name, dflt);
+    if (!(v >= lo && v <= hi) || v != floor (v)) {
+        snprintf (err, err_len, "ppo.%s=%g must be an integer in %g..%g", name, v, lo, hi);
+        return -1;
+    }
+    *out = (int) v;
+    return 0;
+}
+
+void
+match_result_clear (proto_result_t *result)
+{
+    if (!result)
+        return;
+    for (uint32_t s = 0; s < PROTO_MAX_AGENTS; s++)
+        proto_state_free (&result->seats [s].state);
+    free (result->scores);
+    memset (result, 0, sizeof *result);
+}
+
+int
+match_run (const proto_assign_t *assign, proto_result_t *result,
+           match_progress_fn *progress, void *progress_arg,
+           char *err, size_t err_len)
+{
+    assert (assign && result);
+    int rc = -1;
+    memset (result, 0, sizeof *result);
+    seat_run_t seats [PROTO_MAX_AGENTS];
+    memset (seats, 0, sizeof seats);
+    void *env = NULL;
+    float *obs = NULL, *rewards = NULL, *shaping = NULL, *scores = NULL, *seat_rew = NULL;
+    int32_t *actions = NULL, *seat_act = NULL;
+    uint8_t *terminals = NULL;
+    size_t ep_cap = 0;
+    bool ep_warned = false;
+    nn_blas_init ();
+
+    const env_class_t *cls = env_find (assign->env);
+    if (!cls) {
+        snprintf (err, err_len, "unknown env '%s'", assign->env);
+        goto cleanup;
+    }
+    if (cls->check_options (&assign->env_options, err, err_len) != 0)
+        goto cleanup;
+    int P = cls->n_players, S = cls->n_shaping, D = cls->obs_dim (&assign->env_options);
+    assert (P >= 1 && P <= PROTO_MAX_AGENTS && S >= 0 && S <= PROTO_MAX_KV);
+    nn_arch_t arch;
+    if (nn_arch_from_proto (&arch, &assign->model, err, err_len) != 0)
+        goto cleanup;
+    if (arch.obs_dim != D || arch.n_actions != cls->n_actions) {
+        snprintf (err, err_len, "model obs_dim=%d n_actions=%d do not fit env %s (obs_dim=%d n_actions=%d)",
+                  arch.obs_dim, arch.n_actions, cls->name, D, cls->n_actions);
+        goto cleanup;
+    }
+    int E, T, iters, n_mb;
+    if (s_ppo_int (&assign->ppo, "n_envs", 64, 1, MATCH_MAX_ENVS, &E, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "n_steps", 128, 1, MATCH_MAX_STEPS, &T, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "iterations", 1, 1, MATCH_MAX_ITERS, &iters, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "minibatches", 4, 1, (double) E * T, &n_mb, err, err_len))
+        goto cleanup;
+    if (((size_t) E * T) % n_mb != 0) {
+        snprintf (err, err_len, "ppo.minibatches=%d does not divide n_envs*n_steps=%zu",
+                  n_mb, (size_t) E * T);
+        goto cleanup;
+    }
+    if (assign->n_seats != (uint32_t) P) {
+        snprintf (err, err_len, "env %s needs %d seats, assignment has %u", cls->name, P, assign->n_seats);
+        goto cleanup;
+    }
+    size_t n_params = nn_param_count (&arch);
+    rng_t master;
+    rng_seed (&master, assign->seed);
+    uint64_t env_seed = rng_next (&master);
+    bool slot_used [PROTO_MAX_AGENTS] = { false };
+    int n_net = 0;
+
+    result->assignment_id = assign->assignment_id;
+    result->n_seats = assign->n_seats;
+    for (int s = 0; s < P; s++) {
+        const proto_seat_t *seat = &assign->seats [s];
+        seat_run_t *run = &seats [s];
+        run->seat = seat;
+        rng_seed (&run->act_rng, rng_next (&master));
+        rng_seed (&run->ppo_rng, rng_next (&master));
+        result->seats [s].id = seat->id;
+        result->seats [s].version = seat->version;
+        if (seat->slot >= (uint32_t) P || slot_used [seat->slot]) {
+            snprintf (err, err_len, "seats[%d].slot=%u is out of range or taken", s, seat->slot);
+            goto cleanup;
+        }
+        slot_used [seat->slot] = true;
+        run->slot = (int) seat->slot;
+        if (seat->id == -1) {
+            run->script = env_script_index (cls, seat->script);
+            if (run->script < 0) {
+                snprintf (err, err_len, "seats[%d].script '%s' is not a script of env %s",
+                          s, seat->script, cls->name);
+                goto cleanup;
+            }
+            continue;
+        }
+        run->script = -1;
+        n_net++;
+        if (seat->state.n_params != n_params || !seat->state.params) {
+            snprintf (err, err_len, "seats[%d] (agent %lld) has %u params, model needs %zu",
+                      s, (long long) seat->id, seat->state.n_params, n_params);
+            goto cleanup;
+        }
+        if (ppo_hparams_from (&run->hp, &seat->hparams, &assign->ppo, err, err_len) != 0)
+            goto cleanup;
+        for (int c = 0; c < S; c++) {
+            char key [PROTO_MAX_NAME];
+            snprintf (key, sizeof key, "shape_%s", cls->shaping_names [c]);
+            run->shape [c] = (float) proto_kvs_get (&seat->hparams, key, 0);
+        }
+        run->ppo = ppo_new (&arch, E, T, n_mb);
+        if (!run->ppo) {
+            snprintf (err, err_len, "out of memory for seat %d", s);
+            goto cleanup;
+        }
+        run->train = seat->train;
+        run->params = seat->state.params;
+        if (run->train) {
+            proto_state_t *st = &result->seats [s].state;
+            if (proto_state_alloc (st, (uint32_t) n_params) != 0) {
+                snprintf (err, err_len, "out of memory for seat %d state", s);
+                goto cleanup;
+            }
+            memcpy (st->params, seat->state.params, sizeof (float) * n_params);
+            if (seat->state.adam_m)
+                memcpy (st->adam_m, seat->state.adam_m, sizeof (float) * n_params);
+            if (seat->state.adam_v)
+                memcpy (st->adam_v, seat->state.adam_v, sizeof (float) * n_params);
+            st->adam_t = seat->state.adam_t;
+            run->state = st;
+            run->params = st->params;
+        }
+    }
+
+    env = cls->vec_new (E, env_seed, &assign->env_options);
+    obs = malloc (sizeof (float) * (size_t) E * P * D);
+    actions = malloc (sizeof (int32_t) * (size_t) E * P);
+    rewards = malloc (sizeof (float) * (size_t) E * P);
+    shaping = malloc (sizeof (float) * ((size_t) E * P * S + 1));
+    terminals = malloc ((size_t) E);
+    scores = malloc (sizeof (float) * (size_t) E * P);
+    seat_act = malloc (sizeof (int32_t) * (size_t) E);
+    seat_rew = malloc (sizeof (float) * (size_t) E);
+    if (!env || !obs || !actions || !rewards || !shaping || !terminals || !scores
+    ||  !seat_act || !seat_rew) {
+        snprintf (err, err_len, "could not create env %s with %d instances", cls->name, E);
+        goto cleanup;
+    }
+    memset (shaping, 0, sizeof (float) * ((size_t) E * P * S + 1));
+    cls->vec_reset (env, obs);
+
+    double t0 = s_now ();
+    for (int it = 0; it < iters; it++) {
+        for (int t = 0; t <= T; t++) {
+            //  Observations of step t (t == T: the bootstrap for GAE).
+            for (int s = 0; s < P; s++) {
+                seat_run_t *run = &seats [s];
+                if (!run->ppo)
+                    continue;
+                float *o = ppo_obs (run->ppo, t);
+                for (int e = 0; e < E; e++)
+                    memcpy (o + (size_t) e * D, obs + ((size_t) e * P + run->slot) * D,
+                            sizeof (float) * (size_t) D);
+            }
+            if (t == T)
+                break;
+            for (int s = 0; s < P; s++) {
+                seat_run_t *run = &seats [s];
+                if (!run->ppo) {
+                    cls->script_act (env, run->script, run->slot, actions);
+                    continue;
+                }
+                ppo_act (run->ppo, run->params, t, &run->act_rng, seat_act);
+                for (int e = 0; e < E; e++)
+                    actions [(size_t) e * P + run->slot] = seat_act [e];
+            }
+            cls->vec_step (env, actions, obs, rewards, shaping, terminals, scores);
+            for (int s = 0; s < P; s++) {
+                seat_run_t *run = &seats [s];
+                if (!run->train)
+                    continue;
+                for (int e = 0; e < E; e++) {
+                    size_t i = (size_t) e * P + run->slot;
+                    float r = rewards [i];
+                    for (int c = 0; c < S; c++)
+                        r += run->shape [c] * shaping [i * S + c];
+                    seat_rew [e] = r;
+                }
+                ppo_reward (run->ppo, t, seat_rew, terminals);
+            }
+            for (int e = 0; e < E; e++) {
+                if (!terminals [e])
+                    continue;
+                if (result->n_episodes >= PROTO_MAX_EPISODES) {
+                    if (!ep_warned)
+                        log_warn ("match_episodes_capped", "assignment=%llu max=%u",
+                                  (unsigned long long) assign->assignment_id, PROTO_MAX_EPISODES);
+                    ep_warned = true;
+                    continue;
+                }
+                if (result->n_episodes == ep_cap) {
+                    size_t cap = ep_cap ? ep_cap * 2 : 1024;
+                    float *grown = realloc (result->scores, sizeof (float) * cap * P);
+                    if (!grown) {
+                        snprintf (err, err_len, "out of memory for episode scores");
+                        goto cleanup;
+                    }
+                    result->scores = grown;
+                    ep_cap = cap;
+                }
+                float *row = result->scores + (size_t) result->n_episodes * P;
+                for (int s = 0; s < P; s++)
+                    row [s] = scores [(size_t) e * P + seats [s].slot];
+                result->n_episodes++;
+            }
+        }
+        for (int s = 0; s < P; s++) {
+            seat_run_t *run = &seats [s];
+            if (!run->train)
+                continue;
+            ppo_stats_t st;
+            ppo_update (run->ppo, &run->hp, run->state->params, run->state->adam_m,
+                        run->state->adam_v, &run->state->adam_t, &run->ppo_rng, &st);
+            log_debug ("ppo_update", "assignment=%llu seat=%d iter=%d loss=%.5f pg=%.5f v=%.5f ent=%.4f kl=%.5f clipfrac=%.3f",
+                       (unsigned long long) assign->assignment_id, s, it,
+                       st.loss, st.pg_loss, st.v_loss, st.entropy, st.approx_kl, st.clipfrac);
+        }
+        uint64_t frames_done = (uint64_t) E * T * (uint64_t) (it + 1);
+        if (progress && !progress (progress_arg, frames_done)) {
+            snprintf (err, err_len, "aborted");
+            goto cleanup;
+        }
+    }
+    result->seconds = s_now () - t0;
+    double samples = (double) E * T * iters * n_net;
+    result->samples_per_s = result->seconds > 0 ? samples / result->seconds : 0;
+    for (int s = 0; s < P; s++)
+        result->seats [s].frames = seats [s].train ? (uint64_t) E * T * (uint64_t) iters : 0;
+    rc = 0;
+
+cleanup:
+    if (rc != 0)
+        match_result_clear (result);
+    for (int s = 0; s < PROTO_MAX_AGENTS; s++)
+        ppo_destroy (&seats [s].ppo);
+    if (env)
+        cls->vec_destroy (&env);
+    free (obs);
+    free (actions);
+    free (rewards);
+    free (shaping);
+    free (terminals);
+    free (scores);
+    free (seat_act);
+    free (seat_rew);
+    return rc;
+}

@@ -1,0 +1,262 @@
+#include "wconfig.h"
+
+#include "ini.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: pbt-worker --connect EP [options]\n"
+        "  --connect EP          pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
+        "  --id NAME             worker id reported to pbtd (default host:pid)\n"
+        "  --max-assignments N   exit after delivering N results (default: run forever)\n"
+        "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default 5000)\n"
+        "  --log-level L         debug|info|warn|error (default info)\n"
+        "  --config FILE         INI file with a [worker] section (flags override it)\n"
+        "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
+        "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
+        "  --plaintext           talk without CURVE (only where the network is trusted)\n"
+        "  --help                this text\n");
+}
+
+static bool
+s_is_local (const char *ep)
+{
+    return strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0
+        || strncmp (ep, "tcp://127.", 10) == 0 || strncmp (ep, "tcp://localhost:", 16) == 0
+        || strncmp (ep, "tcp://[::1]:", 12) == 0;
+}
+
+//  A Z85 public key given inline (40 chars) or as a certificate file.
+static int
+s_set_server_key (wconfig_t *cfg, const char *value, const char *where)
+{
+    if (strlen (value) == 40) {
+        snprintf (cfg->server_public_key, sizeof cfg->server_public_key, "%s", value);
+        return 0;
+    }
+    zcert_t *cert = zcert_load (value);
+    if (!cert) {
+        fprintf (stderr, "pbt-worker: %s: expected a 40-character Z85 key or a certificate file, got '%s'\n",
+                 where, value);
+        return -1;
+    }
+    snprintf (cfg->server_public_key, sizeof cfg->server_public_key, "%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return 0;
+}
+
+static int
+s_load_file (wconfig_t *cfg, const char *path)
+{
+    char err [512];
+    ini_t *ini = ini_load_file (path, err, sizeof err);
+    if (!ini) {
+        fprintf (stderr, "pbt-worker: %s\n", err);
+        return -1;
+    }
+    int rc = -1;
+    for (size_t i = 0; i < ini_count (ini); i++) {
+        const ini_entry_t *e = ini_entry (ini, i);
+        if (strcmp (e->section, "worker") != 0) {
+            fprintf (stderr, "pbt-worker: %s:%d: unknown section [%s], expected [worker]\n",
+                     path, e->line, e->section);
+            goto done;
+        }
+        if (!e->key)
+            continue;
+        char where [600];
+        snprintf (where, sizeof where, "%s:%d: %s", path, e->line, e->key);
+        char *end = NULL;
+        if (strcmp (e->key, "connect") == 0)
+            snprintf (cfg->connect, sizeof cfg->connect, "%s", e->value);
+        else
+        if (strcmp (e->key, "id") == 0)
+            snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", e->value);
+        else
+        if (strcmp (e->key, "server_key") == 0) {
+            if (s_set_server_key (cfg, e->value, where) != 0)
+                goto done;
+        }
+        else
+        if (strcmp (e->key, "cert") == 0)
+            snprintf (cfg->cert_path, sizeof cfg->cert_path, "%s", e->value);
+        else
+        if (strcmp (e->key, "plaintext") == 0) {
+            if (strcmp (e->value, "true") == 0)
+                cfg->plaintext = 1;
+            else
+            if (strcmp (e->value, "false") == 0)
+                cfg->plaintext = 0;
+            else {
+                fprintf (stderr, "pbt-worker: %s: expected true or false, got '%s'\n", where, e->value);
+                goto done;
+            }
+        }
+        else
+        if (strcmp (e->key, "log_level") == 0) {
+            int level = log_level_parse (e->value);
+            if (level < 0) {
+                fprintf (stderr, "pbt-worker: %s: expected debug|info|warn|error, got '%s'\n", where, e->value);
+                goto done;
+            }
+            cfg->log_level = (log_level_t) level;
+        }
+        else
+        if (strcmp (e->key, "reply_timeout_ms") == 0) {
+            long v = strtol (e->value, &end, 10);
+            if (!*e->value || *end || v < 100 || v > 3600000) {
+                fprintf (stderr, "pbt-worker: %s: expected a whole number of ms in [100, 3600000], got '%s'\n",
+                         where, e->value);
+                goto done;
+            }
+            cfg->reply_timeout_ms = (int) v;
+        }
+        else {
+            fprintf (stderr, "pbt-worker: %s:%d: unknown key '%s' in [worker] (expected connect, id, "
+                     "server_key, cert, plaintext, log_level, reply_timeout_ms)\n", path, e->line, e->key);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    ini_destroy (&ini);
+    return rc;
+}
+
+int
+wconfig_parse (wconfig_t *cfg, int argc, char **argv)
+{
+    memset (cfg, 0, sizeof *cfg);
+    snprintf (cfg->connect, sizeof cfg->connect, "tcp://127.0.0.1:5555");
+    char host [128] = "localhost";
+    gethostname (host, sizeof host - 1);
+    snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s:%d", host, (int) getpid ());
+    cfg->reply_timeout_ms = 5000;
+    cfg->request_retry_ms = 2000;
+    cfg->log_level = PBT_LOG_INFO;
+
+    //  The file is read first so that flags, parsed after it, override it.
+    for (int a = 1; a < argc - 1; a++)
+        if (strcmp (argv [a], "--config") == 0 && s_load_file (cfg, argv [a + 1]) != 0)
+            return -1;
+
+    static const struct option opts [] = {
+        { "config", required_argument, NULL, 'f' },
+        { "server-key", required_argument, NULL, 'k' },
+        { "cert", required_argument, NULL, 'C' },
+        { "plaintext", no_argument, NULL, 'p' },
+        { "connect", required_argument, NULL, 'c' },
+        { "id", required_argument, NULL, 'i' },
+        { "max-assignments", required_argument, NULL, 'm' },
+        { "reply-timeout-ms", required_argument, NULL, 't' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long (argc, argv, "c:h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+            case 'c':
+                snprintf (cfg->connect, sizeof cfg->connect, "%s", optarg);
+                break;
+            case 'i':
+                snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", optarg);
+                break;
+            case 'm':
+                cfg->max_assignments = strtoull (optarg, &end, 10);
+                if (!*optarg || *end) {
+                    fprintf (stderr, "pbt-worker: --max-assignments: expected a whole number, got '%s'\n", optarg);
+                    return -1;
+                }
+                break;
+            case 't':
+                cfg->reply_timeout_ms = (int) strtol (optarg, &end, 10);
+                if (!*optarg || *end || cfg->reply_timeout_ms < 100) {
+                    fprintf (stderr, "pbt-worker: --reply-timeout-ms: expected a whole number >= 100, got '%s'\n", optarg);
+                    return -1;
+                }
+                break;
+            case 'l': {
+                int level = log_level_parse (optarg);
+                if (level < 0) {
+                    fprintf (stderr, "pbt-worker: --log-level: expected debug|info|warn|error, got '%s'\n", optarg);
+                    return -1;
+                }
+                cfg->log_level = (log_level_t) level;
+                break;
+            }
+            case 'f':
+                break;      // already read
+            case 'k':
+                if (s_set_server_key (cfg, optarg, "--server-key") != 0)
+                    return -1;
+                break;
+            case 'C':
+                snprintf (cfg->cert_path, sizeof cfg->cert_path, "%s", optarg);
+                break;
+            case 'p':
+                cfg->plaintext = 1;
+                break;
+            case 'h':
+                s_usage (stdout);
+                return 1;
+            default:
+                s_usage (stderr);
+                return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "pbt-worker: unexpected argument '%s'\n", argv [optind]);
+        s_usage (stderr);
+        return -1;
+    }
+    bool curve = cfg->server_public_key [0] || cfg->cert_path [0];
+    if (curve && !(cfg->server_public_key [0] && cfg->cert_path [0])) {
+        fprintf (stderr, "pbt-worker: CURVE needs both a server key (--server-key) and a certificate (--cert)\n");
+        return -1;
+    }
+    if (curve && cfg->plaintext) {
+        fprintf (stderr, "pbt-worker: --plaintext and CURVE keys contradict each other\n");
+        return -1;
+    }
+    //  Plaintext only when asked for, except on ipc:// and loopback, where
+    //  the kernel already keeps traffic on this host.
+    if (!curve && !cfg->plaintext && !s_is_local (cfg->connect)) {
+        fprintf (stderr, "pbt-worker: %s is not local: configure CURVE (--server-key, --cert) "
+                         "or say --plaintext explicitly\n", cfg->connect);
+        return -1;
+    }
+    return 0;
+}
+
+int
+wconfig_apply_security (const wconfig_t *cfg, zsock_t *sock)
+{
+    if (!cfg->cert_path [0])
+        return 0;
+    zcert_t *cert = zcert_load (cfg->cert_path);
+    if (!cert) {
+        log_error ("cert_load_failed", "path=%s hint=\"make one with pbtctl keygen\"", cfg->cert_path);
+        return -1;
+    }
+    zcert_apply (cert, sock);
+    zsock_set_curve_serverkey (sock, cfg->server_public_key);
+    log_info ("curve_enabled", "public_key=%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return 0;
+}
+
+void
+wconfig_clear (wconfig_t *cfg)
+{
+    (void) cfg;
+}
