@@ -7,6 +7,7 @@
 */
 #include <czmq.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,8 +140,10 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
 //  Commands whose reply is shown as JSON either way (for now), with an
 //  agent argument.
 
+typedef void (render_fn) (proto_view_t body);
+
 static int
-s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit)
+s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool json, render_fn *render)
 {
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
@@ -163,9 +166,165 @@ s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit)
     msgpack_sbuffer_destroy (&sbuf);
     if (rc != 0)
         return rc;
-    rc = s_print_json (&reply);
+    proto_view_t body;
+    if (json || !render || proto_view_init (&body, reply.body, reply.body_len) != 0)
+        rc = s_print_json (&reply);
+    else
+        render (body);
     ctl_reply_clear (&reply);
     return rc;
+}
+
+//  Readable forms. The JSON form (--json) carries everything; these pick
+//  what a person scans for.
+
+static void
+s_render_hparams (proto_view_t map, char *out, size_t len)
+{
+    //  Walk the map by asking for the names we know, then any shape_* ones
+    //  are picked up by the generic loop over the JSON of the map.
+    static const char *names [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef",
+                                    "shape_vel_to_ball", "shape_vel_ball_to_goal", NULL };
+    size_t n = 0;
+    out [0] = 0;
+    for (int i = 0; names [i] && n < len; i++) {
+        proto_view_t v;
+        if (proto_view_get (map, names [i], &v) == 0)
+            n += (size_t) snprintf (out + n, len - n, "%s%s=%.4g", n ? " " : "", names [i],
+                                    proto_view_double (v, NAN));
+    }
+}
+
+static void
+s_render_history (proto_view_t body)
+{
+    //  body: {"agt_0": {...}, ...}; we know ids are agt_0..: probe until a gap.
+    printf ("%-8s %8s %10s %12s %9s  %s\n", "agent", "episodes", "rating", "mean score", "evolved", "hyperparameters now");
+    for (int i = 0, misses = 0; misses < 64; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "agt_%d", i);
+        proto_view_t a, score, rating, step, hp;
+        if (proto_view_get (body, id, &a) != 0) {
+            misses++;
+            continue;
+        }
+        misses = 0;
+        int64_t n = 0;
+        double last_rating = NAN, sum = 0;
+        int64_t tail = 0;
+        if (proto_view_get (a, "score", &score) == 0) {
+            //  The first entry is the seed format's placeholder before any match.
+            n = proto_view_array_len (score) - 1;
+            for (int64_t k = n > 100 ? n - 99 : 1; k <= n; k++) {
+                proto_view_t v;
+                if (proto_view_array_at (score, (uint32_t) k, &v) == 0) {
+                    sum += proto_view_double (v, 0);
+                    tail++;
+                }
+            }
+        }
+        if (proto_view_get (a, "rating", &rating) == 0 && proto_view_array_len (rating) > 0) {
+            proto_view_t v;
+            if (proto_view_array_at (rating, (uint32_t) (proto_view_array_len (rating) - 1), &v) == 0)
+                last_rating = proto_view_double (v, NAN);
+        }
+        int64_t evolved = proto_view_get (a, "step", &step) == 0 ? proto_view_array_len (step) - 1 : 0;
+        char hps [512] = "";
+        if (proto_view_get (a, "hyperparameters", &hp) == 0) {
+            //  last element of each series
+            static const char *names [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef",
+                                            "shape_vel_to_ball", "shape_vel_ball_to_goal", NULL };
+            size_t used = 0;
+            for (int k = 0; names [k]; k++) {
+                proto_view_t series, v;
+                int64_t m;
+                if (proto_view_get (hp, names [k], &series) == 0 && (m = proto_view_array_len (series)) > 0
+                &&  proto_view_array_at (series, (uint32_t) (m - 1), &v) == 0 && used < sizeof hps)
+                    used += (size_t) snprintf (hps + used, sizeof hps - used, "%s%s=%.4g", used ? " " : "",
+                                               names [k], proto_view_double (v, NAN));
+            }
+        }
+        printf ("%-8s %8" PRId64 " %10.3f %12.3f %9" PRId64 "  %s\n", id, n, last_rating,
+                tail ? sum / (double) tail : 0.0, evolved < 0 ? 0 : evolved, hps);
+    }
+    printf ("(mean score over each agent's last 100 episodes; --json for the full series)\n");
+}
+
+static void
+s_render_lineage (proto_view_t body)
+{
+    char agent [64];
+    proto_view_t evolutions;
+    printf ("lineage of %s (newest first)\n", s_str (body, "agent", agent, sizeof agent));
+    if (proto_view_get (body, "evolutions", &evolutions) != 0 || proto_view_array_len (evolutions) <= 0) {
+        printf ("  no evolutions: the initial agent\n");
+        return;
+    }
+    int64_t n = proto_view_array_len (evolutions);
+    for (int64_t i = 0; i < n; i++) {
+        proto_view_t e, oldh, newh;
+        if (proto_view_array_at (evolutions, (uint32_t) i, &e) != 0)
+            continue;
+        char donor [64], before [512] = "", after [512] = "";
+        if (proto_view_get (e, "old_hparams", &oldh) == 0)
+            s_render_hparams (oldh, before, sizeof before);
+        if (proto_view_get (e, "new_hparams", &newh) == 0)
+            s_render_hparams (newh, after, sizeof after);
+        printf ("  gen %-3.0f at %.0f frames: weights from %s (v%.0f)\n      before: %s\n      after:  %s\n",
+                s_num (e, "generation", 0), s_num (e, "frames", 0), s_str (e, "donor", donor, sizeof donor),
+                s_num (e, "donor_version", 0), before, after);
+    }
+}
+
+static void
+s_render_matches (proto_view_t body)
+{
+    printf ("%8s %10s %7s  %s\n", "match", "assignment", "episode", "seats (agent team score rating-after)");
+    int64_t n = proto_view_array_len (body);
+    for (int64_t i = 0; i < n; i++) {
+        proto_view_t m, seats;
+        if (proto_view_array_at (body, (uint32_t) i, &m) != 0)
+            continue;
+        printf ("%8.0f %10.0f %7.0f ", s_num (m, "id", 0), s_num (m, "assignment", 0), s_num (m, "episode", 0));
+        if (proto_view_get (m, "seats", &seats) == 0) {
+            int64_t k = proto_view_array_len (seats);
+            for (int64_t j = 0; j < k; j++) {
+                proto_view_t seat;
+                char agent [64];
+                if (proto_view_array_at (seats, (uint32_t) j, &seat) == 0)
+                    printf (" %s t%.0f %+.0f %.2f", s_str (seat, "agent", agent, sizeof agent),
+                            s_num (seat, "team", 0), s_num (seat, "score", 0), s_num (seat, "rating_after", 0));
+            }
+        }
+        printf ("\n");
+    }
+}
+
+static void
+s_render_workers (proto_view_t body)
+{
+    printf ("%-24s %-16s %8s %11s %10s %10s\n", "worker", "host", "pid", "assignment", "samples/s", "last seen");
+    int64_t n = proto_view_array_len (body);
+    for (int64_t i = 0; i < n; i++) {
+        proto_view_t w, v;
+        if (proto_view_array_at (body, (uint32_t) i, &w) != 0)
+            continue;
+        char id [256], host [256], assignment [32] = "-";
+        if (proto_view_get (w, "assignment", &v) == 0 && !proto_view_is_nil (v))
+            snprintf (assignment, sizeof assignment, "%lld", (long long) proto_view_int (v, 0));
+        printf ("%-24s %-16s %8.0f %11s %10.0f %8.1fs\n", s_str (w, "worker_id", id, sizeof id),
+                s_str (w, "host", host, sizeof host), s_num (w, "pid", 0), assignment,
+                s_num (w, "samples_per_s", 0), s_num (w, "last_seen_ms_ago", 0) / 1000.0);
+    }
+    if (n == 0)
+        printf ("(no workers connected)\n");
+}
+
+static void
+s_render_paused (proto_view_t body)
+{
+    printf ("pbtd is %s\n", s_bool (body, "paused") ? "paused: no new assignments are handed out"
+                                                     : "running: assignments are handed out");
 }
 
 static int
@@ -175,7 +334,7 @@ s_cmd_history (ctl_t *ctl, int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (argv [i][0] != '-')
             agent = argv [i];
-    return s_simple (ctl, "history", agent, 0);
+    return s_simple (ctl, "history", agent, 0, s_has_flag (argc, argv, "--json"), s_render_history);
 }
 
 static int
@@ -189,7 +348,7 @@ s_cmd_lineage (ctl_t *ctl, int argc, char **argv)
         fprintf (stderr, "pbtctl lineage: name an agent, e.g. pbtctl lineage agt_0\n");
         return EXIT_USAGE;
     }
-    return s_simple (ctl, "lineage", agent, 0);
+    return s_simple (ctl, "lineage", agent, 0, s_has_flag (argc, argv, "--json"), s_render_lineage);
 }
 
 static int
@@ -199,28 +358,25 @@ s_cmd_matches (ctl_t *ctl, int argc, char **argv)
     for (int i = 1; i < argc - 1; i++)
         if (strcmp (argv [i], "--limit") == 0)
             limit = atoll (argv [i + 1]);
-    return s_simple (ctl, "matches", NULL, limit);
+    return s_simple (ctl, "matches", NULL, limit, s_has_flag (argc, argv, "--json"), s_render_matches);
 }
 
 static int
 s_cmd_workers (ctl_t *ctl, int argc, char **argv)
 {
-    (void) argc; (void) argv;
-    return s_simple (ctl, "workers", NULL, 0);
+    return s_simple (ctl, "workers", NULL, 0, s_has_flag (argc, argv, "--json"), s_render_workers);
 }
 
 static int
 s_cmd_pause (ctl_t *ctl, int argc, char **argv)
 {
-    (void) argc; (void) argv;
-    return s_simple (ctl, "pause", NULL, 0);
+    return s_simple (ctl, "pause", NULL, 0, s_has_flag (argc, argv, "--json"), s_render_paused);
 }
 
 static int
 s_cmd_resume (ctl_t *ctl, int argc, char **argv)
 {
-    (void) argc; (void) argv;
-    return s_simple (ctl, "resume", NULL, 0);
+    return s_simple (ctl, "resume", NULL, 0, s_has_flag (argc, argv, "--json"), s_render_paused);
 }
 
 //  ---------------------------------------------------------------------

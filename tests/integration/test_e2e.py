@@ -3,6 +3,8 @@
 population; checks the database and `pbtctl status --json` agree with the
 rules (issue 2 part 8, issue 4 part 8)."""
 
+import json
+
 from harness import FAST_CONFIG, Cluster, check, run_tests
 
 N_RESULTS = 30
@@ -74,6 +76,54 @@ def test_t_select_zero_never_evolves():
         c.stop()
 
 
+def test_eligibility_frames_respected():
+    """With E set, no agent evolves before it has trained E frames since it
+    was created or last evolved (t_select = 1 makes every eligible agent try)."""
+    E = 4000    # each assignment trains 8 envs x 20 steps = 160 frames per agent
+    cfg = FAST_CONFIG.format(size=4, t_select=1.0) + f"eligible_frames = {E}\n"
+    c = Cluster(cfg, name="elig")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.start_worker()
+        c.wait_results(120)
+        c.stop(keep=True)
+        rows = c.sql("SELECT agent_id, frames FROM evolutions ORDER BY id")
+        check(len(rows) >= 1, "no evolution happened even though agents passed E frames")
+        last = {}
+        for agent, frames in rows:
+            since = frames - last.get(agent, 0)
+            check(since >= E, f"agt_{agent} evolved after only {since} frames (E = {E})")
+            last[agent] = frames
+    finally:
+        c.stop()
+
+
+def test_history_and_lineage():
+    c, _ = run_population(t_select=1.0, n_results=20)
+    try:
+        hist = json.loads(c.ctl("history", "agt_0", "--json").stdout)
+        check(list(hist) == ["agt_0"], f"history keys: {list(hist)}")
+        h = hist["agt_0"]
+        for key in ("hyperparameters", "opponent", "score", "rating", "step"):
+            check(key in h, f"history lacks '{key}'")
+        check("lr" in h["hyperparameters"] and "gamma" in h["hyperparameters"], "history lacks lr/gamma series")
+        n = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0")[0][0]
+        check(len(h["score"]) >= n and len(h["opponent"]) == len(h["score"]) == len(h["rating"]),
+              f"history series lengths: score {len(h['score'])}, opponent {len(h['opponent'])}, "
+              f"rating {len(h['rating'])}; agt_0 played {n} episodes")
+        allh = json.loads(c.ctl("history", "--json").stdout)
+        check(sorted(allh) == sorted(f"agt_{i}" for i in range(8)), f"history for all: {sorted(allh)}")
+        evolved = c.sql("SELECT agent_id, COUNT(*) FROM evolutions GROUP BY agent_id ORDER BY 2 DESC LIMIT 1")
+        check(evolved, "no evolution to trace")
+        agent, count = evolved[0]
+        lin = c.ctl("lineage", f"agt_{agent}", "--json")
+        check(lin.returncode == 0, f"lineage failed: {lin.stderr}")
+        check(lin.stdout.count("donor") >= count, f"lineage of agt_{agent} shows fewer than {count} donors")
+    finally:
+        c.stop()
+
+
 def test_unreachable_pbtctl():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="noserver")
     try:
@@ -85,4 +135,5 @@ def test_unreachable_pbtctl():
 
 
 if __name__ == "__main__":
-    run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves, test_unreachable_pbtctl])
+    run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
+               test_eligibility_frames_respected, test_history_and_lineage, test_unreachable_pbtctl])
