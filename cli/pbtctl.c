@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "ctl.h"
+#include "replay.h"
 #include "eval.h"
 #include "export.h"
 #include "report.h"
@@ -483,6 +484,7 @@ static const command_t s_commands [] = {
     { "workers", "connected workers", "workers [--json]", s_cmd_workers },
     { "pause", "stop handing out assignments (admin)", "pause", s_cmd_pause },
     { "resume", "hand out assignments again (admin)", "resume", s_cmd_resume },
+    { "replay", "write a soccer episode as an animated SVG", "replay AGENT|random|chaser [--vs AGENT|random|chaser] -o FILE.svg [--seed N] [--steps N]", replay_cmd },
     { "keygen", "make a CURVE key pair (FILE and FILE_secret)", "keygen FILE", NULL },
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
     { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
@@ -549,6 +551,8 @@ main (int argc, char **argv)
     }
     if (!cmd->run)
         return s_keygen (argc - i, argv + i);
+    if (cmd->run == replay_cmd && replay_scripts_only (argc - i, argv + i))
+        return replay_cmd (NULL, argc - i, argv + i);
     zsys_init ();
     ctl_t *ctl = ctl_new (endpoint, timeout_ms);
     if (!ctl)

@@ -620,14 +620,16 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
         log_error ("soccer_replay_failed", "reason=\"max_steps must be >= 1\"");
         goto cleanup;
     }
-    if (!policy) {
-        for (int i = 0; s_scripts [i]; i++) {
-            if (script0 && strcmp (script0, s_scripts [i]) == 0)
-                sc [0] = i;
-            if (script1 && strcmp (script1, s_scripts [i]) == 0)
-                sc [1] = i;
-        }
-        if (sc [0] < 0 || sc [1] < 0) {
+    for (int i = 0; s_scripts [i]; i++) {
+        if (script0 && strcmp (script0, s_scripts [i]) == 0)
+            sc [0] = i;
+        if (script1 && strcmp (script1, s_scripts [i]) == 0)
+            sc [1] = i;
+    }
+    //  Without a policy both teams need a script; with one, a named script
+    //  still drives its team (agent against scripted team).
+    if ((script0 && sc [0] < 0) || (script1 && sc [1] < 0) || (!policy && (sc [0] < 0 || sc [1] < 0))) {
+        {
             log_error ("soccer_replay_failed", "reason=\"unknown script\" script0=%s script1=%s",
                        script0 ? script0 : "(null)", script1 ? script1 : "(null)");
             goto cleanup;
@@ -656,8 +658,8 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
             s_observe (g, vec->episode_steps, obs);
             policy (policy_arg, obs, actions);
         }
-        else
-            for (int p = 0; p < 4; p++)
+        for (int p = 0; p < 4; p++)
+            if (sc [p >> 1] >= 0)
                 s_script_act (vec, sc [p >> 1], p, actions);
         goal = s_advance (g, actions);
     }
@@ -688,7 +690,7 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
     fprintf (f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"1\" fill=\"white\">"
                 "seed %llu: blue (%s) vs red (%s), %d steps, %s</text>\n",
              -hw, -hh - 1, (unsigned long long) seed,
-             policy ? "policy" : script0, policy ? "policy" : script1,
+             script0 ? script0 : "policy", script1 ? script1 : "policy",
              g->step, result);
     for (int i = 0; i < 5; i++) {
         const char *fill = i == S_BALL ? "white" : i < 2 ? "#1565c0" : "#c62828";

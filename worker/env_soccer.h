@@ -60,9 +60,10 @@ void soccer_debug_observe (void *self, int env, float *obs, float *shaping);
 typedef void (soccer_policy_fn) (void *arg, const float *obs, int32_t *actions);
 
 //  Play one episode (to its end or max_steps control steps) from seed and
-//  write it to path as an animated SVG (SMIL, plays in a browser). If
-//  policy is NULL, team 0 plays script0 and team 1 script1 (names from
-//  env_soccer_class.scripts). Returns the outcome: 1 team 0 scored, 2 team 1
+//  write it to path as an animated SVG (SMIL, plays in a browser). A team
+//  with a script name (script0 for team 0, script1 for team 1, names from
+//  env_soccer_class.scripts) plays that script; a team whose script is NULL
+//  plays by policy, which must then be given. Returns the outcome: 1 team 0 scored, 2 team 1
 //  scored, 0 no goal; -1 on error (logged).
 int soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
                        const proto_kvs_t *options,

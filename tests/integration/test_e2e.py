@@ -4,6 +4,8 @@ population; checks the database and `pbtctl status --json` agree with the
 rules (issue 2 part 8, issue 4 part 8)."""
 
 import json
+import os
+import xml.etree.ElementTree as ET
 
 from harness import FAST_CONFIG, Cluster, check, run_tests
 
@@ -102,6 +104,10 @@ def test_eligibility_frames_respected():
 def test_history_and_lineage():
     c, _ = run_population(t_select=1.0, n_results=20)
     try:
+        # Quiesce: with no workers the history cannot move under us.
+        for w in c.workers:
+            w.terminate()
+            w.wait(timeout=20)
         hist = json.loads(c.ctl("history", "agt_0", "--json").stdout)
         check(list(hist) == ["agt_0"], f"history keys: {list(hist)}")
         h = hist["agt_0"]
@@ -109,7 +115,8 @@ def test_history_and_lineage():
             check(key in h, f"history lacks '{key}'")
         check("lr" in h["hyperparameters"] and "gamma" in h["hyperparameters"], "history lacks lr/gamma series")
         n = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0")[0][0]
-        check(len(h["score"]) >= n and len(h["opponent"]) == len(h["score"]) == len(h["rating"]),
+        # The seed's format starts every series with a placeholder ('NA', 0, initial rating).
+        check(len(h["score"]) == n + 1 and len(h["opponent"]) == len(h["score"]) == len(h["rating"]),
               f"history series lengths: score {len(h['score'])}, opponent {len(h['opponent'])}, "
               f"rating {len(h['rating'])}; agt_0 played {n} episodes")
         allh = json.loads(c.ctl("history", "--json").stdout)
@@ -120,6 +127,70 @@ def test_history_and_lineage():
         lin = c.ctl("lineage", f"agt_{agent}", "--json")
         check(lin.returncode == 0, f"lineage failed: {lin.stderr}")
         check(lin.stdout.count("donor") >= count, f"lineage of agt_{agent} shows fewer than {count} donors")
+    finally:
+        c.stop()
+
+
+SOCCER_CONFIG = """
+[population]
+size = 6
+env = soccer
+preset = paper
+
+[env]
+episode_steps = 200
+
+[ppo]
+n_envs = 4
+n_steps = 64
+iterations = 4
+epochs = 1
+minibatches = 2
+
+[pbt]
+elo_k = 16
+"""
+
+
+def test_soccer_population():
+    """Soccer is selectable in the config: four distinct agents per match,
+    two per team, team Elo, shaping weights evolve as hyperparameters, and
+    an agent's episode can be replayed as SVG."""
+    c = Cluster(SOCCER_CONFIG, name="soccer")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.wait_results(6)
+        st = c.status()
+        for a in st["agents"]:
+            check("shape_vel_to_ball" in a["hparams"] and "shape_vel_ball_to_goal" in a["hparams"],
+                  f"{a['id']} lacks the shaping weights: {sorted(a['hparams'])}")
+        svg = os.path.join(c.dir, "replay.svg")
+        r = c.ctl("replay", "agt_0", "--vs", "chaser", "-o", svg, "--steps", "200")
+        check(r.returncode == 0, f"replay failed: {r.stderr}")
+        root = ET.parse(svg).getroot()
+        check(root.tag.endswith("svg"), "replay is not an SVG document")
+        check(len(root.findall(".//{http://www.w3.org/2000/svg}animate")) >= 10, "replay has no animation")
+        c.stop(keep=True)
+        seats = c.sql("SELECT match_id, COUNT(*), COUNT(DISTINCT agent_id), SUM(team) FROM match_seats GROUP BY match_id")
+        check(len(seats) > 0, "no soccer matches recorded")
+        for mid, n, distinct, teams in seats:
+            check(n == 4 and distinct == 4 and teams == 2, f"match {mid}: {n} seats, {distinct} agents, team sum {teams}")
+        # Team scores are +1/-1 for a goal, 0 at time-out, equal within a team.
+        bad = c.sql("SELECT match_id FROM match_seats GROUP BY match_id, team HAVING MIN(score) != MAX(score) "
+                    "OR ABS(MIN(score)) > 1")
+        check(not bad, f"team scores differ within a team in matches {bad[:5]}")
+    finally:
+        c.stop()
+
+
+def test_replay_scripts_without_pbtd():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="replay")
+    try:
+        svg = os.path.join(c.dir, "r.svg")
+        r = c.ctl("replay", "chaser", "--vs", "random", "-o", svg, "--seed", "3", check_rc=False)
+        check(r.returncode == 0, f"scripted replay failed: {r.stderr}")
+        ET.parse(svg)
     finally:
         c.stop()
 
@@ -136,4 +207,5 @@ def test_unreachable_pbtctl():
 
 if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
-               test_eligibility_frames_respected, test_history_and_lineage, test_unreachable_pbtctl])
+               test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
+               test_replay_scripts_without_pbtd, test_unreachable_pbtctl])

@@ -1,0 +1,143 @@
+#include "replay.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "env_soccer.h"
+#include "export.h"
+#include "nn.h"
+
+//  A team is either a scripted policy or an agent whose network plays both
+//  of the team's seats (as in pbtctl eval).
+typedef struct {
+    const char *name;
+    bool scripted;
+    export_agent_t agent;
+} team_t;
+
+typedef struct {
+    team_t *teams [2];
+    float probs [SOCCER_N_ACTIONS];
+} policy_ctx_t;
+
+static bool
+s_is_script (const char *name)
+{
+    return env_script_index (env_find ("soccer"), name) >= 0;
+}
+
+//  Greedy actions: a replay is for watching what the policy prefers.
+static void
+s_policy (void *arg, const float *obs, int32_t *actions)
+{
+    policy_ctx_t *ctx = (policy_ctx_t *) arg;
+    for (int p = 0; p < 4; p++) {
+        team_t *team = ctx->teams [p / 2];
+        const float *o = obs + (size_t) p * SOCCER_OBS_DIM;
+        if (team->scripted) {
+            actions [p] = -1;       // filled by the script below
+            continue;
+        }
+        nn_policy_eval (&team->agent.arch, team->agent.params, o, 1, ctx->probs, NULL);
+        int best = 0;
+        for (int a = 1; a < team->agent.arch.n_actions; a++)
+            if (ctx->probs [a] > ctx->probs [best])
+                best = a;
+        actions [p] = best;
+    }
+}
+
+bool
+replay_scripts_only (int argc, char **argv)
+{
+    const char *who = NULL, *vs = "chaser";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--vs") == 0 && i + 1 < argc)
+            vs = argv [++i];
+        else
+        if ((strcmp (argv [i], "-o") == 0 || strcmp (argv [i], "--seed") == 0
+          || strcmp (argv [i], "--steps") == 0) && i + 1 < argc)
+            i++;
+        else
+        if (argv [i][0] != '-')
+            who = argv [i];
+    }
+    return who && s_is_script (who) && s_is_script (vs);
+}
+
+int
+replay_cmd (ctl_t *ctl, int argc, char **argv)
+{
+    const char *who = NULL, *vs = "chaser", *out = NULL;
+    uint64_t seed = 1;
+    int steps = 1800;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--vs") == 0 && i + 1 < argc)
+            vs = argv [++i];
+        else
+        if (strcmp (argv [i], "-o") == 0 && i + 1 < argc)
+            out = argv [++i];
+        else
+        if (strcmp (argv [i], "--seed") == 0 && i + 1 < argc)
+            seed = strtoull (argv [++i], NULL, 10);
+        else
+        if (strcmp (argv [i], "--steps") == 0 && i + 1 < argc)
+            steps = atoi (argv [++i]);
+        else
+        if (argv [i][0] != '-')
+            who = argv [i];
+        else {
+            fprintf (stderr, "pbtctl replay: unknown option '%s'\n", argv [i]);
+            return 2;
+        }
+    }
+    if (!who || !out || steps <= 0) {
+        fprintf (stderr, "usage: pbtctl replay AGENT|random|chaser [--vs AGENT|random|chaser] -o FILE.svg "
+                         "[--seed N] [--steps N]\n");
+        return 2;
+    }
+    team_t teams [2] = { { .name = who }, { .name = vs } };
+    int rc = 1;
+    for (int t = 0; t < 2; t++) {
+        teams [t].scripted = s_is_script (teams [t].name);
+        if (teams [t].scripted)
+            continue;
+        if (!ctl) {
+            fprintf (stderr, "pbtctl replay: '%s' is not a script, so pbtd is needed\n", teams [t].name);
+            goto cleanup;
+        }
+        int frc = export_agent_fetch (ctl, teams [t].name, &teams [t].agent);
+        if (frc != 0) {
+            rc = frc;
+            goto cleanup;
+        }
+        if (strcmp (teams [t].agent.env, "soccer") != 0) {
+            fprintf (stderr, "pbtctl replay: %s plays '%s'; replay draws soccer only\n",
+                     teams [t].name, teams [t].agent.env);
+            goto cleanup;
+        }
+    }
+    proto_kvs_t options = teams [0].scripted ? teams [1].agent.env_options : teams [0].agent.env_options;
+    policy_ctx_t ctx = { .teams = { &teams [0], &teams [1] } };
+    bool any_agent = !teams [0].scripted || !teams [1].scripted;
+    //  Scripted teams pass their script name; agent teams pass NULL and act
+    //  through the policy callback.
+    int outcome = soccer_replay_svg (out, seed, steps, &options,
+                                     any_agent ? s_policy : NULL, any_agent ? &ctx : NULL,
+                                     teams [0].scripted ? teams [0].name : NULL,
+                                     teams [1].scripted ? teams [1].name : NULL);
+    if (outcome < 0) {
+        fprintf (stderr, "pbtctl replay: could not write %s\n", out);
+        goto cleanup;
+    }
+    printf ("wrote %s: %s vs %s, %s\n", out, who, vs,
+            outcome == 1 ? "blue (left team) scored" : outcome == 2 ? "red (right team) scored" : "no goal");
+    rc = 0;
+cleanup:
+    export_agent_clear (&teams [0].agent);
+    export_agent_clear (&teams [1].agent);
+    return rc;
+}
