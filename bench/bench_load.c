@@ -1115,7 +1115,8 @@ s_usage (FILE *out)
         "                       /dev/shm takes the disk out of the picture)\n"
         "  --pbtd PATH          pbtd binary (default <dir of pbt-bench>/../daemon/pbtd)\n"
         "  --keep               keep the temporary directory (database, pbtd.log)\n"
-        "Prints key=value figures; exit 0 only if lost=0 doubled=0 stuck_busy=0 errors=0.\n");
+        "Prints key=value figures; exits 0 only if lost=0 doubled=0 stuck_busy=0 errors=0\n"
+        "bad_frames=0 and pbtd stopped cleanly (pbtd_exit=0).\n");
 }
 
 static int

@@ -58,6 +58,7 @@ class Cluster:
         self.cep = f"ipc://{self.dir}/c.sock"
         self.extra_args = list(extra_args)
         self.pbtd = None
+        self.pbtd_prefix = []        # e.g. ["ip", "netns", "exec", NS] to run it on another "host"
         self.workers = []
         self.n_logs = 0
 
@@ -67,7 +68,7 @@ class Cluster:
 
     def start_pbtd(self):
         self.pbtd = subprocess.Popen(
-            [PBTD, "--config", self.cfg, "--db", self.db, "--worker-endpoint", self.wep,
+            self.pbtd_prefix + [PBTD, "--config", self.cfg, "--db", self.db, "--worker-endpoint", self.wep,
              "--control-endpoint", self.cep] + self.extra_args,
             stderr=self.log("pbtd"), stdout=subprocess.DEVNULL)
         deadline = time.time() + 20
@@ -78,8 +79,8 @@ class Cluster:
             time.sleep(0.1)
         raise Failure("pbtd did not answer status within 20 s")
 
-    def start_worker(self, *args):
-        p = subprocess.Popen([WORKER, "--connect", self.wep, "--reply-timeout-ms", "1000"] + list(args),
+    def start_worker(self, *args, prefix=()):
+        p = subprocess.Popen(list(prefix) + [WORKER, "--connect", self.wep, "--reply-timeout-ms", "1000"] + list(args),
                              stderr=self.log("worker"), stdout=subprocess.DEVNULL)
         self.workers.append(p)
         return p

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""pbtd and workers on different hosts (issue 6): two network namespaces
+joined by a veth pair, made by this test, with CURVE between them. Needs
+root and iproute2; skipped (exit 77) otherwise."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from harness import FAST_CONFIG, PBTCTL, Cluster, check, run_tests
+
+NS_SRV = f"pbt-srv-{os.getpid()}"
+NS_WRK = f"pbt-wrk-{os.getpid()}"
+NET = f"10.231.{os.getpid() % 250}"
+SRV_IP, WRK_IP = f"{NET}.1", f"{NET}.2"
+PORT = 5555
+
+
+def sh(*args, check_rc=True):
+    r = subprocess.run(list(args), capture_output=True, text=True)
+    if check_rc and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+def netns_up():
+    sh("ip", "netns", "add", NS_SRV)
+    sh("ip", "netns", "add", NS_WRK)
+    veth_a, veth_b = f"pv{os.getpid() % 100000}a", f"pv{os.getpid() % 100000}b"
+    sh("ip", "link", "add", veth_a, "type", "veth", "peer", "name", veth_b)
+    sh("ip", "link", "set", veth_a, "netns", NS_SRV)
+    sh("ip", "link", "set", veth_b, "netns", NS_WRK)
+    sh("ip", "-n", NS_SRV, "addr", "add", f"{SRV_IP}/24", "dev", veth_a)
+    sh("ip", "-n", NS_WRK, "addr", "add", f"{WRK_IP}/24", "dev", veth_b)
+    for ns, dev in ((NS_SRV, veth_a), (NS_WRK, veth_b)):
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+def netns_down():
+    for ns in (NS_SRV, NS_WRK):
+        sh("ip", "netns", "del", ns, check_rc=False)
+
+
+def keygen(path):
+    r = subprocess.run([PBTCTL, "keygen", path], capture_output=True, text=True)
+    check(r.returncode == 0, f"pbtctl keygen {path}: {r.stderr}")
+
+
+def peers(ns):
+    """Remote addresses of established TCP connections inside a namespace."""
+    out = sh("ip", "netns", "exec", ns, "ss", "-Htn", "state", "established").stdout
+    return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def test_curve_across_hosts():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="multihost")
+    try:
+        keys = os.path.join(c.dir, "keys")
+        allowed = os.path.join(c.dir, "allowed")
+        os.makedirs(keys)
+        os.makedirs(allowed)
+        keygen(os.path.join(keys, "server.cert"))
+        keygen(os.path.join(keys, "good.cert"))
+        keygen(os.path.join(keys, "bad.cert"))
+        shutil.copy(os.path.join(keys, "good.cert"), allowed)
+        with open(c.cfg, "a") as f:
+            f.write(f"\n[security]\ncert = {keys}/server.cert_secret\nallowed_keys = {allowed}\n")
+        c.wep = f"tcp://{SRV_IP}:{PORT}"
+        # pbtd runs in the server namespace; pbtctl reaches it over its ipc socket.
+        c.pbtd_prefix = ["ip", "netns", "exec", NS_SRV]
+        c.start_pbtd()
+        wrk = ["ip", "netns", "exec", NS_WRK]
+        common = ["--server-key", os.path.join(keys, "server.cert")]
+        good = c.start_worker(*common, "--cert", os.path.join(keys, "good.cert_secret"), "--id", "good",
+                              prefix=wrk)
+        bad = c.start_worker(*common, "--cert", os.path.join(keys, "bad.cert_secret"), "--id", "bad",
+                             prefix=wrk)
+        c.wait_results(6, timeout=120)
+        check(good.poll() is None and bad.poll() is None, "a worker exited")
+        ws = c.ctl("workers", "--json").stdout
+        check('"good"' in ws and '"bad"' not in ws, f"pbtd's workers: {ws}")
+        srv_peers, wrk_peers = peers(NS_SRV), peers(NS_WRK)
+        check(srv_peers and srv_peers <= {WRK_IP}, f"pbtd's host talks to {srv_peers}")
+        check(wrk_peers == {SRV_IP}, f"the worker host talks to {wrk_peers}")
+        c.stop(keep=True)
+        rows = c.sql("SELECT DISTINCT worker FROM assignments")
+        check(rows == [("good",)], f"assignments went to {rows}")
+        bad_log = open(os.path.join(c.dir, [n for n in sorted(os.listdir(c.dir)) if n.startswith("worker")][1])).read()
+        check("welcomed" not in bad_log and "assignment_started" not in bad_log,
+              "the worker with an unknown key was served")
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("ss"):
+        print("skipped: needs root, ip and ss (iproute2)")
+        sys.exit(77)
+    try:
+        netns_up()
+    except RuntimeError as e:
+        print(f"skipped: cannot make network namespaces here: {e}")
+        netns_down()
+        sys.exit(77)
+    try:
+        run_tests([test_curve_across_hosts])
+    finally:
+        netns_down()
