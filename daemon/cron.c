@@ -24,14 +24,18 @@ cron_run (server_t *self)
 
     //  Leases past their deadline: the assignment is expired, the agents
     //  free again; a late result will get 'expired'.
-    lease_t *lease = zlistx_first (self->leases);
-    while (lease) {
-        lease_t *next = zlistx_next (self->leases);
-        if (now > lease->a.deadline_ms) {
-            server_expire_lease (self, lease, "deadline");
-            released = true;
-        }
-        lease = next;
+    //  Expiring a lease deletes it from the list and moves the list's
+    //  cursor, so each expiry restarts the scan instead of trusting a
+    //  "next" pointer taken before the deletion.
+    for (;;) {
+        lease_t *due = NULL;
+        for (lease_t *l = zlistx_first (self->leases); l && !due; l = zlistx_next (self->leases))
+            if (now > l->a.deadline_ms)
+                due = l;
+        if (!due)
+            break;
+        server_expire_lease (self, due, "deadline");
+        released = true;
     }
     //  Peers silent for three leases are gone (a working worker heartbeats
     //  every heartbeat_ms; a waiting one re-sends its request).

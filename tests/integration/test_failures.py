@@ -121,6 +121,42 @@ def test_pbtd_killed_and_restarted():
         c.stop()
 
 
+def test_restart_with_leases_in_flight_then_expiry():
+    """pbtd restarts on a database with several leased assignments whose
+    workers are gone: the leases survive the restart, then lapse together,
+    the agents are released, and pbtd keeps serving."""
+    cfg = LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500).replace("iterations = 1", "iterations = 40")
+    c = Cluster(cfg, name="leases")
+    try:
+        c.start_pbtd()
+        for _ in range(3):
+            c.start_worker()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if sum(a["busy"] for a in c.status()["agents"]) >= 6:
+                break
+            time.sleep(0.05)
+        check(sum(a["busy"] for a in c.status()["agents"]) >= 6, "three assignments never ran at once")
+        c.pbtd.send_signal(signal.SIGKILL)
+        c.pbtd.wait()
+        for w in c.workers:
+            w.send_signal(signal.SIGKILL)
+            w.wait()
+        c.workers = []
+        leased = c.sql("SELECT COUNT(*) FROM assignments WHERE state = 'leased'")[0][0]
+        check(leased >= 3, f"only {leased} leases were in flight at the kill")
+        c.start_pbtd()
+        check(sum(a["busy"] for a in c.status()["agents"]) >= 6, "leases did not survive the restart")
+        time.sleep(3.5)
+        check(c.pbtd.poll() is None, f"pbtd died when the leases lapsed (exit {c.pbtd.returncode})")
+        st = c.status()
+        check(not any(a["busy"] for a in st["agents"]), "agents still busy after their leases lapsed")
+        c.start_worker()
+        c.wait_results(st["results"] + 2, timeout=60)
+    finally:
+        c.stop()
+
+
 def test_hostile_messages():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="hostile")
     try:
@@ -154,4 +190,5 @@ def test_sigterm_exits_zero():
 
 if __name__ == "__main__":
     run_tests([test_worker_killed_mid_assignment, test_pbtd_killed_and_restarted,
+               test_restart_with_leases_in_flight_then_expiry,
                test_hostile_messages, test_sigterm_exits_zero])
