@@ -125,7 +125,10 @@ def test_restart_with_leases_in_flight_then_expiry():
     """pbtd restarts on a database with several leased assignments whose
     workers are gone: the leases survive the restart, then lapse together,
     the agents are released, and pbtd keeps serving."""
-    cfg = LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500).replace("iterations = 1", "iterations = 40")
+    # Long assignments (several seconds each) so three are surely in flight together.
+    cfg = (LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500)
+           .replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
+           .replace("iterations = 1", "iterations = 20"))
     c = Cluster(cfg, name="leases")
     try:
         c.start_pbtd()
