@@ -24,6 +24,34 @@ ctl_new (const char *endpoint, int timeout_ms)
         goto fail;
     zsock_set_linger (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, PROTO_MAX_FRAME);
+    //  CURVE when pbtd's key is given: PBTCTL_SERVER_KEY holds the 40-char
+    //  Z85 key or names pbtd's public certificate; PBTCTL_CERT names ours.
+    const char *server_key = getenv ("PBTCTL_SERVER_KEY");
+    const char *cert_path = getenv ("PBTCTL_CERT");
+    if (server_key && *server_key) {
+        char key [41] = "";
+        if (strlen (server_key) == 40)
+            snprintf (key, sizeof key, "%s", server_key);
+        else {
+            zcert_t *server = zcert_load (server_key);
+            if (!server) {
+                fprintf (stderr, "pbtctl: PBTCTL_SERVER_KEY: not a 40-character key nor a certificate file: %s\n",
+                         server_key);
+                goto fail;
+            }
+            snprintf (key, sizeof key, "%s", zcert_public_txt (server));
+            zcert_destroy (&server);
+        }
+        zcert_t *cert = cert_path && *cert_path ? zcert_load (cert_path) : NULL;
+        if (!cert) {
+            fprintf (stderr, "pbtctl: CURVE needs our certificate too: set PBTCTL_CERT "
+                             "(make one with pbtctl keygen)\n");
+            goto fail;
+        }
+        zcert_apply (cert, self->sock);
+        zcert_destroy (&cert);
+        zsock_set_curve_serverkey (self->sock, key);
+    }
     if (zsock_connect (self->sock, "%s", endpoint) != 0) {
         fprintf (stderr, "pbtctl: cannot use endpoint '%s'\n", endpoint);
         goto fail;

@@ -500,6 +500,9 @@ s_usage (FILE *out)
         "usage: pbtctl [--endpoint EP] [--timeout MS] COMMAND [args]\n"
         "  --endpoint EP   pbtd control endpoint (default %s, or $PBTCTL_ENDPOINT)\n"
         "  --timeout MS    give up after MS without a reply (default 3000)\n"
+        "  --server-key K  pbtd's CURVE public key or certificate file ($PBTCTL_SERVER_KEY)\n"
+        "  --cert FILE     our CURVE certificate, from pbtctl keygen ($PBTCTL_CERT)\n"
+        "  --token-file F  admin token for pause/resume ($PBTCTL_TOKEN holds it directly)\n"
         "commands:\n", CTL_DEFAULT_ENDPOINT);
     for (int i = 0; s_commands [i].name; i++)
         fprintf (out, "  %-9s %s\n", s_commands [i].name, s_commands [i].summary);
@@ -526,6 +529,28 @@ main (int argc, char **argv)
         else
         if (strcmp (argv [i], "--timeout") == 0 && i + 1 < argc)
             timeout_ms = atoi (argv [++i]);
+        else
+        if (strcmp (argv [i], "--server-key") == 0 && i + 1 < argc)
+            setenv ("PBTCTL_SERVER_KEY", argv [++i], 1);
+        else
+        if (strcmp (argv [i], "--cert") == 0 && i + 1 < argc)
+            setenv ("PBTCTL_CERT", argv [++i], 1);
+        else
+        if (strcmp (argv [i], "--token-file") == 0 && i + 1 < argc) {
+            FILE *f = fopen (argv [++i], "r");
+            char token [128] = "";
+            size_t n = f ? fread (token, 1, sizeof token - 1, f) : 0;
+            if (f)
+                fclose (f);
+            else {
+                fprintf (stderr, "pbtctl: --token-file %s: cannot read it\n", argv [i]);
+                return EXIT_USAGE;
+            }
+            token [n] = 0;
+            while (n && (token [n - 1] == '\n' || token [n - 1] == ' '))
+                token [--n] = 0;
+            setenv ("PBTCTL_TOKEN", token, 1);
+        }
         else {
             fprintf (stderr, "pbtctl: unknown option '%s'\n", argv [i]);
             s_usage (stderr);

@@ -171,6 +171,84 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
 }
 
 static int
+s_security_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
+{
+    const char *k = e->key, *v = e->value;
+    if (!strcmp (k, "cert") || !strcmp (k, "allowed_keys") || !strcmp (k, "admin_token_file")) {
+        char *dst = k [0] == 'c' ? cfg->cert : k [1] == 'l' ? cfg->allowed_keys : cfg->admin_token_file;
+        if (!*v || s_copy (dst, CONFIG_MAX_PATH, v))
+            S_ERR (e, "expected a path (1..%d bytes)", CONFIG_MAX_PATH - 1);
+    }
+    else
+    if (!strcmp (k, "plaintext")) {
+        if (!strcmp (v, "true"))
+            cfg->plaintext = true;
+        else
+        if (!strcmp (v, "false"))
+            cfg->plaintext = false;
+        else
+            S_ERR (e, "expected true or false, got '%s'", v);
+    }
+    else
+    if (!strcmp (k, "control_mode")) {
+        char *end = NULL;
+        unsigned long mode = strtoul (v, &end, 8);
+        if (!*v || *end || mode > 0777)
+            S_ERR (e, "expected an octal file mode like 0660, got '%s'", v);
+        cfg->control_mode = (uint32_t) mode;
+    }
+    else
+        S_ERR (e, "unknown key (known: cert, allowed_keys, plaintext, control_mode, admin_token_file)");
+    return 0;
+}
+
+bool
+config_endpoint_is_local (const char *ep)
+{
+    return !strncmp (ep, "ipc://", 6) || !strncmp (ep, "inproc://", 9)
+        || !strncmp (ep, "tcp://127.", 10) || !strncmp (ep, "tcp://localhost:", 16)
+        || !strncmp (ep, "tcp://[::1]:", 12);
+}
+
+int
+config_check_security (config_t *cfg, char *err, size_t err_len)
+{
+    if (cfg->cert [0] && !cfg->allowed_keys [0]) {
+        snprintf (err, err_len, "[security] cert is set but allowed_keys is not: name the directory "
+                  "of public certificates that may connect");
+        return -1;
+    }
+    if (!cfg->cert [0] && !cfg->plaintext) {
+        const char *eps [2] = { cfg->worker_endpoint, cfg->control_endpoint };
+        for (int i = 0; i < 2; i++)
+            if (!config_endpoint_is_local (eps [i])) {
+                snprintf (err, err_len, "%s leaves this host: configure CURVE ([security] cert and "
+                          "allowed_keys) or set [security] plaintext = true explicitly", eps [i]);
+                return -1;
+            }
+    }
+    if (cfg->admin_token_file [0]) {
+        FILE *f = fopen (cfg->admin_token_file, "r");
+        if (!f) {
+            snprintf (err, err_len, "[security] admin_token_file %s: %s", cfg->admin_token_file,
+                      strerror (errno));
+            return -1;
+        }
+        size_t n = fread (cfg->admin_token, 1, sizeof cfg->admin_token - 1, f);
+        fclose (f);
+        cfg->admin_token [n] = 0;
+        while (n && (cfg->admin_token [n - 1] == '\n' || cfg->admin_token [n - 1] == ' '))
+            cfg->admin_token [--n] = 0;
+        if (n < 16) {
+            snprintf (err, err_len, "[security] admin_token_file %s: expected a token of at least 16 "
+                      "characters", cfg->admin_token_file);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
 s_model_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
 {
     const char *k = e->key, *v = e->value;
@@ -465,6 +543,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->log_level = PBT_LOG_INFO;
     cfg->housekeeping_ms = 1000;
     cfg->snapshots_keep = 4;
+    cfg->control_mode = 0660;
     cfg->size = 8;
     strcpy (cfg->env, "rps");
     strcpy (cfg->preset, "seed");
@@ -485,8 +564,8 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         const char *s = e->section;
         if (strcmp (s, "daemon") && strcmp (s, "population") && strcmp (s, "env")
         &&  strcmp (s, "model") && strcmp (s, "ppo") && strcmp (s, "pbt")
-        &&  strncmp (s, "hparam.", 7)) {
-            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: daemon, population, "
+        &&  strcmp (s, "security") && strncmp (s, "hparam.", 7)) {
+            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: daemon, security, population, "
                       "env, model, ppo, pbt, hparam.NAME)", ini_name (ini), e->line, s);
             return -1;
         }
@@ -527,6 +606,9 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         int rc = 0;
         if (!strcmp (e->section, "daemon"))
             rc = s_daemon_key (cfg, ini, e, err, err_len);
+        else
+        if (!strcmp (e->section, "security"))
+            rc = s_security_key (cfg, ini, e, err, err_len);
         else
         if (!strcmp (e->section, "model"))
             rc = s_model_key (cfg, ini, e, err, err_len);

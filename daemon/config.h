@@ -30,6 +30,13 @@ typedef struct {
     int log_level;
     uint32_t housekeeping_ms;
     uint32_t snapshots_keep;
+    //  [security]
+    char cert [CONFIG_MAX_PATH];            // pbtd's CURVE certificate (secret file); "" = no CURVE
+    char allowed_keys [CONFIG_MAX_PATH];    // directory of public certificates allowed to connect
+    bool plaintext;                         // explicitly allow plaintext on non-local endpoints
+    uint32_t control_mode;                  // file mode of an ipc:// control socket (default 0660)
+    char admin_token [128];                 // read from admin_token_file; "" = none
+    char admin_token_file [CONFIG_MAX_PATH];
     //  [population]
     uint32_t size;
     char env [PROTO_MAX_NAME];
@@ -53,6 +60,14 @@ int config_load (config_t *cfg, const char *path, char *err, size_t err_len);
 //  Re-read cfg->path and, if it is valid, replace only cfg->pbt (the [pbt]
 //  and [hparam.*] sections). Returns 0, or -1 (cfg untouched) with err.
 int config_reload_pbt (config_t *cfg, char *err, size_t err_len);
+
+//  True if endpoint stays on this host (ipc://, inproc://, loopback tcp).
+bool config_endpoint_is_local (const char *endpoint);
+
+//  After command-line overrides: refuse plaintext on endpoints that leave
+//  the host unless [security] plaintext = true, and read the admin token.
+//  Returns 0, or -1 with a message in err.
+int config_check_security (config_t *cfg, char *err, size_t err_len);
 
 //  A short stable fingerprint of the settings that shape stored state
 //  (env, options, model, population size), hex in out (>= 17 bytes).

@@ -204,6 +204,34 @@ s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, char *err, size_t
     return 0;
 }
 
+//  Admin commands change the run. With an admin token configured they need
+//  it; without one they are only taken on an ipc:// control endpoint, whose
+//  file mode already decides who may connect.
+static bool
+s_admin_ok (server_t *self, const proto_ctl_t *ctl, char *err, size_t err_len)
+{
+    const char *want = self->cfg->admin_token;
+    if (want [0]) {
+        //  Compare in constant time: the token is a secret.
+        size_t n = strlen (want), m = strlen (ctl->token);
+        unsigned diff = (unsigned) (n ^ m);
+        for (size_t i = 0; i < n; i++)
+            diff |= (unsigned char) want [i] ^ (unsigned char) (i < m ? ctl->token [i] : 0);
+        if (diff) {
+            snprintf (err, err_len, "'%s' is an admin command: it needs the admin token "
+                      "(set PBTCTL_TOKEN)", ctl->cmd);
+            return false;
+        }
+        return true;
+    }
+    if (strncmp (self->cfg->control_endpoint, "ipc://", 6)) {
+        snprintf (err, err_len, "'%s' is an admin command: configure [security] admin_token_file, "
+                  "or use an ipc:// control endpoint", ctl->cmd);
+        return false;
+    }
+    return true;
+}
+
 void
 ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
 {
@@ -225,7 +253,9 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
     else
     if (!strcmp (ctl->cmd, "history")) {
         if (db_pack_history (self->db, &pk, has_agent ? id : -1, self->n_agents,
-                             self->cfg->pbt.elo_initial))
+                             self->cfg->pbt.elo_initial,
+                             proto_args_int (args, args_len, "stride", 1),
+                             proto_args_int (args, args_len, "last", 0)))
             snprintf (err, sizeof err, "database error");
     }
     else
@@ -245,6 +275,15 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
     else
     if (!strcmp (ctl->cmd, "workers"))
         s_workers (self, &pk);
+    else
+    if ((!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume"))
+    &&  !s_admin_ok (self, ctl, err, sizeof err))
+        ;   // refused: err says why
+    else
+    if (!strcmp (ctl->cmd, "metrics")) {
+        if (db_pack_metrics (self->db, &pk, proto_args_int (args, args_len, "limit", 100000)))
+            snprintf (err, sizeof err, "database error");
+    }
     else
     if (!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume")) {
         bool pause = ctl->cmd [0] == 'p';

@@ -114,8 +114,8 @@ typedef enum {
     Q_AGENT_TRAINED, Q_AGENT_RATED, Q_MATCH_INSERT, Q_MSEAT_INSERT,
     Q_AGENT_EVOLVED, Q_EVO_INSERT, Q_METRICS_INSERT,
     Q_COUNT_RESULTS, Q_COUNT_EVOS,
-    Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
-    Q_MATCHES_RECENT, Q_MSEATS_GET,
+    Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_OPP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
+    Q_MATCHES_RECENT, Q_MSEATS_GET, Q_METRICS_RECENT,
     Q_COUNT
 } query_t;
 
@@ -182,10 +182,10 @@ static const char *s_sql [Q_COUNT] = {
     [Q_COUNT_EVOS] = "SELECT COUNT(*) FROM evolutions",
     [Q_HIST_HP] = "SELECT seq, name, value FROM hparam_history WHERE agent_id = ?1 "
                   "ORDER BY seq, id",
-    [Q_HIST_MATCHES] = "SELECT ms.score, ms.rating_after, "
-                       "(SELECT group_concat('agt_' || o.agent_id, '+') FROM match_seats o "
-                       " WHERE o.match_id = ms.match_id AND o.team != ms.team) "
+    [Q_HIST_MATCHES] = "SELECT ms.match_id, ms.team, ms.score, ms.rating_after "
                        "FROM match_seats ms WHERE ms.agent_id = ?1 ORDER BY ms.match_id",
+    [Q_HIST_OPP] = "SELECT group_concat('agt_' || agent_id, '+') FROM match_seats "
+                   "WHERE match_id = ?1 AND team != ?2",
     [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
     [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
                   "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
@@ -193,6 +193,8 @@ static const char *s_sql [Q_COUNT] = {
     [Q_DONOR_EVO] = "SELECT MAX(id) FROM evolutions WHERE agent_id = ?1 AND id < ?2",
     [Q_MATCHES_RECENT] = "SELECT id, assignment_id, episode, ts FROM matches "
                          "ORDER BY id DESC LIMIT ?1",
+    [Q_METRICS_RECENT] = "SELECT ts, results, samples, evolutions FROM "
+                         "(SELECT rowid AS r, * FROM metrics ORDER BY rowid DESC LIMIT ?1) ORDER BY r",
     [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
                      "WHERE match_id = ?1 ORDER BY slot",
 };
@@ -1108,7 +1110,8 @@ s_pack_hp_json (msgpack_packer *pk, const char *json)
 
 //  Packs the history of one agent as the seed's global storage did.
 static int
-s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial)
+s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial,
+                    int64_t stride, int64_t last)
 {
     //  hyperparameters: name -> [value per history seq]
     proto_kvs_t names = { 0 };
@@ -1146,67 +1149,110 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
         }
     }
     //  opponent/score/rating per episode, after an initial 'NA'/0/initial
-    //  entry as the seed wrote.
-    uint32_t n = 0;
+    //  entry as the seed wrote. One scan collects the kept episodes (every
+    //  stride-th of the last `last`); opponents are looked up only for
+    //  those, so a long run's history costs one index walk, not one
+    //  subquery per episode per series.
+    size_t cap = 0, n = 0;
+    int64_t *mid = NULL, *team = NULL;
+    double *score = NULL, *rating = NULL;
+    int64_t total = 0;
     st = s_q (self, Q_HIST_MATCHES);
     sqlite3_bind_int64 (st, 1, id);
     while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-        n++;
+        total++;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
         goto fail;
-    for (int col = 0; col < 3; col++) {
-        static const char *keys [3] = { "opponent", "score", "rating" };
-        s_pack_str (pk, keys [col]);
-        msgpack_pack_array (pk, n + 1);
-        if (col == 0)
-            s_pack_str (pk, "NA");
-        else
-        if (col == 1)
-            msgpack_pack_double (pk, 0);
-        else
-            msgpack_pack_double (pk, elo_initial);
-        st = s_q (self, Q_HIST_MATCHES);
-        sqlite3_bind_int64 (st, 1, id);
-        uint32_t got = 0;
-        while (got < n && (rc = sqlite3_step (st)) == SQLITE_ROW) {
-            got++;
-            if (col == 0) {
-                const char *o = (const char *) sqlite3_column_text (st, 2);
-                s_pack_str (pk, o ? o : "NA");
+    int64_t skip = (last > 0 && total > last) ? total - last : 0;
+    st = s_q (self, Q_HIST_MATCHES);
+    sqlite3_bind_int64 (st, 1, id);
+    for (int64_t i = 0; (rc = sqlite3_step (st)) == SQLITE_ROW; i++) {
+        if (i < skip || (i - skip) % stride != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            int64_t *m2 = realloc (mid, cap * sizeof *mid), *t2 = m2 ? realloc (team, cap * sizeof *team) : NULL;
+            if (m2)
+                mid = m2;
+            if (t2)
+                team = t2;
+            double *s2 = t2 ? realloc (score, cap * sizeof *score) : NULL;
+            if (s2)
+                score = s2;
+            double *r2 = s2 ? realloc (rating, cap * sizeof *rating) : NULL;
+            if (r2)
+                rating = r2;
+            if (!r2) {
+                sqlite3_reset (st);
+                goto fail_free;
             }
-            else
-                msgpack_pack_double (pk, sqlite3_column_double (st, col == 1 ? 0 : 1));
         }
-        sqlite3_reset (st);
-        //  The reply must stay well-formed even if rows changed meanwhile
-        //  (they cannot: pbtd is single-threaded), so pad to n.
-        for (; got < n; got++)
-            msgpack_pack_nil (pk);
+        mid [n] = sqlite3_column_int64 (st, 0);
+        team [n] = sqlite3_column_int64 (st, 1);
+        score [n] = sqlite3_column_double (st, 2);
+        rating [n] = sqlite3_column_double (st, 3);
+        n++;
     }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        goto fail_free;
+    s_pack_str (pk, "opponent");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    s_pack_str (pk, "NA");
+    st = s_q (self, Q_HIST_OPP);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64 (st, 1, mid [i]);
+        sqlite3_bind_int64 (st, 2, team [i]);
+        rc = sqlite3_step (st);
+        const char *o = rc == SQLITE_ROW ? (const char *) sqlite3_column_text (st, 0) : NULL;
+        s_pack_str (pk, o ? o : "NA");
+        sqlite3_reset (st);
+    }
+    s_pack_str (pk, "score");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, 0);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_double (pk, score [i]);
+    s_pack_str (pk, "rating");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, elo_initial);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_double (pk, rating [i]);
+    free (mid);
+    free (team);
+    free (score);
+    free (rating);
+    mid = team = NULL;
+    score = rating = NULL;
     //  step: 0, then the agent's total frames at each evolution.
-    n = 0;
+    uint32_t n_evo = 0;
     st = s_q (self, Q_HIST_EVOS);
     sqlite3_bind_int64 (st, 1, id);
     while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-        n++;
+        n_evo++;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
         goto fail;
     s_pack_str (pk, "step");
-    msgpack_pack_array (pk, n + 1);
+    msgpack_pack_array (pk, n_evo + 1);
     msgpack_pack_uint64 (pk, 0);
     st = s_q (self, Q_HIST_EVOS);
     sqlite3_bind_int64 (st, 1, id);
     uint32_t got = 0;
-    while (got < n && sqlite3_step (st) == SQLITE_ROW) {
+    while (got < n_evo && sqlite3_step (st) == SQLITE_ROW) {
         msgpack_pack_int64 (pk, sqlite3_column_int64 (st, 0));
         got++;
     }
     sqlite3_reset (st);
-    for (; got < n; got++)
+    for (; got < n_evo; got++)
         msgpack_pack_nil (pk);
     return 0;
+fail_free:
+    free (mid);
+    free (team);
+    free (score);
+    free (rating);
 fail:
     s_fail (self, "history");
     return -1;
@@ -1214,14 +1260,16 @@ fail:
 
 int
 db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                 double elo_initial)
+                 double elo_initial, int64_t stride, int64_t last)
 {
+    if (stride < 1)
+        stride = 1;
     int64_t first = agent_id >= 0 ? agent_id : 0;
-    int64_t last = agent_id >= 0 ? agent_id : n_agents - 1;
-    msgpack_pack_map (pk, (uint32_t) (last - first + 1));
-    for (int64_t id = first; id <= last; id++) {
+    int64_t final = agent_id >= 0 ? agent_id : n_agents - 1;
+    msgpack_pack_map (pk, (uint32_t) (final - first + 1));
+    for (int64_t id = first; id <= final; id++) {
         s_pack_agent_name (pk, id);
-        if (s_pack_history_one (self, pk, id, elo_initial))
+        if (s_pack_history_one (self, pk, id, elo_initial, stride, last))
             return -1;
     }
     return 0;
@@ -1376,5 +1424,38 @@ db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
             msgpack_pack_double (pk, seats [j].rating);
         }
     }
+    return 0;
+}
+
+int
+db_pack_metrics (db_t *self, msgpack_packer *pk, int64_t limit)
+{
+    //  Count first: MessagePack arrays are length-prefixed.
+    sqlite3_stmt *st = s_q (self, Q_METRICS_RECENT);
+    sqlite3_bind_int64 (st, 1, limit);
+    uint32_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+        n++;
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "metrics");
+        return -1;
+    }
+    msgpack_pack_array (pk, n);
+    sqlite3_bind_int64 (st, 1, limit);
+    uint32_t got = 0;
+    while (got < n && sqlite3_step (st) == SQLITE_ROW) {
+        msgpack_pack_map (pk, 4);
+        static const char *keys [4] = { "ts", "results", "samples", "evolutions" };
+        for (int c = 0; c < 4; c++) {
+            s_pack_str (pk, keys [c]);
+            msgpack_pack_int64 (pk, sqlite3_column_int64 (st, c));
+        }
+        got++;
+    }
+    sqlite3_reset (st);
+    for (; got < n; got++)
+        msgpack_pack_nil (pk);
     return 0;
 }

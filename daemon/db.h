@@ -135,9 +135,14 @@ int64_t db_count_evolutions (db_t *self);
 //  Control-endpoint queries, packed as MessagePack bodies (see
 //  docs/schema.md and docs/protocol notes in daemon/ctl.c).
 //  history: map agt_<id> -> {hyperparameters, opponent, score, rating, step}
-//  for agent_id (or every agent 0..n_agents-1 when agent_id < 0).
+//  for agent_id (or every agent 0..n_agents-1 when agent_id < 0). The
+//  per-episode series keep every stride-th episode of the last `last`
+//  (last <= 0: all), so long runs can be plotted without shipping them whole.
 int db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                     double elo_initial);
+                     double elo_initial, int64_t stride, int64_t last);
+//  metrics: [{"ts","results","samples","evolutions"}], oldest first, the
+//  last `limit` rows that housekeeping appended (cumulative counters).
+int db_pack_metrics (db_t *self, msgpack_packer *pk, int64_t limit);
 //  lineage: {"agent", "evolutions": [...newest first]}
 int db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id);
 //  matches: array of the latest `limit` matches, newest first.

@@ -46,6 +46,9 @@ s_usage (FILE *f)
         "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
         "  --seed N               population seed (default 1)\n"
         "  --log-level L          debug|info|warn|error (default info)\n"
+        "  --cert FILE            CURVE certificate of pbtd ([security] cert)\n"
+        "  --allowed-keys DIR     public certificates allowed to connect ([security] allowed_keys)\n"
+        "  --plaintext            allow plaintext on endpoints that leave this host\n"
         "  --print-config         print the embedded default configuration and exit\n");
 }
 
@@ -60,11 +63,15 @@ main (int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "log-level", required_argument, NULL, 'l' },
         { "print-config", no_argument, NULL, 'p' },
+        { "cert", required_argument, NULL, 'K' },
+        { "allowed-keys", required_argument, NULL, 'A' },
+        { "plaintext", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
-               *level = NULL;
+               *level = NULL, *cert = NULL, *allowed = NULL;
+    bool plaintext = false;
     int c;
     while ((c = getopt_long (argc, argv, "c:h", opts, NULL)) != -1)
         switch (c) {
@@ -75,6 +82,9 @@ main (int argc, char **argv)
             case 's': seed = optarg; break;
             case 'l': level = optarg; break;
             case 'p': fputs (config_embedded, stdout); return 0;
+            case 'K': cert = optarg; break;
+            case 'A': allowed = optarg; break;
+            case 'P': plaintext = true; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -115,6 +125,16 @@ main (int argc, char **argv)
         cfg.log_level = l;
     }
     log_set_level ((log_level_t) cfg.log_level);
+    if (cert)
+        snprintf (cfg.cert, sizeof cfg.cert, "%s", cert);
+    if (allowed)
+        snprintf (cfg.allowed_keys, sizeof cfg.allowed_keys, "%s", allowed);
+    if (plaintext)
+        cfg.plaintext = true;
+    if (config_check_security (&cfg, err, sizeof err)) {
+        fprintf (stderr, "pbtd: %s\n", err);
+        return 1;
+    }
 
     //  Signals become bytes on a pipe the reactor polls, so shutdown and
     //  reload happen between messages, never inside a transaction. (Not a

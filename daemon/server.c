@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -804,8 +805,11 @@ s_load (server_t *self)
     return 0;
 }
 
+//  A ROUTER on endpoint. With a certificate, tcp endpoints speak CURVE and
+//  zauth admits only the keys in [security] allowed_keys; an ipc control
+//  socket is instead guarded by its file mode.
 static zsock_t *
-s_bind (const char *endpoint)
+s_bind (server_t *self, const char *endpoint, bool control)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
@@ -814,11 +818,48 @@ s_bind (const char *endpoint)
     zsock_set_router_mandatory (sock, 1);
     zsock_set_linger (sock, 1000);
     zsock_set_sndhwm (sock, 10000);
+    bool ipc = !strncmp (endpoint, "ipc://", 6);
+    if (self->cert && !ipc) {
+        zcert_apply (self->cert, sock);
+        zsock_set_curve_server (sock, 1);
+        zsock_set_zap_domain (sock, "pbt");
+    }
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         log_error ("bind_failed", "endpoint=%s msg=\"%s\"", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
+        return NULL;
+    }
+    if (control && ipc && chmod (endpoint + 6, (mode_t) self->cfg->control_mode) != 0) {
+        log_error ("chmod_failed", "endpoint=%s msg=\"%s\"", endpoint, strerror (errno));
+        zsock_destroy (&sock);
     }
     return sock;
+}
+
+//  CURVE: load pbtd's certificate and start the ZAP handler before any
+//  socket binds, so no connection is ever admitted unauthenticated.
+static int
+s_security_start (server_t *self)
+{
+    if (!self->cfg->cert [0])
+        return 0;
+    self->cert = zcert_load (self->cfg->cert);
+    if (!self->cert) {
+        log_error ("cert_load_failed", "path=%s hint=\"make one with pbtctl keygen\"", self->cfg->cert);
+        return -1;
+    }
+    self->auth = zactor_new (zauth, NULL);
+    if (!self->auth)
+        return -1;
+    if (self->cfg->log_level == PBT_LOG_DEBUG) {
+        zstr_sendx (self->auth, "VERBOSE", NULL);
+        zsock_wait (self->auth);
+    }
+    zstr_sendx (self->auth, "CURVE", self->cfg->allowed_keys, NULL);
+    zsock_wait (self->auth);
+    log_info ("curve_enabled", "public_key=%s allowed_keys=%s", zcert_public_txt (self->cert),
+              self->cfg->allowed_keys);
+    return 0;
 }
 
 server_t *
@@ -844,8 +885,10 @@ server_new (config_t *cfg, int sigfd)
     self->db = db_new (cfg->db);
     if (!self->db || s_load (self))
         goto fail;
-    self->worker = s_bind (cfg->worker_endpoint);
-    self->control = s_bind (cfg->control_endpoint);
+    if (s_security_start (self))
+        goto fail;
+    self->worker = s_bind (self, cfg->worker_endpoint, false);
+    self->control = s_bind (self, cfg->control_endpoint, true);
     if (!self->worker || !self->control)
         goto fail;
     self->loop = zloop_new ();
@@ -876,6 +919,8 @@ server_destroy (server_t **self_p)
     zloop_destroy (&self->loop);
     zsock_destroy (&self->worker);
     zsock_destroy (&self->control);
+    zactor_destroy (&self->auth);
+    zcert_destroy (&self->cert);
     if (self->leases) {
         lease_t *l;
         while ((l = zlistx_detach (self->leases, NULL)))

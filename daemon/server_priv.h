@@ -50,6 +50,8 @@ struct _server_t {
     db_t *db;
     zsock_t *worker;
     zsock_t *control;
+    zactor_t *auth;                 // zauth (ZAP) when CURVE is on
+    zcert_t *cert;                  // pbtd's CURVE certificate, or NULL
     zloop_t *loop;
     int sigfd;
     rng_t rng;

@@ -78,6 +78,8 @@ def test_curve_across_hosts():
         bad = c.start_worker(*common, "--cert", os.path.join(keys, "bad.cert_secret"), "--id", "bad",
                              prefix=wrk)
         c.wait_results(6, timeout=120)
+        # Give the refused worker time for two hello attempts (reply timeout 1 s).
+        time.sleep(2.5)
         check(good.poll() is None and bad.poll() is None, "a worker exited")
         ws = c.ctl("workers", "--json").stdout
         check('"good"' in ws and '"bad"' not in ws, f"pbtd's workers: {ws}")
