@@ -11,6 +11,7 @@ s_usage (FILE *out)
         "usage: pbt-bench COMMAND [options]\n"
         "  ppo         PPO self-play on rock-paper-scissors (prints samples_per_s=)\n"
         "  soccer-env  soccer environment stepping speed (prints steps_per_s=)\n"
+        "  soccer-learn train one soccer team, print win rates vs random/chaser (CSV)\n"
         "  load        simulated workers against a real pbtd (prints results_per_s=, p50_ms=, ...)\n"
         "Run 'pbt-bench COMMAND --help' for a command's options.\n");
 }
@@ -26,6 +27,8 @@ main (int argc, char **argv)
         return bench_ppo_main (argc - 1, argv + 1);
     if (strcmp (argv [1], "soccer-env") == 0)
         return bench_soccer_main (argc - 1, argv + 1);
+    if (strcmp (argv [1], "soccer-learn") == 0)
+        return bench_soccer_learn_main (argc - 1, argv + 1);
     if (strcmp (argv [1], "load") == 0)
         return bench_load_main (argc - 1, argv + 1);
     fprintf (stderr, "pbt-bench: unknown command '%s'\n", argv [1]);
