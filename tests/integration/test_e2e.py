@@ -5,9 +5,11 @@ rules (issue 2 part 8, issue 4 part 8)."""
 
 import json
 import os
+import signal
+import subprocess
 import xml.etree.ElementTree as ET
 
-from harness import FAST_CONFIG, Cluster, check, run_tests
+from harness import FAST_CONFIG, PBTD, Cluster, check, run_tests
 
 N_RESULTS = 30
 
@@ -195,6 +197,55 @@ def test_replay_scripts_without_pbtd():
         c.stop()
 
 
+def test_bad_config_refused():
+    """An invalid file names file:line, the key and what was expected, and
+    pbtd refuses to start."""
+    cases = [
+        ("[pbt]\nt_select = lots\n", ":2:", "t_select", "expected a number"),
+        ("[population]\nsize = 8\n[ppo]\nepochz = 3\n", ":4:", "epochz", "unknown key"),
+        ("[daemon]\nlease_ms = 5\n", ":2:", "lease_ms", "expected"),
+        ("[nonsense]\n", ":1:", "nonsense", "unknown section"),
+        ("[hparam.lr]\nprior = gaussian\n", ":2:", "prior", "expected"),
+    ]
+    for text, line, key, expected in cases:
+        c = Cluster(text, name="badcfg")
+        try:
+            r = subprocess.run([PBTD, "--config", c.cfg, "--db", c.db, "--worker-endpoint", c.wep,
+                                "--control-endpoint", c.cep], capture_output=True, text=True, timeout=30)
+            check(r.returncode != 0, f"pbtd started on a bad config: {text!r}")
+            msg = r.stderr
+            check(c.cfg + line in msg and key in msg and expected in msg,
+                  f"unclear error for {text!r}: {msg!r}")
+            check(not os.path.exists(c.db), "pbtd created a database from a bad config")
+        finally:
+            c.stop()
+
+
+def test_sighup_reloads_pbt_settings():
+    """SIGHUP re-reads [pbt]: t_select 0 -> 1 turns evolution on."""
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.0), name="hup")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.wait_results(10)
+        check(c.status()["evolutions"] == 0, "evolutions with t_select = 0")
+        with open(c.cfg, "w") as f:
+            f.write(FAST_CONFIG.format(size=4, t_select=1.0))
+        c.pbtd.send_signal(signal.SIGHUP)
+        results = c.status()["results"]
+        c.wait_results(results + 10)
+        check(c.status()["evolutions"] > 0, "no evolution after reloading t_select = 1")
+        # A broken file on reload is refused and the old settings stay.
+        with open(c.cfg, "w") as f:
+            f.write("[pbt]\nt_select = nope\n")
+        c.pbtd.send_signal(signal.SIGHUP)
+        results = c.status()["results"]
+        c.wait_results(results + 4)
+        check(c.pbtd.poll() is None, "pbtd died on a bad reload")
+    finally:
+        c.stop()
+
+
 def test_unreachable_pbtctl():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="noserver")
     try:
@@ -208,4 +259,5 @@ def test_unreachable_pbtctl():
 if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
-               test_replay_scripts_without_pbtd, test_unreachable_pbtctl])
+               test_replay_scripts_without_pbtd, test_bad_config_refused,
+               test_sighup_reloads_pbt_settings, test_unreachable_pbtctl])
