@@ -25,6 +25,7 @@
 #include "bench.h"
 #include "env.h"
 #include "env_soccer.h"
+#include "log.h"
 #include "match.h"
 #include "nn.h"
 #include "rng.h"
@@ -60,6 +61,7 @@ s_usage (FILE *out)
         "  --envs N (8) --steps N (256) --iters N (8) --epochs N (4) --mb N (4)\n"
         "  --hidden N (64)  two hidden layers of N\n"
         "  --episode-steps N (1800) --seed N (1)\n"
+        "  --log debug   print every PPO update's statistics to stderr\n"
         "Prints CSV: frames,seconds,train_mean,train_episodes,rnd_win,rnd_loss,rnd_len,"
         "chs_win,chs_loss,chs_len\n");
 }
@@ -176,6 +178,8 @@ bench_soccer_learn_main (int argc, char **argv)
         else if (!strcmp (k, "--hidden"))        op.hidden = atoi (v);
         else if (!strcmp (k, "--episode-steps")) op.episode_steps = atoi (v);
         else if (!strcmp (k, "--seed"))          op.seed = strtoull (v, NULL, 10);
+        else if (!strcmp (k, "--log") && log_level_parse (v) >= 0)
+            log_set_level ((log_level_t) log_level_parse (v));
         else {
             s_usage (stderr);
             return 2;
