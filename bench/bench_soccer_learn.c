@@ -35,6 +35,8 @@ typedef struct {
     int eval_envs;
     const char *opp;
     double lr, gamma, lambda, ent, clip, shape_ball, shape_goal;
+    double vf_coef, max_grad_norm;
+    int clip_vloss;
     int n_envs, n_steps, iters, epochs, minibatches, hidden, episode_steps;
     unsigned long long seed;
 } s_opts_t;
@@ -58,6 +60,7 @@ s_usage (FILE *out)
         "  --opp random|chaser|self (random)  training opponent of team 0\n"
         "  --lr X (3e-4) --gamma X (0.99) --lambda X (0.95) --ent X (0.01) --clip X (0.2)\n"
         "  --shape-ball X (0) --shape-goal X (0)   shaping weights\n"
+        "  --vf X (0.5) --max-grad-norm X (0.5) --clip-vloss 0|1 (1)   fixed PPO settings\n"
         "  --envs N (8) --steps N (256) --iters N (8) --epochs N (4) --mb N (4)\n"
         "  --hidden N (64)  two hidden layers of N\n"
         "  --episode-steps N (1800) --seed N (1)\n"
@@ -144,7 +147,7 @@ bench_soccer_learn_main (int argc, char **argv)
     s_opts_t op = {
         .frames = 5e6, .eval_every = 5e5, .eval_envs = 100, .opp = "random",
         .lr = 3e-4, .gamma = 0.99, .lambda = 0.95, .ent = 0.01, .clip = 0.2,
-        .shape_ball = 0, .shape_goal = 0,
+        .shape_ball = 0, .shape_goal = 0, .vf_coef = 0.5, .max_grad_norm = 0.5, .clip_vloss = 1,
         .n_envs = 8, .n_steps = 256, .iters = 8, .epochs = 4, .minibatches = 4,
         .hidden = 64, .episode_steps = 1800, .seed = 1,
     };
@@ -170,6 +173,9 @@ bench_soccer_learn_main (int argc, char **argv)
         else if (!strcmp (k, "--clip"))          op.clip = atof (v);
         else if (!strcmp (k, "--shape-ball"))    op.shape_ball = atof (v);
         else if (!strcmp (k, "--shape-goal"))    op.shape_goal = atof (v);
+        else if (!strcmp (k, "--vf"))            op.vf_coef = atof (v);
+        else if (!strcmp (k, "--max-grad-norm")) op.max_grad_norm = atof (v);
+        else if (!strcmp (k, "--clip-vloss"))    op.clip_vloss = atoi (v) != 0;
         else if (!strcmp (k, "--envs"))          op.n_envs = atoi (v);
         else if (!strcmp (k, "--steps"))         op.n_steps = atoi (v);
         else if (!strcmp (k, "--iters"))         op.iters = atoi (v);
@@ -205,6 +211,9 @@ bench_soccer_learn_main (int argc, char **argv)
     proto_kvs_set (&as.ppo, "iterations", op.iters);
     proto_kvs_set (&as.ppo, "epochs", op.epochs);
     proto_kvs_set (&as.ppo, "minibatches", op.minibatches);
+    proto_kvs_set (&as.ppo, "vf_coef", op.vf_coef);
+    proto_kvs_set (&as.ppo, "max_grad_norm", op.max_grad_norm);
+    proto_kvs_set (&as.ppo, "clip_vloss", op.clip_vloss);
     as.model = (proto_model_t) { .obs_dim = SOCCER_OBS_DIM, .n_actions = SOCCER_N_ACTIONS,
                                  .n_hidden = 2, .hidden = { op.hidden, op.hidden } };
     strcpy (as.model.activation, "tanh");
@@ -245,9 +254,9 @@ bench_soccer_learn_main (int argc, char **argv)
         }
     }
     printf ("# lr=%g gamma=%g lambda=%g ent=%g clip=%g shape_ball=%g shape_goal=%g opp=%s "
-            "envs=%d steps=%d iters=%d epochs=%d mb=%d hidden=%d seed=%llu\n",
+            "vf=%g mgn=%g clip_vloss=%d envs=%d steps=%d iters=%d epochs=%d mb=%d hidden=%d seed=%llu\n",
             op.lr, op.gamma, op.lambda, op.ent, op.clip, op.shape_ball, op.shape_goal, op.opp,
-            op.n_envs, op.n_steps, op.iters, op.epochs, op.minibatches, op.hidden, op.seed);
+            op.vf_coef, op.max_grad_norm, op.clip_vloss, op.n_envs, op.n_steps, op.iters, op.epochs, op.minibatches, op.hidden, op.seed);
     printf ("frames,seconds,train_mean,train_episodes,rnd_win,rnd_loss,rnd_len,"
             "chs_win,chs_loss,chs_len\n");
     fflush (stdout);
@@ -260,6 +269,24 @@ bench_soccer_learn_main (int argc, char **argv)
             uint64_t es = op.seed * 1000003 + (uint64_t) (frames / 1000);
             s_eval_t r = s_evaluate (&arch, params, 0, op.eval_envs, op.episode_steps, es);
             s_eval_t c = s_evaluate (&arch, params, 1, op.eval_envs, op.episode_steps, es + 1);
+            if (getenv ("H9_CHECK")) {
+                proto_assign_t ev = as;
+                ev.seats [0].train = ev.seats [1].train = false;
+                ev.seed = es;
+                proto_kvs_set (&ev.ppo, "n_envs", 100);
+                proto_kvs_set (&ev.ppo, "n_steps", 1800);
+                proto_kvs_set (&ev.ppo, "iterations", 1);
+                proto_result_t rr;
+                if (match_run (&ev, &rr, NULL, NULL, err, sizeof err) == 0) {
+                    double w = 0, l = 0;
+                    for (uint32_t e = 0; e < rr.n_episodes; e++) {
+                        w += rr.scores [e * 4] > 0;
+                        l += rr.scores [e * 4] < 0;
+                    }
+                    printf ("# match_run eval: episodes=%u win=%.0f loss=%.0f\n", rr.n_episodes, w, l);
+                    match_result_clear (&rr);
+                }
+            }
             printf ("%.0f,%.1f,%.3f,%.0f,%.3f,%.3f,%.0f,%.3f,%.3f,%.0f\n", frames, s_now () - t0,
                     n_ep > 0 ? score_sum / n_ep : 0.0, n_ep,
                     r.win, r.loss, r.mean_len, c.win, c.loss, c.mean_len);
