@@ -13,6 +13,7 @@
     against training.
 */
 #include "export.h"
+#include "mpobj.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -29,56 +30,6 @@
 #define EXIT_REFUSED     1
 #define EXIT_USAGE       2
 
-//  ---------------------------------------------------------------------
-//  MessagePack object helpers
-
-static const msgpack_object *
-s_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen (key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr [i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
-        &&  memcmp (k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr [i].val;
-    }
-    return NULL;
-}
-
-static bool
-s_num (const msgpack_object *o, double *out)
-{
-    if (!o)
-        return false;
-    switch (o->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double) o->via.u64; return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double) o->via.i64; return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          *out = o->via.f64; return true;
-        default: return false;
-    }
-}
-
-static double
-s_num_or (const msgpack_object *map, const char *key, double dflt)
-{
-    double v;
-    return s_num (s_get (map, key), &v) ? v : dflt;
-}
-
-static bool
-s_str (const msgpack_object *o, char *out, size_t out_len)
-{
-    if (!o || o->type != MSGPACK_OBJECT_STR || out_len == 0)
-        return false;
-    size_t n = o->via.str.size < out_len - 1 ? o->via.str.size : out_len - 1;
-    memcpy (out, o->via.str.ptr, n);
-    out [n] = 0;
-    return true;
-}
-
 //  A map of name -> number into kvs; other entries are skipped.
 static int
 s_kvs (const msgpack_object *map, proto_kvs_t *kvs)
@@ -89,8 +40,8 @@ s_kvs (const msgpack_object *map, proto_kvs_t *kvs)
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         char name [PROTO_MAX_NAME];
         double v;
-        if (s_str (&map->via.map.ptr [i].key, name, sizeof name)
-        &&  s_num (&map->via.map.ptr [i].val, &v))
+        if (mpobj_str (&map->via.map.ptr [i].key, name, sizeof name)
+        &&  mpobj_num (&map->via.map.ptr [i].val, &v))
             proto_kvs_set (kvs, name, v);
     }
     return 0;
@@ -107,48 +58,46 @@ export_agent_parse (const uint8_t *body, size_t len, export_agent_t *out,
     int rc = -1;
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
-    size_t off = 0;
-    if (msgpack_unpack_next (&up, (const char *) body, len, &off) != MSGPACK_UNPACK_SUCCESS
-    ||  up.data.type != MSGPACK_OBJECT_MAP) {
+    if (mpobj_unpack (&up, body, len) != 0 || up.data.type != MSGPACK_OBJECT_MAP) {
         snprintf (err, err_len, "agent_state reply is not a map");
         goto cleanup;
     }
     const msgpack_object *root = &up.data;
-    const msgpack_object *o = s_get (root, "agent");
+    const msgpack_object *o = mpobj_get (root, "agent");
     if (!o)
-        o = s_get (root, "id");
+        o = mpobj_get (root, "id");
     double d;
-    if (s_str (o, out->id, sizeof out->id)) {
+    if (mpobj_str (o, out->id, sizeof out->id)) {
         if (sscanf (out->id, "agt_%" SCNd64, &out->num_id) != 1)
             out->num_id = 0;
     }
     else
-    if (s_num (o, &d)) {
+    if (mpobj_num (o, &d)) {
         out->num_id = (int64_t) d;
         snprintf (out->id, sizeof out->id, "agt_%" PRId64, out->num_id);
     }
-    if (!s_str (s_get (root, "env"), out->env, sizeof out->env)) {
+    if (!mpobj_str (mpobj_get (root, "env"), out->env, sizeof out->env)) {
         snprintf (err, err_len, "agent_state reply has no env");
         goto cleanup;
     }
-    if (s_kvs (s_get (root, "env_options"), &out->env_options) != 0
-    ||  s_kvs (s_get (root, "hparams"), &out->hparams) != 0
-    ||  s_kvs (s_get (root, "ppo"), &out->ppo) != 0) {
+    if (s_kvs (mpobj_get (root, "env_options"), &out->env_options) != 0
+    ||  s_kvs (mpobj_get (root, "hparams"), &out->hparams) != 0
+    ||  s_kvs (mpobj_get (root, "ppo"), &out->ppo) != 0) {
         snprintf (err, err_len, "agent_state reply: env_options, hparams or ppo is not a map");
         goto cleanup;
     }
     //  The architecture: a "model" map as in an assignment, or the same
     //  keys at the top level.
-    const msgpack_object *m = s_get (root, "model");
+    const msgpack_object *m = mpobj_get (root, "model");
     if (!m || m->type != MSGPACK_OBJECT_MAP)
-        m = s_get (root, "arch");
+        m = mpobj_get (root, "arch");
     if (!m || m->type != MSGPACK_OBJECT_MAP)
         m = root;
-    out->model.obs_dim = (uint32_t) s_num_or (m, "obs_dim", 0);
-    out->model.n_actions = (uint32_t) s_num_or (m, "n_actions", 0);
-    if (!s_str (s_get (m, "activation"), out->model.activation, sizeof out->model.activation))
+    out->model.obs_dim = (uint32_t) mpobj_num_or (m, "obs_dim", 0);
+    out->model.n_actions = (uint32_t) mpobj_num_or (m, "n_actions", 0);
+    if (!mpobj_str (mpobj_get (m, "activation"), out->model.activation, sizeof out->model.activation))
         snprintf (out->model.activation, sizeof out->model.activation, "tanh");
-    const msgpack_object *h = s_get (m, "hidden");
+    const msgpack_object *h = mpobj_get (m, "hidden");
     if (!h || h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size > PROTO_MAX_HIDDEN) {
         snprintf (err, err_len, "agent_state reply: model.hidden missing or over %d layers",
                   PROTO_MAX_HIDDEN);
@@ -156,15 +105,15 @@ export_agent_parse (const uint8_t *body, size_t len, export_agent_t *out,
     }
     out->model.n_hidden = h->via.array.size;
     for (uint32_t l = 0; l < h->via.array.size; l++)
-        out->model.hidden [l] = s_num (&h->via.array.ptr [l], &d) ? (uint32_t) d : 0;
+        out->model.hidden [l] = mpobj_num (&h->via.array.ptr [l], &d) ? (uint32_t) d : 0;
     if (nn_arch_from_proto (&out->arch, &out->model, err, err_len) != 0)
         goto cleanup;
-    out->rating = s_num_or (root, "rating", NAN);
-    out->frames = (uint64_t) s_num_or (root, "frames", 0);
-    out->version = (uint64_t) s_num_or (root, "version", 0);
-    out->generation = (uint64_t) s_num_or (root, "generation", 0);
+    out->rating = mpobj_num_or (root, "rating", NAN);
+    out->frames = (uint64_t) mpobj_num_or (root, "frames", 0);
+    out->version = (uint64_t) mpobj_num_or (root, "version", 0);
+    out->generation = (uint64_t) mpobj_num_or (root, "generation", 0);
 
-    o = s_get (root, "params");
+    o = mpobj_get (root, "params");
     if (!o || o->type != MSGPACK_OBJECT_BIN) {
         snprintf (err, err_len, "agent_state reply has no params (binary float32)");
         goto cleanup;

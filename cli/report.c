@@ -8,6 +8,7 @@
     points so the file stays small whatever the run length.
 */
 #include "report.h"
+#include "mpobj.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,46 +36,18 @@ static const char *const s_palette [] = {
 //  ---------------------------------------------------------------------
 //  MessagePack object helpers
 
-static const msgpack_object *
-s_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen (key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr [i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
-        &&  memcmp (k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr [i].val;
-    }
-    return NULL;
-}
-
 static bool
 s_isnum (const msgpack_object *o)
 {
-    return o && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-              || o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64);
+    double v;
+    return mpobj_num (o, &v);
 }
 
 static double
 s_numv (const msgpack_object *o, double dflt)
 {
-    if (!o)
-        return dflt;
-    switch (o->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double) o->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double) o->via.i64;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          return o->via.f64;
-        default:                              return dflt;
-    }
-}
-
-static double
-s_num (const msgpack_object *map, const char *key, double dflt)
-{
-    return s_numv (s_get (map, key), dflt);
+    double v;
+    return mpobj_num (o, &v) ? v : dflt;
 }
 
 //  Copy a string (or an integer id, as agt_N) into out; "" if neither.
@@ -82,27 +55,12 @@ static const char *
 s_strv (const msgpack_object *o, char *out, size_t out_len)
 {
     out [0] = 0;
-    if (o && o->type == MSGPACK_OBJECT_STR) {
-        size_t n = o->via.str.size < out_len - 1 ? o->via.str.size : out_len - 1;
-        memcpy (out, o->via.str.ptr, n);
-        out [n] = 0;
-    }
+    if (mpobj_str (o, out, out_len))
+        ;
     else
     if (o && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
         snprintf (out, out_len, "agt_%lld", (long long) s_numv (o, 0));
     return out;
-}
-
-static uint32_t
-s_alen (const msgpack_object *o)
-{
-    return o && o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
-}
-
-static const msgpack_object *
-s_at (const msgpack_object *o, uint32_t i)
-{
-    return i < s_alen (o) ? &o->via.array.ptr [i] : NULL;
 }
 
 //  ---------------------------------------------------------------------
@@ -203,19 +161,19 @@ static void
 s_data_load (data_t *d, const msgpack_object *root)
 {
     memset (d, 0, sizeof *d);
-    d->status = s_get (root, "status");
-    d->history = s_get (root, "history");
-    d->lineage = s_get (root, "lineage");
-    d->matches = s_get (root, "matches");
-    d->metrics = s_get (root, "metrics");
+    d->status = mpobj_get (root, "status");
+    d->history = mpobj_get (root, "history");
+    d->lineage = mpobj_get (root, "lineage");
+    d->matches = mpobj_get (root, "matches");
+    d->metrics = mpobj_get (root, "metrics");
     d->t0 = INFINITY;
     d->t1 = -INFINITY;
     char id [64];
-    const msgpack_object *rows = s_get (d->status, "agents");
-    for (uint32_t i = 0; i < s_alen (rows); i++) {
-        agent_t *a = s_agent_add (d, s_strv (s_get (s_at (rows, i), "id"), id, sizeof id));
+    const msgpack_object *rows = mpobj_get (d->status, "agents");
+    for (uint32_t i = 0; i < mpobj_len (rows); i++) {
+        agent_t *a = s_agent_add (d, s_strv (mpobj_get (mpobj_at (rows, i), "id"), id, sizeof id));
         if (a)
-            a->row = s_at (rows, i);
+            a->row = mpobj_at (rows, i);
     }
     if (d->history && d->history->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < d->history->via.map.size; i++) {
@@ -229,14 +187,14 @@ s_data_load (data_t *d, const msgpack_object *root)
             if (!a)
                 continue;
             a->lineage = &d->lineage->via.map.ptr [i].val;
-            const msgpack_object *evs = s_get (a->lineage, "evolutions");
-            for (uint32_t e = 0; e < s_alen (evs); e++)
-                s_span (d, s_num (s_at (evs, e), "ts", 0));
+            const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
+            for (uint32_t e = 0; e < mpobj_len (evs); e++)
+                s_span (d, mpobj_num_or (mpobj_at (evs, e), "ts", 0));
         }
-    for (uint32_t i = 0; i < s_alen (d->matches); i++)
-        s_span (d, s_num (s_at (d->matches, i), "ts", 0));
-    for (uint32_t i = 0; i < s_alen (d->metrics); i++)
-        s_span (d, s_num (s_at (d->metrics, i), "ts", 0));
+    for (uint32_t i = 0; i < mpobj_len (d->matches); i++)
+        s_span (d, mpobj_num_or (mpobj_at (d->matches, i), "ts", 0));
+    for (uint32_t i = 0; i < mpobj_len (d->metrics); i++)
+        s_span (d, mpobj_num_or (mpobj_at (d->metrics, i), "ts", 0));
     if (!(d->t1 >= d->t0)) {
         d->t0 = 0;
         d->t1 = 1000;
@@ -411,12 +369,12 @@ s_summary (FILE *f, const data_t *d)
         fprintf (f, "\"><td><i class=\"sw\" style=\"background:%s\"></i>", a->color);
         s_esc (f, a->id);
         fprintf (f, "</td><td>%.3f</td><td>%.0f</td><td>%.0f</td><td>%.0f</td><td>",
-                 s_num (a->row, "rating", NAN), s_num (a->row, "matches", 0),
-                 s_num (a->row, "frames", 0), s_num (a->row, "generation", 0));
-        const msgpack_object *parent = s_get (a->row, "parent");
+                 mpobj_num_or (a->row, "rating", NAN), mpobj_num_or (a->row, "matches", 0),
+                 mpobj_num_or (a->row, "frames", 0), mpobj_num_or (a->row, "generation", 0));
+        const msgpack_object *parent = mpobj_get (a->row, "parent");
         s_esc (f, parent && parent->type != MSGPACK_OBJECT_NIL ? s_strv (parent, buf, sizeof buf) : "-");
         fprintf (f, "</td><td class=\"hp\">");
-        const msgpack_object *hp = s_get (a->row, "hparams");
+        const msgpack_object *hp = mpobj_get (a->row, "hparams");
         for (uint32_t k = 0; hp && hp->type == MSGPACK_OBJECT_MAP && k < hp->via.map.size; k++) {
             char name [64];
             s_strv (&hp->via.map.ptr [k].key, name, sizeof name);
@@ -436,17 +394,17 @@ s_elo (FILE *f, const data_t *d)
     bool by_time = true;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < d->n_agents; i++) {
-        const msgpack_object *r = s_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = s_get (d->agents [i].hist, "ts");
-        if (s_alen (r) && s_alen (ts) != s_alen (r))
+        const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
+        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
+        if (mpobj_len (r) && mpobj_len (ts) != mpobj_len (r))
             by_time = false;
     }
     for (int i = 0; i < d->n_agents; i++) {
-        const msgpack_object *r = s_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = s_get (d->agents [i].hist, "ts");
-        for (uint32_t k = 0; k < s_alen (r); k++) {
-            double y = s_numv (s_at (r, k), NAN);
-            double x = by_time ? (s_numv (s_at (ts, k), d->t0) - d->t0) / 1000 : k;
+        const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
+        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
+        for (uint32_t k = 0; k < mpobj_len (r); k++) {
+            double y = s_numv (mpobj_at (r, k), NAN);
+            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
             if (!isfinite (y))
                 continue;
             y0 = fmin (y0, y);
@@ -471,21 +429,21 @@ s_elo (FILE *f, const data_t *d)
                   "Elo rating");
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
-        const msgpack_object *r = s_get (a->hist, "rating");
-        const msgpack_object *ts = s_get (a->hist, "ts");
-        uint32_t n = s_alen (r);
+        const msgpack_object *r = mpobj_get (a->hist, "rating");
+        const msgpack_object *ts = mpobj_get (a->hist, "ts");
+        uint32_t n = mpobj_len (r);
         s_group (f, a, "elo");
         fprintf (f, "<title>");
         s_esc (f, a->id);
         fprintf (f, ": %u episodes, rating now %.3f</title>", n ? n - 1 : 0,
-                 n ? s_numv (s_at (r, n - 1), NAN) : NAN);
+                 n ? s_numv (mpobj_at (r, n - 1), NAN) : NAN);
         fprintf (f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", a->color);
         uint32_t stride = n > REPORT_MAX_POINTS ? (n + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
         for (uint32_t k = 0; k < n; k++) {
             if (k % stride != 0 && k != n - 1)
                 continue;
-            double y = s_numv (s_at (r, k), NAN);
-            double x = by_time ? (s_numv (s_at (ts, k), d->t0) - d->t0) / 1000 : k;
+            double y = s_numv (mpobj_at (r, k), NAN);
+            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
             if (isfinite (y))
                 fprintf (f, "%.1f,%.1f ", s_px (&p, x), s_py (&p, y));
         }
@@ -509,7 +467,7 @@ s_hparams (FILE *f, const data_t *d)
     char names [32][64];
     int n_names = 0;
     for (int i = 0; i < d->n_agents; i++) {
-        const msgpack_object *hp = s_get (d->agents [i].hist, "hyperparameters");
+        const msgpack_object *hp = mpobj_get (d->agents [i].hist, "hyperparameters");
         for (uint32_t k = 0; hp && hp->type == MSGPACK_OBJECT_MAP && k < hp->via.map.size; k++) {
             char name [64];
             s_strv (&hp->via.map.ptr [k].key, name, sizeof name);
@@ -530,17 +488,17 @@ s_hparams (FILE *f, const data_t *d)
         double x0 = 0, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
         for (int i = 0; i < d->n_agents; i++) {
             const agent_t *a = &d->agents [i];
-            const msgpack_object *v = s_get (s_get (a->hist, "hyperparameters"), names [h]);
-            const msgpack_object *st = s_get (a->hist, "step");
-            for (uint32_t k = 0; k < s_alen (v); k++) {
-                double y = s_numv (s_at (v, k), NAN);
+            const msgpack_object *v = mpobj_get (mpobj_get (a->hist, "hyperparameters"), names [h]);
+            const msgpack_object *st = mpobj_get (a->hist, "step");
+            for (uint32_t k = 0; k < mpobj_len (v); k++) {
+                double y = s_numv (mpobj_at (v, k), NAN);
                 if (!isfinite (y))
                     continue;
                 y0 = fmin (y0, y);
                 y1 = fmax (y1, y);
-                x1 = fmax (x1, s_alen (st) == s_alen (v) ? s_numv (s_at (st, k), 0) : k);
+                x1 = fmax (x1, mpobj_len (st) == mpobj_len (v) ? s_numv (mpobj_at (st, k), 0) : k);
             }
-            x1 = fmax (x1, s_num (a->row, "frames", 0));
+            x1 = fmax (x1, mpobj_num_or (a->row, "frames", 0));
         }
         if (!isfinite (y0))
             continue;
@@ -555,8 +513,8 @@ s_hparams (FILE *f, const data_t *d)
         }
         bool by_frames = true;
         for (int i = 0; i < d->n_agents; i++) {
-            const msgpack_object *v = s_get (s_get (d->agents [i].hist, "hyperparameters"), names [h]);
-            if (s_alen (v) && s_alen (s_get (d->agents [i].hist, "step")) != s_alen (v))
+            const msgpack_object *v = mpobj_get (mpobj_get (d->agents [i].hist, "hyperparameters"), names [h]);
+            if (mpobj_len (v) && mpobj_len (mpobj_get (d->agents [i].hist, "step")) != mpobj_len (v))
                 by_frames = false;
         }
         plot_t p = { .logy = y0 > 0 && y1 / y0 > 20 };
@@ -569,18 +527,18 @@ s_hparams (FILE *f, const data_t *d)
                       p.logy ? "value (log scale)" : "value");
         for (int i = 0; i < d->n_agents; i++) {
             const agent_t *a = &d->agents [i];
-            const msgpack_object *v = s_get (s_get (a->hist, "hyperparameters"), names [h]);
-            const msgpack_object *st = s_get (a->hist, "step");
-            const msgpack_object *evs = s_get (a->lineage, "evolutions");
-            uint32_t n = s_alen (v);
+            const msgpack_object *v = mpobj_get (mpobj_get (a->hist, "hyperparameters"), names [h]);
+            const msgpack_object *st = mpobj_get (a->hist, "step");
+            const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
+            uint32_t n = mpobj_len (v);
             if (n == 0)
                 continue;
             s_group (f, a, "hparam");
             fprintf (f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", a->color);
             double px = 0, py = NAN;
             for (uint32_t k = 0; k < n; k++) {
-                double x = by_frames ? s_numv (s_at (st, k), 0) : k;
-                double y = s_numv (s_at (v, k), NAN);
+                double x = by_frames ? s_numv (mpobj_at (st, k), 0) : k;
+                double y = s_numv (mpobj_at (v, k), NAN);
                 if (!isfinite (y))
                     continue;
                 if (isfinite (py))
@@ -589,19 +547,19 @@ s_hparams (FILE *f, const data_t *d)
                 px = x;
                 py = y;
             }
-            double xe = by_frames ? fmax (px, s_num (a->row, "frames", px)) : px;
+            double xe = by_frames ? fmax (px, mpobj_num_or (a->row, "frames", px)) : px;
             if (isfinite (py))
                 fprintf (f, "%.1f,%.1f", s_px (&p, xe), s_py (&p, py));
             fprintf (f, "\"/>");
             for (uint32_t k = 1; k < n; k++) {
-                double x = by_frames ? s_numv (s_at (st, k), 0) : k;
-                double y = s_numv (s_at (v, k), NAN);
+                double x = by_frames ? s_numv (mpobj_at (st, k), 0) : k;
+                double y = s_numv (mpobj_at (v, k), NAN);
                 if (!isfinite (y))
                     continue;
                 //  Lineage lists evolutions newest first; entry k is evolution k.
-                const msgpack_object *ev = s_alen (evs) >= k ? s_at (evs, s_alen (evs) - k) : NULL;
+                const msgpack_object *ev = mpobj_len (evs) >= k ? mpobj_at (evs, mpobj_len (evs) - k) : NULL;
                 char donor [64], buf [32];
-                s_strv (s_get (ev, "donor"), donor, sizeof donor);
+                s_strv (mpobj_get (ev, "donor"), donor, sizeof donor);
                 fprintf (f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" class=\"evo\"><title>",
                          s_px (&p, x), s_py (&p, y), a->color);
                 s_esc (f, a->id);
@@ -634,7 +592,7 @@ s_lineage (FILE *f, const data_t *d)
     fprintf (f, "<h2 id=\"lineage\">Lineage</h2>\n");
     int n_ev = 0;
     for (int i = 0; i < d->n_agents; i++)
-        n_ev += (int) s_alen (s_get (d->agents [i].lineage, "evolutions"));
+        n_ev += (int) mpobj_len (mpobj_get (d->agents [i].lineage, "evolutions"));
     if (d->n_agents == 0) {
         fprintf (f, "<p class=\"note\">No agents.</p>\n");
         return;
@@ -687,23 +645,23 @@ s_lineage (FILE *f, const data_t *d)
     }
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
-        const msgpack_object *evs = s_get (a->lineage, "evolutions");
-        if (s_alen (evs) == 0)
+        const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
+        if (mpobj_len (evs) == 0)
             continue;
         s_group (f, a, "lineage");
-        for (uint32_t e = 0; e < s_alen (evs); e++) {
-            const msgpack_object *ev = s_at (evs, e);
+        for (uint32_t e = 0; e < mpobj_len (evs); e++) {
+            const msgpack_object *ev = mpobj_at (evs, e);
             char donor [64];
-            s_strv (s_get (ev, "donor"), donor, sizeof donor);
+            s_strv (mpobj_get (ev, "donor"), donor, sizeof donor);
             int j = s_agent_index (d, donor);
-            double x = s_px (&p, (s_num (ev, "ts", d->t0) - d->t0) / 1000);
-            double gen = s_num (ev, "generation", NAN);
+            double x = s_px (&p, (mpobj_num_or (ev, "ts", d->t0) - d->t0) / 1000);
+            double gen = mpobj_num_or (ev, "generation", NAN);
             fprintf (f, "<g><title>");
             s_esc (f, a->id);
             fprintf (f, " generation %.0f from ", gen);
             s_esc (f, donor);
-            fprintf (f, " at %.1f s, %.0f frames</title>", (s_num (ev, "ts", d->t0) - d->t0) / 1000,
-                     s_num (ev, "frames", 0));
+            fprintf (f, " at %.1f s, %.0f frames</title>", (mpobj_num_or (ev, "ts", d->t0) - d->t0) / 1000,
+                     mpobj_num_or (ev, "frames", 0));
             if (j >= 0 && j != i)
                 fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
                             "stroke-width=\"1.2\" marker-end=\"url(#arr)\"/>",
@@ -721,21 +679,21 @@ s_lineage (FILE *f, const data_t *d)
                 "(donor @ seconds, generation)</th></tr>\n");
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
-        const msgpack_object *evs = s_get (a->lineage, "evolutions");
+        const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
         fprintf (f, "<tr data-agent=\"");
         s_esc (f, a->id);
         fprintf (f, "\"><td>");
         s_esc (f, a->id);
         fprintf (f, "</td><td class=\"l\">");
-        if (s_alen (evs) == 0)
+        if (mpobj_len (evs) == 0)
             fprintf (f, "initial weights");
-        for (uint32_t e = s_alen (evs); e-- > 0;) {
-            const msgpack_object *ev = s_at (evs, e);
+        for (uint32_t e = mpobj_len (evs); e-- > 0;) {
+            const msgpack_object *ev = mpobj_at (evs, e);
             char donor [64];
-            fprintf (f, "%s&#8592; ", e + 1 < s_alen (evs) ? " " : "");
-            s_esc (f, s_strv (s_get (ev, "donor"), donor, sizeof donor));
-            fprintf (f, " @%.1f s (g%.0f)", (s_num (ev, "ts", d->t0) - d->t0) / 1000,
-                     s_num (ev, "generation", NAN));
+            fprintf (f, "%s&#8592; ", e + 1 < mpobj_len (evs) ? " " : "");
+            s_esc (f, s_strv (mpobj_get (ev, "donor"), donor, sizeof donor));
+            fprintf (f, " @%.1f s (g%.0f)", (mpobj_num_or (ev, "ts", d->t0) - d->t0) / 1000,
+                     mpobj_num_or (ev, "generation", NAN));
         }
         fprintf (f, "</td></tr>\n");
     }
@@ -757,22 +715,22 @@ s_matrix (FILE *f, const data_t *d)
     double *g = calloc ((size_t) n * n, sizeof (double));
     if (!w || !dr || !g)
         goto cleanup;
-    uint32_t n_matches = s_alen (d->matches);
+    uint32_t n_matches = mpobj_len (d->matches);
     for (uint32_t m = 0; m < n_matches; m++) {
-        const msgpack_object *seats = s_get (s_at (d->matches, m), "seats");
-        uint32_t ns = s_alen (seats);
+        const msgpack_object *seats = mpobj_get (mpobj_at (d->matches, m), "seats");
+        uint32_t ns = mpobj_len (seats);
         double team_score [2] = { 0, 0 };
         int idx [16], team [16];
         if (ns > 16)
             continue;
         for (uint32_t s = 0; s < ns; s++) {
-            const msgpack_object *seat = s_at (seats, s);
+            const msgpack_object *seat = mpobj_at (seats, s);
             char id [64];
-            idx [s] = s_agent_index (d, s_strv (s_get (seat, "agent"), id, sizeof id));
-            team [s] = s_isnum (s_get (seat, "team")) ? (int) s_num (seat, "team", 0)
+            idx [s] = s_agent_index (d, s_strv (mpobj_get (seat, "agent"), id, sizeof id));
+            team [s] = s_isnum (mpobj_get (seat, "team")) ? (int) mpobj_num_or (seat, "team", 0)
                                                       : (int) (s >= ns / 2);
             team [s] = team [s] ? 1 : 0;
-            team_score [team [s]] += s_num (seat, "score", 0);
+            team_score [team [s]] += mpobj_num_or (seat, "score", 0);
         }
         for (uint32_t s = 0; s < ns; s++)
             for (uint32_t t = 0; t < ns; t++) {
@@ -835,7 +793,7 @@ static void
 s_throughput (FILE *f, const data_t *d)
 {
     fprintf (f, "<h2 id=\"throughput\">Throughput over time</h2>\n");
-    uint32_t n = s_alen (d->metrics);
+    uint32_t n = mpobj_len (d->metrics);
     double *x = NULL, *y = NULL;
     int k = 0;
     const char *what = "samples per second";
@@ -843,23 +801,23 @@ s_throughput (FILE *f, const data_t *d)
         x = calloc (n, sizeof (double));
         y = calloc (n, sizeof (double));
         for (uint32_t i = 1; x && y && i < n; i++) {
-            const msgpack_object *a = s_at (d->metrics, i - 1), *b = s_at (d->metrics, i);
-            double dt = (s_num (b, "ts", 0) - s_num (a, "ts", 0)) / 1000;
-            double ds = s_num (b, "samples", 0) - s_num (a, "samples", 0);
+            const msgpack_object *a = mpobj_at (d->metrics, i - 1), *b = mpobj_at (d->metrics, i);
+            double dt = (mpobj_num_or (b, "ts", 0) - mpobj_num_or (a, "ts", 0)) / 1000;
+            double ds = mpobj_num_or (b, "samples", 0) - mpobj_num_or (a, "samples", 0);
             //  A counter that went back (a restart) gives no rate.
             if (dt <= 0 || ds < 0)
                 continue;
-            x [k] = (s_num (b, "ts", 0) - d->t0) / 1000;
+            x [k] = (mpobj_num_or (b, "ts", 0) - d->t0) / 1000;
             y [k++] = ds / dt;
         }
     }
     else
-    if (s_alen (d->matches) >= 2) {
+    if (mpobj_len (d->matches) >= 2) {
         //  Matches come newest first; bin their times.
         what = "episodes recorded per second (from recent matches)";
         double lo = INFINITY, hi = -INFINITY;
-        for (uint32_t i = 0; i < s_alen (d->matches); i++) {
-            double ts = s_num (s_at (d->matches, i), "ts", NAN);
+        for (uint32_t i = 0; i < mpobj_len (d->matches); i++) {
+            double ts = mpobj_num_or (mpobj_at (d->matches, i), "ts", NAN);
             if (isfinite (ts)) {
                 lo = fmin (lo, ts);
                 hi = fmax (hi, ts);
@@ -870,8 +828,8 @@ s_throughput (FILE *f, const data_t *d)
         y = calloc ((size_t) bins, sizeof (double));
         if (x && y && hi > lo) {
             double width = (hi - lo) / bins;
-            for (uint32_t i = 0; i < s_alen (d->matches); i++) {
-                double ts = s_num (s_at (d->matches, i), "ts", NAN);
+            for (uint32_t i = 0; i < mpobj_len (d->matches); i++) {
+                double ts = mpobj_num_or (mpobj_at (d->matches, i), "ts", NAN);
                 int bin = isfinite (ts) ? (int) ((ts - lo) / width) : -1;
                 if (bin == bins)
                     bin--;
@@ -931,9 +889,7 @@ report_render (const uint8_t *bytes, size_t len, FILE *out)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
-    size_t off = 0;
-    if (msgpack_unpack_next (&up, (const char *) bytes, len, &off) != MSGPACK_UNPACK_SUCCESS
-    ||  up.data.type != MSGPACK_OBJECT_MAP) {
+    if (mpobj_unpack (&up, bytes, len) != 0 || up.data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy (&up);
         return -1;
     }
@@ -944,8 +900,8 @@ report_render (const uint8_t *bytes, size_t len, FILE *out)
     }
     s_data_load (d, &up.data);
     char env [64], when [64], gen_at [64];
-    s_strv (s_get (d->status, "env"), env, sizeof env);
-    time_t now = (time_t) (s_num (&up.data, "generated_ms", 0) / 1000);
+    s_strv (mpobj_get (d->status, "env"), env, sizeof env);
+    time_t now = (time_t) (mpobj_num_or (&up.data, "generated_ms", 0) / 1000);
     if (now == 0)
         now = time (NULL);
     strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime (&now));
@@ -960,10 +916,10 @@ report_render (const uint8_t *bytes, size_t len, FILE *out)
     fprintf (out, "</b></span><span>agents <b>%d</b></span><span>results <b>%.0f</b></span>"
                   "<span>evolutions <b>%.0f</b></span><span>workers <b>%.0f</b></span>"
                   "<span>samples/s <b>%.0f</b></span>%s</p>\n",
-             d->n_agents, s_num (d->status, "results", 0), s_num (d->status, "evolutions", 0),
-             s_num (d->status, "workers", 0), s_num (d->status, "samples_per_s", 0),
-             s_get (d->status, "paused") && s_get (d->status, "paused")->type == MSGPACK_OBJECT_BOOLEAN
-             && s_get (d->status, "paused")->via.boolean ? "<span><b>paused</b></span>" : "");
+             d->n_agents, mpobj_num_or (d->status, "results", 0), mpobj_num_or (d->status, "evolutions", 0),
+             mpobj_num_or (d->status, "workers", 0), mpobj_num_or (d->status, "samples_per_s", 0),
+             mpobj_get (d->status, "paused") && mpobj_get (d->status, "paused")->type == MSGPACK_OBJECT_BOOLEAN
+             && mpobj_get (d->status, "paused")->via.boolean ? "<span><b>paused</b></span>" : "");
     fprintf (out, "<p class=\"note\"><a href=\"#elo\">Elo</a> &#183; <a href=\"#hparams\">hyperparameters</a>"
                   " &#183; <a href=\"#lineage\">lineage</a> &#183; <a href=\"#winrate\">win rates</a>"
                   " &#183; <a href=\"#throughput\">throughput</a></p>\n");
@@ -1035,12 +991,11 @@ s_agent_ids (const uint8_t *body, size_t len, char ids [][64], int max)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
-    size_t off = 0;
     int n = 0;
-    if (msgpack_unpack_next (&up, (const char *) body, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-        const msgpack_object *rows = s_get (&up.data, "agents");
-        for (uint32_t i = 0; i < s_alen (rows) && n < max; i++)
-            if (*s_strv (s_get (s_at (rows, i), "id"), ids [n], 64))
+    if (mpobj_unpack (&up, body, len) == 0) {
+        const msgpack_object *rows = mpobj_get (&up.data, "agents");
+        for (uint32_t i = 0; i < mpobj_len (rows) && n < max; i++)
+            if (*s_strv (mpobj_get (mpobj_at (rows, i), "id"), ids [n], 64))
                 n++;
     }
     msgpack_unpacked_destroy (&up);
