@@ -7,8 +7,10 @@ import json
 import os
 import signal
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
+import harness
 from harness import FAST_CONFIG, PBTD, Cluster, check, run_tests
 
 N_RESULTS = 30
@@ -246,6 +248,59 @@ def test_sighup_reloads_pbt_settings():
         c.stop()
 
 
+def test_pause_resume_workers_watch():
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="pause")
+    try:
+        c.start_pbtd()
+        c.start_worker("--id", "w-one")
+        c.wait_results(3)
+        ws = json.loads(c.ctl("workers", "--json").stdout)
+        check(len(ws) == 1 and ws[0]["worker_id"] == "w-one" and ws[0]["pid"] == c.workers[0].pid,
+              f"workers: {ws}")
+        for key in ("host", "assignment", "samples_per_s", "last_seen_ms_ago"):
+            check(key in ws[0], f"workers lacks {key}")
+        r = c.ctl("pause")
+        check("paused" in r.stdout, f"pause said {r.stdout!r}")
+        check(c.status()["paused"] is True, "status does not show paused")
+        time.sleep(1.0)     # let an assignment in flight finish
+        n = c.status()["results"]
+        time.sleep(1.5)
+        check(c.status()["results"] == n, "results kept coming while paused")
+        check(not any(a["busy"] for a in c.status()["agents"]), "agents busy while paused")
+        c.ctl("resume")
+        c.wait_results(n + 3)
+        # watch prints plain lines when stdout is not a tty.
+        r = c.ctl("watch", "--seconds", "1", "--interval", "0.5")
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        check(len(lines) >= 2 and all("results" in l and "samples/s" in l for l in lines),
+              f"watch output: {r.stdout!r}")
+        check("\r" not in r.stdout and "\033" not in r.stdout, "watch wrote terminal controls to a pipe")
+    finally:
+        c.stop()
+
+
+def test_admin_commands_need_token():
+    """With an admin token configured, admin commands need it;
+    read-only commands do not."""
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="admin")
+    try:
+        token = os.path.join(c.dir, "admin.token")
+        with open(token, "w") as f:
+            f.write("s3cret-token-0123456789\n")
+        with open(c.cfg, "a") as f:
+            f.write(f"\n[security]\nadmin_token_file = {token}\n")
+        c.start_pbtd()
+        r = c.ctl("pause", check_rc=False)
+        check(r.returncode == 1 and "admin" in r.stderr, f"pause without token: {r.returncode} {r.stderr!r}")
+        check(c.status()["paused"] is False, "refused pause still paused")
+        r = subprocess.run([harness.PBTCTL, "--endpoint", c.cep, "--token-file", token, "pause"],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, f"pause with token failed: {r.stderr!r}")
+        check(c.status()["paused"] is True, "pause with token did not pause")
+    finally:
+        c.stop()
+
+
 def test_unreachable_pbtctl():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="noserver")
     try:
@@ -260,4 +315,5 @@ if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
                test_replay_scripts_without_pbtd, test_bad_config_refused,
-               test_sighup_reloads_pbt_settings, test_unreachable_pbtctl])
+               test_sighup_reloads_pbt_settings, test_pause_resume_workers_watch,
+               test_admin_commands_need_token, test_unreachable_pbtctl])
