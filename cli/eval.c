@@ -111,12 +111,17 @@ s_play (const export_agent_t *a, const export_agent_t *b, const char *script,
                  proto_kvs_get (&a->env_options, "episode_steps", 0));
     if (len <= 0)
         len = strcmp (cls->name, "rps") == 0 ? 10 : 400;
+    //  Steps are decisions: soccer's action_repeat holds each for k ticks.
+    double repeat = proto_kvs_get (&a->env_options, "action_repeat", 1);
+    if (repeat >= 1)
+        len = ceil (len / repeat);
+    //  One episode per env per run (each env's first; see match.c), so
+    //  every episode counts whether it ends early or at the time limit.
     size_t E = want < EVAL_MAX_ENVS ? want : EVAL_MAX_ENVS;
-    double T = len * ceil ((double) want / (double) E);
-    if (T > 100000)
-        T = 100000;
+    double T = len + 1;
     proto_kvs_set (&assign.ppo, "n_envs", (double) E);
     proto_kvs_set (&assign.ppo, "n_steps", T);
+    proto_kvs_set (&assign.ppo, "first_episode_only", 1);
     proto_kvs_set (&assign.ppo, "iterations", 1);
     proto_kvs_set (&assign.ppo, "epochs", 1);
     proto_kvs_set (&assign.ppo, "minibatches", 1);

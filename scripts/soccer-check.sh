@@ -16,7 +16,7 @@ NICE=${NICE:-0}
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/pbt-soccer.XXXXXX")
 WEP=ipc://$STATE/w.sock
 CEP=ipc://$STATE/c.sock
-nice -n "$NICE" "$BUILD/daemon/pbtd" --config docs/examples/soccer.ini --db "$STATE/pbt.db" \
+nice -n "$NICE" "$BUILD/daemon/pbtd" --config ${SOCCER_CONFIG:-docs/examples/soccer.ini} --db "$STATE/pbt.db" \
   --worker-endpoint "$WEP" --control-endpoint "$CEP" 2>"$STATE/pbtd.log" &
 PBTD=$!
 pids=()

@@ -83,6 +83,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     memset (seats, 0, sizeof seats);
     void *env = NULL;
     float *obs = NULL, *rewards = NULL, *shaping = NULL, *scores = NULL, *seat_rew = NULL;
+    uint8_t *env_done = NULL;       // first_episode_only: env already reported an episode
     int32_t *actions = NULL, *seat_act = NULL;
     uint8_t *terminals = NULL;
     size_t ep_cap = 0;
@@ -200,8 +201,13 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     scores = malloc (sizeof (float) * (size_t) E * P);
     seat_act = malloc (sizeof (int32_t) * (size_t) E);
     seat_rew = malloc (sizeof (float) * (size_t) E);
+    //  Evaluation counts each env's first episode only: later episodes that
+    //  happen to end inside the window are the short ones, and counting
+    //  them would bias scores toward quick goals.
+    bool first_only = proto_kvs_get (&assign->ppo, "first_episode_only", 0) != 0;
+    env_done = calloc ((size_t) E, 1);
     if (!env || !obs || !actions || !rewards || !shaping || !terminals || !scores
-    ||  !seat_act || !seat_rew) {
+    ||  !seat_act || !seat_rew || !env_done) {
         snprintf (err, err_len, "could not create env %s with %d instances", cls->name, E);
         goto cleanup;
     }
@@ -248,8 +254,9 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
                 ppo_reward (run->ppo, t, seat_rew, terminals);
             }
             for (int e = 0; e < E; e++) {
-                if (!terminals [e])
+                if (!terminals [e] || (first_only && env_done [e]))
                     continue;
+                env_done [e] = 1;
                 if (result->n_episodes >= PROTO_MAX_EPISODES) {
                     if (!ep_warned)
                         log_warn ("match_episodes_capped", "assignment=%llu max=%u",
@@ -312,5 +319,6 @@ cleanup:
     free (scores);
     free (seat_act);
     free (seat_rew);
+    free (env_done);
     return rc;
 }
