@@ -36,7 +36,7 @@ typedef struct {
     const char *opp;
     double lr, gamma, lambda, ent, clip, shape_ball, shape_goal;
     double vf_coef, max_grad_norm;
-    int clip_vloss;
+    int clip_vloss, repeat;
     int n_envs, n_steps, iters, epochs, minibatches, hidden, episode_steps;
     unsigned long long seed;
 } s_opts_t;
@@ -63,7 +63,7 @@ s_usage (FILE *out)
         "  --vf X (0.5) --max-grad-norm X (0.5) --clip-vloss 0|1 (1)   fixed PPO settings\n"
         "  --envs N (8) --steps N (256) --iters N (8) --epochs N (4) --mb N (4)\n"
         "  --hidden N (64)  two hidden layers of N\n"
-        "  --episode-steps N (1800) --seed N (1)\n"
+        "  --episode-steps N (1800) --repeat N (1: env option action_repeat) --seed N (1)\n"
         "  --log debug   print every PPO update's statistics to stderr\n"
         "Prints CSV: frames,seconds,train_mean,train_episodes,rnd_win,rnd_loss,rnd_len,"
         "chs_win,chs_loss,chs_len\n");
@@ -77,12 +77,10 @@ typedef struct {
 //  by `script`.
 static s_eval_t
 s_evaluate (const nn_arch_t *arch, float *const params [2], int script,
-            int n_envs, int episode_steps, uint64_t seed)
+            int n_envs, const proto_kvs_t *opts, uint64_t seed)
 {
     const env_class_t *cls = &env_soccer_class;
-    proto_kvs_t opts = { 0 };
-    proto_kvs_set (&opts, "episode_steps", episode_steps);
-    void *env = cls->vec_new (n_envs, seed, &opts);
+    void *env = cls->vec_new (n_envs, seed, opts);
     const int P = 4, D = SOCCER_OBS_DIM, A = SOCCER_N_ACTIONS;
     float *obs = malloc (sizeof (float) * (size_t) n_envs * P * D);
     float *o = malloc (sizeof (float) * (size_t) n_envs * D);
@@ -147,7 +145,7 @@ bench_soccer_learn_main (int argc, char **argv)
     s_opts_t op = {
         .frames = 5e6, .eval_every = 5e5, .eval_envs = 100, .opp = "random",
         .lr = 3e-4, .gamma = 0.99, .lambda = 0.95, .ent = 0.01, .clip = 0.2,
-        .shape_ball = 0, .shape_goal = 0, .vf_coef = 0.5, .max_grad_norm = 0.5, .clip_vloss = 1,
+        .shape_ball = 0, .shape_goal = 0, .vf_coef = 0.5, .max_grad_norm = 0.5, .clip_vloss = 1, .repeat = 1,
         .n_envs = 8, .n_steps = 256, .iters = 8, .epochs = 4, .minibatches = 4,
         .hidden = 64, .episode_steps = 1800, .seed = 1,
     };
@@ -176,6 +174,7 @@ bench_soccer_learn_main (int argc, char **argv)
         else if (!strcmp (k, "--vf"))            op.vf_coef = atof (v);
         else if (!strcmp (k, "--max-grad-norm")) op.max_grad_norm = atof (v);
         else if (!strcmp (k, "--clip-vloss"))    op.clip_vloss = atoi (v) != 0;
+        else if (!strcmp (k, "--repeat"))        op.repeat = atoi (v);
         else if (!strcmp (k, "--envs"))          op.n_envs = atoi (v);
         else if (!strcmp (k, "--steps"))         op.n_steps = atoi (v);
         else if (!strcmp (k, "--iters"))         op.iters = atoi (v);
@@ -196,7 +195,7 @@ bench_soccer_learn_main (int argc, char **argv)
         fprintf (stderr, "soccer-learn: --opp must be random, chaser or self\n");
         return 2;
     }
-    if (op.eval_envs < 1 || op.n_envs < 1 || op.n_steps < 1 || op.iters < 1 || op.hidden < 1) {
+    if (op.repeat < 1 || op.eval_envs < 1 || op.n_envs < 1 || op.n_steps < 1 || op.iters < 1 || op.hidden < 1) {
         s_usage (stderr);
         return 2;
     }
@@ -206,6 +205,7 @@ bench_soccer_learn_main (int argc, char **argv)
     memset (&as, 0, sizeof as);
     strcpy (as.env, "soccer");
     proto_kvs_set (&as.env_options, "episode_steps", op.episode_steps);
+    proto_kvs_set (&as.env_options, "action_repeat", op.repeat);
     proto_kvs_set (&as.ppo, "n_envs", op.n_envs);
     proto_kvs_set (&as.ppo, "n_steps", op.n_steps);
     proto_kvs_set (&as.ppo, "iterations", op.iters);
@@ -254,9 +254,9 @@ bench_soccer_learn_main (int argc, char **argv)
         }
     }
     printf ("# lr=%g gamma=%g lambda=%g ent=%g clip=%g shape_ball=%g shape_goal=%g opp=%s "
-            "vf=%g mgn=%g clip_vloss=%d envs=%d steps=%d iters=%d epochs=%d mb=%d hidden=%d seed=%llu\n",
+            "repeat=%d vf=%g mgn=%g clip_vloss=%d envs=%d steps=%d iters=%d epochs=%d mb=%d hidden=%d seed=%llu\n",
             op.lr, op.gamma, op.lambda, op.ent, op.clip, op.shape_ball, op.shape_goal, op.opp,
-            op.vf_coef, op.max_grad_norm, op.clip_vloss, op.n_envs, op.n_steps, op.iters, op.epochs, op.minibatches, op.hidden, op.seed);
+            op.repeat, op.vf_coef, op.max_grad_norm, op.clip_vloss, op.n_envs, op.n_steps, op.iters, op.epochs, op.minibatches, op.hidden, op.seed);
     printf ("frames,seconds,train_mean,train_episodes,rnd_win,rnd_loss,rnd_len,"
             "chs_win,chs_loss,chs_len\n");
     fflush (stdout);
@@ -267,26 +267,8 @@ bench_soccer_learn_main (int argc, char **argv)
         if (frames >= next_eval) {
             float *params [2] = { as.seats [0].state.params, as.seats [1].state.params };
             uint64_t es = op.seed * 1000003 + (uint64_t) (frames / 1000);
-            s_eval_t r = s_evaluate (&arch, params, 0, op.eval_envs, op.episode_steps, es);
-            s_eval_t c = s_evaluate (&arch, params, 1, op.eval_envs, op.episode_steps, es + 1);
-            if (getenv ("H9_CHECK")) {
-                proto_assign_t ev = as;
-                ev.seats [0].train = ev.seats [1].train = false;
-                ev.seed = es;
-                proto_kvs_set (&ev.ppo, "n_envs", 100);
-                proto_kvs_set (&ev.ppo, "n_steps", 1800);
-                proto_kvs_set (&ev.ppo, "iterations", 1);
-                proto_result_t rr;
-                if (match_run (&ev, &rr, NULL, NULL, err, sizeof err) == 0) {
-                    double w = 0, l = 0;
-                    for (uint32_t e = 0; e < rr.n_episodes; e++) {
-                        w += rr.scores [e * 4] > 0;
-                        l += rr.scores [e * 4] < 0;
-                    }
-                    printf ("# match_run eval: episodes=%u win=%.0f loss=%.0f\n", rr.n_episodes, w, l);
-                    match_result_clear (&rr);
-                }
-            }
+            s_eval_t r = s_evaluate (&arch, params, 0, op.eval_envs, &as.env_options, es);
+            s_eval_t c = s_evaluate (&arch, params, 1, op.eval_envs, &as.env_options, es + 1);
             printf ("%.0f,%.1f,%.3f,%.0f,%.3f,%.3f,%.0f,%.3f,%.3f,%.0f\n", frames, s_now () - t0,
                     n_ep > 0 ? score_sum / n_ep : 0.0, n_ep,
                     r.win, r.loss, r.mean_len, c.win, c.loss, c.mean_len);

@@ -26,6 +26,7 @@
 #include "rng.h"
 
 #define S_MAX_EPISODE_STEPS 10000000
+#define S_MAX_ACTION_REPEAT 100
 #define S_BALL              4
 #define S_REACH             (SOCCER_PLAYER_R + SOCCER_BALL_R + SOCCER_KICK_GAP)
 #define S_INV_VMAX          (1.0f / SOCCER_PLAYER_MAX_SPEED)
@@ -55,7 +56,8 @@ typedef struct {
 
 typedef struct {
     int n_envs;
-    int episode_steps;
+    int episode_steps;      // time limit in control ticks
+    int action_repeat;      // control ticks per vec_step
     bool random_field;
     s_game_t *games;        // [n_envs]
 } s_vec_t;
@@ -98,10 +100,20 @@ s_check_options (const proto_kvs_t *options, char *err, size_t err_len)
                 return -1;
             }
         }
+        else
+        if (strcmp (kv->name, "action_repeat") == 0) {
+            if (!(kv->value >= 1 && kv->value <= S_MAX_ACTION_REPEAT)
+            ||  kv->value != floor (kv->value)) {
+                snprintf (err, err_len,
+                          "soccer option action_repeat=%g must be an integer in 1..%d",
+                          kv->value, S_MAX_ACTION_REPEAT);
+                return -1;
+            }
+        }
         else {
             snprintf (err, err_len,
-                      "soccer has no option '%s' (known: episode_steps, random_field)",
-                      kv->name);
+                      "soccer has no option '%s' (known: episode_steps, random_field, "
+                      "action_repeat)", kv->name);
             return -1;
         }
     }
@@ -392,6 +404,7 @@ s_vec_new (int n_envs, uint64_t seed, const proto_kvs_t *options)
     self->n_envs = n_envs;
     self->episode_steps = (int) s_opt (options, "episode_steps", 1800);
     self->random_field = s_opt (options, "random_field", 1) != 0;
+    self->action_repeat = (int) s_opt (options, "action_repeat", 1);
     self->games = calloc ((size_t) n_envs, sizeof (s_game_t));
     if (!self->games) {
         free (self);
@@ -435,13 +448,28 @@ s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
     s_vec_t *self = self_;
     for (int e = 0; e < self->n_envs; e++) {
         s_game_t *g = &self->games [e];
-        int goal = s_advance (g, actions + 4 * e);
+        float *sh = shaping + (size_t) e * 4 * SOCCER_N_SHAPING;
+        //  The actions hold for action_repeat ticks (fewer if the episode
+        //  ends first); the shaping written is the mean over those ticks,
+        //  so it stays in m/s whatever the repeat.
+        int goal = 0, ticks = 0;
+        float sum [4 * SOCCER_N_SHAPING] = { 0 };
+        bool done = false;
+        while (!done && ticks < self->action_repeat) {
+            goal = s_advance (g, actions + 4 * e);
+            ticks++;
+            s_shaping (g, sh);
+            for (int c = 0; c < 4 * SOCCER_N_SHAPING; c++)
+                sum [c] += sh [c];
+            done = goal != 0 || g->step >= self->episode_steps;
+        }
+        if (ticks > 1)
+            for (int c = 0; c < 4 * SOCCER_N_SHAPING; c++)
+                sh [c] = sum [c] / (float) ticks;
         float r0 = goal == 1 ? 1.0f : goal == 2 ? -1.0f : 0.0f;
         float *r = rewards + 4 * e;
         r [0] = r [1] = r0;
         r [2] = r [3] = -r0;
-        s_shaping (g, shaping + (size_t) e * 4 * SOCCER_N_SHAPING);
-        bool done = goal != 0 || g->step >= self->episode_steps;
         terminals [e] = done;
         if (done) {
             //  The only game reward of an episode is its last one.
@@ -654,13 +682,16 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
         n_frames++;
         if (goal || g->step >= vec->episode_steps || g->step >= max_steps)
             break;
-        if (policy) {
-            s_observe (g, vec->episode_steps, obs);
-            policy (policy_arg, obs, actions);
+        //  Decisions every action_repeat ticks, as vec_step takes them.
+        if (g->step % vec->action_repeat == 0) {
+            if (policy) {
+                s_observe (g, vec->episode_steps, obs);
+                policy (policy_arg, obs, actions);
+            }
+            for (int p = 0; p < 4; p++)
+                if (sc [p >> 1] >= 0)
+                    s_script_act (vec, sc [p >> 1], p, actions);
         }
-        for (int p = 0; p < 4; p++)
-            if (sc [p >> 1] >= 0)
-                s_script_act (vec, sc [p >> 1], p, actions);
         goal = s_advance (g, actions);
     }
 

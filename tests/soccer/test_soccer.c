@@ -113,6 +113,83 @@ Test (soccer, options_checked)
     proto_kvs_set (&bad2, "random_field", 2);
     cr_assert_eq (C->check_options (&bad2, err, sizeof err), -1);
     cr_assert (strstr (err, "random_field"));
+    double repeats [] = { 0, 1.5, 101, -4 };
+    for (int i = 0; i < 4; i++) {
+        proto_kvs_t bad3 = { 0 };
+        proto_kvs_set (&bad3, "action_repeat", repeats [i]);
+        cr_assert_eq (C->check_options (&bad3, err, sizeof err), -1, "%g", repeats [i]);
+        cr_assert (strstr (err, "action_repeat"));
+    }
+    proto_kvs_t ok = { 0 };
+    proto_kvs_set (&ok, "action_repeat", 100);
+    cr_assert_eq (C->check_options (&ok, err, sizeof err), 0);
+}
+
+//  action_repeat=4: one step is exactly four ticks of the same actions in
+//  an env without repeat (same seed, so the same episodes), shaping is the
+//  mean of the four ticks', and a goal in the middle of a step ends it
+//  there. Team 0 plays chaser so that goals happen.
+Test (soccer, action_repeat_is_repeated_ticks)
+{
+    proto_kvs_t o4 = { 0 };
+    proto_kvs_set (&o4, "action_repeat", 4);
+    run_t a = s_run_new (1, 11, &o4), b = s_run_new (1, 11, NULL);
+    cr_assert_eq (memcmp (a.obs, b.obs, 4 * D * sizeof (float)), 0);
+    int goals = 0, short_steps = 0;
+    for (int t = 0; t < 3000; t++) {
+        C->script_act (a.vec, 1, 0, a.act);
+        C->script_act (a.vec, 1, 1, a.act);
+        C->script_act (a.vec, 0, 2, a.act);
+        C->script_act (a.vec, 0, 3, a.act);
+        memcpy (b.act, a.act, 4 * sizeof (int32_t));
+        s_run_step (&a);
+        float mean [8] = { 0 };
+        int ticks = 0;
+        do {
+            s_run_step (&b);
+            for (int c = 0; c < 8; c++)
+                mean [c] += b.shp [c];
+            ticks++;
+        } while (!b.term [0] && ticks < 4);
+        cr_assert_eq (a.term [0], b.term [0], "t=%d", t);
+        cr_assert_eq (memcmp (a.obs, b.obs, 4 * D * sizeof (float)), 0, "t=%d", t);
+        cr_assert_eq (memcmp (a.rew, b.rew, 4 * sizeof (float)), 0, "t=%d", t);
+        for (int c = 0; c < 8; c++)
+            cr_assert_float_eq (a.shp [c], mean [c] / ticks, 1e-5, "t=%d c=%d", t, c);
+        if (a.term [0]) {
+            cr_assert_eq (memcmp (a.scores, b.scores, 4 * sizeof (float)), 0);
+            goals += a.rew [0] != 0;
+            short_steps += ticks < 4;
+        }
+        soccer_state_t sa, sb;
+        soccer_debug_get_state (a.vec, 0, &sa);
+        soccer_debug_get_state (b.vec, 0, &sb);
+        cr_assert_eq (sa.step, sb.step);
+    }
+    //  Chaser against random scores every few hundred ticks; most goals
+    //  fall on a tick other than a step's last.
+    cr_assert (goals >= 10, "goals=%d", goals);
+    cr_assert (short_steps >= 3, "short_steps=%d", short_steps);
+    s_run_free (&a);
+    s_run_free (&b);
+}
+
+//  The time limit counts ticks: 50 ticks with repeat 4 are 12 full steps
+//  (48 ticks) and a 13th of 2 ticks.
+Test (soccer, action_repeat_time_limit_in_ticks)
+{
+    proto_kvs_t o = { 0 };
+    proto_kvs_set (&o, "action_repeat", 4);
+    proto_kvs_set (&o, "episode_steps", 50);
+    run_t r = s_run_new (1, 3, &o);
+    for (int t = 1; t <= 13; t++) {
+        s_run_step (&r);
+        cr_assert_eq (r.term [0], t == 13, "t=%d", t);
+        if (t == 12)
+            cr_assert_float_eq (r.obs [26], 48.0f / 50.0f, 1e-6);
+    }
+    cr_assert_float_eq (r.obs [26], 0, 0);
+    s_run_free (&r);
 }
 
 //  Ball rolling fast into a goal mouth ends the episode with +1/-1.
