@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Real workers, 1 then 2 (issue 9.4): pbtd on its embedded default config
+# with N single-threaded pbt-worker processes; samples/s is the growth of
+# the population's trained frames (one frame = one action by one agent)
+# over SECONDS after a WARMUP, read from `pbtctl status --json`.
+#   scripts/bench-workers.sh [BUILD] ; env SECONDS_RUN (30), WARMUP (5), MAX_WORKERS (2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+RUN=${SECONDS_RUN:-30}
+WARMUP=${WARMUP:-5}
+MAXW=${MAX_WORKERS:-2}
+frames() {
+  "$BUILD/cli/pbtctl" --endpoint "$1" status --json |
+    /usr/bin/python3 -c 'import json,sys; print(sum(a["frames"] for a in json.load(sys.stdin)["agents"]))'
+}
+declare -A rate
+for n in $(seq 1 "$MAXW"); do
+  dir=$(mktemp -d /tmp/pbt-bw.XXXXXX)
+  "$BUILD/daemon/pbtd" --db "$dir/pbt.db" --worker-endpoint "ipc://$dir/w" \
+    --control-endpoint "ipc://$dir/c" --log-level warn 2>"$dir/pbtd.log" &
+  pbtd=$!
+  pids=()
+  for i in $(seq 1 "$n"); do
+    OPENBLAS_NUM_THREADS=1 "$BUILD/worker/pbt-worker" --connect "ipc://$dir/w" --log-level warn \
+      2>"$dir/w$i.log" &
+    pids+=($!)
+  done
+  sleep "$WARMUP"
+  f0=$(frames "ipc://$dir/c"); t0=$(date +%s.%N)
+  sleep "$RUN"
+  f1=$(frames "ipc://$dir/c"); t1=$(date +%s.%N)
+  kill -TERM "${pids[@]}" "$pbtd" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rate[$n]=$(/usr/bin/python3 -c "print(round(($f1 - $f0) / ($t1 - $t0)))")
+  echo "workers=$n samples_per_s=${rate[$n]}"
+  rm -rf "$dir"
+done
+if [ "$MAXW" -ge 2 ]; then
+  /usr/bin/python3 -c "print('ratio_2_over_1=%.3f' % (${rate[2]} / ${rate[1]}))"
+fi
