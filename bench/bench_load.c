@@ -54,6 +54,7 @@ typedef struct {
     int drain_s;
     int status_calls;
     int progress_s;
+    long long matches_keep;     // pbtd's [daemon] matches_keep, -1: pbtd's default
     const char *pbtd;
     const char *log_level;
     const char *tmpdir;
@@ -279,9 +280,13 @@ s_write_config (load_t *self, char *path, size_t path_len)
     int hb = self->o.lease_ms / 4;
     if (hb < 10)
         hb = 10;
+    char keep [32] = "";
+    if (self->o.matches_keep >= 0)
+        snprintf (keep, sizeof keep, "%lld", self->o.matches_keep);
     fprintf (f,
         "# written by pbt-bench load\n"
         "[daemon]\n"
+        "%s%s%s"
         "lease_ms = %d\n"
         "heartbeat_ms = %d\n"
         "log_level = %s\n"
@@ -291,6 +296,8 @@ s_write_config (load_t *self, char *path, size_t path_len)
         "preset = seed\n"
         "[model]\n"
         "hidden = %d\n",
+        self->o.matches_keep >= 0 ? "matches_keep = " : "", keep,
+        self->o.matches_keep >= 0 ? "\n" : "",
         self->o.lease_ms, hb, self->o.log_level, self->o.population,
         s_hidden_for (self->o.state_kib));
     return fclose (f);
@@ -834,20 +841,40 @@ s_cmp_dbrow (const void *a, const void *b)
 //  lost: acked but not 'done', or fewer match rows than episodes sent.
 //  doubled: acked twice, more match rows than episodes, a repeated
 //  episode, or (counted by the caller) an agent handed out twice at once.
+//  An integer from one SQL query on db, or dflt when there is no row.
+static int64_t
+s_db_int (sqlite3 *db, const char *sql, int64_t dflt)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW
+    &&  sqlite3_column_type (st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    return v;
+}
+
+//  pruned: acked assignments whose rows pbtd's match retention
+//  ([daemon] matches_keep) deleted. Those can only be checked by count:
+//  no more than the results pbtd counted as pruned (meta results_pruned),
+//  beyond that they are lost.
 static int
-s_verify_db (load_t *self, uint64_t *lost, uint64_t *doubled, uint64_t *unacked_done)
+s_verify_db (load_t *self, uint64_t *lost, uint64_t *doubled, uint64_t *unacked_done,
+             uint64_t *pruned)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     dbrow_t *rows = NULL;
     size_t n_rows = 0, cap = 0;
     int rc = -1;
-    *lost = *doubled = *unacked_done = 0;
+    *lost = *doubled = *unacked_done = *pruned = 0;
     if (sqlite3_open_v2 (self->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         fprintf (stderr, "pbt-bench: cannot open %s: %s\n", self->db_path, sqlite3_errmsg (db));
         goto cleanup;
     }
     sqlite3_busy_timeout (db, 10000);
+    int64_t results_pruned = s_db_int (db, "SELECT CAST(value AS INTEGER) FROM meta "
+                                           "WHERE key = 'results_pruned'", 0);
     //  One pass: matches has no index on assignment_id, so no per-id COUNT.
     const char *sql =
         "SELECT a.id, a.state = 'done', COALESCE (m.n, 0), COALESCE (m.d, 0) FROM assignments a "
@@ -887,6 +914,9 @@ s_verify_db (load_t *self, uint64_t *lost, uint64_t *doubled, uint64_t *unacked_
         }
         dbrow_t key = { .id = a->id };
         const dbrow_t *r = n_rows ? bsearch (&key, rows, n_rows, sizeof *rows, s_cmp_dbrow) : NULL;
+        if (!r && (int64_t) *pruned < results_pruned)
+            (*pruned)++;
+        else
         if (!r || !r->done || r->rows < a->episodes)
             (*lost)++;
         else
@@ -1045,10 +1075,15 @@ s_loop (load_t *self)
         }
         if (now >= next_progress && !self->draining) {
             //  One line per interval, to show RSS staying flat on long runs.
+            //  ...and the database (file + WAL) staying bounded.
             double rss = s_rss_mb (self->pid);
-            printf ("progress t=%.0f results=%" PRIu64 " results_per_s=%.1f rss_mb=%.1f\n",
+            char wal [PATH_MAX + 32];
+            snprintf (wal, sizeof wal, "%s-wal", self->db_path);
+            printf ("progress t=%.0f results=%" PRIu64 " results_per_s=%.1f rss_mb=%.1f "
+                    "db_file_mb=%.1f wal_mb=%.1f\n",
                     (double) (now - self->t_warm) / 1e6, self->results_total,
-                    (double) (self->results_total - progress_results) / self->o.progress_s, rss);
+                    (double) (self->results_total - progress_results) / self->o.progress_s, rss,
+                    s_file_mb (self->db_path), s_file_mb (wal));
             fflush (stdout);
             progress_results = self->results_total;
             next_progress = now + (int64_t) self->o.progress_s * 1000000;
@@ -1114,6 +1149,9 @@ s_usage (FILE *out)
         "  --tmpdir DIR         where the temporary directory goes (default /tmp;\n"
         "                       /dev/shm takes the disk out of the picture)\n"
         "  --pbtd PATH          pbtd binary (default <dir of pbt-bench>/../daemon/pbtd)\n"
+        "  --matches-keep N     pbtd's [daemon] matches_keep (match rows kept; 0 = all;\n"
+        "                       default: pbtd's); acked results whose rows retention\n"
+        "                       deleted are counted as pruned_by_retention, not lost\n"
         "  --keep               keep the temporary directory (database, pbtd.log)\n"
         "Prints key=value figures; exits 0 only if lost=0 doubled=0 stuck_busy=0 errors=0\n"
         "bad_frames=0 and pbtd stopped cleanly (pbtd_exit=0).\n");
@@ -1131,11 +1169,12 @@ s_parse (opts_t *o, int argc, char **argv)
         { "drain", required_argument, 0, 'd' }, { "log-level", required_argument, 0, 'L' },
         { "pbtd", required_argument, 0, 'b' }, { "tmpdir", required_argument, 0, 'T' },
         { "progress", required_argument, 0, 'g' }, { "keep", no_argument, 0, 'K' },
+        { "matches-keep", required_argument, 0, 'M' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
     };
     *o = (opts_t) { .workers = -1, .seconds = 10, .warmup = 2, .state_kib = 64, .population = 16,
                     .episodes = 4, .lease_ms = 10000, .drain_s = 20, .status_calls = 20,
-                    .log_level = "warn", .tmpdir = "/tmp" };
+                    .log_level = "warn", .tmpdir = "/tmp", .matches_keep = -1 };
     bool status_mode = false;
     optind = 1;
     int c;
@@ -1157,6 +1196,7 @@ s_parse (opts_t *o, int argc, char **argv)
             case 'T': o->tmpdir = optarg; break;
             case 'g': o->progress_s = atoi (optarg); break;
             case 'K': o->keep = true; break;
+            case 'M': o->matches_keep = atoll (optarg); break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }
@@ -1212,7 +1252,7 @@ bench_load_main (int argc, char **argv)
             s_hidden_for (self->o.state_kib), self->o.train_ms, self->o.episodes, self->o.seconds);
     fflush (stdout);
 
-    uint64_t lost = 0, doubled = 0, unacked_done = 0;
+    uint64_t lost = 0, doubled = 0, unacked_done = 0, pruned = 0;
     int stuck_busy = -1, pbtd_exit = -1;
     bool verified = false;
     int busy = -1, agents = -1;
@@ -1296,7 +1336,7 @@ bench_load_main (int argc, char **argv)
         usleep (200000);
     }
     pbtd_exit = s_stop_pbtd (self);
-    if (s_verify_db (self, &lost, &doubled, &unacked_done) == 0)
+    if (s_verify_db (self, &lost, &doubled, &unacked_done, &pruned) == 0)
         verified = true;
     doubled += self->double_assigned;
     printf ("errors=%" PRIu64, self->errors);
@@ -1308,8 +1348,8 @@ bench_load_main (int argc, char **argv)
             self->not_applied, self->unexpected, self->bad_frames, self->send_failed, self->heartbeats);
     printf ("parked_at_end=%d inflight_at_end=%d unacked_done=%" PRIu64 " double_assigned=%" PRIu64
             " pbtd_exit=%d\n", parked_left, inflight_left, unacked_done, self->double_assigned, pbtd_exit);
-    printf ("lost=%" PRIu64 " doubled=%" PRIu64 " stuck_busy=%d verified=%d\n",
-            lost, doubled, stuck_busy, verified);
+    printf ("lost=%" PRIu64 " doubled=%" PRIu64 " stuck_busy=%d verified=%d "
+            "pruned_by_retention=%" PRIu64 "\n", lost, doubled, stuck_busy, verified, pruned);
     if (verified && lost == 0 && doubled == 0 && stuck_busy == 0 && self->errors == 0
     &&  self->bad_frames == 0 && pbtd_exit == 0)
         exit_code = 0;

@@ -27,6 +27,10 @@ const char *config_embedded =
     "log_level = info\n"
     "housekeeping_ms = 1000\n"
     "snapshots_keep = 4\n"
+    "matches_keep = 1000000\n"
+    "checkpoint_ms = 100\n"
+    "wal_max_mb = 256\n"
+    "state_cache_mb = 1024\n"
     "[population]\n"
     "size = 8\n"
     "env = rps\n"
@@ -165,8 +169,33 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
         cfg->snapshots_keep = (uint32_t) u;
     }
     else
+    if (!strcmp (k, "matches_keep")) {
+        if (s_parse_u64 (v, &u) || u > (1ull << 62))
+            S_ERR (e, "expected a number of episodes (0 = keep all), got '%s'", v);
+        cfg->matches_keep = u;
+    }
+    else
+    if (!strcmp (k, "checkpoint_ms")) {
+        if (s_parse_u64 (v, &u) || u < 1 || u > 600000)
+            S_ERR (e, "expected milliseconds in 1..600000, got '%s'", v);
+        cfg->checkpoint_ms = (uint32_t) u;
+    }
+    else
+    if (!strcmp (k, "wal_max_mb")) {
+        if (s_parse_u64 (v, &u) || u < 1 || u > 1048576)
+            S_ERR (e, "expected MiB in 1..1048576, got '%s'", v);
+        cfg->wal_max_mb = (uint32_t) u;
+    }
+    else
+    if (!strcmp (k, "state_cache_mb")) {
+        if (s_parse_u64 (v, &u) || u > 1048576)
+            S_ERR (e, "expected MiB in 0..1048576 (0 = no cache), got '%s'", v);
+        cfg->state_cache_mb = (uint32_t) u;
+    }
+    else
         S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
-               "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep)");
+               "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, "
+               "checkpoint_ms, wal_max_mb, state_cache_mb)");
     return 0;
 }
 
@@ -543,6 +572,10 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->log_level = PBT_LOG_INFO;
     cfg->housekeeping_ms = 1000;
     cfg->snapshots_keep = 4;
+    cfg->matches_keep = 1000000;
+    cfg->checkpoint_ms = 100;
+    cfg->wal_max_mb = 256;
+    cfg->state_cache_mb = 1024;
     cfg->control_mode = 0660;
     cfg->size = 8;
     strcpy (cfg->env, "rps");

@@ -30,6 +30,10 @@ typedef struct {
     int log_level;
     uint32_t housekeeping_ms;
     uint32_t snapshots_keep;
+    uint64_t matches_keep;                  // newest match rows (episodes) kept, 0 = all
+    uint32_t checkpoint_ms;                 // WAL checkpoint interval (checkpointer thread)
+    uint32_t wal_max_mb;                    // WAL size that forces a truncating checkpoint
+    uint32_t state_cache_mb;                // budget for keeping current states in memory
     //  [security]
     char cert [CONFIG_MAX_PATH];            // pbtd's CURVE certificate (secret file); "" = no CURVE
     char allowed_keys [CONFIG_MAX_PATH];    // directory of public certificates allowed to connect

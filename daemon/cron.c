@@ -21,6 +21,9 @@ cron_run (server_t *self)
     int64_t now = server_now_ms ();
     int64_t mono = zclock_mono ();
     bool released = false;
+    //  One transaction for the whole pass (expiries, the assignments that
+    //  follow them, the metrics row): one fsync.
+    server_batch_begin (self);
 
     //  Leases past their deadline: the assignment is expired, the agents
     //  free again; a late result will get 'expired'.
@@ -53,17 +56,17 @@ cron_run (server_t *self)
     if (released)
         server_dispatch (self);
 
-    //  Snapshots: only after something changed.
-    if (self->results + self->evolutions != self->pruned_at) {
-        int n = db_prune_snapshots (self->db, self->cfg->snapshots_keep);
-        if (n > 0)
-            log_debug ("snapshots_pruned", "rows=%d", n);
-        self->pruned_at = self->results + self->evolutions;
-    }
+    //  No snapshot or match sweep here: each result and evolution trims
+    //  its own agent's snapshots and the oldest matches in its own
+    //  transaction (db_set_retention), so no pass ever blocks the loop on
+    //  a bulk delete. WAL checkpoints run on db.c's checkpointer thread.
     if (mono - self->last_metrics >= CRON_METRICS_MS) {
         db_metrics_append (self->db, now, self->results, self->samples, self->evolutions);
         self->last_metrics = mono;
+        log_debug ("batches", "commits=%" PRIu64 " messages=%" PRIu64 " checkpoints=%" PRIu64,
+                   self->batches, self->batched, db_checkpoints (self->db));
     }
+    server_batch_end (self);
 #ifdef HAVE_SYSTEMD
     int busy = 0;
     for (int i = 0; i < self->n_agents; i++)

@@ -1,6 +1,6 @@
 /*  ctl: pbtd's control commands (the "ctl" message on the control
-    endpoint). Every reply body is one MessagePack value; docs/control.md
-    (and the report) list the shapes.
+    endpoint). Every reply body is one MessagePack value; docs/schema.md
+    ("Control commands") lists the commands and their body shapes.
 */
 #include "server_priv.h"
 
@@ -298,8 +298,11 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
                 msgpack_pack_true (&pk);
             else
                 msgpack_pack_false (&pk);
-            if (!pause)
+            if (!pause) {
+                server_batch_begin (self);
                 server_dispatch (self);
+                server_batch_end (self);
+            }
         }
     }
     else

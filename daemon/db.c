@@ -4,10 +4,14 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "log.h"
 #include "rng.h"
@@ -72,6 +76,7 @@ static const char *s_schema =
     "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
     "  episode INTEGER NOT NULL,"
     "  ts INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS matches_assignment ON matches (assignment_id);"
     "CREATE TABLE IF NOT EXISTS match_seats ("
     "  match_id INTEGER NOT NULL REFERENCES matches(id),"
     "  slot INTEGER NOT NULL,"
@@ -104,7 +109,10 @@ static const char *s_schema =
                    "frames_since_evolve, matches_since_evolve, created_at, updated_at"
 
 typedef enum {
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+    Q_SNAP_RING, Q_MATCH_MIN, Q_ASG_MIN, Q_MSEAT_CUT, Q_MATCH_CUT, Q_MATCH_OLDEST_ASG,
+    Q_ASEAT_CUT, Q_ASG_CUT_DONE, Q_ASG_CUT, Q_META_ADD, Q_MATCH_ASG_SPAN, Q_MATCH_ASGS,
+    Q_ASG_DONE_ONE, Q_ASEAT_DEL_ONE, Q_ASG_DEL_ONE,
     Q_META_GET, Q_META_SET,
     Q_AGENT_COUNT, Q_AGENT_INSERT, Q_AGENT_GET, Q_AGENT_ALL,
     Q_HP_GET, Q_HP_DEL, Q_HP_INSERT, Q_HH_INSERT, Q_HH_NEXTSEQ,
@@ -123,6 +131,34 @@ static const char *s_sql [Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT op",
+    [Q_RELEASE] = "RELEASE op",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO op",
+    //  The ring: an agent keeps its snapshots_keep newest versions. Only
+    //  the agent's current version can be in a lease (a busy agent is
+    //  neither trained nor evolved by anyone else), and keep >= 1, so this
+    //  never removes a leased snapshot.
+    [Q_SNAP_RING] = "DELETE FROM snapshots WHERE agent_id = ?1 AND version <= ?2 AND frozen = 0",
+    [Q_MATCH_MIN] = "SELECT COALESCE(MIN(id), 1) - 1 FROM matches",
+    [Q_ASG_MIN] = "SELECT COALESCE(MIN(id), 1) - 1 FROM assignments",
+    [Q_MSEAT_CUT] = "DELETE FROM match_seats WHERE match_id > ?1 AND match_id <= ?2",
+    [Q_MATCH_CUT] = "DELETE FROM matches WHERE id > ?1 AND id <= ?2",
+    [Q_MATCH_OLDEST_ASG] = "SELECT MIN(assignment_id) FROM matches",
+    [Q_MATCH_ASG_SPAN] = "SELECT MIN(id), MAX(id) FROM matches WHERE assignment_id = "
+                         "(SELECT assignment_id FROM matches WHERE id = ?1)",
+    [Q_MATCH_ASGS] = "SELECT DISTINCT assignment_id FROM matches WHERE id > ?1 AND id <= ?2",
+    [Q_ASG_DONE_ONE] = "SELECT COUNT(*) FROM assignments WHERE id = ?1 AND state = 'done'",
+    [Q_ASEAT_DEL_ONE] = "DELETE FROM assignment_seats WHERE assignment_id = ?1",
+    [Q_ASG_DEL_ONE] = "DELETE FROM assignments WHERE id = ?1",
+    //  The sweep below the oldest kept match's assignment: none of these
+    //  has a kept match; leased ones stay.
+    [Q_ASEAT_CUT] = "DELETE FROM assignment_seats WHERE assignment_id > ?1 AND assignment_id <= ?2 "
+                    "AND assignment_id IN (SELECT id FROM assignments WHERE id > ?1 AND id <= ?2 "
+                    "AND state != 'leased')",
+    [Q_ASG_CUT_DONE] = "SELECT COUNT(*) FROM assignments WHERE id > ?1 AND id <= ?2 AND state = 'done'",
+    [Q_ASG_CUT] = "DELETE FROM assignments WHERE id > ?1 AND id <= ?2 AND state != 'leased'",
+    [Q_META_ADD] = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE "
+                   "SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -203,6 +239,24 @@ struct _db_t {
     sqlite3 *handle;
     char *path;
     sqlite3_stmt *q [Q_COUNT];
+    //  Group commit: inside a batch every logical change is a SAVEPOINT of
+    //  the one open transaction instead of a transaction of its own.
+    bool batch;
+    bool batch_failed;              // SQLite dropped the batch's transaction
+    //  Retention (0 = keep everything).
+    uint32_t snapshots_keep;
+    uint64_t matches_keep;
+    int64_t match_cut;              // every match id <= this is deleted
+    int64_t asg_cut;                // every unleased assignment id <= this is deleted
+    //  The checkpointer thread and its own connection.
+    pthread_t ckpt_thread;
+    bool ckpt_running;
+    pthread_mutex_t ckpt_mutex;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_stop;
+    uint32_t ckpt_ms;
+    int64_t wal_max;
+    uint64_t checkpoints, checkpoint_frames;
 };
 
 //  --------------------------------------------------------------------------
@@ -263,15 +317,39 @@ s_int (db_t *self, sqlite3_stmt *st, int64_t *out, const char *what)
     return ret;
 }
 
+//  In a batch, a failed statement may have made SQLite roll back the whole
+//  transaction (I/O error, disk full): then the batch is lost, and a
+//  SAVEPOINT must not silently open a fresh transaction.
+static void
+s_batch_check (db_t *self)
+{
+    if (self->batch && sqlite3_get_autocommit (self->handle))
+        self->batch_failed = true;
+}
+
 static int
 s_begin (db_t *self)
 {
+    if (self->batch) {
+        s_batch_check (self);
+        if (self->batch_failed)
+            return -1;
+        return s_exec (self, s_q (self, Q_SAVEPOINT), "savepoint");
+    }
     return s_exec (self, s_q (self, Q_BEGIN), "begin");
 }
 
 static int
 s_commit (db_t *self)
 {
+    if (self->batch) {
+        //  Part of the batch: durable when the batch commits.
+        if (s_exec (self, s_q (self, Q_RELEASE), "release")) {
+            s_batch_check (self);
+            return -1;
+        }
+        return 0;
+    }
     if (s_exec (self, s_q (self, Q_COMMIT), "commit")) {
         //  A failed COMMIT may leave the transaction open; end it.
         if (!sqlite3_get_autocommit (self->handle))
@@ -284,6 +362,16 @@ s_commit (db_t *self)
 static void
 s_rollback (db_t *self)
 {
+    if (self->batch) {
+        s_batch_check (self);
+        if (self->batch_failed)
+            return;
+        //  Undo this change only; the batch's other changes stay.
+        if (s_exec (self, s_q (self, Q_ROLLBACK_TO), "rollback_to")
+        ||  s_exec (self, s_q (self, Q_RELEASE), "release"))
+            s_batch_check (self);
+        return;
+    }
     if (!sqlite3_get_autocommit (self->handle))
         s_exec (self, s_q (self, Q_ROLLBACK), "rollback");
 }
@@ -319,8 +407,16 @@ db_new (const char *path)
         goto fail;
     }
     sqlite3_extended_result_codes (self->handle, 1);
+    //  16 KiB pages: a 64 KiB training state is 4 overflow pages plus its
+    //  leaf, not 16 + 1, so a commit writes a quarter of the WAL frames
+    //  (one write each). Only takes effect on a new file; an existing
+    //  database keeps its page size until a VACUUM (docs/schema.md).
+    //  journal_size_limit: a WAL that grew under a burst is truncated back
+    //  when it restarts.
     if (s_pragma (self, "PRAGMA busy_timeout = 5000")
+    ||  s_pragma (self, "PRAGMA page_size = 16384")
     ||  s_pragma (self, "PRAGMA journal_mode = WAL")
+    ||  s_pragma (self, "PRAGMA journal_size_limit = 67108864")
     ||  s_pragma (self, "PRAGMA synchronous = FULL")
     ||  s_pragma (self, "PRAGMA foreign_keys = ON"))
         goto fail;
@@ -341,6 +437,9 @@ db_new (const char *path)
                    path, version, DB_SCHEMA_VERSION);
         goto fail;
     }
+    //  Version 1 lacked only the matches_assignment index (needed to delete
+    //  old assignments with foreign keys on): the IF NOT EXISTS schema
+    //  script upgrades it in place.
     if (version < DB_SCHEMA_VERSION) {
         char sql [64];
         snprintf (sql, sizeof sql, "PRAGMA user_version = %d", DB_SCHEMA_VERSION);
@@ -362,6 +461,9 @@ db_new (const char *path)
             goto fail;
         }
     }
+    if (s_int (self, s_q (self, Q_MATCH_MIN), &self->match_cut, "match_min")
+    ||  s_int (self, s_q (self, Q_ASG_MIN), &self->asg_cut, "assignment_min"))
+        goto fail;
     return self;
 fail:
     db_destroy (&self);
@@ -375,6 +477,15 @@ db_destroy (db_t **self_p)
     db_t *self = *self_p;
     if (!self)
         return;
+    if (self->ckpt_running) {
+        pthread_mutex_lock (&self->ckpt_mutex);
+        self->ckpt_stop = true;
+        pthread_cond_signal (&self->ckpt_cond);
+        pthread_mutex_unlock (&self->ckpt_mutex);
+        pthread_join (self->ckpt_thread, NULL);
+        pthread_mutex_destroy (&self->ckpt_mutex);
+        pthread_cond_destroy (&self->ckpt_cond);
+    }
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize (self->q [i]);
     if (self->handle && sqlite3_close (self->handle) != SQLITE_OK)
@@ -382,6 +493,163 @@ db_destroy (db_t **self_p)
     free (self->path);
     free (self);
     *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Group commit
+
+int
+db_batch_begin (db_t *self)
+{
+    assert (!self->batch);
+    if (s_exec (self, s_q (self, Q_BEGIN), "batch_begin"))
+        return -1;
+    self->batch = true;
+    self->batch_failed = false;
+    return 0;
+}
+
+int
+db_batch_commit (db_t *self)
+{
+    assert (self->batch);
+    s_batch_check (self);
+    self->batch = false;
+    if (self->batch_failed) {
+        log_error ("db_batch_lost", "why=\"SQLite rolled the transaction back\"");
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+bool
+db_in_batch (db_t *self)
+{
+    return self->batch;
+}
+
+void
+db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
+{
+    self->snapshots_keep = snapshots_keep;
+    self->matches_keep = matches_keep;
+}
+
+//  --------------------------------------------------------------------------
+//  Checkpointer: a thread with its own connection copies committed WAL
+//  frames into the database file (PASSIVE: it never blocks the writer),
+//  so the reactor never pays for a checkpoint inline. SQLite restarts the
+//  WAL from its beginning once a checkpoint has caught up; if the writer
+//  outruns the checkpointer and the WAL passes wal_max, one TRUNCATE
+//  checkpoint waits for a gap between the writer's transactions.
+
+static int64_t
+s_file_size (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 ? (int64_t) st.st_size : 0;
+}
+
+static void *
+s_checkpointer (void *arg)
+{
+    db_t *self = arg;
+    sqlite3 *h = NULL;
+    char wal [4096];
+    snprintf (wal, sizeof wal, "%s-wal", self->path);
+    if (sqlite3_open_v2 (self->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
+        != SQLITE_OK) {
+        log_error ("checkpointer_open_failed", "path=%s", self->path);
+        sqlite3_close (h);
+        return NULL;
+    }
+    sqlite3_busy_timeout (h, 2000);
+    //  A connection opens the WAL on its first read; until then a
+    //  checkpoint on it is a no-op.
+    if (sqlite3_exec (h, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK)
+        log_warn ("checkpointer_read_failed", "msg=\"%s\"", sqlite3_errmsg (h));
+    pthread_mutex_lock (&self->ckpt_mutex);
+    bool behind = false;
+    while (!self->ckpt_stop) {
+        //  SQLite restarts the WAL only when a write transaction begins
+        //  with every frame backfilled; a pass that ended behind the
+        //  writer goes again at once to catch it between two commits.
+        if (behind) {
+            pthread_mutex_unlock (&self->ckpt_mutex);
+            sched_yield ();
+            pthread_mutex_lock (&self->ckpt_mutex);
+            if (self->ckpt_stop)
+                break;
+            goto pass;
+        }
+        struct timespec ts;
+        clock_gettime (CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long) (self->ckpt_ms % 1000) * 1000000L;
+        ts.tv_sec += self->ckpt_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait (&self->ckpt_cond, &self->ckpt_mutex, &ts);
+        if (self->ckpt_stop)
+            break;
+pass:
+        pthread_mutex_unlock (&self->ckpt_mutex);
+        int mode = s_file_size (wal) > self->wal_max ? SQLITE_CHECKPOINT_TRUNCATE
+                                                     : SQLITE_CHECKPOINT_PASSIVE;
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2 (h, NULL, mode, &log_frames, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn ("checkpoint_failed", "rc=%d msg=\"%s\"", rc, sqlite3_errmsg (h));
+        else
+        if (mode == SQLITE_CHECKPOINT_TRUNCATE)
+            log_info ("checkpoint_truncate", "rc=%d frames=%d", rc, log_frames);
+        behind = rc == SQLITE_OK && done >= 0 && done < log_frames;
+        pthread_mutex_lock (&self->ckpt_mutex);
+        self->checkpoints++;
+        self->checkpoint_frames += done > 0 ? (uint64_t) done : 0;
+    }
+    pthread_mutex_unlock (&self->ckpt_mutex);
+    //  Last one on the way out: a clean stop leaves a small WAL.
+    sqlite3_wal_checkpoint_v2 (h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    sqlite3_close (h);
+    return NULL;
+}
+
+int
+db_checkpointer_start (db_t *self, uint32_t interval_ms, uint64_t wal_max_bytes)
+{
+    assert (!self->ckpt_running);
+    assert (interval_ms > 0);
+    self->ckpt_ms = interval_ms;
+    self->wal_max = (int64_t) wal_max_bytes;
+    self->ckpt_stop = false;
+    //  The thread does every checkpoint from now on.
+    if (s_pragma (self, "PRAGMA wal_autocheckpoint = 0"))
+        return -1;
+    if (pthread_mutex_init (&self->ckpt_mutex, NULL))
+        return -1;
+    if (pthread_cond_init (&self->ckpt_cond, NULL)) {
+        pthread_mutex_destroy (&self->ckpt_mutex);
+        return -1;
+    }
+    if (pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self)) {
+        pthread_cond_destroy (&self->ckpt_cond);
+        pthread_mutex_destroy (&self->ckpt_mutex);
+        s_pragma (self, "PRAGMA wal_autocheckpoint = 1000");
+        return -1;
+    }
+    self->ckpt_running = true;
+    return 0;
+}
+
+uint64_t
+db_checkpoints (db_t *self)
+{
+    if (!self->ckpt_running)
+        return 0;
+    pthread_mutex_lock (&self->ckpt_mutex);
+    uint64_t n = self->checkpoints;
+    pthread_mutex_unlock (&self->ckpt_mutex);
+    return n;
 }
 
 int
@@ -781,6 +1049,156 @@ db_assignment_expire (db_t *self, uint64_t id)
 //  --------------------------------------------------------------------------
 //  Results
 
+//  Drop agent_id's snapshots older than its snapshots_keep newest, given
+//  its new current version: one or two rows per change, not a sweep.
+static int
+s_snapshot_ring (db_t *self, int64_t agent_id, uint64_t current)
+{
+    if (self->snapshots_keep == 0 || current <= self->snapshots_keep)
+        return 0;
+    sqlite3_stmt *st = s_q (self, Q_SNAP_RING);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) (current - self->snapshots_keep));
+    return s_exec (self, st, "snapshot_ring");
+}
+
+//  Match history retention: keep (at least) the newest matches_keep match
+//  rows, i.e. episodes. Called after a result added n matches ending at
+//  last_id. Matches go a whole assignment at a time (one result's matches
+//  have consecutive ids) together with that assignment and its seats, so
+//  an assignment is either entirely kept or entirely gone; at most
+//  2n + 1024 matches per call, so the work per result stays bounded even
+//  while a backlog (after lowering matches_keep) is worked off. Then up to
+//  64 assignments that never had matches (expired leases) below the
+//  oldest kept match's assignment go too; leased ones stay. Agents'
+//  counters and ratings live in agents and are untouched; the number of
+//  'done' assignments deleted is added to meta results_pruned.
+static int
+s_match_retention (db_t *self, int64_t last_id, uint32_t n)
+{
+    if (self->matches_keep == 0 || last_id <= (int64_t) self->matches_keep)
+        return 0;
+    int64_t cut = last_id - (int64_t) self->matches_keep;
+    int64_t lo = self->match_cut, hi = lo + 2 * (int64_t) n + 1024;
+    int64_t done = 0, v;
+    int rc;
+    sqlite3_stmt *st;
+    if (hi > cut)
+        hi = cut;
+    if (hi > lo) {
+        //  Never split an assignment: if match hi+1 shares hi's assignment,
+        //  stop before that assignment (or, for a single huge one, take it
+        //  whole if it ends inside the cut).
+        st = s_q (self, Q_MATCH_ASG_SPAN);
+        sqlite3_bind_int64 (st, 1, hi + 1);
+        int64_t first = 0, final = 0;
+        rc = sqlite3_step (st);
+        if (rc == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
+            first = sqlite3_column_int64 (st, 0);
+            final = sqlite3_column_int64 (st, 1);
+        }
+        sqlite3_reset (st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            s_fail (self, "match_assignment_span");
+            return -1;
+        }
+        if (first && first <= hi)
+            hi = first - 1 > lo ? first - 1 : final <= cut ? final : lo;
+    }
+    if (hi > lo) {
+        //  The assignments those matches belong to (bounded by hi - lo).
+        int64_t *ids = malloc ((size_t) (hi - lo) * sizeof *ids);
+        size_t n_ids = 0;
+        if (!ids)
+            return -1;
+        st = s_q (self, Q_MATCH_ASGS);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        while ((rc = sqlite3_step (st)) == SQLITE_ROW && n_ids < (size_t) (hi - lo))
+            ids [n_ids++] = sqlite3_column_int64 (st, 0);
+        sqlite3_reset (st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+            free (ids);
+            s_fail (self, "match_assignments");
+            return -1;
+        }
+        st = s_q (self, Q_MSEAT_CUT);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        rc = s_exec (self, st, "match_seats_cut");
+        if (rc == 0) {
+            st = s_q (self, Q_MATCH_CUT);
+            sqlite3_bind_int64 (st, 1, lo);
+            sqlite3_bind_int64 (st, 2, hi);
+            rc = s_exec (self, st, "matches_cut");
+        }
+        for (size_t k = 0; rc == 0 && k < n_ids; k++) {
+            st = s_q (self, Q_ASG_DONE_ONE);
+            sqlite3_bind_int64 (st, 1, ids [k]);
+            v = 0;
+            if (s_int (self, st, &v, "assignment_done") < 0) {
+                rc = -1;
+                break;
+            }
+            done += v;
+            st = s_q (self, Q_ASEAT_DEL_ONE);
+            sqlite3_bind_int64 (st, 1, ids [k]);
+            rc = s_exec (self, st, "assignment_seats_delete");
+            if (rc == 0) {
+                st = s_q (self, Q_ASG_DEL_ONE);
+                sqlite3_bind_int64 (st, 1, ids [k]);
+                rc = s_exec (self, st, "assignment_delete");
+            }
+        }
+        free (ids);
+        if (rc)
+            return -1;
+        //  If the batch is lost after all, the rows below the cursor stay
+        //  until a restart recomputes it from MIN(id): a few rows kept too
+        //  long, never one deleted too early.
+        self->match_cut = hi;
+    }
+    //  Assignments without matches, older than every kept match's.
+    int64_t oldest = 0;
+    rc = s_int (self, s_q (self, Q_MATCH_OLDEST_ASG), &oldest, "match_oldest");
+    if (rc < 0)
+        return -1;
+    int64_t top = self->asg_cut + 64;
+    if (rc == 0 && top > oldest - 1)
+        top = oldest - 1;
+    if (rc == 0 && top > self->asg_cut) {
+        st = s_q (self, Q_ASG_CUT_DONE);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        v = 0;
+        if (s_int (self, st, &v, "assignments_cut_done"))
+            return -1;
+        done += v;
+        st = s_q (self, Q_ASEAT_CUT);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, "assignment_seats_cut"))
+            return -1;
+        st = s_q (self, Q_ASG_CUT);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, "assignments_cut"))
+            return -1;
+        self->asg_cut = top;
+    }
+    //  Results stay countable after their rows are gone.
+    if (done > 0) {
+        char text [32];
+        snprintf (text, sizeof text, "%" PRId64, done);
+        st = s_q (self, Q_META_ADD);
+        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
+        if (s_exec (self, st, "results_pruned"))
+            return -1;
+    }
+    return 0;
+}
+
 #define S_REJECT(c, ...) do { code = (c); snprintf (err, err_len, __VA_ARGS__); goto reject; } while (0)
 
 proto_code_t
@@ -850,7 +1268,8 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         if (!s->train || a.eval)
             continue;
         const proto_outcome_t *o = &r->seats [i];
-        if (s_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now))
+        if (s_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now)
+        ||  s_snapshot_ring (self, s->agent_id, s->version + 1))
             goto fail;
         sqlite3_stmt *st = s_q (self, Q_AGENT_TRAINED);
         sqlite3_bind_int64 (st, 1, s->agent_id);
@@ -869,6 +1288,7 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         rating [i] = agents [i].rating;
         team [i] = (int) a.seats [i].slot / per_team;
     }
+    int64_t last_match = 0;
     for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
         const float *sc = &r->scores [(size_t) ep * a.n_seats];
         if (a.n_seats == 2) {
@@ -906,6 +1326,7 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         if (s_exec (self, st, "match_insert"))
             goto fail;
         int64_t match_id = sqlite3_last_insert_rowid (self->handle);
+        last_match = match_id;
         for (uint32_t i = 0; i < a.n_seats; i++) {
             st = s_q (self, Q_MSEAT_INSERT);
             sqlite3_bind_int64 (st, 1, match_id);
@@ -925,7 +1346,12 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         }
     }
     applied->episodes = r->n_episodes;
-    if (s_set_state (self, a.id, "done") || s_commit (self))
+    if (s_set_state (self, a.id, "done"))
+        goto fail;
+    if (r->n_episodes
+    &&  s_match_retention (self, last_match, r->n_episodes))
+        goto fail;
+    if (s_commit (self))
         goto fail;
     return PROTO_OK;
 reject:
@@ -982,7 +1408,8 @@ db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *ne
     sqlite3_bind_int64 (st, 2, (int64_t) new_version);
     sqlite3_bind_int64 (st, 3, donor_id);
     sqlite3_bind_int64 (st, 4, now);
-    if (s_exec (self, st, "agent_evolved"))
+    if (s_exec (self, st, "agent_evolved")
+    ||  s_snapshot_ring (self, agent_id, new_version))
         goto fail;
     int64_t seq = 0;
     st = s_q (self, Q_HH_NEXTSEQ);
@@ -1051,7 +1478,13 @@ int64_t
 db_count_results (db_t *self)
 {
     int64_t n = 0;
-    return s_int (self, s_q (self, Q_COUNT_RESULTS), &n, "count_results") == 0 ? n : -1;
+    if (s_int (self, s_q (self, Q_COUNT_RESULTS), &n, "count_results") != 0)
+        return -1;
+    char pruned [32];
+    int rc = db_meta_get (self, "results_pruned", pruned, sizeof pruned);
+    if (rc < 0)
+        return -1;
+    return rc == 0 ? n + strtoll (pruned, NULL, 10) : n;
 }
 
 int64_t

@@ -1,10 +1,13 @@
 /*  db: pbtd's durable state in SQLite. docs/schema.md documents the schema.
 
     WAL with synchronous=FULL, so a commit that returned is on disk before
-    pbtd acknowledges anything; every write is one BEGIN IMMEDIATE
-    transaction per logical change (one result, one evolution, one new
-    assignment); every statement is prepared once at open and takes bound
-    parameters only. All timestamps are wall-clock milliseconds since the
+    pbtd acknowledges anything. Every logical change (one result, one
+    evolution, one new assignment) is all-or-nothing: its own BEGIN
+    IMMEDIATE transaction, or, inside a batch (group commit, see
+    db_batch_begin), a SAVEPOINT of the batch's one transaction, so a
+    refused or failed change is undone alone and the rest of the batch
+    still commits. Every statement is prepared once at open and takes
+    bound parameters only. All timestamps are wall-clock milliseconds since the
     Unix epoch, so lease deadlines survive a restart.
 */
 #ifndef PBTD_DB_H
@@ -17,7 +20,7 @@
 #include "pbt.h"
 #include "proto.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 typedef struct _db_t db_t;
 
@@ -65,6 +68,30 @@ typedef struct {
 //  Open or create the database at path; NULL (logged) on failure.
 db_t *db_new (const char *path);
 void db_destroy (db_t **self_p);
+
+//  Group commit. Between db_batch_begin and db_batch_commit every db_*
+//  write joins one transaction (each as its own SAVEPOINT); the commit
+//  makes them all durable with one fsync. Nothing the batch did may be
+//  acknowledged before db_batch_commit returned 0; on -1 none of it
+//  happened (the caller must forget what it cached). Reads inside a batch
+//  see the batch's changes. 0 or -1.
+int db_batch_begin (db_t *self);
+int db_batch_commit (db_t *self);
+bool db_in_batch (db_t *self);
+
+//  Retention applied inside each change (bounded work, no sweeps):
+//  snapshots_keep newest snapshot versions per agent (plus frozen ones;
+//  0 = keep all), and the newest matches_keep match rows (episodes) with
+//  the assignments they belong to (0 = keep all).
+void db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep);
+
+//  Start a thread that checkpoints the WAL into the database file every
+//  interval_ms (PASSIVE, never blocking the writer; TRUNCATE once the WAL
+//  is over wal_max_bytes) and turn SQLite's inline autocheckpoint off.
+//  db_destroy stops it. 0 or -1.
+int db_checkpointer_start (db_t *self, uint32_t interval_ms, uint64_t wal_max_bytes);
+//  Checkpoint passes the thread has run (0 if not started).
+uint64_t db_checkpoints (db_t *self);
 
 //  PRAGMA integrity_check == "ok"; returns 0 or -1.
 int db_integrity_check (db_t *self);
@@ -122,13 +149,17 @@ int db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t
                int64_t now);
 
 //  Delete unfrozen snapshots more than keep versions behind the agent's
-//  current one (never one a leased assignment uses). Deleted count or -1.
+//  current one (never one a leased assignment uses), all agents in one
+//  sweep: pbtd runs it once at start (for a lowered snapshots_keep);
+//  steady state is the per-change ring (db_set_retention). Deleted count
+//  or -1.
 int db_prune_snapshots (db_t *self, uint32_t keep);
 
 int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t samples,
                        uint64_t evolutions);
 
-//  Totals: results applied (assignments done), evolutions; -1 on error.
+//  Totals: results applied (assignments done, including those whose rows
+//  retention deleted), evolutions; -1 on error.
 int64_t db_count_results (db_t *self);
 int64_t db_count_evolutions (db_t *self);
 

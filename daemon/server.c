@@ -32,36 +32,88 @@ server_now_ms (void)
 //  --------------------------------------------------------------------------
 //  Sending
 
-static int
-s_send (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_t *msg)
+static void
+s_free_buf (void *data, void *hint)
 {
-    (void) self;
+    (void) hint;
+    free (data);
+}
+
+//  Send an encoded body (taken: libzmq frees it once sent, no copy).
+static int
+s_send_raw (zsock_t *sock, zframe_t *routing_id, uint8_t *buf, size_t len)
+{
+    void *handle = zsock_resolve (sock);
+    //  ROUTER_MANDATORY: a peer that went away makes this fail rather than
+    //  silently dropping an assignment.
+    if (zmq_send (handle, zframe_data (routing_id), zframe_size (routing_id),
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        free (buf);
+        return -1;
+    }
+    zmq_msg_t body;
+    if (zmq_msg_init_data (&body, buf, len, s_free_buf, NULL)) {
+        free (buf);
+        return -1;
+    }
+    if (zmq_msg_send (&body, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&body);
+        return -1;
+    }
+    return 0;
+}
+
+//  Encode and send, or, inside a batch, queue until the batch commits.
+//  peer_key names the worker an assign is for (NULL otherwise).
+static int
+s_send_to (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_t *msg,
+           const char *peer_key)
+{
     uint8_t *buf = NULL;
     size_t len = 0;
     if (proto_encode (msg, &buf, &len)) {
         log_error ("encode_failed", "type=%s", proto_type_name (msg->type));
         return -1;
     }
-    zframe_t *id = zframe_dup (routing_id);
-    zframe_t *body = zframe_new (buf, len);
-    free (buf);
-    if (!id || !body) {
-        zframe_destroy (&id);
-        zframe_destroy (&body);
-        return -1;
+    if (!self->batching)
+        return s_send_raw (sock, routing_id, buf, len);
+    outmsg_t *out = calloc (1, sizeof *out);
+    assert (out);
+    out->sock = sock;
+    out->routing_id = zframe_dup (routing_id);
+    assert (out->routing_id);
+    out->buf = buf;
+    out->len = len;
+    out->type = msg->type;
+    if (msg->type == PROTO_ACK) {
+        out->applied = msg->u.ack.applied;
+        out->assignment_id = msg->u.ack.assignment_id;
     }
-    //  ROUTER_MANDATORY: a peer that went away makes this fail rather than
-    //  silently dropping an assignment.
-    if (zframe_send (&id, sock, ZFRAME_MORE | ZFRAME_DONTWAIT)) {
-        zframe_destroy (&id);
-        zframe_destroy (&body);
-        return -1;
-    }
-    if (zframe_send (&body, sock, ZFRAME_DONTWAIT)) {
-        zframe_destroy (&body);
-        return -1;
-    }
+    else
+    if (msg->type == PROTO_ASSIGN)
+        out->assignment_id = msg->u.assign.assignment_id;
+    if (peer_key)
+        snprintf (out->peer_key, sizeof out->peer_key, "%s", peer_key);
+    zlistx_add_end (self->outbox, out);
     return 0;
+}
+
+static int
+s_send (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_t *msg)
+{
+    return s_send_to (self, sock, routing_id, msg, NULL);
+}
+
+static void
+s_outmsg_destroy (outmsg_t **out_p)
+{
+    outmsg_t *out = *out_p;
+    if (!out)
+        return;
+    zframe_destroy (&out->routing_id);
+    free (out->buf);
+    free (out);
+    *out_p = NULL;
 }
 
 static void
@@ -92,6 +144,59 @@ static agent_t *
 s_agent (server_t *self, int64_t id)
 {
     return id >= 0 && id < self->n_agents ? &self->agents [id] : NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  State cache: an agent's current state, kept so assignments need no
+//  snapshot read. Filled from results (the state arrives anyway), from
+//  the donor at an evolution, or from SQLite on a miss.
+
+static void
+s_cache_drop (agent_t *agent)
+{
+    proto_state_free (&agent->state);
+    agent->state_cached = false;
+    agent->state_version = 0;
+}
+
+//  Take *state (stolen: *state is zeroed) as agent's state at version.
+static void
+s_cache_take (server_t *self, agent_t *agent, uint64_t version, proto_state_t *state)
+{
+    s_cache_drop (agent);
+    if (!self->cache_states || !state->params) {
+        proto_state_free (state);
+        return;
+    }
+    agent->state = *state;
+    memset (state, 0, sizeof *state);
+    agent->state_version = version;
+    agent->state_cached = true;
+}
+
+//  Copy donor's cached state into agent at version (an evolution).
+static void
+s_cache_copy (server_t *self, agent_t *agent, uint64_t version, const agent_t *donor)
+{
+    s_cache_drop (agent);
+    if (!donor->state_cached || donor->state_version != donor->a.version)
+        return;
+    proto_state_t st;
+    if (proto_state_alloc (&st, donor->state.n_params))
+        return;
+    size_t bytes = (size_t) donor->state.n_params * sizeof (float);
+    memcpy (st.params, donor->state.params, bytes);
+    memcpy (st.adam_m, donor->state.adam_m, bytes);
+    memcpy (st.adam_v, donor->state.adam_v, bytes);
+    st.adam_t = donor->state.adam_t;
+    s_cache_take (self, agent, version, &st);
+}
+
+static void
+s_cache_clear (server_t *self)
+{
+    for (int i = 0; i < self->n_agents; i++)
+        s_cache_drop (&self->agents [i]);
 }
 
 static int
@@ -262,10 +367,11 @@ s_form_match (server_t *self, db_assignment_t *a)
     return 0;
 }
 
-//  Build the assign message for a recorded assignment, loading each seat's
-//  state from its snapshot. Returns 0 or -1; msg must be cleared.
+//  Build the assign message for a recorded assignment. Seat states are
+//  lent from the cache (lent[i] true: zero them before proto_msg_clear)
+//  or loaded from their snapshots. Returns 0 or -1; msg must be cleared.
 static int
-s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg)
+s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool *lent)
 {
     memset (msg, 0, sizeof *msg);
     msg->type = PROTO_ASSIGN;
@@ -288,11 +394,21 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg)
         seat->slot = s->slot;
         seat->train = s->train;
         seat->hparams = agent->a.hparams;
-        if (db_load_state (self->db, s->agent_id, s->version, &seat->state)) {
-            log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64,
-                       s->agent_id, s->version);
-            return -1;
+        if (!agent->state_cached || agent->state_version != s->version) {
+            proto_state_t st;
+            if (db_load_state (self->db, s->agent_id, s->version, &st)) {
+                log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64,
+                           s->agent_id, s->version);
+                return -1;
+            }
+            if (!self->cache_states) {
+                seat->state = st;
+                continue;
+            }
+            s_cache_take (self, agent, s->version, &st);
         }
+        seat->state = agent->state;
+        lent [i] = true;
     }
     return 0;
 }
@@ -325,12 +441,18 @@ s_assign_to (server_t *self, peer_t *peer)
     peer->frames_done = 0;
 
     proto_msg_t msg;
-    int rc = s_build_assign (self, &a, &msg);
+    bool lent [PROTO_MAX_AGENTS] = { false };
+    int rc = s_build_assign (self, &a, &msg, lent);
     if (rc == 0)
-        rc = s_send (self, self->worker, peer->routing_id, &msg);
+        rc = s_send_to (self, self->worker, peer->routing_id, &msg, peer->key);
+    for (uint32_t i = 0; i < a.n_seats; i++)
+        if (lent [i])
+            memset (&msg.u.assign.seats [i].state, 0, sizeof msg.u.assign.seats [i].state);
     proto_msg_clear (&msg);
     if (rc) {
         //  Nobody will run it: give the agents back now, not at the deadline.
+        //  (In a batch the send is queued; a failure there is handled by
+        //  server_batch_end.)
         server_expire_lease (self, lease, "send_failed");
         server_forget_peer (self, peer);
         return;
@@ -344,8 +466,8 @@ s_assign_to (server_t *self, peer_t *peer)
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
 
-void
-server_dispatch (server_t *self)
+static void
+s_dispatch_now (server_t *self)
 {
     while (!self->paused && !self->stopping && zlistx_size (self->waiting) > 0) {
         char *key = zlistx_first (self->waiting);
@@ -359,6 +481,15 @@ server_dispatch (server_t *self)
         if (zlistx_size (self->waiting) == before)
             break;              // no match could be formed (or recording failed)
     }
+}
+
+void
+server_dispatch (server_t *self)
+{
+    if (self->batching)
+        self->dispatch_pending = true;
+    else
+        s_dispatch_now (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -393,6 +524,7 @@ s_evolve (server_t *self, int64_t id)
     }
     self->evolutions++;
     s_reload_agent (self, id);
+    s_cache_copy (self, agent, agent->a.version, donor);
     log_info ("evolved", "agent=agt_%" PRId64 " donor=agt_%d version=%" PRIu64
               " generation=%" PRIu64 " rating=%.4f donor_rating=%.4f", id, d,
               agent->a.version, agent->a.generation, agent->a.rating, donor->a.rating);
@@ -489,7 +621,7 @@ s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbe
 }
 
 static void
-s_on_result (server_t *self, zframe_t *rid, peer_t *peer, const proto_result_t *r)
+s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
 {
     lease_t *lease = s_lease_find (self, r->assignment_id);
     int64_t now = server_now_ms ();
@@ -512,7 +644,8 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, const proto_result_t *
             server_dispatch (self);
         return;
     }
-    //  Durable: acknowledge first, then update the cache and run PBT.
+    //  Applied (durable once the batch commits; the ack waits in the outbox
+    //  until then): acknowledge, update the cache, run PBT.
     proto_msg_t msg = { .type = PROTO_ACK };
     msg.u.ack.assignment_id = r->assignment_id;
     msg.u.ack.applied = true;
@@ -529,8 +662,14 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, const proto_result_t *
         ids [i] = r->seats [i].id;
     if (lease)
         server_release_lease (self, lease);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        agent_t *agent = s_agent (self, ids [i]);
+        uint64_t before = agent ? agent->a.version : 0;
         s_reload_agent (self, ids [i]);
+        //  A trained seat's new version is exactly the state it sent.
+        if (agent && agent->a.version == before + 1 && agent->a.version == r->seats [i].version + 1)
+            s_cache_take (self, agent, agent->a.version, &r->seats [i].state);
+    }
     log_info ("result_applied", "assignment=%" PRIu64 " worker=\"%s\" frames=%" PRIu64
               " episodes=%u samples_per_s=%.0f", r->assignment_id, peer->worker_id,
               applied.frames, applied.episodes, r->samples_per_s);
@@ -539,18 +678,13 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, const proto_result_t *
     server_dispatch (self);
 }
 
-static int
-s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
+static void
+s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
 {
-    (void) loop;
-    server_t *self = arg;
-    zmsg_t *zmsg = zmsg_recv (sock);
-    if (!zmsg)
-        return 0;
     zframe_t *rid = zmsg_pop (zmsg);
     if (!rid) {
         zmsg_destroy (&zmsg);
-        return 0;
+        return;
     }
     if (zmsg_size (zmsg) != 1) {
         s_send_error (self, sock, rid, PROTO_E_MALFORMED, 0,
@@ -596,7 +730,143 @@ s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
 cleanup:
     zframe_destroy (&rid);
     zmsg_destroy (&zmsg);
+}
+
+//  Group commit: every worker message already waiting is handled in one
+//  database transaction (each result its own savepoint), the next
+//  assignments are formed in it too, and one fsync makes all of it
+//  durable before any ack or assign goes out. The socket's receive
+//  timeout is 0, so the drain stops when the queue is empty.
+static int
+s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    server_t *self = arg;
+    server_batch_begin (self);
+    int n = 0;
+    zmsg_t *zmsg;
+    while (n < SERVER_BATCH_MAX && (zmsg = zmsg_recv (sock))) {
+        s_worker_message (self, sock, zmsg);
+        n++;
+    }
+    self->batched += (uint64_t) n;
+    server_batch_end (self);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Batches
+
+void
+server_batch_begin (server_t *self)
+{
+    if (self->batching)
+        return;
+    //  If even BEGIN fails, every change runs as its own transaction and
+    //  every message is sent at once, as without batching.
+    if (db_batch_begin (self->db) == 0)
+        self->batching = true;
+}
+
+static int s_load_leases (server_t *self);
+
+//  The batch's transaction is gone: reload what the reactor caches from
+//  the database, which is the truth.
+static void
+s_resync (server_t *self)
+{
+    s_cache_clear (self);
+    for (int i = 0; i < self->n_agents; i++) {
+        if (s_reload_agent (self, i))
+            log_error ("resync_failed", "agent=agt_%d", i);
+        self->agents [i].busy = false;
+        self->agents [i].assignment = 0;
+    }
+    lease_t *l;
+    while ((l = zlistx_detach (self->leases, NULL)))
+        free (l);
+    if (s_load_leases (self))
+        log_error ("resync_failed", "what=leases");
+    int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
+    if (results >= 0)
+        self->results = (uint64_t) results;
+    if (evolutions >= 0)
+        self->evolutions = (uint64_t) evolutions;
+}
+
+void
+server_batch_end (server_t *self)
+{
+    if (!self->batching)
+        return;
+    if (self->dispatch_pending) {
+        self->dispatch_pending = false;
+        s_dispatch_now (self);
+    }
+    self->batching = false;
+    self->batches++;
+    bool committed = db_batch_commit (self->db) == 0;
+    if (!committed) {
+        log_error ("batch_lost", "messages=%zu why=\"commit failed: nothing in it is durable\"",
+                   zlistx_size (self->outbox));
+        s_resync (self);
+    }
+    bool redispatch = false;
+    outmsg_t *out;
+    while ((out = zlistx_detach (self->outbox, NULL))) {
+        if (!committed && out->type == PROTO_ASSIGN) {
+            //  Never recorded: the worker waits for another one.
+            peer_t *peer = zhashx_lookup (self->peers, out->peer_key);
+            if (peer && !peer->parked) {
+                char *key = strdup (peer->key);
+                assert (key);
+                zlistx_add_end (self->waiting, key);
+                peer->parked = true;
+                peer->assignment = 0;
+            }
+            s_outmsg_destroy (&out);
+            continue;
+        }
+        if (!committed && out->type == PROTO_ACK && !out->applied) {
+            //  A lease renewal that did not stick: the next heartbeat tries again.
+            s_outmsg_destroy (&out);
+            continue;
+        }
+        if (!committed && out->type == PROTO_ACK) {
+            //  Not durable, so not acknowledged: the worker keeps its
+            //  result (or lease) and sends it again.
+            proto_msg_t msg = { .type = PROTO_ERROR };
+            msg.u.error.code = PROTO_E_INTERNAL;
+            msg.u.error.assignment_id = out->assignment_id;
+            snprintf (msg.u.error.message, sizeof msg.u.error.message,
+                      "database commit failed; send it again");
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            if (proto_encode (&msg, &buf, &len) == 0)
+                s_send_raw (out->sock, out->routing_id, buf, len);
+            s_outmsg_destroy (&out);
+            continue;
+        }
+        uint8_t *buf = out->buf;
+        out->buf = NULL;
+        if (s_send_raw (out->sock, out->routing_id, buf, out->len)
+        &&  out->type == PROTO_ASSIGN) {
+            //  Nobody will run it: give the agents back now, not at the deadline.
+            lease_t *lease = s_lease_find (self, out->assignment_id);
+            if (lease)
+                server_expire_lease (self, lease, "send_failed");
+            peer_t *peer = zhashx_lookup (self->peers, out->peer_key);
+            if (peer)
+                server_forget_peer (self, peer);
+            redispatch = true;
+        }
+        s_outmsg_destroy (&out);
+    }
+    if (redispatch) {
+        server_batch_begin (self);
+        server_dispatch (self);
+        server_batch_end (self);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -773,6 +1043,39 @@ s_load (server_t *self)
     self->paused = db_meta_get (self->db, "paused", value, sizeof value) == 0
                 && !strcmp (value, "1");
     //  Leases survive a restart: workers may still deliver them.
+    int n_leased = s_load_leases (self);
+    if (n_leased < 0)
+        return -1;
+    //  Snapshots beyond snapshots_keep left by an older pbtd or a lowered
+    //  setting go once, now; from here on each change trims its own agent.
+    int pruned = db_prune_snapshots (self->db, self->cfg->snapshots_keep);
+    if (pruned < 0)
+        return -1;
+    if (pruned > 0)
+        log_info ("snapshots_pruned", "rows=%d", pruned);
+    db_set_retention (self->db, self->cfg->snapshots_keep, self->cfg->matches_keep);
+    //  Keep every current state in memory if the population fits the budget.
+    uint64_t state_bytes = 3ull * sizeof (float) * self->cfg->n_params + sizeof (proto_state_t);
+    self->cache_states = (uint64_t) self->n_agents * state_bytes
+                         <= (uint64_t) self->cfg->state_cache_mb << 20;
+    int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
+    if (results < 0 || evolutions < 0)
+        return -1;
+    self->results = (uint64_t) results;
+    self->evolutions = (uint64_t) evolutions;
+    for (int i = 0; i < n; i++)
+        self->samples += self->agents [i].a.frames;
+    log_info ("population_loaded", "agents=%d leased=%d results=%" PRIu64 " evolutions=%"
+              PRIu64 " paused=%d state_cache=%d", n, n_leased, self->results, self->evolutions,
+              self->paused, self->cache_states);
+    return 0;
+}
+
+//  The database's leased assignments into self->leases, their agents
+//  busy. Count or -1.
+static int
+s_load_leases (server_t *self)
+{
     uint64_t ids [4096];
     int n_leased = db_assignments_leased (self->db, ids, 4096);
     if (n_leased < 0)
@@ -792,17 +1095,7 @@ s_load (server_t *self)
             }
         }
     }
-    int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
-    if (results < 0 || evolutions < 0)
-        return -1;
-    self->results = (uint64_t) results;
-    self->evolutions = (uint64_t) evolutions;
-    for (int i = 0; i < n; i++)
-        self->samples += self->agents [i].a.frames;
-    self->pruned_at = self->results + self->evolutions;
-    log_info ("population_loaded", "agents=%d leased=%d results=%" PRIu64 " evolutions=%"
-              PRIu64 " paused=%d", n, n_leased, self->results, self->evolutions, self->paused);
-    return 0;
+    return n_leased;
 }
 
 //  A ROUTER on endpoint. With a certificate, tcp endpoints speak CURVE and
@@ -878,12 +1171,15 @@ server_new (config_t *cfg, int sigfd)
     self->peers = zhashx_new ();
     self->waiting = zlistx_new ();
     self->leases = zlistx_new ();
-    if (!self->env || !self->peers || !self->waiting || !self->leases)
+    self->outbox = zlistx_new ();
+    if (!self->env || !self->peers || !self->waiting || !self->leases || !self->outbox)
         goto fail;
     zhashx_set_destructor (self->peers, s_peer_destroy);
     zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
     self->db = db_new (cfg->db);
     if (!self->db || s_load (self))
+        goto fail;
+    if (db_checkpointer_start (self->db, cfg->checkpoint_ms, (uint64_t) cfg->wal_max_mb << 20))
         goto fail;
     if (s_security_start (self))
         goto fail;
@@ -891,6 +1187,8 @@ server_new (config_t *cfg, int sigfd)
     self->control = s_bind (self, cfg->control_endpoint, true);
     if (!self->worker || !self->control)
         goto fail;
+    //  The reader drains every queued message per wakeup (group commit).
+    zsock_set_rcvtimeo (self->worker, 0);
     self->loop = zloop_new ();
     if (!self->loop)
         goto fail;
@@ -927,9 +1225,17 @@ server_destroy (server_t **self_p)
             free (l);
         zlistx_destroy (&self->leases);
     }
+    if (self->outbox) {
+        outmsg_t *out;
+        while ((out = zlistx_detach (self->outbox, NULL)))
+            s_outmsg_destroy (&out);
+        zlistx_destroy (&self->outbox);
+    }
     zlistx_destroy (&self->waiting);
     zhashx_destroy (&self->peers);
     db_destroy (&self->db);
+    if (self->agents)
+        s_cache_clear (self);
     free (self->agents);
     free (self);
     *self_p = NULL;
@@ -955,7 +1261,8 @@ server_run (server_t *self)
 #ifdef HAVE_SYSTEMD
     sd_notify (0, "STOPPING=1");
 #endif
-    log_info ("stopped", "results=%" PRIu64 " evolutions=%" PRIu64, self->results,
-              self->evolutions);
+    log_info ("stopped", "results=%" PRIu64 " evolutions=%" PRIu64 " commits=%" PRIu64
+              " messages=%" PRIu64 " checkpoints=%" PRIu64, self->results, self->evolutions,
+              self->batches, self->batched, db_checkpoints (self->db));
     return 0;
 }

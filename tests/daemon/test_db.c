@@ -402,3 +402,193 @@ Test (db, evolution_is_atomic)
     cr_assert_eq (db_integrity_check (db), 0);
     db_destroy (&db);
 }
+
+//  Group commit: a batch's changes are invisible to other connections until
+//  db_batch_commit, and a refused result inside it is undone alone.
+Test (db, batch_isolates_each_change_and_commits_once)
+{
+    db_t *db = s_population ();
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    uint64_t a = s_assign (db, 0, 1, 1, 1, 1LL << 60);
+    uint64_t b = s_assign (db, 2, 1, 3, 1, 1LL << 60);
+    cr_assert_eq (db_batch_begin (db), 0);
+    cr_assert (db_in_batch (db));
+    result_t ra, rb;
+    s_result (&ra, a, 0, 1, 1, 1);
+    s_result (&rb, b, 2, 1, 3, 1);
+    cr_assert_eq (db_apply_result (db, &ra.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    //  b's second seat has a NaN: refused, and only b is undone.
+    rb.r.seats [1].state.params [2] = NAN;
+    cr_assert_eq (db_apply_result (db, &rb.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
+                  PROTO_E_BAD_STATE_DATA);
+    //  A stale copy of a: refused (a is done inside the batch already).
+    cr_assert_eq (db_apply_result (db, &ra.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
+                  PROTO_E_DUPLICATE);
+    //  A new assignment in the same batch.
+    uint64_t c = s_assign (db, 0, 2, 1, 2, 1LL << 60);
+    cr_assert_eq (c, b + 1);
+    //  The batch sees its own writes...
+    db_agent_t ag;
+    cr_assert_eq (db_load_agent (db, 0, &ag), 0);
+    cr_assert_eq (ag.version, 2);
+    //  ...another connection sees none of them before the commit.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments"), 2);
+    cr_assert_eq (s_sql_int ("SELECT version FROM agents WHERE id = 0"), 1);
+    cr_assert_eq (db_batch_commit (db), 0);
+    cr_assert_not (db_in_batch (db));
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments"), 3);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments WHERE state = 'leased'"), 2);
+    cr_assert_eq (s_sql_int ("SELECT version FROM agents WHERE id = 0"), 2);
+    cr_assert_eq (s_sql_int ("SELECT version * 10 + matches FROM agents WHERE id = 2"), 10);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id IN (2, 3)"), 2);
+    //  b can still be applied (with good data) after the batch.
+    rb.r.seats [1].state.params [2] = 1;
+    cr_assert_eq (db_apply_result (db, &rb.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    s_result_free (&ra);
+    s_result_free (&rb);
+    cr_assert_eq (db_count_results (db), 2);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+//  The per-change ring: each result and evolution trims its own agent to
+//  the newest `keep` versions (frozen ones stay), no sweep needed.
+Test (db, snapshot_ring_per_change)
+{
+    db_t *db = s_population ();
+    db_set_retention (db, 2, 0);
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    for (uint64_t v = 1; v <= 5; v++) {
+        uint64_t id = s_assign (db, 0, v, 1, v, 1LL << 60);
+        result_t res;
+        s_result (&res, id, 0, v, 1, v);
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+        s_result_free (&res);
+        if (v == 1)
+            s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 2");
+    }
+    //  Versions 1..6 were written; keep 2 -> {5, 6}, plus frozen 2 for agent 0.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 0"), 3);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM snapshots WHERE agent_id = 0"), 2 + 5 + 6);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM snapshots WHERE agent_id = 1"), 5 + 6);
+    //  Evolutions: agent 2 takes agent 0's v6 as its v2, then v3.
+    proto_kvs_t hp = { 0 };
+    proto_kvs_set (&hp, "lr", 0.5);
+    cr_assert_eq (db_evolve (db, 2, 0, &hp, 7000), 0);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM snapshots WHERE agent_id = 2"), 1 + 2);
+    cr_assert_eq (db_evolve (db, 2, 1, &hp, 7001), 0);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM snapshots WHERE agent_id = 2"), 2 + 3);
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 2, 3, &st), 0);
+    cr_assert_eq (st.params [0], 6000.0f);      // agent 1's last trained state
+    proto_state_free (&st);
+    //  The sweep finds nothing left to do.
+    cr_assert_eq (db_prune_snapshots (db, 2), 0);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+//  Match retention: the newest matches_keep match rows stay, older ones go
+//  with their seats and (once no kept match refers to them) assignments;
+//  leased assignments, agents' counters and the results total are kept.
+Test (db, match_retention_keeps_a_window)
+{
+    db_t *db = s_population ();
+    db_set_retention (db, 0, 5);
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    uint64_t leased = s_assign (db, 2, 1, 3, 1, 1LL << 60);
+    cr_assert_eq (leased, 1);
+    //  Six results of two episodes: assignments 2..7, matches 1..12
+    //  (assignment k+1 has matches 2k-1 and 2k).
+    for (uint64_t v = 1; v <= 6; v++) {
+        uint64_t id = s_assign (db, 0, v, 1, v, 1LL << 60);
+        cr_assert_eq (id, v + 1);
+        result_t res;
+        s_result (&res, id, 0, v, 1, v);
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+        s_result_free (&res);
+    }
+    //  The newest 5 are matches 8..12, but match 7 shares assignment 5 with
+    //  match 8 and assignments go whole: kept 7..12 and their 12 seats.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 6);
+    cr_assert_eq (s_sql_int ("SELECT MIN(id) FROM matches"), 7);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats"), 12);
+    //  Assignments 2..4 are gone with their matches, 1 (leased) stays.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments"), 4);
+    cr_assert_eq (s_sql_int ("SELECT MIN(id) FROM assignments WHERE state = 'done'"), 5);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignment_seats WHERE assignment_id < 5"), 2);
+    cr_assert_eq (s_sql_int ("SELECT state = 'leased' FROM assignments WHERE id = 1"), 1);
+    //  Counters are exact: 12 episodes each, 6 results in all.
+    cr_assert_eq (s_sql_int ("SELECT matches FROM agents WHERE id = 0"), 12);
+    cr_assert_eq (db_count_results (db), 6);
+    //  The oldest assignment finishes last: its matches (13, 14) are the
+    //  newest, so it stays although its id is below every deleted one.
+    result_t late;
+    s_result (&late, leased, 2, 1, 3, 1);
+    cr_assert_eq (db_apply_result (db, &late.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    s_result_free (&late);
+    //  last 14, keep 5: the cut stops before assignment 6 (matches 9, 10).
+    cr_assert_eq (s_sql_int ("SELECT MIN(id) FROM matches"), 9);
+    //  Assignments 1 (late), 6 and 7 remain.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments"), 3);
+    cr_assert_eq (s_sql_int ("SELECT SUM(id) FROM assignments"), 1 + 6 + 7);
+    cr_assert_eq (db_count_results (db), 7);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+    //  After a restart too.
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (db_count_results (db), 7);
+    db_destroy (&db);
+}
+
+//  The checkpointer thread copies the WAL into the database file. A copy
+//  of the file alone (no WAL) shows what was backfilled: a population that
+//  small would otherwise sit in the WAL (autocheckpoint needs 1000 frames).
+Test (db, checkpointer_backfills_the_file)
+{
+    db_t *db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (s_sql_int ("PRAGMA page_size"), 16384);
+    cr_assert_eq (db_checkpointer_start (db, 1, 1ull << 30), 0);
+    db_agent_t agents [4];
+    proto_state_t states [4];
+    memset (agents, 0, sizeof agents);
+    for (int k = 0; k < 4; k++) {
+        agents [k].id = k;
+        proto_kvs_set (&agents [k].hparams, "lr", 0.001);
+        s_fill_state (&states [k], 1000.0f * k);
+    }
+    cr_assert_eq (db_create_population (db, 4, agents, states, NULL, 1000), 0);
+    for (int k = 0; k < 4; k++)
+        proto_state_free (&states [k]);
+    //  Two passes after the commit (the test's timeout bounds the wait).
+    uint64_t n0 = db_checkpoints (db);
+    while (db_checkpoints (db) < n0 + 2)
+        usleep (1000);
+    char cmd [700];
+    snprintf (cmd, sizeof cmd, "cp '%s' '%s/copy.db'", s_path, s_dir);
+    cr_assert_eq (system (cmd), 0);
+    char copy [300];
+    snprintf (copy, sizeof copy, "%s/copy.db", s_dir);
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (copy, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (h, "SELECT COUNT(*) FROM agents", -1, &st, NULL), SQLITE_OK,
+                  "%s", sqlite3_errmsg (h));
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
+    cr_assert_eq (sqlite3_column_int (st, 0), 4);
+    sqlite3_finalize (st);
+    sqlite3_close (h);
+    cr_assert_eq (db_agent_count (db), 4);
+    db_destroy (&db);
+}

@@ -32,7 +32,7 @@ s_start (const char *extra_ini)
     cr_assert_not_null (f);
     fprintf (f, "[daemon]\nworker_endpoint = %s\ncontrol_endpoint = %s\ndb = %s\n"
              "housekeeping_ms = 50\nlog_level = warn\n%s\n"
-             "[population]\nsize = 4\nenv = rps\n[model]\nhidden = 8\n",
+             "[model]\nhidden = 8\n[population]\nsize = 4\n",
              s_wep, s_cep, s_db, extra_ini ? extra_ini : "");
     fclose (f);
     const char *root = getenv ("PBT_BUILD_ROOT");
@@ -469,5 +469,106 @@ Test (server, restart_keeps_population_and_leases)
     proto_msg_clear (&a);
     zsock_destroy (&w);
     status = s_stop ();
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}
+
+//  A result that leaves its loser far below everyone: with K=200 one
+//  episode moves the pair +-100, so the loser's P(win) against any other
+//  agent is <= 1/(1+10^(100/400)) = 0.36 < t_select = 0.45, and paper
+//  selection must evolve it from a donor; the winner (P >= 0.64) must not.
+Test (server, evolution_after_lopsided_result)
+{
+    s_start ("[pbt]\nelo_k = 200\nt_select = 0.45");
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    proto_msg_t res;
+    s_make_result (&a.u.assign, &res);
+    s_send (w, &res);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK);
+    int64_t loser = a.u.assign.seats [1].id, winner = a.u.assign.seats [0].id;
+    //  pbtd acks first and evolves right after, in the same reactor turn:
+    //  a control round-trip after the ack is served after the evolution.
+    zsock_t *c = s_connect (s_cep);
+    proto_msg_t cr;
+    s_ctl (c, "status", NULL, &cr);
+    proto_msg_clear (&cr);
+    char sql [600];
+    snprintf (sql, sizeof sql, "SELECT version * 100 + generation * 10 + (parent IS NOT NULL) "
+              "FROM agents WHERE id = %lld", (long long) loser);
+    cr_assert_eq (s_sql_int (sql), 3 * 100 + 1 * 10 + 1, "got %lld", (long long) s_sql_int (sql));
+    snprintf (sql, sizeof sql, "SELECT version * 100 + generation FROM agents WHERE id = %lld",
+              (long long) winner);
+    cr_assert_eq (s_sql_int (sql), 200);
+    //  The loser's new state is exactly its donor's current one.
+    snprintf (sql, sizeof sql,
+              "SELECT COUNT(*) FROM agents a JOIN snapshots s1 ON s1.agent_id = a.id "
+              "AND s1.version = a.version JOIN agents d ON d.id = a.parent "
+              "JOIN snapshots s2 ON s2.agent_id = d.id AND s2.version = d.version "
+              "WHERE a.id = %lld AND s1.params = s2.params AND s1.adam_m = s2.adam_m "
+              "AND s1.adam_v = s2.adam_v AND s1.adam_t = s2.adam_t", (long long) loser);
+    cr_assert_eq (s_sql_int (sql), 1);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM evolutions"), 1);
+    snprintf (sql, sizeof sql, "SELECT COUNT(DISTINCT seq) FROM hparam_history WHERE agent_id = %lld",
+              (long long) loser);
+    cr_assert_eq (s_sql_int (sql), 2);
+    //  lineage names the donor.
+    char name [32];
+    snprintf (name, sizeof name, "agt_%lld", (long long) loser);
+    s_ctl (c, "lineage", name, &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    proto_view_t body, evo;
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_array_len (s_get (body, "evolutions")), 1);
+    cr_assert_eq (proto_view_array_at (s_get (body, "evolutions"), 0, &evo), 0);
+    cr_assert_eq (proto_view_int (s_get (evo, "new_version"), 0), 3);
+    s_get (s_get (evo, "new_hparams"), "lr");
+    proto_msg_clear (&cr);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+    zsock_destroy (&c);
+    zsock_destroy (&w);
+    int status = s_stop ();
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}
+
+//  Soccer: four distinct agents, slots 0..3, teams {0,1} vs {2,3}; the
+//  team Elo update is zero-sum over the four ratings.
+Test (server, four_player_teams)
+{
+    s_start ("[pbt]\nelo_k = 16\n[population]\nenv = soccer\n");
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    proto_assign_t *as = &a.u.assign;
+    cr_assert_str_eq (as->env, "soccer");
+    cr_assert_eq (as->n_seats, 4);
+    bool seen [4] = { false };
+    for (uint32_t i = 0; i < 4; i++) {
+        cr_assert_eq (as->seats [i].slot, i);
+        cr_assert (as->seats [i].id >= 0 && as->seats [i].id < 4);
+        cr_assert_not (seen [as->seats [i].id]);
+        seen [as->seats [i].id] = true;
+    }
+    proto_msg_t res;
+    s_make_result (as, &res);
+    //  Team 0 (slots 0, 1) scores 1, team 1 scores 0.
+    s_scores [0] = s_scores [1] = 1;
+    s_scores [2] = s_scores [3] = 0;
+    s_send (w, &res);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK, "got %s: %s", proto_type_name (r.type), r.u.error.message);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE team = 0 AND slot IN (0, 1)"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE team = 1 AND slot IN (2, 3)"), 2);
+    //  Equal ratings: each winner +8, each loser -8.
+    cr_assert_eq (s_sql_int ("SELECT CAST(ROUND(SUM(ABS(rating)) * 1000) AS INTEGER) FROM agents"), 32000);
+    cr_assert_eq (s_sql_int ("SELECT CAST(ROUND(SUM(rating) * 1000) AS INTEGER) FROM agents"), 0);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+    zsock_destroy (&w);
+    int status = s_stop ();
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
 }
