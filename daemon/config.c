@@ -379,6 +379,12 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
             p->eligible_matches = u;
     }
     else
+    if (!strcmp (k, "frozen_keep")) {
+        if (s_parse_u64 (v, &u) || u > 1000)
+            S_ERR (e, "expected an integer in 0..1000, got '%s'", v);
+        p->frozen_keep = (uint32_t) u;
+    }
+    else
     if (!strcmp (k, "selection")) {
         if (!strcmp (v, "paper"))
             p->selection = PBT_SELECT_PAPER;
@@ -404,7 +410,7 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
     else
         S_ERR (e, "unknown key (known: elo_k, elo_initial, eligible_frames, eligible_matches, "
                "selection, t_select, truncation_quantile, crossover_prob, matchmaking, "
-               "ftw_sigma, pfsp_p, snapshot_prob, eval_rate)");
+               "ftw_sigma, pfsp_p, snapshot_prob, frozen_keep, eval_rate)");
     return 0;
 }
 

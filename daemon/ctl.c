@@ -54,7 +54,7 @@ s_parse_agent (server_t *self, const char *s)
 static void
 s_status (server_t *self, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, 10);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -105,6 +105,9 @@ s_status (server_t *self, msgpack_packer *pk)
     msgpack_pack_uint64 (pk, self->evolutions);
     s_str (pk, "samples");
     msgpack_pack_uint64 (pk, self->samples);
+    s_str (pk, "frozen_snapshots");
+    int64_t frozen = db_frozen_count (self->db);
+    msgpack_pack_int64 (pk, frozen > 0 ? frozen : 0);
     s_str (pk, "assignments_in_flight");
     msgpack_pack_uint32 (pk, server_leases_in_flight (self));
     s_str (pk, "paused");

@@ -70,6 +70,7 @@ static const char *s_schema =
     "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
     "  version INTEGER NOT NULL,"
     "  train INTEGER NOT NULL,"
+    "  frozen INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (assignment_id, slot));"
     "CREATE TABLE IF NOT EXISTS matches ("
     "  id INTEGER PRIMARY KEY,"
@@ -84,6 +85,7 @@ static const char *s_schema =
     "  team INTEGER NOT NULL,"
     "  score REAL NOT NULL,"
     "  rating_after REAL NOT NULL,"
+    "  frozen_version INTEGER,"
     "  PRIMARY KEY (match_id, slot));"
     "CREATE INDEX IF NOT EXISTS match_seats_agent ON match_seats (agent_id, match_id);"
     "CREATE TABLE IF NOT EXISTS evolutions ("
@@ -99,6 +101,14 @@ static const char *s_schema =
     "  old_hparams TEXT NOT NULL,"
     "  new_hparams TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS evolutions_agent ON evolutions (agent_id, id);"
+    "CREATE TABLE IF NOT EXISTS frozen ("
+    "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
+    "  version INTEGER NOT NULL,"
+    "  rating REAL NOT NULL,"
+    "  rating_at_freeze REAL NOT NULL,"
+    "  matches INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (agent_id, version));"
     "CREATE TABLE IF NOT EXISTS metrics ("
     "  ts INTEGER NOT NULL,"
     "  results INTEGER NOT NULL,"
@@ -124,6 +134,8 @@ typedef enum {
     Q_COUNT_RESULTS, Q_COUNT_EVOS,
     Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_OPP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
     Q_MATCHES_RECENT, Q_MSEATS_GET, Q_METRICS_RECENT,
+    Q_FROZEN_SET, Q_FROZEN_INSERT, Q_FROZEN_COUNT_AGENT, Q_FROZEN_OLDEST, Q_FROZEN_DELETE,
+    Q_FROZEN_DRIFT_ADD, Q_FROZEN_GET, Q_FROZEN_RATED, Q_FROZEN_ALL, Q_FROZEN_COUNT,
     Q_COUNT
 } query_t;
 
@@ -189,10 +201,10 @@ static const char *s_sql [Q_COUNT] = {
     [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
                      "seed) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6)",
     [Q_SEAT_INSERT] = "INSERT INTO assignment_seats (assignment_id, slot, agent_id, version, "
-                      "train) VALUES (?1, ?2, ?3, ?4, ?5)",
+                      "train, frozen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed FROM assignments "
                   "WHERE id = ?1",
-    [Q_SEATS_GET] = "SELECT slot, agent_id, version, train FROM assignment_seats "
+    [Q_SEATS_GET] = "SELECT slot, agent_id, version, train, frozen FROM assignment_seats "
                     "WHERE assignment_id = ?1 ORDER BY rowid",
     [Q_ASG_LEASED] = "SELECT id FROM assignments WHERE state = 'leased' ORDER BY id",
     [Q_ASG_RENEW] = "UPDATE assignments SET deadline_ms = ?2 WHERE id = ?1 AND state = 'leased'",
@@ -205,7 +217,7 @@ static const char *s_sql [Q_COUNT] = {
                       "WHERE id = ?1",
     [Q_MATCH_INSERT] = "INSERT INTO matches (assignment_id, episode, ts) VALUES (?1, ?2, ?3)",
     [Q_MSEAT_INSERT] = "INSERT INTO match_seats (match_id, slot, agent_id, team, score, "
-                       "rating_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       "rating_after, frozen_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_AGENT_EVOLVED] = "UPDATE agents SET version = ?2, generation = generation + 1, "
                         "parent = ?3, frames_since_evolve = 0, matches_since_evolve = 0, "
                         "updated_at = ?4 WHERE id = ?1",
@@ -219,8 +231,10 @@ static const char *s_sql [Q_COUNT] = {
     [Q_HIST_HP] = "SELECT seq, name, value FROM hparam_history WHERE agent_id = ?1 "
                   "ORDER BY seq, id",
     [Q_HIST_MATCHES] = "SELECT ms.match_id, ms.team, ms.score, ms.rating_after "
-                       "FROM match_seats ms WHERE ms.agent_id = ?1 ORDER BY ms.match_id",
-    [Q_HIST_OPP] = "SELECT group_concat('agt_' || agent_id, '+') FROM match_seats "
+                       "FROM match_seats ms WHERE ms.agent_id = ?1 AND ms.frozen_version IS NULL "
+                       "ORDER BY ms.match_id",
+    [Q_HIST_OPP] = "SELECT group_concat('agt_' || agent_id || COALESCE('@v' || frozen_version, ''), "
+                   "'+') FROM match_seats "
                    "WHERE match_id = ?1 AND team != ?2",
     [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
     [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
@@ -233,6 +247,27 @@ static const char *s_sql [Q_COUNT] = {
                          "(SELECT rowid AS r, * FROM metrics ORDER BY rowid DESC LIMIT ?1) ORDER BY r",
     [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
                      "WHERE match_id = ?1 ORDER BY slot",
+    //  Frozen past snapshots (PFSP opponents). Freezing only flips the
+    //  snapshot's flag (its bytes never change); retention skips frozen rows.
+    [Q_FROZEN_SET] = "UPDATE snapshots SET frozen = ?3 WHERE agent_id = ?1 AND version = ?2",
+    [Q_FROZEN_INSERT] = "INSERT INTO frozen (agent_id, version, rating, rating_at_freeze, matches, "
+                        "created_at) VALUES (?1, ?2, ?3, ?3, 0, ?4)",
+    [Q_FROZEN_COUNT_AGENT] = "SELECT COUNT(*) FROM frozen WHERE agent_id = ?1",
+    //  Oldest one no leased assignment plays against.
+    [Q_FROZEN_OLDEST] = "SELECT f.version, f.rating - f.rating_at_freeze FROM frozen f "
+                        "WHERE f.agent_id = ?1 AND NOT EXISTS (SELECT 1 FROM assignment_seats s "
+                        "JOIN assignments x ON x.id = s.assignment_id WHERE x.state = 'leased' "
+                        "AND s.frozen = 1 AND s.agent_id = f.agent_id AND s.version = f.version) "
+                        "ORDER BY f.version LIMIT 1",
+    [Q_FROZEN_DELETE] = "DELETE FROM frozen WHERE agent_id = ?1 AND version = ?2",
+    [Q_FROZEN_DRIFT_ADD] = "INSERT INTO meta (key, value) VALUES ('frozen_evicted_drift', "
+                           "printf('%!.17g', ?1)) ON CONFLICT (key) DO UPDATE SET value = "
+                           "printf('%!.17g', CAST(value AS REAL) + ?1)",
+    [Q_FROZEN_GET] = "SELECT rating FROM frozen WHERE agent_id = ?1 AND version = ?2",
+    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + 1 "
+                       "WHERE agent_id = ?1 AND version = ?2",
+    [Q_FROZEN_ALL] = "SELECT agent_id, version, rating FROM frozen ORDER BY agent_id, version",
+    [Q_FROZEN_COUNT] = "SELECT COUNT(*) FROM frozen",
 };
 
 struct _db_t {
@@ -246,6 +281,7 @@ struct _db_t {
     //  Retention (0 = keep everything).
     uint32_t snapshots_keep;
     uint64_t matches_keep;
+    uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
     //  The checkpointer thread and its own connection.
@@ -440,12 +476,20 @@ db_new (const char *path)
     //  Version 1 lacked only the matches_assignment index (needed to delete
     //  old assignments with foreign keys on): the IF NOT EXISTS schema
     //  script upgrades it in place.
+    //  Version 2 lacked the frozen table and the frozen seat columns
+    //  (PFSP over frozen snapshots): the columns are added in place (an
+    //  existing table ignores CREATE TABLE IF NOT EXISTS).
     if (version < DB_SCHEMA_VERSION) {
         char sql [64];
         snprintf (sql, sizeof sql, "PRAGMA user_version = %d", DB_SCHEMA_VERSION);
         if (s_pragma (self, "BEGIN IMMEDIATE"))
             goto fail;
-        if (s_pragma (self, s_schema) || s_pragma (self, sql)) {
+        bool upgrade = version >= 1 && version < 3;
+        if ((upgrade && (s_pragma (self, "ALTER TABLE assignment_seats ADD COLUMN "
+                                         "frozen INTEGER NOT NULL DEFAULT 0")
+                     ||  s_pragma (self, "ALTER TABLE match_seats ADD COLUMN "
+                                         "frozen_version INTEGER")))
+        ||  s_pragma (self, s_schema) || s_pragma (self, sql)) {
             s_pragma (self, "ROLLBACK");
             goto fail;
         }
@@ -534,6 +578,12 @@ db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
 {
     self->snapshots_keep = snapshots_keep;
     self->matches_keep = matches_keep;
+}
+
+void
+db_set_frozen_keep (db_t *self, uint32_t frozen_keep)
+{
+    self->frozen_keep = frozen_keep;
 }
 
 //  --------------------------------------------------------------------------
@@ -941,6 +991,7 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
         sqlite3_bind_int64 (st, 3, a->seats [i].agent_id);
         sqlite3_bind_int64 (st, 4, (int64_t) a->seats [i].version);
         sqlite3_bind_int (st, 5, a->seats [i].train);
+        sqlite3_bind_int (st, 6, a->seats [i].frozen);
         if (s_exec (self, st, "seat_insert"))
             goto fail;
     }
@@ -986,6 +1037,7 @@ db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
         s->agent_id = sqlite3_column_int64 (st, 1);
         s->version = (uint64_t) sqlite3_column_int64 (st, 2);
         s->train = sqlite3_column_int (st, 3) != 0;
+        s->frozen = sqlite3_column_int (st, 4) != 0;
     }
     sqlite3_reset (st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -1242,6 +1294,26 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
                       i, o->id, s->agent_id);
         if (db_load_agent (self, s->agent_id, &agents [i]) != 0)
             goto fail;
+        if (s->frozen) {
+            //  A frozen past snapshot: its version is the frozen one (the
+            //  live agent moved on), its rating the frozen row's.
+            if (o->version != s->version)
+                S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
+                          ", assigned frozen %" PRIu64, i, s->agent_id, o->version, s->version);
+            sqlite3_stmt *st = s_q (self, Q_FROZEN_GET);
+            sqlite3_bind_int64 (st, 1, s->agent_id);
+            sqlite3_bind_int64 (st, 2, (int64_t) s->version);
+            int rc2 = sqlite3_step (st);
+            if (rc2 == SQLITE_ROW)
+                agents [i].rating = sqlite3_column_double (st, 0);
+            sqlite3_reset (st);
+            if (rc2 == SQLITE_DONE)
+                S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 "@%" PRIu64 " is no longer "
+                          "frozen", i, s->agent_id, s->version);
+            if (rc2 != SQLITE_ROW)
+                goto fail;
+            continue;
+        }
         if (o->version != s->version || agents [i].version != s->version)
             S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
                       ", assigned %" PRIu64 ", current %" PRIu64, i, s->agent_id,
@@ -1265,7 +1337,7 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
     //  Valid: apply. Training first (new snapshot versions).
     for (uint32_t i = 0; i < a.n_seats; i++) {
         const db_seat_t *s = &a.seats [i];
-        if (!s->train || a.eval)
+        if (!s->train || a.eval || s->frozen)
             continue;
         const proto_outcome_t *o = &r->seats [i];
         if (s_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now)
@@ -1335,8 +1407,23 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             sqlite3_bind_int (st, 4, team [i]);
             sqlite3_bind_double (st, 5, sc [i]);
             sqlite3_bind_double (st, 6, rating [i]);
+            if (a.seats [i].frozen)
+                sqlite3_bind_int64 (st, 7, (int64_t) a.seats [i].version);
+            else
+                sqlite3_bind_null (st, 7);
             if (s_exec (self, st, "match_seat_insert"))
                 goto fail;
+            if (a.seats [i].frozen) {
+                //  The snapshot's own rating takes the opposite of the live
+                //  agent's change; the agent's counters are the live seat's.
+                st = s_q (self, Q_FROZEN_RATED);
+                sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
+                sqlite3_bind_int64 (st, 2, (int64_t) a.seats [i].version);
+                sqlite3_bind_double (st, 3, rating [i]);
+                if (s_exec (self, st, "frozen_rated"))
+                    goto fail;
+                continue;
+            }
             st = s_q (self, Q_AGENT_RATED);
             sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
             sqlite3_bind_double (st, 2, rating [i]);
@@ -1379,6 +1466,70 @@ s_hp_json (const proto_kvs_t *hp, char *out, size_t out_len)
         snprintf (out + n, out_len - n, "}");
 }
 
+//  Freeze the agent's current (pre-evolution) snapshot, its past self, at
+//  its current rating; then forget the oldest frozen ones over frozen_keep
+//  (unfrozen, so retention deletes them), never one a leased assignment
+//  plays against. An evicted snapshot's rating drift (rating - rating at
+//  freeze) goes to meta frozen_evicted_drift so the Elo sum stays checkable.
+static int
+s_freeze (db_t *self, const db_agent_t *agent, int64_t now)
+{
+    sqlite3_stmt *st = s_q (self, Q_FROZEN_SET);
+    sqlite3_bind_int64 (st, 1, agent->id);
+    sqlite3_bind_int64 (st, 2, (int64_t) agent->version);
+    sqlite3_bind_int (st, 3, 1);
+    if (s_exec (self, st, "frozen_set"))
+        return -1;
+    if (sqlite3_changes (self->handle) != 1) {
+        log_error ("db_freeze_no_snapshot", "agent=%" PRId64 " version=%" PRIu64,
+                   agent->id, agent->version);
+        return -1;
+    }
+    st = s_q (self, Q_FROZEN_INSERT);
+    sqlite3_bind_int64 (st, 1, agent->id);
+    sqlite3_bind_int64 (st, 2, (int64_t) agent->version);
+    sqlite3_bind_double (st, 3, agent->rating);
+    sqlite3_bind_int64 (st, 4, now);
+    if (s_exec (self, st, "frozen_insert"))
+        return -1;
+    for (;;) {
+        int64_t n = 0;
+        st = s_q (self, Q_FROZEN_COUNT_AGENT);
+        sqlite3_bind_int64 (st, 1, agent->id);
+        if (s_int (self, st, &n, "frozen_count_agent"))
+            return -1;
+        if (n <= (int64_t) self->frozen_keep)
+            return 0;
+        st = s_q (self, Q_FROZEN_OLDEST);
+        sqlite3_bind_int64 (st, 1, agent->id);
+        int rc = sqlite3_step (st);
+        int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : 0;
+        double drift = rc == SQLITE_ROW ? sqlite3_column_double (st, 1) : 0;
+        sqlite3_reset (st);
+        if (rc == SQLITE_DONE)
+            return 0;           // all in leases: over the cap until the next evolution
+        if (rc != SQLITE_ROW) {
+            s_fail (self, "frozen_oldest");
+            return -1;
+        }
+        st = s_q (self, Q_FROZEN_SET);
+        sqlite3_bind_int64 (st, 1, agent->id);
+        sqlite3_bind_int64 (st, 2, version);
+        sqlite3_bind_int (st, 3, 0);
+        if (s_exec (self, st, "frozen_unset"))
+            return -1;
+        st = s_q (self, Q_FROZEN_DELETE);
+        sqlite3_bind_int64 (st, 1, agent->id);
+        sqlite3_bind_int64 (st, 2, version);
+        if (s_exec (self, st, "frozen_delete"))
+            return -1;
+        st = s_q (self, Q_FROZEN_DRIFT_ADD);
+        sqlite3_bind_double (st, 1, drift);
+        if (s_exec (self, st, "frozen_drift_add"))
+            return -1;
+    }
+}
+
 int
 db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *new_hp,
            int64_t now)
@@ -1388,6 +1539,8 @@ db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *ne
     if (s_begin (self))
         return -1;
     if (db_load_agent (self, agent_id, &agent) || db_load_agent (self, donor_id, &donor))
+        goto fail;
+    if (self->frozen_keep > 0 && s_freeze (self, &agent, now))
         goto fail;
     uint64_t new_version = agent.version + 1;
     sqlite3_stmt *st = s_q (self, Q_SNAP_COPY);
@@ -1436,6 +1589,33 @@ db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *ne
 fail:
     s_rollback (self);
     return -1;
+}
+
+int
+db_frozen_list (db_t *self, db_frozen_t *out, int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_FROZEN_ALL);
+    int n = 0, rc;
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        out [n].agent_id = sqlite3_column_int64 (st, 0);
+        out [n].version = (uint64_t) sqlite3_column_int64 (st, 1);
+        out [n].rating = sqlite3_column_double (st, 2);
+        n++;
+    }
+    if (n < max && rc != SQLITE_DONE) {
+        sqlite3_reset (st);
+        s_fail (self, "frozen_list");
+        return -1;
+    }
+    sqlite3_reset (st);
+    return n;
+}
+
+int64_t
+db_frozen_count (db_t *self)
+{
+    int64_t n = 0;
+    return s_int (self, s_q (self, Q_FROZEN_COUNT), &n, "frozen_count") == 0 ? n : -1;
 }
 
 //  --------------------------------------------------------------------------

@@ -20,7 +20,7 @@
 #include "pbt.h"
 #include "proto.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 typedef struct _db_t db_t;
 
@@ -45,7 +45,15 @@ typedef struct {
     uint64_t version;
     uint32_t slot;
     bool train;
+    bool frozen;                    // a frozen past snapshot of agent_id (never trains)
 } db_seat_t;
+
+//  A frozen past snapshot: a PFSP opponent with its own rating.
+typedef struct {
+    int64_t agent_id;
+    uint64_t version;
+    double rating;
+} db_frozen_t;
 
 typedef struct {
     uint64_t id;
@@ -84,6 +92,18 @@ bool db_in_batch (db_t *self);
 //  0 = keep all), and the newest matches_keep match rows (episodes) with
 //  the assignments they belong to (0 = keep all).
 void db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep);
+
+//  Frozen past snapshots kept per agent (PFSP). When > 0, db_evolve
+//  first freezes the agent's current snapshot (table frozen, at its
+//  current rating) and forgets its oldest over the cap. 0 (the default):
+//  no freezing.
+void db_set_frozen_keep (db_t *self, uint32_t frozen_keep);
+
+//  Every frozen snapshot, ordered by agent and version, into out[0..max);
+//  count or -1.
+int db_frozen_list (db_t *self, db_frozen_t *out, int max);
+//  Frozen snapshots stored; -1 on error.
+int64_t db_frozen_count (db_t *self);
 
 //  Start a thread that checkpoints the WAL into the database file every
 //  interval_ms (PASSIVE, never blocking the writer; TRUNCATE once the WAL
@@ -136,6 +156,8 @@ int db_assignment_expire (db_t *self, uint64_t id);
 //  seats must carry n_params finite floats, scores must be finite. Then
 //  new snapshots (version+1), frames, per-episode Elo (teams when
 //  n_teams > 1 and seats > 2), match rows and the assignment marked done.
+//  A frozen seat must still be frozen at its version; it writes no state,
+//  and its episodes rate the frozen row (zero-sum with the live agent).
 //  Returns PROTO_OK or the error code (nothing changed) with err.
 proto_code_t db_apply_result (db_t *self, const proto_result_t *result, uint32_t n_params,
                               int n_teams, const pbt_config_t *pbt, int64_t now,
@@ -144,7 +166,8 @@ proto_code_t db_apply_result (db_t *self, const proto_result_t *result, uint32_t
 //  Evolve agent from donor in one transaction: the donor's current
 //  snapshot becomes the agent's version+1, hparams replaced by new_hp,
 //  generation+1, parent=donor, *_since_evolve reset, history and
-//  evolutions rows. Returns 0 or -1.
+//  evolutions rows; first, with db_set_frozen_keep > 0, the agent's
+//  current snapshot is frozen. Returns 0 or -1.
 int db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t *new_hp,
                int64_t now);
 

@@ -74,6 +74,7 @@ s_defaults (pbt_config_t *cfg)
     cfg->pfsp_p = 2.0;
     cfg->snapshot_prob = 0.2;
     cfg->eval_rate = 0.0;
+    cfg->frozen_keep = 4;
 }
 
 int

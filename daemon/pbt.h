@@ -58,6 +58,7 @@ typedef struct {
     double pfsp_p;                  // PFSP: f_hard(x) = (1-x)^p, default 2
     double snapshot_prob;           // PFSP: P(opponent is a frozen snapshot), default 0.2
     double eval_rate;               // fraction of assignments that are evaluation-only, default 0
+    uint32_t frozen_keep;           // PFSP: frozen past snapshots kept per agent, default 4 (0: none)
 } pbt_config_t;
 
 //  One population member as the rules see it.

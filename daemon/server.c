@@ -227,7 +227,7 @@ server_release_lease (server_t *self, lease_t *lease)
 {
     for (uint32_t i = 0; i < lease->a.n_seats; i++) {
         agent_t *agent = s_agent (self, lease->a.seats [i].agent_id);
-        if (agent && agent->assignment == lease->a.id) {
+        if (agent && !lease->a.seats [i].frozen && agent->assignment == lease->a.id) {
             agent->busy = false;
             agent->assignment = 0;
         }
@@ -320,6 +320,47 @@ s_rate_add (server_t *self, uint64_t frames)
 //  --------------------------------------------------------------------------
 //  Matchmaking and assignments
 
+//  PFSP over frozen past snapshots (AlphaStar): with snapshot_prob, a
+//  two-player match pits the live agent against a frozen snapshot drawn
+//  by pbt_pick_opponent over the snapshots' ratings. The snapshot seat
+//  never trains and does not make its live agent busy. Fills seat 1 of
+//  chosen/frozen and returns 1 if it did, 0 if not, -1 on error.
+#define SERVER_FROZEN_MAX 4096
+static int
+s_pick_frozen (server_t *self, double r0, db_seat_t *seat)
+{
+    const pbt_config_t *pbt = &self->cfg->pbt;
+    if (pbt->matchmaking != PBT_MATCH_PFSP || self->env->n_players != 2
+    ||  pbt->snapshot_prob <= 0)
+        return 0;
+    db_frozen_t *frozen = malloc (SERVER_FROZEN_MAX * sizeof *frozen);
+    double *ratings = malloc (SERVER_FROZEN_MAX * sizeof *ratings);
+    int rc = -1;
+    if (!frozen || !ratings)
+        goto cleanup;
+    int n = db_frozen_list (self->db, frozen, SERVER_FROZEN_MAX);
+    if (n < 0)
+        goto cleanup;
+    rc = 0;
+    if (n == 0 || rng_uniform (&self->rng) >= pbt->snapshot_prob)
+        goto cleanup;
+    for (int i = 0; i < n; i++)
+        ratings [i] = frozen [i].rating;
+    int j = pbt_pick_opponent (pbt, r0, ratings, n, &self->rng);
+    if (j < 0 || j >= n)
+        j = (int) rng_below (&self->rng, (uint64_t) n);
+    memset (seat, 0, sizeof *seat);
+    seat->agent_id = frozen [j].agent_id;
+    seat->version = frozen [j].version;
+    seat->train = false;
+    seat->frozen = true;
+    rc = 1;
+cleanup:
+    free (frozen);
+    free (ratings);
+    return rc;
+}
+
 //  Choose the seats of a new match among idle agents. Returns 0 and fills
 //  a (not yet recorded), or -1 if too few agents are idle.
 static int
@@ -340,6 +381,23 @@ s_form_match (server_t *self, db_assignment_t *a)
     idle [k] = idle [--n_idle];
     double ratings [self->n_agents];
     double r0 = self->agents [chosen [0]].a.rating;
+    db_seat_t snap;
+    int snapshot = s_pick_frozen (self, r0, &snap);
+    if (snapshot < 0)
+        return -1;
+    if (snapshot) {
+        agent_t *agent = &self->agents [chosen [0]];
+        bool first = rng_below (&self->rng, 2) == 0;      // random slot, as below
+        db_seat_t *live = &a->seats [first ? 0 : 1], *past = &a->seats [first ? 1 : 0];
+        live->agent_id = agent->a.id;
+        live->version = agent->a.version;
+        live->train = !a->eval;
+        *past = snap;
+        a->seats [0].slot = 0;
+        a->seats [1].slot = 1;
+        a->n_seats = 2;
+        return 0;
+    }
     for (int p = 1; p < n_players; p++) {
         for (int i = 0; i < n_idle; i++)
             ratings [i] = self->agents [idle [i]].a.rating;
@@ -394,6 +452,15 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
         seat->slot = s->slot;
         seat->train = s->train;
         seat->hparams = agent->a.hparams;
+        if (s->frozen) {
+            //  Read from its immutable row; the cache holds current states only.
+            if (db_load_state (self->db, s->agent_id, s->version, &seat->state)) {
+                log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64 " frozen=1",
+                           s->agent_id, s->version);
+                return -1;
+            }
+            continue;
+        }
         if (!agent->state_cached || agent->state_version != s->version) {
             proto_state_t st;
             if (db_load_state (self->db, s->agent_id, s->version, &st)) {
@@ -432,6 +499,8 @@ s_assign_to (server_t *self, peer_t *peer)
     snprintf (lease->peer_key, sizeof lease->peer_key, "%s", peer->key);
     zlistx_add_end (self->leases, lease);
     for (uint32_t i = 0; i < a.n_seats; i++) {
+        if (a.seats [i].frozen)
+            continue;           // a past snapshot: its live agent plays on elsewhere
         agent_t *agent = s_agent (self, a.seats [i].agent_id);
         agent->busy = true;
         agent->assignment = a.id;
@@ -460,8 +529,9 @@ s_assign_to (server_t *self, peer_t *peer)
     char seats [PROTO_MAX_AGENTS * 24] = "";
     size_t n = 0;
     for (uint32_t i = 0; i < a.n_seats; i++)
-        n += snprintf (seats + n, sizeof seats - n, "%sagt_%" PRId64 "@%" PRIu64,
-                       i ? "," : "", a.seats [i].agent_id, a.seats [i].version);
+        n += snprintf (seats + n, sizeof seats - n, "%sagt_%" PRId64 "@%" PRIu64 "%s",
+                       i ? "," : "", a.seats [i].agent_id, a.seats [i].version,
+                       a.seats [i].frozen ? "(frozen)" : "");
     log_info ("assigned", "assignment=%" PRIu64 " kind=%s worker=\"%s\" seats=%s",
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
@@ -518,6 +588,10 @@ s_evolve (server_t *self, int64_t id)
     proto_kvs_t hp;
     pbt_crossover (&self->cfg->pbt, &agent->a.hparams, &donor->a.hparams, &hp, &self->rng);
     pbt_mutate (&self->cfg->pbt, &hp, &self->rng);
+    //  Past selves are frozen only for the one consumer, PFSP matchmaking
+    //  (read per evolution: a SIGHUP may change either setting).
+    db_set_frozen_keep (self->db, self->cfg->pbt.matchmaking == PBT_MATCH_PFSP
+                                  ? self->cfg->pbt.frozen_keep : 0);
     if (db_evolve (self->db, id, d, &hp, server_now_ms ())) {
         log_error ("evolve_failed", "agent=agt_%" PRId64 " donor=agt_%d", id, d);
         return;
@@ -657,12 +731,21 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     if (peer->assignment == r->assignment_id)
         peer->assignment = 0;
     int64_t ids [PROTO_MAX_AGENTS];
+    bool frozen [PROTO_MAX_AGENTS] = { false };
     uint32_t n = r->n_seats;
-    for (uint32_t i = 0; i < n; i++)
+    db_assignment_t done;
+    const db_assignment_t *as = lease ? &lease->a
+                              : db_assignment_get (self->db, r->assignment_id, &done) == 0 ? &done
+                              : NULL;
+    for (uint32_t i = 0; i < n; i++) {
         ids [i] = r->seats [i].id;
+        frozen [i] = as && i < as->n_seats && as->seats [i].frozen;
+    }
     if (lease)
         server_release_lease (self, lease);
     for (uint32_t i = 0; i < n; i++) {
+        if (frozen [i])
+            continue;           // a past snapshot: nothing of its live agent changed
         agent_t *agent = s_agent (self, ids [i]);
         uint64_t before = agent ? agent->a.version : 0;
         s_reload_agent (self, ids [i]);
@@ -674,7 +757,8 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
               " episodes=%u samples_per_s=%.0f", r->assignment_id, peer->worker_id,
               applied.frames, applied.episodes, r->samples_per_s);
     for (uint32_t i = 0; i < n; i++)
-        s_evolve (self, ids [i]);
+        if (!frozen [i])
+            s_evolve (self, ids [i]);
     server_dispatch (self);
 }
 
@@ -1089,7 +1173,7 @@ s_load_leases (server_t *self)
         zlistx_add_end (self->leases, lease);
         for (uint32_t s = 0; s < lease->a.n_seats; s++) {
             agent_t *agent = s_agent (self, lease->a.seats [s].agent_id);
-            if (agent) {
+            if (agent && !lease->a.seats [s].frozen) {
                 agent->busy = true;
                 agent->assignment = lease->a.id;
             }

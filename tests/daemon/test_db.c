@@ -98,8 +98,8 @@ s_assign (db_t *db, int64_t a, uint64_t va, int64_t b, uint64_t vb, int64_t dead
     as.created_at = 1000;
     as.deadline_ms = deadline;
     as.n_seats = 2;
-    as.seats [0] = (db_seat_t) { a, va, 0, true };
-    as.seats [1] = (db_seat_t) { b, vb, 1, true };
+    as.seats [0] = (db_seat_t) { a, va, 0, true, false };
+    as.seats [1] = (db_seat_t) { b, vb, 1, true, false };
     cr_assert_eq (db_assignment_create (db, &as, 42), 0);
     return as.id;
 }
@@ -590,5 +590,156 @@ Test (db, checkpointer_backfills_the_file)
     sqlite3_finalize (st);
     sqlite3_close (h);
     cr_assert_eq (db_agent_count (db), 4);
+    db_destroy (&db);
+}
+
+//  Elo by hand (400-point scale), independent of pbt.c.
+static void
+s_elo (double k, double *ra, double *rb, double sa, double sb)
+{
+    double e = 1.0 / (1.0 + pow (10.0, (*rb - *ra) / 400.0));
+    double s = sa > sb ? 1.0 : sa < sb ? 0.0 : 0.5;
+    *ra += k * (s - e);
+    *rb -= k * (s - e);
+}
+
+static double
+s_sql_double (const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (s_path, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (h, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW, "%s", sql);
+    double v = sqlite3_column_double (st, 0);
+    sqlite3_finalize (st);
+    sqlite3_close (h);
+    return v;
+}
+
+Test (db, frozen_snapshots_freeze_cap_and_play)
+{
+    db_t *db = s_population ();
+    db_set_retention (db, 1, 0);
+    db_set_frozen_keep (db, 2);
+    proto_kvs_t hp = { 0 };
+    proto_kvs_set (&hp, "lr", 0.5);
+    //  agt_0 evolves from agt_1 three times: v1, v2, v3 are frozen in turn
+    //  (v2 at rating 50), the cap of 2 forgets v1, whose row retention
+    //  (snapshots_keep 1) then deletes.
+    cr_assert_eq (db_evolve (db, 0, 1, &hp, 2000), 0);
+    s_sql_exec ("UPDATE agents SET rating = 50 WHERE id = 0");
+    cr_assert_eq (db_evolve (db, 0, 1, &hp, 2001), 0);
+    cr_assert_eq (db_evolve (db, 0, 1, &hp, 2002), 0);
+    cr_assert_eq (s_sql_int ("SELECT version FROM agents WHERE id = 0"), 4);
+    cr_assert_eq (db_frozen_count (db), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM frozen WHERE agent_id = 0 AND version IN (2, 3)"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 0 AND version = 1"), 0);
+    cr_assert_eq (s_sql_int ("SELECT group_concat(version, '') FROM (SELECT version FROM snapshots "
+                             "WHERE agent_id = 0 AND frozen = 1 ORDER BY version)"), 23);
+    cr_assert_float_eq (s_sql_double ("SELECT rating FROM frozen WHERE agent_id = 0 AND version = 2"),
+                        50, 1e-12);
+    cr_assert_float_eq (s_sql_double ("SELECT rating_at_freeze FROM frozen WHERE version = 3"), 50, 1e-12);
+    db_frozen_t fz [8];
+    cr_assert_eq (db_frozen_list (db, fz, 8), 2);
+    cr_assert_eq (fz [0].agent_id, 0);
+    cr_assert_eq (fz [0].version, 2);
+    cr_assert_eq (fz [1].version, 3);
+
+    //  agt_1 (live, v1, rating 0) against agt_0@v2 (frozen, 50).
+    db_assignment_t as;
+    memset (&as, 0, sizeof as);
+    snprintf (as.worker, sizeof as.worker, "test");
+    as.created_at = 1000;
+    as.deadline_ms = 1000000000000;
+    as.n_seats = 2;
+    as.seats [0] = (db_seat_t) { 1, 1, 0, true, false };
+    as.seats [1] = (db_seat_t) { 0, 2, 1, false, true };
+    cr_assert_eq (db_assignment_create (db, &as, 42), 0);
+    db_assignment_t got;
+    cr_assert_eq (db_assignment_get (db, as.id, &got), 0);
+    cr_assert (got.seats [1].frozen && !got.seats [0].frozen);
+    pbt_config_t pbt = s_pbt ();
+    result_t res;
+    db_applied_t applied;
+    char err [256];
+    //  A wrong frozen version is stale and changes nothing.
+    s_result (&res, as.id, 1, 1, 0, 3);
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+                  PROTO_E_STALE);
+    res.r.seats [1].version = 2;
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+                  PROTO_OK, "%s", err);
+    s_result_free (&res);
+    double live = 0, snap = 50;
+    s_elo (16, &live, &snap, 3, -3);
+    s_elo (16, &live, &snap, -1, 2);
+    cr_assert_eq (applied.frames, 640, "only the live seat's frames count");
+    cr_assert_float_eq (s_sql_double ("SELECT rating FROM agents WHERE id = 1"), live, 1e-9);
+    cr_assert_float_eq (s_sql_double ("SELECT rating FROM frozen WHERE agent_id = 0 AND version = 2"),
+                        snap, 1e-9);
+    cr_assert_eq (s_sql_int ("SELECT matches FROM frozen WHERE agent_id = 0 AND version = 2"), 2);
+    //  The snapshot's live agent is untouched: version, rating, matches.
+    cr_assert_eq (s_sql_int ("SELECT version FROM agents WHERE id = 0"), 4);
+    cr_assert_eq (s_sql_int ("SELECT matches FROM agents WHERE id = 0"), 0);
+    cr_assert_float_eq (s_sql_double ("SELECT rating FROM agents WHERE id = 0"), 50, 1e-12);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 0 AND version = 5"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0 AND frozen_version = 2"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0 "
+                             "AND frozen_version IS NULL"), 0);
+    //  Its bytes are the donor's v1 state (base 1000), unchanged.
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 0, 2, &st), 0);
+    cr_assert_eq (st.params [3], 1003.0f);
+    cr_assert_eq (st.adam_v [9], 1209.0f);
+    proto_state_free (&st);
+
+    //  A lease on agt_0@v3 protects it: the next evictions take v2, then v4.
+    memset (&as, 0, sizeof as);
+    snprintf (as.worker, sizeof as.worker, "test");
+    as.deadline_ms = 1000000000000;
+    as.n_seats = 2;
+    as.seats [0] = (db_seat_t) { 2, 1, 0, true, false };
+    as.seats [1] = (db_seat_t) { 0, 3, 1, false, true };
+    cr_assert_eq (db_assignment_create (db, &as, 42), 0);
+    cr_assert_eq (db_evolve (db, 0, 1, &hp, 2003), 0);
+    cr_assert_eq (s_sql_int ("SELECT group_concat(version, '') FROM "
+                             "(SELECT version FROM frozen WHERE agent_id = 0 ORDER BY version)"), 34);
+    //  v2's drift (snap - 50) went to meta when it was forgotten.
+    cr_assert_float_eq (s_sql_double ("SELECT CAST(value AS REAL) FROM meta "
+                                      "WHERE key = 'frozen_evicted_drift'"), snap - 50, 1e-9);
+    cr_assert_eq (db_evolve (db, 0, 1, &hp, 2004), 0);
+    cr_assert_eq (s_sql_int ("SELECT group_concat(version, '') FROM "
+                             "(SELECT version FROM frozen WHERE agent_id = 0 ORDER BY version)"), 35);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE frozen = 1"), 2);
+    //  frozen_keep 0: evolutions freeze nothing.
+    db_set_frozen_keep (db, 0);
+    cr_assert_eq (db_evolve (db, 2, 1, &hp, 2005), 0);
+    cr_assert_eq (db_frozen_count (db), 2);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+Test (db, upgrades_schema_v2_in_place)
+{
+    db_t *db = s_population ();
+    db_destroy (&db);
+    //  Make it a version 2 file: no frozen table, no frozen seat columns.
+    s_sql_exec ("DROP TABLE frozen; ALTER TABLE assignment_seats DROP COLUMN frozen; "
+                "ALTER TABLE match_seats DROP COLUMN frozen_version; PRAGMA user_version = 2");
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (s_sql_int ("PRAGMA user_version"), DB_SCHEMA_VERSION);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_table_info('assignment_seats') "
+                             "WHERE name = 'frozen'"), 1);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_table_info('match_seats') "
+                             "WHERE name = 'frozen_version'"), 1);
+    cr_assert_eq (db_frozen_count (db), 0);
+    cr_assert_eq (db_agent_count (db), 4);
+    uint64_t id = s_assign (db, 0, 1, 1, 1, 1000000000000);
+    db_assignment_t got;
+    cr_assert_eq (db_assignment_get (db, id, &got), 0);
+    cr_assert (!got.seats [0].frozen && !got.seats [1].frozen);
+    cr_assert_eq (db_integrity_check (db), 0);
     db_destroy (&db);
 }

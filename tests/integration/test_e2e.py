@@ -3,6 +3,7 @@
 population; checks the database and `pbtctl status --json` agree with the
 rules (issue 2 part 8, issue 4 part 8)."""
 
+import hashlib
 import json
 import os
 import signal
@@ -53,7 +54,8 @@ def test_loop_trains_and_records():
                            "(SELECT 1 FROM matches m WHERE m.assignment_id = a.id)")[0][0]
         check(no_matches == 0, f"{no_matches} done assignments have no match rows")
         for (aid, matches) in c.sql("SELECT id, matches FROM agents"):
-            rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ?", (aid,))[0][0]
+            rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ? AND frozen_version IS NULL",
+                         (aid,))[0][0]
             check(rows == matches, f"agt_{aid}: counter says {matches} matches, history has {rows}")
         # Each episode of 10 rounds scores in [-10, 10] and the game is zero-sum.
         bad = len(c.sql("SELECT match_id FROM match_seats GROUP BY match_id "
@@ -118,7 +120,7 @@ def test_history_and_lineage():
         for key in ("hyperparameters", "opponent", "score", "rating", "step"):
             check(key in h, f"history lacks '{key}'")
         check("lr" in h["hyperparameters"] and "gamma" in h["hyperparameters"], "history lacks lr/gamma series")
-        n = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0")[0][0]
+        n = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0 AND frozen_version IS NULL")[0][0]
         # The seed's format starts every series with a placeholder ('NA', 0, initial rating).
         check(len(h["score"]) == n + 1 and len(h["opponent"]) == len(h["score"]) == len(h["rating"]),
               f"history series lengths: score {len(h['score'])}, opponent {len(h['opponent'])}, "
@@ -311,9 +313,83 @@ def test_unreachable_pbtctl():
         c.stop()
 
 
+def test_pfsp_frozen_snapshots():
+    """PFSP over frozen past snapshots: with snapshot_prob = 1 and t_select = 1,
+    evolutions freeze past selves and later matches play against them."""
+    keep = 2
+    cfg = FAST_CONFIG.format(size=4, t_select=1.0) + f"matchmaking = pfsp\nsnapshot_prob = 1\nfrozen_keep = {keep}\n"
+    c = Cluster(cfg, name="pfsp")
+    c.start_pbtd()
+    c.start_worker()
+
+    def frozen_blobs():
+        return {(a, v): hashlib.sha256(p + m + w).hexdigest() for (a, v, p, m, w) in c.sql(
+            "SELECT s.agent_id, s.version, s.params, s.adam_m, s.adam_v FROM snapshots s "
+            "JOIN frozen f ON f.agent_id = s.agent_id AND f.version = s.version")}
+    try:
+        c.wait_results(12)
+        first = frozen_blobs()
+        check(first, "no frozen snapshot after 12 results with t_select = 1")
+        st = c.wait_results(40)
+        later = frozen_blobs()
+        for key in first.keys() & later.keys():
+            check(first[key] == later[key], f"frozen snapshot agt_{key[0]}@{key[1]} changed")
+        check(st["frozen_snapshots"] > 0, f"status frozen_snapshots = {st['frozen_snapshots']}")
+        c.stop(keep=True)
+
+        n_frozen = c.sql("SELECT COUNT(*) FROM frozen")[0][0]
+        evo = c.sql("SELECT COUNT(*) FROM evolutions")[0][0]
+        over = c.sql("SELECT agent_id, COUNT(*) FROM frozen GROUP BY agent_id HAVING COUNT(*) > ?", (keep,))
+        check(not over, f"agents over frozen_keep = {keep}: {over}")
+        # Each evolution froze one past self; the oldest beyond the cap were forgotten.
+        per_agent = c.sql("SELECT agent_id, COUNT(*) FROM evolutions GROUP BY agent_id")
+        expect = sum(min(n, keep) for (_, n) in per_agent)
+        check(n_frozen == expect, f"{n_frozen} frozen rows, expected {expect} from {evo} evolutions")
+        flagged = set(c.sql("SELECT agent_id, version FROM snapshots WHERE frozen = 1"))
+        check(flagged == set(c.sql("SELECT agent_id, version FROM frozen")),
+              "snapshots.frozen and the frozen table disagree")
+        seats = c.sql("SELECT COUNT(*) FROM assignment_seats s JOIN assignments a ON a.id = s.assignment_id "
+                      "WHERE s.frozen = 1 AND a.state = 'done' AND s.train = 0")[0][0]
+        check(seats > 0, "no applied assignment had a frozen seat")
+        bad = c.sql("SELECT COUNT(*) FROM assignment_seats WHERE frozen = 1 AND train != 0")[0][0]
+        check(bad == 0, f"{bad} frozen seats train")
+        fm = c.sql("SELECT COUNT(*) FROM match_seats WHERE frozen_version IS NOT NULL")[0][0]
+        check(fm > 0, "no match row against a frozen snapshot")
+        logs = "".join(open(os.path.join(c.dir, f)).read() for f in os.listdir(c.dir) if f.startswith("pbtd"))
+        check("stale_version" not in logs, "a result was refused as stale")
+        # Live counters count live seats only.
+        for (aid, matches) in c.sql("SELECT id, matches FROM agents"):
+            rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ? AND frozen_version IS NULL",
+                         (aid,))[0][0]
+            check(rows == matches, f"agt_{aid}: counter says {matches} matches, history has {rows}")
+        for (aid, ver, m) in c.sql("SELECT agent_id, version, matches FROM frozen"):
+            rows = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = ? AND frozen_version = ?",
+                         (aid, ver))[0][0]
+            check(rows == m, f"agt_{aid}@{ver}: frozen counter {m}, history {rows}")
+        # Elo stays zero-sum over live + frozen: every episode moves the live
+        # agent and its opponent (live or snapshot) by opposite amounts, a
+        # snapshot starts at its agent's rating at freeze time, and a
+        # forgotten snapshot's drift is kept in meta, so
+        # sum(agents.rating) + sum(frozen.rating - rating_at_freeze)
+        #   + frozen_evicted_drift == N * elo_initial (0).
+        live = c.sql("SELECT SUM(rating) FROM agents")[0][0]
+        drift = c.sql("SELECT COALESCE(SUM(rating - rating_at_freeze), 0) FROM frozen")[0][0]
+        ev = c.sql("SELECT value FROM meta WHERE key = 'frozen_evicted_drift'")
+        evicted = float(ev[0][0]) if ev else 0.0
+        total = live + drift + evicted
+        check(abs(total) < 1e-6, f"not zero-sum: live {live} + frozen drift {drift} + evicted {evicted} = {total}")
+        check(abs(drift) + abs(evicted) > 0, "frozen ratings never moved")
+        print(f"pfsp: results={st['results']} evolutions={evo} frozen={n_frozen} frozen_seats={seats} "
+              f"frozen_match_rows={fm} live_sum={live:.6f} frozen_drift={drift:.6f} evicted={evicted:.6f}")
+        ok = c.sql("PRAGMA integrity_check")[0][0]
+        check(ok == "ok", f"integrity_check: {ok}")
+    finally:
+        c.stop()
+
+
 if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
                test_replay_scripts_without_pbtd, test_bad_config_refused,
                test_sighup_reloads_pbt_settings, test_pause_resume_workers_watch,
-               test_admin_commands_need_token, test_unreachable_pbtctl])
+               test_admin_commands_need_token, test_unreachable_pbtctl, test_pfsp_frozen_snapshots])
