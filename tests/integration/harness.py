@@ -64,7 +64,8 @@ class Cluster:
 
     def log(self, name):
         self.n_logs += 1
-        return open(os.path.join(self.dir, f"{name}-{self.n_logs}.log"), "w")
+        self.last_log = os.path.join(self.dir, f"{name}-{self.n_logs}.log")
+        return open(self.last_log, "w")
 
     def start_pbtd(self):
         self.pbtd = subprocess.Popen(
@@ -82,6 +83,7 @@ class Cluster:
     def start_worker(self, *args, prefix=()):
         p = subprocess.Popen(list(prefix) + [WORKER, "--connect", self.wep, "--reply-timeout-ms", "1000"] + list(args),
                              stderr=self.log("worker"), stdout=subprocess.DEVNULL)
+        p.log_path = self.last_log
         self.workers.append(p)
         return p
 

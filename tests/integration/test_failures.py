@@ -56,7 +56,10 @@ def check_no_loss_no_double(c):
 
 
 def test_worker_killed_mid_assignment():
-    cfg = LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000).replace("iterations = 1", "iterations = 6")
+    # Assignments of a few seconds, so the kill surely lands mid-assignment.
+    cfg = (LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000)
+           .replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
+           .replace("iterations = 1", "iterations = 40"))
     c = Cluster(cfg, name="wkill")
     try:
         c.start_pbtd()
@@ -66,16 +69,14 @@ def test_worker_killed_mid_assignment():
         deadline = time.time() + 30
         started = False
         while time.time() < deadline and not started:
-            for name in os.listdir(c.dir):
-                if name.startswith("worker-") and "assignment_started" in open(os.path.join(c.dir, name)).read():
-                    started = True
+            started = "assignment_started" in open(victim.log_path).read()
             time.sleep(0.05)
-        check(started, "no worker started an assignment")
+        check(started, "the victim never started an assignment")
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         c.workers.remove(victim)
         before = c.status()["results"]
-        c.wait_results(before + 6, timeout=120)
+        c.wait_results(before + 3, timeout=120)
         # Stop the survivor, let leases lapse: nobody may stay busy.
         for w in c.workers:
             w.send_signal(signal.SIGTERM)
