@@ -42,8 +42,8 @@ const char *config_embedded =
     "activation = tanh\n"
     "[ppo]\n"
     "n_envs = 32\n"
-    "n_steps = 40\n"
-    "iterations = 2\n"
+    "n_steps = 128\n"
+    "iterations = 8\n"
     "epochs = 4\n"
     "minibatches = 4\n"
     "vf_coef = 0.5\n"
@@ -590,7 +590,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->model.hidden [0] = cfg->model.hidden [1] = 64;
     strcpy (cfg->model.activation, "tanh");
     static const proto_kv_t ppo [] = {
-        { "n_envs", 32 }, { "n_steps", 40 }, { "iterations", 2 }, { "epochs", 4 },
+        { "n_envs", 32 }, { "n_steps", 128 }, { "iterations", 8 }, { "epochs", 4 },
         { "minibatches", 4 }, { "vf_coef", 0.5 }, { "max_grad_norm", 0.5 },
         { "clip_vloss", 1 }, { "norm_adv", 1 }
     };

@@ -3,7 +3,8 @@
 # with N single-threaded pbt-worker processes; samples/s is the growth of
 # the population's trained frames (one frame = one action by one agent)
 # over SECONDS after a WARMUP, read from `pbtctl status --json`.
-#   scripts/bench-workers.sh [BUILD] ; env SECONDS_RUN (30), WARMUP (5), MAX_WORKERS (2)
+#   scripts/bench-workers.sh [BUILD] ; env SECONDS_RUN (30), WARMUP (5), MAX_WORKERS (2),
+#   PBT_CONFIG (a config file instead of the embedded default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -17,7 +18,9 @@ frames() {
 declare -A rate
 for n in $(seq 1 "$MAXW"); do
   dir=$(mktemp -d /tmp/pbt-bw.XXXXXX)
-  "$BUILD/daemon/pbtd" --db "$dir/pbt.db" --worker-endpoint "ipc://$dir/w" \
+  cfg=()
+  [ -n "${PBT_CONFIG:-}" ] && cfg=(--config "$PBT_CONFIG")
+  "$BUILD/daemon/pbtd" "${cfg[@]}" --db "$dir/pbt.db" --worker-endpoint "ipc://$dir/w" \
     --control-endpoint "ipc://$dir/c" --log-level warn 2>"$dir/pbtd.log" &
   pbtd=$!
   pids=()
