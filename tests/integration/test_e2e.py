@@ -303,6 +303,29 @@ def test_admin_commands_need_token():
         c.stop()
 
 
+def test_eval_rate_matches_rate_but_do_not_train():
+    """eval_rate = 1: every assignment is evaluation-only: ratings and match
+    history move, weights, frames and versions do not."""
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3) + "eval_rate = 1\n", name="evalrate")
+    try:
+        c.start_pbtd()
+        before = {a["id"]: a for a in c.status()["agents"]}
+        c.start_worker()
+        c.wait_results(8)
+        c.stop(keep=True)
+        rows = c.sql("SELECT id, frames, version, matches, rating FROM agents")
+        check(all(f == 0 for _, f, _, _, _ in rows), f"frames grew in evaluation-only matches: {rows}")
+        check(all(v == before[f"agt_{i}"]["version"] for i, _, v, _, _ in rows), "versions moved")
+        check(sum(m for _, _, _, m, _ in rows) > 0, "no matches recorded")
+        check(any(abs(r) > 0 for *_, r in rows), "ratings never moved")
+        kinds = c.sql("SELECT DISTINCT kind FROM assignments")
+        check(kinds == [("eval",)], f"assignment kinds: {kinds}")
+        trained = c.sql("SELECT COUNT(*) FROM assignment_seats WHERE train != 0")[0][0]
+        check(trained == 0, f"{trained} seats were asked to train")
+    finally:
+        c.stop()
+
+
 def test_unreachable_pbtctl():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="noserver")
     try:
@@ -392,4 +415,5 @@ if __name__ == "__main__":
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
                test_replay_scripts_without_pbtd, test_bad_config_refused,
                test_sighup_reloads_pbt_settings, test_pause_resume_workers_watch,
-               test_admin_commands_need_token, test_unreachable_pbtctl, test_pfsp_frozen_snapshots])
+               test_admin_commands_need_token, test_eval_rate_matches_rate_but_do_not_train,
+               test_unreachable_pbtctl, test_pfsp_frozen_snapshots])
