@@ -16,4 +16,7 @@ int bench_soccer_learn_main (int argc, char **argv);
 //  pbt-bench load: simulated workers against a real pbtd.
 int bench_load_main (int argc, char **argv);
 
+//  Monotonic clock in seconds, for timing loops.
+double bench_now (void);
+
 #endif

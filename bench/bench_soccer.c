@@ -17,14 +17,6 @@
 //  Distinct pre-drawn action sets cycled through by the timed loop.
 #define S_ACTION_SETS 1024
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-
 static void
 s_usage (FILE *out)
 {
@@ -90,7 +82,7 @@ bench_soccer_main (int argc, char **argv)
         cls->vec_step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, obs,
                        rewards, shaping, terminals, scores);
     uint64_t steps = 0, episodes = 0;
-    double t0 = s_now (), t = t0;
+    double t0 = bench_now (), t = t0;
     for (uint64_t i = 0; t - t0 < seconds; i++) {
         cls->vec_step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, obs,
                        rewards, shaping, terminals, scores);
@@ -98,9 +90,9 @@ bench_soccer_main (int argc, char **argv)
         for (int e = 0; e < n_envs; e++)
             episodes += terminals [e];
         if ((i & 15) == 15)
-            t = s_now ();
+            t = bench_now ();
     }
-    t = s_now ();
+    t = bench_now ();
     printf ("envs=%d\nseconds=%.3f\nsteps=%llu\nepisodes=%llu\nsteps_per_s=%.0f\n",
             n_envs, t - t0, (unsigned long long) steps, (unsigned long long) episodes,
             (double) steps / (t - t0));

@@ -41,14 +41,6 @@ typedef struct {
     unsigned long long seed;
 } s_opts_t;
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-
 static void
 s_usage (FILE *out)
 {
@@ -261,7 +253,7 @@ bench_soccer_learn_main (int argc, char **argv)
             "chs_win,chs_loss,chs_len\n");
     fflush (stdout);
 
-    double frames = 0, next_eval = 0, t0 = s_now (), score_sum = 0, n_ep = 0;
+    double frames = 0, next_eval = 0, t0 = bench_now (), score_sum = 0, n_ep = 0;
     uint64_t assignment = 0;
     for (;;) {
         if (frames >= next_eval) {
@@ -269,7 +261,7 @@ bench_soccer_learn_main (int argc, char **argv)
             uint64_t es = op.seed * 1000003 + (uint64_t) (frames / 1000);
             s_eval_t r = s_evaluate (&arch, params, 0, op.eval_envs, &as.env_options, es);
             s_eval_t c = s_evaluate (&arch, params, 1, op.eval_envs, &as.env_options, es + 1);
-            printf ("%.0f,%.1f,%.3f,%.0f,%.3f,%.3f,%.0f,%.3f,%.3f,%.0f\n", frames, s_now () - t0,
+            printf ("%.0f,%.1f,%.3f,%.0f,%.3f,%.3f,%.0f,%.3f,%.3f,%.0f\n", frames, bench_now () - t0,
                     n_ep > 0 ? score_sum / n_ep : 0.0, n_ep,
                     r.win, r.loss, r.mean_len, c.win, c.loss, c.mean_len);
             fflush (stdout);

@@ -4,6 +4,16 @@
 
 #include "bench.h"
 
+#include <time.h>
+
+double
+bench_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
 static void
 s_usage (FILE *out)
 {
