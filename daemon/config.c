@@ -31,6 +31,9 @@ const char *config_embedded =
     "checkpoint_ms = 100\n"
     "wal_max_mb = 256\n"
     "state_cache_mb = 1024\n"
+    "[security]\n"
+    "# The defaults listen on loopback only; say so to use it without CURVE.\n"
+    "plaintext = true\n"
     "[population]\n"
     "size = 8\n"
     "env = rps\n"
@@ -231,12 +234,13 @@ s_security_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size
     return 0;
 }
 
+//  Only ipc:// (and inproc://) count as local: their file permissions
+//  guard them and nothing crosses a network stack. Any tcp endpoint,
+//  loopback included, speaks plaintext only when the config says so.
 bool
 config_endpoint_is_local (const char *ep)
 {
-    return !strncmp (ep, "ipc://", 6) || !strncmp (ep, "inproc://", 9)
-        || !strncmp (ep, "tcp://127.", 10) || !strncmp (ep, "tcp://localhost:", 16)
-        || !strncmp (ep, "tcp://[::1]:", 12);
+    return !strncmp (ep, "ipc://", 6) || !strncmp (ep, "inproc://", 9);
 }
 
 int
@@ -251,8 +255,8 @@ config_check_security (config_t *cfg, char *err, size_t err_len)
         const char *eps [2] = { cfg->worker_endpoint, cfg->control_endpoint };
         for (int i = 0; i < 2; i++)
             if (!config_endpoint_is_local (eps [i])) {
-                snprintf (err, err_len, "%s leaves this host: configure CURVE ([security] cert and "
-                          "allowed_keys) or set [security] plaintext = true explicitly", eps [i]);
+                snprintf (err, err_len, "%s is a tcp endpoint: configure CURVE ([security] cert and "
+                          "allowed_keys), use ipc://, or set [security] plaintext = true explicitly", eps [i]);
                 return -1;
             }
     }

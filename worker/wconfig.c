@@ -28,9 +28,9 @@ s_usage (FILE *out)
 static bool
 s_is_local (const char *ep)
 {
-    return strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0
-        || strncmp (ep, "tcp://127.", 10) == 0 || strncmp (ep, "tcp://localhost:", 16) == 0
-        || strncmp (ep, "tcp://[::1]:", 12) == 0;
+    //  Only ipc:// is local; tcp, loopback included, needs CURVE or an
+    //  explicit --plaintext.
+    return strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0;
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
@@ -231,7 +231,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
     //  Plaintext only when asked for, except on ipc:// and loopback, where
     //  the kernel already keeps traffic on this host.
     if (!curve && !cfg->plaintext && !s_is_local (cfg->connect)) {
-        fprintf (stderr, "pbt-worker: %s is not local: configure CURVE (--server-key, --cert) "
+        fprintf (stderr, "pbt-worker: %s is a tcp endpoint: configure CURVE (--server-key, --cert) "
                          "or say --plaintext explicitly\n", cfg->connect);
         return -1;
     }
