@@ -306,12 +306,43 @@ s_handle (worker_t *self, proto_msg_t *msg)
     }
 }
 
+//  A fresh DEALER connected to pbtd, with CURVE if configured.
+static int
+s_socket_open (worker_t *self)
+{
+    zsock_destroy (&self->sock);
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock) {
+        log_error ("socket_failed", "error=\"%s\"", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    zsock_set_linger (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 16);
+    zsock_set_maxmsgsize (self->sock, PROTO_MAX_FRAME);
+    zsock_set_reconnect_ivl (self->sock, 200);
+    zsock_set_reconnect_ivl_max (self->sock, 2000);
+    if (wconfig_apply_security (&self->cfg, self->sock) != 0
+    ||  zsock_connect (self->sock, "%s", self->cfg.connect) != 0) {
+        log_error ("connect_failed", "endpoint=%s", self->cfg.connect);
+        zsock_destroy (&self->sock);
+        return -1;
+    }
+    return 0;
+}
+
 static void
 s_timeout (worker_t *self)
 {
     switch (self->state) {
         case W_EXPECT_WELCOME:
+            //  libzmq does not reconnect after pbtd refuses our CURVE key,
+            //  so a fresh socket is what lets a worker whose key is allowed
+            //  later (or a pbtd restarted with new keys) get in.
             log_info ("no_welcome", "retrying=1");
+            if (s_socket_open (self) != 0) {
+                s_stop = 1;
+                break;
+            }
             s_send_hello (self);
             break;
         case W_WAITING:
@@ -340,25 +371,8 @@ main (int argc, char **argv)
         return rc > 0 ? 0 : 2;
     log_set_level (self.cfg.log_level);
 
-    self.sock = zsock_new (ZMQ_DEALER);
-    if (!self.sock) {
-        log_error ("socket_failed", "error=\"%s\"", zmq_strerror (zmq_errno ()));
+    if (s_socket_open (&self) != 0)
         return 1;
-    }
-    zsock_set_linger (self.sock, 0);
-    zsock_set_sndhwm (self.sock, 16);
-    zsock_set_maxmsgsize (self.sock, PROTO_MAX_FRAME);
-    zsock_set_reconnect_ivl (self.sock, 200);
-    zsock_set_reconnect_ivl_max (self.sock, 2000);
-    if (wconfig_apply_security (&self.cfg, self.sock) != 0) {
-        zsock_destroy (&self.sock);
-        return 1;
-    }
-    if (zsock_connect (self.sock, "%s", self.cfg.connect) != 0) {
-        log_error ("connect_failed", "endpoint=%s", self.cfg.connect);
-        zsock_destroy (&self.sock);
-        return 1;
-    }
     log_info ("started", "endpoint=%s worker_id=%s", self.cfg.connect, self.cfg.worker_id);
     s_send_hello (&self);
 
