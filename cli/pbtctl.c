@@ -179,37 +179,42 @@ s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool js
 //  Readable forms. The JSON form (--json) carries everything; these pick
 //  what a person scans for.
 
+//  "name=value ..." for every entry of a hyperparameter map, in pbtd's
+//  order; with series, each value is an array and its last element is shown.
 static void
-s_render_hparams (proto_view_t map, char *out, size_t len)
+s_render_hparams (proto_view_t map, bool series, char *out, size_t len)
 {
-    //  Walk the map by asking for the names we know, then any shape_* ones
-    //  are picked up by the generic loop over the JSON of the map.
-    static const char *names [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef",
-                                    "shape_vel_to_ball", "shape_vel_ball_to_goal", NULL };
     size_t n = 0;
     out [0] = 0;
-    for (int i = 0; names [i] && n < len; i++) {
-        proto_view_t v;
-        if (proto_view_get (map, names [i], &v) == 0)
-            n += (size_t) snprintf (out + n, len - n, "%s%s=%.4g", n ? " " : "", names [i],
-                                    proto_view_double (v, NAN));
+    int64_t count = proto_view_map_len (map);
+    for (int64_t i = 0; i < count && n < len; i++) {
+        proto_view_t key, val;
+        char name [PROTO_MAX_NAME];
+        if (proto_view_map_at (map, (uint32_t) i, &key, &val) != 0
+        ||  proto_view_str (key, name, sizeof name) != 0)
+            continue;
+        if (series) {
+            int64_t m = proto_view_array_len (val);
+            if (m <= 0 || proto_view_array_at (val, (uint32_t) (m - 1), &val) != 0)
+                continue;
+        }
+        n += (size_t) snprintf (out + n, len - n, "%s%s=%.4g", n ? " " : "", name,
+                                proto_view_double (val, NAN));
     }
 }
 
 static void
 s_render_history (proto_view_t body)
 {
-    //  body: {"agt_0": {...}, ...}; we know ids are agt_0..: probe until a gap.
-    printf ("%-8s %8s %10s %12s %9s  %s\n", "agent", "episodes", "rating", "mean score", "evolved", "hyperparameters now");
-    for (int i = 0, misses = 0; misses < 64; i++) {
+    printf ("%-8s %8s %10s %12s %9s  %s\n", "agent", "episodes", "rating", "mean score", "evolved",
+            "hyperparameters now");
+    int64_t n_agents = proto_view_map_len (body);
+    for (int64_t i = 0; i < n_agents; i++) {
         char id [32];
-        snprintf (id, sizeof id, "agt_%d", i);
-        proto_view_t a, score, rating, step, hp;
-        if (proto_view_get (body, id, &a) != 0) {
-            misses++;
+        proto_view_t key, a, score, rating, step, hp;
+        if (proto_view_map_at (body, (uint32_t) i, &key, &a) != 0
+        ||  proto_view_str (key, id, sizeof id) != 0)
             continue;
-        }
-        misses = 0;
         int64_t n = 0;
         double last_rating = NAN, sum = 0;
         int64_t tail = 0;
@@ -231,20 +236,8 @@ s_render_history (proto_view_t body)
         }
         int64_t evolved = proto_view_get (a, "step", &step) == 0 ? proto_view_array_len (step) - 1 : 0;
         char hps [512] = "";
-        if (proto_view_get (a, "hyperparameters", &hp) == 0) {
-            //  last element of each series
-            static const char *names [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef",
-                                            "shape_vel_to_ball", "shape_vel_ball_to_goal", NULL };
-            size_t used = 0;
-            for (int k = 0; names [k]; k++) {
-                proto_view_t series, v;
-                int64_t m;
-                if (proto_view_get (hp, names [k], &series) == 0 && (m = proto_view_array_len (series)) > 0
-                &&  proto_view_array_at (series, (uint32_t) (m - 1), &v) == 0 && used < sizeof hps)
-                    used += (size_t) snprintf (hps + used, sizeof hps - used, "%s%s=%.4g", used ? " " : "",
-                                               names [k], proto_view_double (v, NAN));
-            }
-        }
+        if (proto_view_get (a, "hyperparameters", &hp) == 0)
+            s_render_hparams (hp, true, hps, sizeof hps);
         printf ("%-8s %8" PRId64 " %10.3f %12.3f %9" PRId64 "  %s\n", id, n, last_rating,
                 tail ? sum / (double) tail : 0.0, evolved < 0 ? 0 : evolved, hps);
     }
@@ -268,9 +261,9 @@ s_render_lineage (proto_view_t body)
             continue;
         char donor [64], before [512] = "", after [512] = "";
         if (proto_view_get (e, "old_hparams", &oldh) == 0)
-            s_render_hparams (oldh, before, sizeof before);
+            s_render_hparams (oldh, false, before, sizeof before);
         if (proto_view_get (e, "new_hparams", &newh) == 0)
-            s_render_hparams (newh, after, sizeof after);
+            s_render_hparams (newh, false, after, sizeof after);
         printf ("  gen %-3.0f at %.0f frames: weights from %s (v%.0f)\n      before: %s\n      after:  %s\n",
                 s_num (e, "generation", 0), s_num (e, "frames", 0), s_str (e, "donor", donor, sizeof donor),
                 s_num (e, "donor_version", 0), before, after);

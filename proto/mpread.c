@@ -371,6 +371,36 @@ proto_view_array_at (proto_view_t array, uint32_t index, proto_view_t *out)
     return 0;
 }
 
+int64_t
+proto_view_map_len (proto_view_t map)
+{
+    mp_rd_t rd;
+    mp_tok_t tok;
+    if (s_view_tok (map, &rd, &tok) || tok.kind != MP_MAP)
+        return -1;
+    return tok.count;
+}
+
+int
+proto_view_map_at (proto_view_t map, uint32_t index, proto_view_t *key, proto_view_t *val)
+{
+    mp_rd_t rd;
+    mp_tok_t tok;
+    if (s_view_tok (map, &rd, &tok) || tok.kind != MP_MAP || index >= tok.count)
+        return -1;
+    for (uint32_t k = 0; k < index; k++)
+        if (mp_skip (&rd, 2, NULL, 0) || mp_skip (&rd, 2, NULL, 0))
+            return -1;
+    proto_view_t k, v;
+    if (s_next_view (&rd, 2, &k) || s_next_view (&rd, 2, &v))
+        return -1;
+    if (key)
+        *key = k;
+    if (val)
+        *val = v;
+    return 0;
+}
+
 double
 proto_view_double (proto_view_t v, double dflt)
 {

@@ -259,6 +259,9 @@ int proto_view_get (proto_view_t map, const char *key, proto_view_t *out);
 //  Array length (-1 if not an array) and element i (0 or -1).
 int64_t proto_view_array_len (proto_view_t array);
 int proto_view_array_at (proto_view_t array, uint32_t index, proto_view_t *out);
+//  Map size (-1 if not a map) and entry i in wire order (0 or -1).
+int64_t proto_view_map_len (proto_view_t map);
+int proto_view_map_at (proto_view_t map, uint32_t index, proto_view_t *key, proto_view_t *val);
 //  Scalars; return dflt when of another type. Integers read as doubles too.
 double proto_view_double (proto_view_t v, double dflt);
 int64_t proto_view_int (proto_view_t v, int64_t dflt);

@@ -958,6 +958,18 @@ Test (proto, views)
     cr_assert_eq (proto_view_int (v, 0), 3);
     cr_assert_eq (proto_view_get (a0, "busy", &v), 0);
     cr_assert (proto_view_bool (v, false));
+    //  Map entries in wire order: a1 is {"id","rating","busy","parent"}.
+    proto_view_t key;
+    cr_assert_eq (proto_view_map_len (a1), 4);
+    cr_assert_eq (proto_view_map_len (agents), -1);
+    cr_assert_eq (proto_view_map_at (a1, 1, &key, &v), 0);
+    cr_assert_eq (proto_view_str (key, s, sizeof (s)), 0);
+    cr_assert_str_eq (s, "rating");
+    cr_assert_eq (proto_view_int (v, 0), -4);
+    cr_assert_eq (proto_view_map_at (a1, 3, &key, &v), 0);
+    cr_assert_eq (proto_view_str (v, s, sizeof (s)), 0);
+    cr_assert_str_eq (s, "agt_0");
+    cr_assert_eq (proto_view_map_at (a1, 4, &key, &v), -1);
     cr_assert_eq (proto_view_get (a0, "parent", &v), 0);
     cr_assert (proto_view_is_nil (v));
     cr_assert_eq (proto_view_str (v, s, sizeof (s)), -1);
