@@ -234,15 +234,6 @@ s_security_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size
     return 0;
 }
 
-//  Only ipc:// (and inproc://) count as local: their file permissions
-//  guard them and nothing crosses a network stack. Any tcp endpoint,
-//  loopback included, speaks plaintext only when the config says so.
-bool
-config_endpoint_is_local (const char *ep)
-{
-    return !strncmp (ep, "ipc://", 6) || !strncmp (ep, "inproc://", 9);
-}
-
 int
 config_check_security (config_t *cfg, char *err, size_t err_len)
 {
@@ -254,7 +245,7 @@ config_check_security (config_t *cfg, char *err, size_t err_len)
     if (!cfg->cert [0] && !cfg->plaintext) {
         const char *eps [2] = { cfg->worker_endpoint, cfg->control_endpoint };
         for (int i = 0; i < 2; i++)
-            if (!config_endpoint_is_local (eps [i])) {
+            if (!proto_endpoint_is_local (eps [i])) {
                 snprintf (err, err_len, "%s is a tcp endpoint: configure CURVE ([security] cert and "
                           "allowed_keys), use ipc://, or set [security] plaintext = true explicitly", eps [i]);
                 return -1;

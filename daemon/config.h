@@ -65,9 +65,6 @@ int config_load (config_t *cfg, const char *path, char *err, size_t err_len);
 //  and [hparam.*] sections). Returns 0, or -1 (cfg untouched) with err.
 int config_reload_pbt (config_t *cfg, char *err, size_t err_len);
 
-//  True if endpoint stays on this host (ipc://, inproc://, loopback tcp).
-bool config_endpoint_is_local (const char *endpoint);
-
 //  After command-line overrides: refuse plaintext on endpoints that leave
 //  the host unless [security] plaintext = true, and read the admin token.
 //  Returns 0, or -1 with a message in err.

@@ -1248,3 +1248,9 @@ proto_encode (const proto_msg_t *msg, uint8_t **buf_p, size_t *len_p)
     *buf_p = (uint8_t *) msgpack_sbuffer_release (&sbuf);
     return 0;
 }
+
+bool
+proto_endpoint_is_local (const char *endpoint)
+{
+    return !strncmp (endpoint, "ipc://", 6) || !strncmp (endpoint, "inproc://", 9);
+}

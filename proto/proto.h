@@ -194,6 +194,12 @@ typedef struct {
     } u;
 } proto_msg_t;
 
+//  True for endpoints that may carry plaintext without the config saying
+//  so: ipc:// and inproc://, guarded by file permissions or the process
+//  and crossing no network stack. Any tcp endpoint, loopback included,
+//  needs CURVE or an explicit plaintext setting.
+bool proto_endpoint_is_local (const char *endpoint);
+
 //  Wire name of a message type ("hello", ...), or NULL.
 const char *proto_type_name (proto_type_t type);
 

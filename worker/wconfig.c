@@ -1,6 +1,7 @@
 #include "wconfig.h"
 
 #include "ini.h"
+#include "proto.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -23,14 +24,6 @@ s_usage (FILE *out)
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
         "  --help                this text\n");
-}
-
-static bool
-s_is_local (const char *ep)
-{
-    //  Only ipc:// is local; tcp, loopback included, needs CURVE or an
-    //  explicit --plaintext.
-    return strncmp (ep, "ipc://", 6) == 0 || strncmp (ep, "inproc://", 9) == 0;
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
@@ -230,7 +223,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
     }
     //  Plaintext only when asked for, except on ipc:// and loopback, where
     //  the kernel already keeps traffic on this host.
-    if (!curve && !cfg->plaintext && !s_is_local (cfg->connect)) {
+    if (!curve && !cfg->plaintext && !proto_endpoint_is_local (cfg->connect)) {
         fprintf (stderr, "pbt-worker: %s is a tcp endpoint: configure CURVE (--server-key, --cert) "
                          "or say --plaintext explicitly\n", cfg->connect);
         return -1;

@@ -20,6 +20,13 @@ housekeeping_ms = 200
 """
 
 
+def long_assignments(cfg, iterations):
+    """Assignments of a few seconds each (64 envs x 128 steps per iteration),
+    so a kill surely lands while they are in flight."""
+    return (cfg.replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
+               .replace("iterations = 1", f"iterations = {iterations}"))
+
+
 def acked_results(c):
     """Results acknowledged to workers, from the workers' own logs: id -> episodes."""
     finished, acked = {}, set()
@@ -56,10 +63,7 @@ def check_no_loss_no_double(c):
 
 
 def test_worker_killed_mid_assignment():
-    # Assignments of a few seconds, so the kill surely lands mid-assignment.
-    cfg = (LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000)
-           .replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
-           .replace("iterations = 1", "iterations = 40"))
+    cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000), 40)
     c = Cluster(cfg, name="wkill")
     try:
         c.start_pbtd()
@@ -126,10 +130,7 @@ def test_restart_with_leases_in_flight_then_expiry():
     """pbtd restarts on a database with several leased assignments whose
     workers are gone: the leases survive the restart, then lapse together,
     the agents are released, and pbtd keeps serving."""
-    # Long assignments (several seconds each) so three are surely in flight together.
-    cfg = (LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500)
-           .replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
-           .replace("iterations = 1", "iterations = 20"))
+    cfg = long_assignments(LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500), 20)
     c = Cluster(cfg, name="leases")
     try:
         c.start_pbtd()
