@@ -15,6 +15,7 @@
     SQLite file directly: every acknowledged assignment must be 'done' with
     exactly the episodes we sent, once (lost=, doubled=, stuck_busy=).
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -125,7 +126,7 @@ typedef struct {
     double rss_start, rss_end, rss_max;
     double cpu_start, cpu_end;          // pbtd seconds of CPU
     double self_cpu_start, self_cpu_end;
-    double db_mb, wal_mb;
+    double db_mb, wal_mb, states_mb;
 } load_t;
 
 static int64_t
@@ -236,6 +237,28 @@ s_file_mb (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0 ? (double) st.st_size / (1024.0 * 1024.0) : 0;
+}
+
+//  The state store directory beside the database: every file in it.
+static double
+s_dir_mb (const char *db_path)
+{
+    char dir [PATH_MAX + 32];
+    snprintf (dir, sizeof dir, "%s-states", db_path);
+    DIR *d = opendir (dir);
+    if (!d)
+        return 0;
+    double total = 0;
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        char path [2 * PATH_MAX];
+        struct stat st;
+        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_name [0] != '.' && stat (path, &st) == 0 && S_ISREG (st.st_mode))
+            total += (double) st.st_size;
+    }
+    closedir (d);
+    return total / (1024.0 * 1024.0);
 }
 
 //  pbtd's binary: --pbtd, else <dir of this program>/../daemon/pbtd.
@@ -1006,6 +1029,7 @@ s_end_window (load_t *self)
     snprintf (wal, sizeof wal, "%s-wal", self->db_path);
     self->db_mb = s_file_mb (self->db_path);
     self->wal_mb = s_file_mb (wal);
+    self->states_mb = s_dir_mb (self->db_path);
     self->draining = true;
 }
 
@@ -1080,10 +1104,10 @@ s_loop (load_t *self)
             char wal [PATH_MAX + 32];
             snprintf (wal, sizeof wal, "%s-wal", self->db_path);
             printf ("progress t=%.0f results=%" PRIu64 " results_per_s=%.1f rss_mb=%.1f "
-                    "db_file_mb=%.1f wal_mb=%.1f\n",
+                    "db_file_mb=%.1f wal_mb=%.1f states_mb=%.1f\n",
                     (double) (now - self->t_warm) / 1e6, self->results_total,
                     (double) (self->results_total - progress_results) / self->o.progress_s, rss,
-                    s_file_mb (self->db_path), s_file_mb (wal));
+                    s_file_mb (self->db_path), s_file_mb (wal), s_dir_mb (self->db_path));
             fflush (stdout);
             progress_results = self->results_total;
             next_progress = now + (int64_t) self->o.progress_s * 1000000;
@@ -1310,9 +1334,10 @@ bench_load_main (int argc, char **argv)
             s_pct (&self->free_ms, 50), s_pct (&self->free_ms, 99), self->free_ms.n);
     printf ("status_ms_p50=%.3f status_ms_p99=%.3f status_calls=%zu\n",
             s_pct (&self->status_ms, 50), s_pct (&self->status_ms, 99), self->status_ms.n);
-    printf ("rss_start_mb=%.1f rss_mb=%.1f rss_max_mb=%.1f db_mb=%.1f db_file_mb=%.1f wal_mb=%.1f\n",
-            self->rss_start, self->rss_end, self->rss_max, self->db_mb + self->wal_mb,
-            self->db_mb, self->wal_mb);
+    printf ("rss_start_mb=%.1f rss_mb=%.1f rss_max_mb=%.1f db_mb=%.1f db_file_mb=%.1f wal_mb=%.1f "
+            "states_mb=%.1f\n", self->rss_start, self->rss_end, self->rss_max,
+            self->db_mb + self->wal_mb + self->states_mb, self->db_mb, self->wal_mb,
+            self->states_mb);
     printf ("pbtd_cpu_pct=%.0f sim_cpu_pct=%.0f\n", pbtd_cpu_pct, sim_cpu_pct);
     fflush (stdout);
 

@@ -14,6 +14,7 @@
 #include "log.h"
 
 #define CRON_METRICS_MS 10000
+#define CRON_GC_MOVE_BYTES (8u << 20)
 
 void
 cron_run (server_t *self)
@@ -63,10 +64,15 @@ cron_run (server_t *self)
     if (mono - self->last_metrics >= CRON_METRICS_MS) {
         db_metrics_append (self->db, now, self->results, self->samples, self->evolutions);
         self->last_metrics = mono;
-        log_debug ("batches", "commits=%" PRIu64 " messages=%" PRIu64 " checkpoints=%" PRIu64,
-                   self->batches, self->batched, db_checkpoints (self->db));
+        log_debug ("batches", "commits=%" PRIu64 " messages=%" PRIu64 " work_ms=%" PRIu64
+                   " commit_ms=%" PRIu64 " checkpoints=%" PRIu64, self->batches, self->batched,
+                   self->batch_work_us / 1000, self->commit_us / 1000, db_checkpoints (self->db));
     }
     server_batch_end (self);
+    //  Training states no snapshot row names any more: whole segments go
+    //  at once; live records in mostly-dead segments move a few MiB a pass.
+    if (db_store_gc (self->db, CRON_GC_MOVE_BYTES) < 0)
+        log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
 #ifdef HAVE_SYSTEMD
     int busy = 0;
     for (int i = 0; i < self->n_agents; i++)

@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "rng.h"
+#include "store.h"
 
 static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS meta ("
@@ -45,16 +46,20 @@ static const char *s_schema =
     "  reason TEXT NOT NULL CHECK (reason IN ('init','evolve')),"
     "  ts INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS hparam_history_agent ON hparam_history (agent_id, seq);"
+    //  A snapshot's bytes live in the state store (store.h): the row
+    //  names the record. Rows made by an evolution share the donor's record.
     "CREATE TABLE IF NOT EXISTS snapshots ("
     "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
     "  version INTEGER NOT NULL,"
-    "  params BLOB NOT NULL,"
-    "  adam_m BLOB NOT NULL,"
-    "  adam_v BLOB NOT NULL,"
+    "  seg INTEGER NOT NULL,"
+    "  off INTEGER NOT NULL,"
+    "  len INTEGER NOT NULL,"
+    "  n_params INTEGER NOT NULL,"
     "  adam_t INTEGER NOT NULL,"
     "  frozen INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (agent_id, version));"
+    "CREATE INDEX IF NOT EXISTS snapshots_record ON snapshots (seg, off);"
     "CREATE TABLE IF NOT EXISTS assignments ("
     "  id INTEGER PRIMARY KEY,"
     "  state TEXT NOT NULL CHECK (state IN ('leased','done','expired')),"
@@ -127,6 +132,7 @@ typedef enum {
     Q_AGENT_COUNT, Q_AGENT_INSERT, Q_AGENT_GET, Q_AGENT_ALL,
     Q_HP_GET, Q_HP_DEL, Q_HP_INSERT, Q_HH_INSERT, Q_HH_NEXTSEQ,
     Q_SNAP_INSERT, Q_SNAP_GET, Q_SNAP_COPY, Q_SNAP_PRUNE,
+    Q_SNAP_SEG_LIVE, Q_SNAP_SEG_RECORDS, Q_SNAP_MOVE,
     Q_ASG_NEXTID, Q_ASG_INSERT, Q_SEAT_INSERT, Q_ASG_GET, Q_SEATS_GET, Q_ASG_LEASED,
     Q_ASG_RENEW, Q_ASG_SETSTATE,
     Q_AGENT_TRAINED, Q_AGENT_RATED, Q_MATCH_INSERT, Q_MSEAT_INSERT,
@@ -185,13 +191,18 @@ static const char *s_sql [Q_COUNT] = {
     [Q_HH_INSERT] = "INSERT INTO hparam_history (agent_id, seq, name, value, reason, ts) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_HH_NEXTSEQ] = "SELECT COALESCE(MAX(seq) + 1, 0) FROM hparam_history WHERE agent_id = ?1",
-    [Q_SNAP_INSERT] = "INSERT INTO snapshots (agent_id, version, params, adam_m, adam_v, adam_t, "
-                      "frozen, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-    [Q_SNAP_GET] = "SELECT params, adam_m, adam_v, adam_t FROM snapshots "
+    [Q_SNAP_INSERT] = "INSERT INTO snapshots (agent_id, version, seg, off, len, n_params, adam_t, "
+                      "frozen, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+    [Q_SNAP_GET] = "SELECT seg, off, len, n_params, adam_t FROM snapshots "
                    "WHERE agent_id = ?1 AND version = ?2",
-    [Q_SNAP_COPY] = "INSERT INTO snapshots (agent_id, version, params, adam_m, adam_v, adam_t, "
-                    "frozen, created_at) SELECT ?1, ?2, params, adam_m, adam_v, adam_t, 0, ?3 "
+    [Q_SNAP_COPY] = "INSERT INTO snapshots (agent_id, version, seg, off, len, n_params, adam_t, "
+                    "frozen, created_at) SELECT ?1, ?2, seg, off, len, n_params, adam_t, 0, ?3 "
                     "FROM snapshots WHERE agent_id = ?4 AND version = ?5",
+    //  State store collection: what each segment still holds, and moving
+    //  a record (every row that shares it) to a new place.
+    [Q_SNAP_SEG_LIVE] = "SELECT COUNT(*), COALESCE(SUM(len), 0) FROM snapshots WHERE seg = ?1",
+    [Q_SNAP_SEG_RECORDS] = "SELECT DISTINCT off, len FROM snapshots WHERE seg = ?1 ORDER BY off",
+    [Q_SNAP_MOVE] = "UPDATE snapshots SET seg = ?3, off = ?4 WHERE seg = ?1 AND off = ?2",
     [Q_SNAP_PRUNE] = "DELETE FROM snapshots WHERE frozen = 0 AND version <= "
                      "(SELECT a.version FROM agents a WHERE a.id = snapshots.agent_id) - ?1 "
                      "AND NOT EXISTS (SELECT 1 FROM assignment_seats s JOIN assignments x "
@@ -273,6 +284,8 @@ static const char *s_sql [Q_COUNT] = {
 struct _db_t {
     sqlite3 *handle;
     char *path;
+    store_t *store;                 // training states (store.h)
+    uint64_t gc_moved;              // records moved by compaction
     sqlite3_stmt *q [Q_COUNT];
     //  Group commit: inside a batch every logical change is a SAVEPOINT of
     //  the one open transaction instead of a transaction of its own.
@@ -386,6 +399,11 @@ s_commit (db_t *self)
         }
         return 0;
     }
+    //  States first: the rows about to commit name them.
+    if (store_sync (self->store)) {
+        s_exec (self, s_q (self, Q_ROLLBACK), "rollback");
+        return -1;
+    }
     if (s_exec (self, s_q (self, Q_COMMIT), "commit")) {
         //  A failed COMMIT may leave the transaction open; end it.
         if (!sqlite3_get_autocommit (self->handle))
@@ -426,6 +444,73 @@ s_pragma (db_t *self, const char *sql)
 
 //  --------------------------------------------------------------------------
 
+//  Schema 3 -> 4: every snapshot's blobs into the store, its row into the
+//  new table, inside db_new's upgrade transaction.
+static int
+s_migrate_states (db_t *self)
+{
+    sqlite3_stmt *get = NULL, *put = NULL;
+    int ret = -1, rc;
+    if (sqlite3_prepare_v2 (self->handle, "SELECT agent_id, version, params, adam_m, adam_v, "
+                            "adam_t, frozen, created_at FROM snapshots_v3", -1, &get, NULL)
+    ||  sqlite3_prepare_v2 (self->handle, "INSERT INTO snapshots (agent_id, version, seg, off, "
+                            "len, n_params, adam_t, frozen, created_at) VALUES "
+                            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", -1, &put, NULL)) {
+        s_fail (self, "migrate_prepare");
+        goto cleanup;
+    }
+    uint64_t moved = 0;
+    while ((rc = sqlite3_step (get)) == SQLITE_ROW) {
+        int64_t agent = sqlite3_column_int64 (get, 0);
+        uint64_t version = (uint64_t) sqlite3_column_int64 (get, 1);
+        int bytes = sqlite3_column_bytes (get, 2);
+        if (bytes <= 0 || bytes % 4 || sqlite3_column_bytes (get, 3) != bytes
+        ||  sqlite3_column_bytes (get, 4) != bytes) {
+            log_error ("db_migrate_corrupt", "agent=%" PRId64 " version=%" PRIu64
+                       " why=\"params, adam_m and adam_v differ in size\"", agent, version);
+            goto cleanup;
+        }
+        proto_state_t state = {
+            .n_params = (uint32_t) bytes / 4,
+            .params = (float *) sqlite3_column_blob (get, 2),
+            .adam_m = (float *) sqlite3_column_blob (get, 3),
+            .adam_v = (float *) sqlite3_column_blob (get, 4),
+            .adam_t = (uint64_t) sqlite3_column_int64 (get, 5),
+        };
+        store_ref_t ref;
+        if (store_append (self->store, agent, version, &state, &ref))
+            goto cleanup;
+        sqlite3_bind_int64 (put, 1, agent);
+        sqlite3_bind_int64 (put, 2, (int64_t) version);
+        sqlite3_bind_int64 (put, 3, ref.seg);
+        sqlite3_bind_int64 (put, 4, (int64_t) ref.off);
+        sqlite3_bind_int64 (put, 5, ref.len);
+        sqlite3_bind_int64 (put, 6, state.n_params);
+        sqlite3_bind_int64 (put, 7, (int64_t) state.adam_t);
+        sqlite3_bind_int64 (put, 8, sqlite3_column_int64 (get, 6));
+        sqlite3_bind_int64 (put, 9, sqlite3_column_int64 (get, 7));
+        rc = sqlite3_step (put);
+        sqlite3_reset (put);
+        if (rc != SQLITE_DONE) {
+            s_fail (self, "migrate_insert");
+            goto cleanup;
+        }
+        moved++;
+    }
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "migrate_read");
+        goto cleanup;
+    }
+    if (s_pragma (self, "DROP TABLE snapshots_v3"))
+        goto cleanup;
+    log_info ("db_migrated_states", "snapshots=%" PRIu64, moved);
+    ret = 0;
+cleanup:
+    sqlite3_finalize (get);
+    sqlite3_finalize (put);
+    return ret;
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -443,16 +528,24 @@ db_new (const char *path)
         goto fail;
     }
     sqlite3_extended_result_codes (self->handle, 1);
-    //  16 KiB pages: a 64 KiB training state is 4 overflow pages plus its
-    //  leaf, not 16 + 1, so a commit writes a quarter of the WAL frames
-    //  (one write each). Only takes effect on a new file; an existing
-    //  database keeps its page size until a VACUUM (docs/schema.md).
+    //  Training states live in the store beside the file (store.h).
+    char *dir = NULL;
+    if (asprintf (&dir, "%s-states", path) < 0)
+        goto fail;
+    self->store = store_new (dir, DB_SEGMENT_BYTES);
+    free (dir);
+    if (!self->store)
+        goto fail;
     //  journal_size_limit: a WAL that grew under a burst is truncated back
     //  when it restarts.
     if (s_pragma (self, "PRAGMA busy_timeout = 5000")
-    ||  s_pragma (self, "PRAGMA page_size = 16384")
     ||  s_pragma (self, "PRAGMA journal_mode = WAL")
     ||  s_pragma (self, "PRAGMA journal_size_limit = 67108864")
+    //  Each change in a batch is a SAVEPOINT, and SQLite keeps a page's
+    //  pre-savepoint image in a statement journal: in memory, not as a
+    //  temporary file write per page (measured, that was 10 of every 12
+    //  page writes).
+    ||  s_pragma (self, "PRAGMA temp_store = MEMORY")
     ||  s_pragma (self, "PRAGMA synchronous = FULL")
     ||  s_pragma (self, "PRAGMA foreign_keys = ON"))
         goto fail;
@@ -476,6 +569,9 @@ db_new (const char *path)
     //  Version 1 lacked only the matches_assignment index (needed to delete
     //  old assignments with foreign keys on): the IF NOT EXISTS schema
     //  script upgrades it in place.
+    //  Version 3 kept training states as blobs in the snapshots table:
+    //  they move into the store (s_migrate_states); the freed pages stay
+    //  in the file until a VACUUM (docs/schema.md).
     //  Version 2 lacked the frozen table and the frozen seat columns
     //  (PFSP over frozen snapshots): the columns are added in place (an
     //  existing table ignores CREATE TABLE IF NOT EXISTS).
@@ -485,11 +581,16 @@ db_new (const char *path)
         if (s_pragma (self, "BEGIN IMMEDIATE"))
             goto fail;
         bool upgrade = version >= 1 && version < 3;
-        if ((upgrade && (s_pragma (self, "ALTER TABLE assignment_seats ADD COLUMN "
+        bool move_states = version >= 1 && version < 4;
+        if ((move_states && s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3"))
+        ||  (upgrade && (s_pragma (self, "ALTER TABLE assignment_seats ADD COLUMN "
                                          "frozen INTEGER NOT NULL DEFAULT 0")
                      ||  s_pragma (self, "ALTER TABLE match_seats ADD COLUMN "
                                          "frozen_version INTEGER")))
-        ||  s_pragma (self, s_schema) || s_pragma (self, sql)) {
+        ||  s_pragma (self, s_schema)
+        ||  (move_states && s_migrate_states (self))
+        ||  s_pragma (self, sql)
+        ||  store_sync (self->store)) {
             s_pragma (self, "ROLLBACK");
             goto fail;
         }
@@ -534,6 +635,7 @@ db_destroy (db_t **self_p)
         sqlite3_finalize (self->q [i]);
     if (self->handle && sqlite3_close (self->handle) != SQLITE_OK)
         log_error ("db_close_failed", "msg=\"%s\"", sqlite3_errmsg (self->handle));
+    store_destroy (&self->store);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -800,17 +902,21 @@ static int
 s_snapshot_insert (db_t *self, int64_t id, uint64_t version, const proto_state_t *state,
                    int64_t now)
 {
-    size_t bytes = (size_t) state->n_params * sizeof (float);
+    //  The bytes go to the store first; the row naming them commits only
+    //  after store_sync (s_commit), so a committed row never names bytes
+    //  a crash could lose.
+    store_ref_t ref;
+    if (store_append (self->store, id, version, state, &ref))
+        return -1;
     sqlite3_stmt *st = s_q (self, Q_SNAP_INSERT);
     sqlite3_bind_int64 (st, 1, id);
     sqlite3_bind_int64 (st, 2, (int64_t) version);
-    //  Floats are stored as the wire's little-endian float32 (this host is
-    //  little-endian; pbtd refuses to build otherwise, see below).
-    sqlite3_bind_blob64 (st, 3, state->params, bytes, SQLITE_STATIC);
-    sqlite3_bind_blob64 (st, 4, state->adam_m, bytes, SQLITE_STATIC);
-    sqlite3_bind_blob64 (st, 5, state->adam_v, bytes, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 6, (int64_t) state->adam_t);
-    sqlite3_bind_int64 (st, 7, now);
+    sqlite3_bind_int64 (st, 3, ref.seg);
+    sqlite3_bind_int64 (st, 4, (int64_t) ref.off);
+    sqlite3_bind_int64 (st, 5, ref.len);
+    sqlite3_bind_int64 (st, 6, state->n_params);
+    sqlite3_bind_int64 (st, 7, (int64_t) state->adam_t);
+    sqlite3_bind_int64 (st, 8, now);
     return s_exec (self, st, "snapshot_insert");
 }
 
@@ -932,28 +1038,21 @@ db_load_state (db_t *self, int64_t agent_id, uint64_t version, proto_state_t *st
         s_fail (self, "snapshot_get");
         goto cleanup;
     }
-    int bytes = sqlite3_column_bytes (st, 0);
-    if (bytes <= 0 || bytes % 4 || sqlite3_column_bytes (st, 1) != bytes
-    ||  sqlite3_column_bytes (st, 2) != bytes) {
+    store_ref_t ref = {
+        .seg = (uint32_t) sqlite3_column_int64 (st, 0),
+        .off = (uint64_t) sqlite3_column_int64 (st, 1),
+        .len = (uint32_t) sqlite3_column_int64 (st, 2),
+    };
+    uint32_t n_params = (uint32_t) sqlite3_column_int64 (st, 3);
+    uint64_t adam_t = (uint64_t) sqlite3_column_int64 (st, 4);
+    sqlite3_reset (st);
+    if (store_read (self->store, &ref, n_params, state, NULL)) {
         log_error ("db_snapshot_corrupt", "agent=%" PRId64 " version=%" PRIu64, agent_id, version);
         goto cleanup;
     }
-    uint32_t n = (uint32_t) bytes / 4;
-    state->n_params = n;
-    state->params = malloc (bytes);
-    state->adam_m = malloc (bytes);
-    state->adam_v = malloc (bytes);
-    if (!state->params || !state->adam_m || !state->adam_v) {
-        free (state->params);
-        free (state->adam_m);
-        free (state->adam_v);
-        memset (state, 0, sizeof *state);
-        goto cleanup;
-    }
-    memcpy (state->params, sqlite3_column_blob (st, 0), bytes);
-    memcpy (state->adam_m, sqlite3_column_blob (st, 1), bytes);
-    memcpy (state->adam_v, sqlite3_column_blob (st, 2), bytes);
-    state->adam_t = (uint64_t) sqlite3_column_int64 (st, 3);
+    //  Evolution copies share a record written under the donor's id and
+    //  version; the row's own Adam step count is the one that counts.
+    state->adam_t = adam_t;
     ret = 0;
 cleanup:
     sqlite3_reset (st);
@@ -1620,6 +1719,135 @@ db_frozen_count (db_t *self)
 
 //  --------------------------------------------------------------------------
 //  Housekeeping
+
+//  --------------------------------------------------------------------------
+//  State store collection
+
+//  Move every record rows still name out of seg into the active segment,
+//  in one transaction; the caller deletes seg after it committed.
+static int
+s_store_compact (db_t *self, uint32_t seg)
+{
+    typedef struct { uint64_t off; uint32_t len; } rec_t;
+    rec_t *recs = NULL;
+    size_t n = 0, cap = 0;
+    int ret = -1, rc;
+    sqlite3_stmt *st = s_q (self, Q_SNAP_SEG_RECORDS);
+    sqlite3_bind_int64 (st, 1, seg);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            rec_t *grown = realloc (recs, cap * sizeof *recs);
+            if (!grown)
+                break;
+            recs = grown;
+        }
+        recs [n].off = (uint64_t) sqlite3_column_int64 (st, 0);
+        recs [n].len = (uint32_t) sqlite3_column_int64 (st, 1);
+        n++;
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "store_gc_records");
+        free (recs);
+        return -1;
+    }
+    if (s_begin (self))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        store_ref_t from = { seg, recs [i].off, recs [i].len }, to;
+        if (store_copy (self->store, &from, &to))
+            goto fail;
+        st = s_q (self, Q_SNAP_MOVE);
+        sqlite3_bind_int64 (st, 1, seg);
+        sqlite3_bind_int64 (st, 2, (int64_t) from.off);
+        sqlite3_bind_int64 (st, 3, to.seg);
+        sqlite3_bind_int64 (st, 4, (int64_t) to.off);
+        if (s_exec (self, st, "store_gc_move"))
+            goto fail;
+    }
+    if (s_commit (self))
+        goto done;
+    self->gc_moved += n;
+    log_info ("store_compacted", "seg=%" PRIu32 " records=%zu", seg, n);
+    ret = 0;
+    goto done;
+fail:
+    s_rollback (self);
+done:
+    free (recs);
+    return ret;
+}
+
+int
+db_store_gc (db_t *self, uint64_t max_move_bytes)
+{
+    assert (!self->batch);
+    enum { MAX_SEGS = 4096 };
+    uint32_t *ids = malloc (MAX_SEGS * sizeof *ids);
+    if (!ids)
+        return -1;
+    int n = store_segments (self->store, ids, MAX_SEGS);
+    int dropped = n < 0 ? -1 : 0;
+    uint64_t moved = 0;
+    uint32_t active = store_active (self->store);
+    for (int i = 0; i < n && ids [i] < active; i++) {
+        uint32_t seg = ids [i];
+        sqlite3_stmt *st = s_q (self, Q_SNAP_SEG_LIVE);
+        sqlite3_bind_int64 (st, 1, seg);
+        int64_t rows = -1, live = 0;
+        if (sqlite3_step (st) == SQLITE_ROW) {
+            rows = sqlite3_column_int64 (st, 0);
+            live = sqlite3_column_int64 (st, 1);
+        }
+        sqlite3_reset (st);
+        if (rows < 0) {
+            s_fail (self, "store_gc_live");
+            dropped = -1;
+            break;
+        }
+        if (rows == 0) {
+            //  No committed row names it (and no uncommitted one can: a
+            //  new row always names the active segment, or an existing row's record).
+            if (store_drop (self->store, seg) == 0)
+                dropped++;
+            continue;
+        }
+        //  Mostly dead (frozen opponents and lineage snapshots keep a few
+        //  records alive for a long time): move what lives, drop the rest.
+        int64_t size = store_segment_size (self->store, seg);
+        if (size <= 0 || live * 4 > size || moved + (uint64_t) live > max_move_bytes)
+            continue;
+        int r = s_store_compact (self, seg);
+        if (r < 0) {
+            dropped = -1;
+            break;
+        }
+        moved += (uint64_t) live;
+        if (store_drop (self->store, seg) == 0)
+            dropped++;
+    }
+    free (ids);
+    return dropped;
+}
+
+uint64_t
+db_store_bytes (db_t *self)
+{
+    return store_bytes (self->store);
+}
+
+void
+db_set_segment_bytes (db_t *self, uint64_t bytes)
+{
+    store_set_segment_bytes (self->store, bytes);
+}
+
+uint64_t
+db_store_moved (db_t *self)
+{
+    return self->gc_moved;
+}
 
 int
 db_prune_snapshots (db_t *self, uint32_t keep)

@@ -20,7 +20,10 @@
 #include "pbt.h"
 #include "proto.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
+
+//  State store segments roll over at this size (store.h).
+#define DB_SEGMENT_BYTES (64ull << 20)
 
 typedef struct _db_t db_t;
 
@@ -177,6 +180,21 @@ int db_evolve (db_t *self, int64_t agent_id, int64_t donor_id, const proto_kvs_t
 //  steady state is the per-change ring (db_set_retention). Deleted count
 //  or -1.
 int db_prune_snapshots (db_t *self, uint32_t keep);
+
+//  Reclaim state store space (outside a batch): delete segments no row
+//  names, and move the records still named out of segments less than a
+//  quarter alive, at most max_move_bytes of them per call, so those go
+//  too. Returns how many segments it deleted, -1 (logged) on error.
+int db_store_gc (db_t *self, uint64_t max_move_bytes);
+
+//  Bytes of training states on disk (every segment), and how many records
+//  compaction has moved since open.
+uint64_t db_store_bytes (db_t *self);
+
+//  Roll the state store's segments over at this size from now on
+//  (default DB_SEGMENT_BYTES).
+void db_set_segment_bytes (db_t *self, uint64_t bytes);
+uint64_t db_store_moved (db_t *self);
 
 int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t samples,
                        uint64_t evolutions);

@@ -848,8 +848,10 @@ server_batch_begin (server_t *self)
         return;
     //  If even BEGIN fails, every change runs as its own transaction and
     //  every message is sent at once, as without batching.
-    if (db_batch_begin (self->db) == 0)
+    if (db_batch_begin (self->db) == 0) {
         self->batching = true;
+        self->batch_start_us = zclock_usecs ();
+    }
 }
 
 static int s_load_leases (server_t *self);
@@ -889,7 +891,11 @@ server_batch_end (server_t *self)
     }
     self->batching = false;
     self->batches++;
+    int64_t commit_start = zclock_usecs ();
     bool committed = db_batch_commit (self->db) == 0;
+    int64_t commit_end = zclock_usecs ();
+    self->batch_work_us += (uint64_t) (commit_start - self->batch_start_us);
+    self->commit_us += (uint64_t) (commit_end - commit_start);
     if (!committed) {
         log_error ("batch_lost", "messages=%zu why=\"commit failed: nothing in it is durable\"",
                    zlistx_size (self->outbox));

@@ -89,6 +89,8 @@ struct _server_t {
     zlistx_t *outbox;               // outmsg_t, in send order
     bool cache_states;              // the population fits state_cache_mb
     uint64_t batches, batched;      // group commits, messages in them
+    int64_t batch_start_us;         // when the open batch began
+    uint64_t batch_work_us, commit_us;  // time spent in batches: handling, committing
     uint64_t results;               // results applied (all time)
     uint64_t evolutions;            // evolutions (all time)
     uint64_t samples;               // frames trained (all time)

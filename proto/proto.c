@@ -235,6 +235,9 @@ typedef struct {
     const uint8_t *buf;         // the whole frame, for offsets
     char *err;
     size_t err_len;
+    //  Check only (proto_encode's self-check): float vectors are checked
+    //  for type and length but not copied out.
+    bool skip_floats;
 } dc_t;
 
 typedef struct {
@@ -521,7 +524,7 @@ s_get_floats (dc_t *c, const char *path, const fld_t *f, uint32_t n, float **out
     if ((uint64_t) tok.len != 4ull * n)
         return s_fail (c, PROTO_E_FIELD, "%s.%s: expected bin of 4*n_params=%llu bytes, got %u",
                        path, f->name, 4ull * n, tok.len);
-    if (n == 0)
+    if (n == 0 || c->skip_floats)
         return PROTO_OK;
     //  The payload is in the frame, so this allocation is paid for.
     float *v = malloc ((size_t) n * sizeof (float));
@@ -925,6 +928,24 @@ proto_decode (const uint8_t *buf, size_t len, proto_msg_t *msg, char *err, size_
     return rc;
 }
 
+//  Every check proto_decode makes, without copying the state vectors out.
+static proto_code_t
+s_check (const uint8_t *buf, size_t len, char *err, size_t err_len)
+{
+    proto_msg_t *msg = malloc (sizeof (proto_msg_t));
+    if (!msg) {
+        snprintf (err, err_len, "out of memory");
+        return PROTO_E_INTERNAL;
+    }
+    memset (msg, 0, sizeof (*msg));
+    err [0] = 0;
+    dc_t c = { .buf = buf, .err = err, .err_len = err_len, .skip_floats = true };
+    proto_code_t rc = s_decode (&c, buf, len, msg);
+    proto_msg_clear (msg);
+    free (msg);
+    return rc;
+}
+
 //  ---------------------------------------------------------------------
 //  Encoding
 
@@ -1012,6 +1033,20 @@ s_state_ok (const proto_state_t *st)
 {
     return st->n_params <= PROTO_MAX_PARAMS
         && (st->n_params == 0 || (st->params && st->adam_m && st->adam_v));
+}
+
+//  Bytes of float vectors a message carries.
+static size_t
+s_state_bytes (const proto_msg_t *msg)
+{
+    size_t total = 0;
+    if (msg->type == PROTO_ASSIGN)
+        for (uint32_t i = 0; i < msg->u.assign.n_seats && i < PROTO_MAX_AGENTS; i++)
+            total += 12 * (size_t) msg->u.assign.seats [i].state.n_params;
+    if (msg->type == PROTO_RESULT)
+        for (uint32_t i = 0; i < msg->u.result.n_seats && i < PROTO_MAX_AGENTS; i++)
+            total += 12 * (size_t) msg->u.result.seats [i].state.n_params;
+    return total;
 }
 
 static const char *
@@ -1221,6 +1256,13 @@ proto_encode (const proto_msg_t *msg, uint8_t **buf_p, size_t *len_p)
     msgpack_sbuffer sbuf;
     msgpack_packer pk;
     msgpack_sbuffer_init (&sbuf);
+    //  Sized for the state vectors up front: growing by doubling would
+    //  copy a 2 x 64 KiB assignment three more times.
+    size_t need = s_state_bytes (msg) + 4096;
+    if (need > 8192) {
+        sbuf.data = malloc (need);
+        sbuf.alloc = sbuf.data ? need : 0;
+    }
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
     if (s_pack_body (&pk, msg)) {
         log_warn ("proto_encode_failed", "type=%s reason=\"out of memory\"", type);
@@ -1229,15 +1271,10 @@ proto_encode (const proto_msg_t *msg, uint8_t **buf_p, size_t *len_p)
     }
     //  Decode what we packed: whatever a receiver would refuse is refused
     //  here, with the same message.
-    proto_msg_t *check = malloc (sizeof (proto_msg_t));
+    //  (The state vectors' values are the sender's to check: pbtd checks
+    //  every state it stores, the worker every state it trains.)
     char err [PROTO_MAX_TEXT];
-    proto_code_t rc = check
-        ? proto_decode ((const uint8_t *) sbuf.data, sbuf.size, check, err, sizeof (err))
-        : PROTO_E_INTERNAL;
-    if (!check)
-        snprintf (err, sizeof (err), "out of memory");
-    proto_msg_clear (check);
-    free (check);
+    proto_code_t rc = s_check ((const uint8_t *) sbuf.data, sbuf.size, err, sizeof (err));
     if (rc != PROTO_OK) {
         log_warn ("proto_encode_failed", "type=%s code=%s reason=\"%s\"",
                   type, proto_code_name (rc), err);

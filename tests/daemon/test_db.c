@@ -494,6 +494,87 @@ Test (db, snapshot_ring_per_change)
     db_destroy (&db);
 }
 
+//  State store collection: with tiny segments, a long run leaves only the
+//  segments rows still name; a frozen snapshot alone in an old segment is
+//  moved (and still reads back exactly), and its old segment goes.
+static int
+s_files (const char *pattern_dir_suffix, const char *prefix)
+{
+    char cmd [600];
+    snprintf (cmd, sizeof cmd, "ls '%s%s' | grep -c '^%s' > '%s/count'", s_path,
+              pattern_dir_suffix, prefix, s_dir);
+    if (system (cmd) < 0)
+        return -1;
+    snprintf (cmd, sizeof cmd, "%s/count", s_dir);
+    FILE *f = fopen (cmd, "r");
+    int n = -1;
+    if (f && fscanf (f, "%d", &n) != 1)
+        n = -1;
+    if (f)
+        fclose (f);
+    return n;
+}
+
+Test (db, store_collection_drops_and_compacts_segments)
+{
+    db_t *db = s_population ();
+    db_set_retention (db, 2, 0);
+    //  Records are 48 + 12 * NP = 168 bytes: six to a segment.
+    db_set_segment_bytes (db, 1024);
+    s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 1");
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    for (uint64_t v = 1; v <= 60; v++) {
+        uint64_t id = s_assign (db, 0, v, 1, v, 1LL << 60);
+        result_t res;
+        s_result (&res, id, 0, v, 1, v);
+        res.r.seats [0].state.params [0] = (float) v;
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
+                      PROTO_OK, "%s", err);
+        s_result_free (&res);
+        if (v == 30)        // alone in its segment once retention has run on
+            s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 30");
+    }
+    int before = s_files ("-states", "seg-");
+    cr_assert_gt (before, 15, "%d segments", before);
+    cr_assert_gt (db_store_gc (db, 1 << 20), 0);
+    //  Live: agents 2 and 3 (v1), agents 0 and 1 (v60, v61), agent 0's
+    //  frozen v1 and v30: all now in a few segments, the pool holds at most 4.
+    int after = s_files ("-states", "seg-");
+    cr_assert_leq (after, 6, "%d segments left", after);
+    cr_assert_leq (s_files ("-states", "pool-"), 4);
+    cr_assert_gt (db_store_moved (db), 0);
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 0, 1, &st), 0);
+    cr_assert_eq (st.params [0], 0.0f);         // the population's first state
+    cr_assert_eq (st.params [5], 5.0f);
+    proto_state_free (&st);
+    cr_assert_eq (db_load_state (db, 0, 30, &st), 0);
+    cr_assert_eq (st.params [0], 29.0f);        // written by result 29, then moved
+    proto_state_free (&st);
+    cr_assert_eq (db_load_state (db, 0, 61, &st), 0);
+    cr_assert_eq (st.params [0], 60.0f);
+    proto_state_free (&st);
+    cr_assert_eq (db_load_state (db, 3, 1, &st), 0);
+    cr_assert_eq (st.params [0], 3000.0f);
+    proto_state_free (&st);
+    //  Nothing left to do: a second pass deletes nothing.
+    cr_assert_eq (db_store_gc (db, 1 << 20), 0);
+    db_destroy (&db);
+    //  After a reopen (a new active segment; the pool is reused) every
+    //  row still reads.
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (db_load_state (db, 0, 1, &st), 0);
+    cr_assert_eq (st.params [5], 5.0f);
+    proto_state_free (&st);
+    cr_assert_eq (db_load_state (db, 1, 61, &st), 0);
+    cr_assert_eq (st.params [0], 6000.0f);
+    proto_state_free (&st);
+    db_destroy (&db);
+}
+
 //  Match retention: the newest matches_keep match rows stay, older ones go
 //  with their seats and (once no kept match refers to them) assignments;
 //  leased assignments, agents' counters and the results total are kept.
@@ -558,7 +639,6 @@ Test (db, checkpointer_backfills_the_file)
 {
     db_t *db = db_new (s_path);
     cr_assert_not_null (db);
-    cr_assert_eq (s_sql_int ("PRAGMA page_size"), 16384);
     cr_assert_eq (db_checkpointer_start (db, 1, 1ull << 30), 0);
     db_agent_t agents [4];
     proto_state_t states [4];
@@ -720,11 +800,90 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     db_destroy (&db);
 }
 
+//  Turn the snapshots table back into schema 3's, states as blobs
+//  (agent k: params 5000k + 0.25 + i, Adam m and v offset by 7 and 9,
+//  adam_t 40 + k), and forget the state store.
+static void
+s_snapshots_v3 (void)
+{
+    s_sql_exec ("DROP TABLE snapshots; CREATE TABLE snapshots ("
+                "agent_id INTEGER NOT NULL REFERENCES agents(id), version INTEGER NOT NULL, "
+                "params BLOB NOT NULL, adam_m BLOB NOT NULL, adam_v BLOB NOT NULL, "
+                "adam_t INTEGER NOT NULL, frozen INTEGER NOT NULL DEFAULT 0, "
+                "created_at INTEGER NOT NULL, PRIMARY KEY (agent_id, version))");
+    sqlite3 *h;
+    cr_assert_eq (sqlite3_open (s_path, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (h, "INSERT INTO snapshots VALUES (?1, 1, ?2, ?3, ?4, ?5, 0, 7)",
+                                      -1, &st, NULL), SQLITE_OK);
+    for (int k = 0; k < 4; k++) {
+        float p [NP], m [NP], v [NP];
+        for (int i = 0; i < NP; i++) {
+            p [i] = 5000.0f * k + 0.25f + i;
+            m [i] = p [i] + 7;
+            v [i] = p [i] + 9;
+        }
+        sqlite3_bind_int (st, 1, k);
+        sqlite3_bind_blob (st, 2, p, sizeof p, SQLITE_TRANSIENT);
+        sqlite3_bind_blob (st, 3, m, sizeof m, SQLITE_TRANSIENT);
+        sqlite3_bind_blob (st, 4, v, sizeof v, SQLITE_TRANSIENT);
+        sqlite3_bind_int (st, 5, 40 + k);
+        cr_assert_eq (sqlite3_step (st), SQLITE_DONE);
+        sqlite3_reset (st);
+    }
+    sqlite3_finalize (st);
+    sqlite3_close (h);
+    char cmd [400];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s-states'", s_path);
+    cr_assert_eq (system (cmd), 0);
+}
+
+static void
+s_assert_v3_states_moved (db_t *db)
+{
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_table_info('snapshots') "
+                             "WHERE name = 'params'"), 0);
+    for (int k = 0; k < 4; k++) {
+        proto_state_t st;
+        cr_assert_eq (db_load_state (db, k, 1, &st), 0, "agent %d", k);
+        cr_assert_eq (st.n_params, NP);
+        for (int i = 0; i < NP; i++) {
+            float p = 5000.0f * k + 0.25f + i;
+            cr_assert_eq (st.params [i], p);
+            cr_assert_eq (st.adam_m [i], p + 7);
+            cr_assert_eq (st.adam_v [i], p + 9);
+        }
+        cr_assert_eq (st.adam_t, 40u + (unsigned) k);
+        proto_state_free (&st);
+    }
+}
+
+Test (db, upgrades_schema_v3_moving_states_to_the_store)
+{
+    db_t *db = s_population ();
+    db_destroy (&db);
+    s_snapshots_v3 ();
+    s_sql_exec ("PRAGMA user_version = 3");
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (s_sql_int ("PRAGMA user_version"), DB_SCHEMA_VERSION);
+    s_assert_v3_states_moved (db);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+    //  And it stays so across a reopen (the rows and bytes were durable).
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    s_assert_v3_states_moved (db);
+    db_destroy (&db);
+}
+
 Test (db, upgrades_schema_v2_in_place)
 {
     db_t *db = s_population ();
     db_destroy (&db);
-    //  Make it a version 2 file: no frozen table, no frozen seat columns.
+    //  Make it a version 2 file: no frozen table, no frozen seat columns,
+    //  states as blobs.
+    s_snapshots_v3 ();
     s_sql_exec ("DROP TABLE frozen; ALTER TABLE assignment_seats DROP COLUMN frozen; "
                 "ALTER TABLE match_seats DROP COLUMN frozen_version; PRAGMA user_version = 2");
     db = db_new (s_path);
@@ -741,5 +900,6 @@ Test (db, upgrades_schema_v2_in_place)
     cr_assert_eq (db_assignment_get (db, id, &got), 0);
     cr_assert (!got.seats [0].frozen && !got.seats [1].frozen);
     cr_assert_eq (db_integrity_check (db), 0);
+    s_assert_v3_states_moved (db);
     db_destroy (&db);
 }

@@ -502,13 +502,14 @@ Test (server, evolution_after_lopsided_result)
     snprintf (sql, sizeof sql, "SELECT version * 100 + generation FROM agents WHERE id = %lld",
               (long long) winner);
     cr_assert_eq (s_sql_int (sql), 200);
-    //  The loser's new state is exactly its donor's current one.
+    //  The loser's new state is exactly its donor's current one: the very
+    //  same record in the state store.
     snprintf (sql, sizeof sql,
               "SELECT COUNT(*) FROM agents a JOIN snapshots s1 ON s1.agent_id = a.id "
               "AND s1.version = a.version JOIN agents d ON d.id = a.parent "
               "JOIN snapshots s2 ON s2.agent_id = d.id AND s2.version = d.version "
-              "WHERE a.id = %lld AND s1.params = s2.params AND s1.adam_m = s2.adam_m "
-              "AND s1.adam_v = s2.adam_v AND s1.adam_t = s2.adam_t", (long long) loser);
+              "WHERE a.id = %lld AND s1.seg = s2.seg AND s1.off = s2.off AND s1.len = s2.len "
+              "AND s1.adam_t = s2.adam_t", (long long) loser);
     cr_assert_eq (s_sql_int (sql), 1);
     cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM evolutions"), 1);
     snprintf (sql, sizeof sql, "SELECT COUNT(DISTINCT seq) FROM hparam_history WHERE agent_id = %lld",

@@ -345,9 +345,17 @@ def test_pfsp_frozen_snapshots():
     c.start_pbtd()
     c.start_worker()
 
+    def record(seg, off, length):
+        # The state store's record (docs/schema.md): read from its segment file.
+        with open(os.path.join(c.db + "-states", "seg-%08x.pbts" % seg), "rb") as f:
+            f.seek(off)
+            data = f.read(length)
+        check(len(data) == length, f"record seg {seg} off {off} is cut short")
+        return data
+
     def frozen_blobs():
-        return {(a, v): hashlib.sha256(p + m + w).hexdigest() for (a, v, p, m, w) in c.sql(
-            "SELECT s.agent_id, s.version, s.params, s.adam_m, s.adam_v FROM snapshots s "
+        return {(a, v): hashlib.sha256(record(seg, off, n)).hexdigest() for (a, v, seg, off, n) in c.sql(
+            "SELECT s.agent_id, s.version, s.seg, s.off, s.len FROM snapshots s "
             "JOIN frozen f ON f.agent_id = s.agent_id AND f.version = s.version")}
     try:
         c.wait_results(12)
