@@ -127,6 +127,9 @@ typedef struct {
     double cpu_start, cpu_end;          // pbtd seconds of CPU
     double self_cpu_start, self_cpu_end;
     double db_mb, wal_mb, states_mb;
+    //  pbtd's own assignment turnaround (status assign_turnaround_ms).
+    int64_t turn_n;
+    double turn_p50, turn_p99, turn_max;
 } load_t;
 
 static int64_t
@@ -792,6 +795,13 @@ s_recv_status (load_t *self, int *busy, int *agents)
     if (msg.type == PROTO_CTL_REPLY && msg.u.ctl_reply.ok && msg.u.ctl_reply.body
     &&  proto_view_init (&body, msg.u.ctl_reply.body, msg.u.ctl_reply.body_len) == 0
     &&  proto_view_get (body, "agents", &list) == 0) {
+        proto_view_t turn, v;
+        if (proto_view_get (body, "assign_turnaround_ms", &turn) == 0) {
+            self->turn_n = proto_view_get (turn, "n", &v) == 0 ? proto_view_int (v, 0) : 0;
+            self->turn_p50 = proto_view_get (turn, "p50", &v) == 0 ? proto_view_double (v, -1) : -1;
+            self->turn_p99 = proto_view_get (turn, "p99", &v) == 0 ? proto_view_double (v, -1) : -1;
+            self->turn_max = proto_view_get (turn, "max", &v) == 0 ? proto_view_double (v, -1) : -1;
+        }
         int64_t n = proto_view_array_len (list);
         *agents = (int) n;
         *busy = 0;
@@ -1360,6 +1370,10 @@ bench_load_main (int argc, char **argv)
             break;
         usleep (200000);
     }
+    if (self->turn_n > 0)
+        printf ("pbtd_turnaround_p50_ms=%.3f pbtd_turnaround_p99_ms=%.3f pbtd_turnaround_max_ms=%.3f "
+                "turnaround_samples=%" PRId64 "\n", self->turn_p50, self->turn_p99, self->turn_max,
+                self->turn_n);
     pbtd_exit = s_stop_pbtd (self);
     if (s_verify_db (self, &lost, &doubled, &unacked_done, &pruned) == 0)
         verified = true;

@@ -183,7 +183,8 @@ s_play (const export_agent_t *a, const export_agent_t *b, const char *script,
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: pbtctl eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--json]\n");
+    fprintf (stderr, "usage: pbtctl eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] "
+             "[--env NAME=VALUE]... [--json]\n");
 }
 
 int
@@ -193,10 +194,28 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
     long long episodes = 1000;
     unsigned long long seed = 1;
     bool json = false;
+    //  Environment options over the agent's own (e.g. soccer full_time=1:
+    //  whole 45 s games with a kick-off after each goal).
+    proto_kvs_t overrides = { 0 };
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         if (strcmp (argv [i], "--vs") == 0 && i + 1 < argc)
             vs = argv [++i];
+        else
+        if (strcmp (argv [i], "--env") == 0 && i + 1 < argc) {
+            char name [PROTO_MAX_NAME];
+            const char *arg = argv [++i], *eq = strchr (arg, '=');
+            double value = eq ? strtod (eq + 1, &end) : 0;
+            if (!eq || eq == arg || (size_t) (eq - arg) >= sizeof name || end == eq + 1 || *end) {
+                fprintf (stderr, "pbtctl eval: --env wants NAME=NUMBER, got '%s'\n", arg);
+                return EXIT_USAGE;
+            }
+            snprintf (name, sizeof name, "%.*s", (int) (eq - arg), arg);
+            if (proto_kvs_set (&overrides, name, value)) {
+                fprintf (stderr, "pbtctl eval: too many --env options\n");
+                return EXIT_USAGE;
+            }
+        }
         else
         if (strcmp (argv [i], "--episodes") == 0 && i + 1 < argc) {
             episodes = strtoll (argv [++i], &end, 10);
@@ -238,6 +257,18 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
     const env_class_t *cls = env_find (a.env);
     if (!cls) {
         fprintf (stderr, "pbtctl eval: this pbtctl does not know env '%s'\n", a.env);
+        rc = EXIT_REFUSED;
+        goto cleanup;
+    }
+    for (uint32_t k = 0; k < overrides.count; k++)
+        if (proto_kvs_set (&a.env_options, overrides.items [k].name, overrides.items [k].value)) {
+            fprintf (stderr, "pbtctl eval: too many env options\n");
+            rc = EXIT_REFUSED;
+            goto cleanup;
+        }
+    char cerr [200];
+    if (cls->check_options (&a.env_options, cerr, sizeof cerr)) {
+        fprintf (stderr, "pbtctl eval: --env: %s\n", cerr);
         rc = EXIT_REFUSED;
         goto cleanup;
     }
@@ -290,20 +321,27 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
     eval_wilson (draws, (double) n, 1.959963984540054, &dl, &dh);
     eval_wilson (losses, (double) n, 1.959963984540054, &ll, &lh);
     const char *opp = script ? script : b.id;
+    char opts [1024];
+    size_t o = (size_t) snprintf (opts, sizeof opts, "{");
+    for (uint32_t k = 0; k < a.env_options.count && o < sizeof opts; k++)
+        o += (size_t) snprintf (opts + o, sizeof opts - o, "%s\"%s\": %.17g", k ? ", " : "",
+                                a.env_options.items [k].name, a.env_options.items [k].value);
+    if (o < sizeof opts)
+        snprintf (opts + o, sizeof opts - o, "}");
     if (json) {
         printf ("{\"agent\": \"%s\", \"opponent\": \"%s\", \"opponent_kind\": \"%s\", "
-                "\"env\": \"%s\", \"episodes\": %zu, \"seed\": %llu,\n"
+                "\"env\": \"%s\", \"env_options\": %s, \"episodes\": %zu, \"seed\": %llu,\n"
                 " \"mean_score\": %.6g, \"score_sd\": %.6g, \"mean_ci95\": [%.6g, %.6g],\n"
                 " \"win\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]},\n"
                 " \"draw\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]},\n"
                 " \"loss\": {\"count\": %.0f, \"rate\": %.6g, \"ci95\": [%.6g, %.6g]}}\n",
-                a.id, opp, script ? "script" : "agent", a.env, n, seed,
+                a.id, opp, script ? "script" : "agent", a.env, opts, n, seed,
                 mean, sd, mean - half, mean + half,
                 wins, wins / n, wl, wh, draws, draws / n, dl, dh, losses, losses / n, ll, lh);
     }
     else {
-        printf ("%s vs %s (%s%s), %zu episodes, seed %llu\n", a.id, opp, a.env,
-                cls->n_players > 2 ? ", team scores" : "", n, seed);
+        printf ("%s vs %s (%s%s), %zu episodes, seed %llu, env %s\n", a.id, opp, a.env,
+                cls->n_players > 2 ? ", team scores" : "", n, seed, opts);
         printf ("  mean score %+9.4f   95%% CI [%+.4f, %+.4f]   (sd %.4f)\n",
                 mean, mean - half, mean + half, sd);
         printf ("  win rate   %9.4f   95%% CI [%.4f, %.4f]   (%.0f)\n", wins / n, wl, wh, wins);

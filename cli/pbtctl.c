@@ -290,6 +290,11 @@ s_render_matches (proto_view_t body)
                             s_num (seat, "team", 0), s_num (seat, "score", 0), s_num (seat, "rating_after", 0));
             }
         }
+        char script [64];
+        proto_view_t sv;
+        if (proto_view_get (m, "script", &sv) == 0 && proto_view_str (sv, script, sizeof script) == 0
+        &&  script [0])
+            printf ("  vs script %s (unrated)", script);
         printf ("\n");
     }
 }
@@ -481,7 +486,7 @@ static const command_t s_commands [] = {
     { "keygen", "make a CURVE key pair (FILE and FILE_secret)", "keygen FILE", NULL },
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
     { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
-    { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--json]", eval_cmd },
+    { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
     { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
     { NULL, NULL, NULL, NULL }
 };

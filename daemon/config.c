@@ -356,7 +356,7 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
         { "t_select", &p->t_select }, { "truncation_quantile", &p->truncation_quantile },
         { "crossover_prob", &p->crossover_prob }, { "ftw_sigma", &p->ftw_sigma },
         { "pfsp_p", &p->pfsp_p }, { "snapshot_prob", &p->snapshot_prob },
-        { "eval_rate", &p->eval_rate }, { NULL, NULL }
+        { "eval_rate", &p->eval_rate }, { "script_rate", &p->script_rate }, { NULL, NULL }
     };
     for (int i = 0; dkeys [i].name; i++)
         if (!strcmp (k, dkeys [i].name)) {
@@ -403,9 +403,28 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
             S_ERR (e, "expected uniform, ftw or pfsp, got '%s'", v);
     }
     else
+    if (!strcmp (k, "script_opponents")) {
+        //  Names are checked against the environment's scripts once it is known.
+        p->n_scripts = 0;
+        char list [256];
+        if (strlen (v) >= sizeof list)
+            S_ERR (e, "list too long");
+        snprintf (list, sizeof list, "%s", v);
+        char *save = NULL;
+        for (char *t = strtok_r (list, ", ", &save); t; t = strtok_r (NULL, ", ", &save)) {
+            if (p->n_scripts >= PBT_MAX_SCRIPTS || strlen (t) >= PBT_NAME_LEN)
+                S_ERR (e, "at most %d names of fewer than %d characters", PBT_MAX_SCRIPTS,
+                       PBT_NAME_LEN);
+            snprintf (p->scripts [p->n_scripts++], PBT_NAME_LEN, "%s", t);
+        }
+        if (p->n_scripts == 0)
+            S_ERR (e, "expected a comma-separated list of script names");
+    }
+    else
         S_ERR (e, "unknown key (known: elo_k, elo_initial, eligible_frames, eligible_matches, "
                "selection, t_select, truncation_quantile, crossover_prob, matchmaking, "
-               "ftw_sigma, pfsp_p, snapshot_prob, frozen_keep, eval_rate)");
+               "ftw_sigma, pfsp_p, snapshot_prob, frozen_keep, eval_rate, script_rate, "
+               "script_opponents)");
     return 0;
 }
 
@@ -552,6 +571,28 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const env_class_t *
                       "required", ini_name (ini), line [i], p->hparams [i].name, preset);
             return -1;
         }
+    //  Scripted opponents must be the environment's; none named means all.
+    for (uint32_t i = 0; i < p->n_scripts; i++)
+        if (env_script_index (env, p->scripts [i]) < 0) {
+            const ini_entry_t *e = ini_find (ini, "pbt", "script_opponents");
+            char known [200] = "";
+            size_t n = 0;
+            for (int k = 0; env->scripts && env->scripts [k] && n < sizeof known; k++)
+                n += (size_t) snprintf (known + n, sizeof known - n, "%s%s", k ? ", " : "",
+                                        env->scripts [k]);
+            snprintf (err, err_len, "%s:%d: [pbt] script_opponents: '%s' is not a script of %s "
+                      "(scripts: %s)", ini_name (ini), e ? e->line : 0, p->scripts [i],
+                      env->name, n ? known : "none");
+            return -1;
+        }
+    if (p->script_rate > 0 && p->n_scripts == 0)
+        for (int k = 0; env->scripts && env->scripts [k] && p->n_scripts < PBT_MAX_SCRIPTS; k++)
+            snprintf (p->scripts [p->n_scripts++], PBT_NAME_LEN, "%s", env->scripts [k]);
+    if (p->script_rate > 0 && p->n_scripts == 0) {
+        snprintf (err, err_len, "%s: [pbt] script_rate: %s has no scripted policies",
+                  ini_name (ini), env->name);
+        return -1;
+    }
     char perr [200];
     if (pbt_config_check (p, perr, sizeof perr)) {
         snprintf (err, err_len, "%s: [pbt]/[hparam.*]: %s", ini_name (ini), perr);

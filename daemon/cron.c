@@ -15,6 +15,7 @@
 
 #define CRON_METRICS_MS 10000
 #define CRON_GC_MOVE_BYTES (8u << 20)
+#define CRON_WAL_RESTART_BYTES (32ll << 20)
 
 void
 cron_run (server_t *self)
@@ -73,6 +74,10 @@ cron_run (server_t *self)
     //  at once; live records in mostly-dead segments move a few MiB a pass.
     if (db_store_gc (self->db, CRON_GC_MOVE_BYTES) < 0)
         log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
+    //  Keep the WAL short without the checkpointer's blocking TRUNCATE
+    //  (measured: 100-300 ms pauses of the reactor under load).
+    if (db_wal_catch_up (self->db, CRON_WAL_RESTART_BYTES) < 0)
+        log_warn ("wal_catch_up_failed", "why=\"see the error before; retried next pass\"");
 #ifdef HAVE_SYSTEMD
     int busy = 0;
     for (int i = 0; i < self->n_agents; i++)

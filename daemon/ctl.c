@@ -51,10 +51,42 @@ s_parse_agent (server_t *self, const char *s)
     return v;
 }
 
+static int
+s_cmp_float (const void *a, const void *b)
+{
+    float x = *(const float *) a, y = *(const float *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  p50, p99 and max of pbtd's assignment turnaround over the ring.
+static void
+s_turnaround (server_t *self, msgpack_packer *pk)
+{
+    uint32_t n = self->turn_n;
+    float *v = n ? malloc (n * sizeof *v) : NULL;
+    msgpack_pack_map (pk, 4);
+    s_str (pk, "n");
+    msgpack_pack_uint32 (pk, v ? n : 0);
+    if (v) {
+        memcpy (v, self->turn_ms, n * sizeof *v);
+        qsort (v, n, sizeof *v, s_cmp_float);
+    }
+    const char *names [3] = { "p50", "p99", "max" };
+    double q [3] = { 0.50, 0.99, 1.0 };
+    for (int k = 0; k < 3; k++) {
+        s_str (pk, names [k]);
+        if (v)
+            msgpack_pack_double (pk, v [(uint32_t) (q [k] * (n - 1) + 0.5)]);
+        else
+            msgpack_pack_nil (pk);
+    }
+    free (v);
+}
+
 static void
 s_status (server_t *self, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 10);
+    msgpack_pack_map (pk, 11);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -117,6 +149,8 @@ s_status (server_t *self, msgpack_packer *pk)
         msgpack_pack_false (pk);
     s_str (pk, "env");
     s_str (pk, self->cfg->env);
+    s_str (pk, "assign_turnaround_ms");
+    s_turnaround (self, pk);
 }
 
 static void

@@ -67,7 +67,9 @@ static const char *s_schema =
     "  worker TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  deadline_ms INTEGER NOT NULL,"
-    "  seed INTEGER NOT NULL);"
+    "  seed INTEGER NOT NULL,"
+    "  script TEXT,"
+    "  script_seats INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS assignments_state ON assignments (state);"
     "CREATE TABLE IF NOT EXISTS assignment_seats ("
     "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
@@ -210,11 +212,11 @@ static const char *s_sql [Q_COUNT] = {
                      "AND s.agent_id = snapshots.agent_id AND s.version = snapshots.version)",
     [Q_ASG_NEXTID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM assignments",
     [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
-                     "seed) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6)",
+                     "seed, script, script_seats) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_SEAT_INSERT] = "INSERT INTO assignment_seats (assignment_id, slot, agent_id, version, "
                       "train, frozen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed FROM assignments "
-                  "WHERE id = ?1",
+    [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed, script, "
+                  "script_seats FROM assignments WHERE id = ?1",
     [Q_SEATS_GET] = "SELECT slot, agent_id, version, train, frozen FROM assignment_seats "
                     "WHERE assignment_id = ?1 ORDER BY rowid",
     [Q_ASG_LEASED] = "SELECT id FROM assignments WHERE state = 'leased' ORDER BY id",
@@ -252,8 +254,9 @@ static const char *s_sql [Q_COUNT] = {
                   "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
                   "ORDER BY id DESC",
     [Q_DONOR_EVO] = "SELECT MAX(id) FROM evolutions WHERE agent_id = ?1 AND id < ?2",
-    [Q_MATCHES_RECENT] = "SELECT id, assignment_id, episode, ts FROM matches "
-                         "ORDER BY id DESC LIMIT ?1",
+    [Q_MATCHES_RECENT] = "SELECT m.id, m.assignment_id, m.episode, m.ts, a.script FROM matches m "
+                         "LEFT JOIN assignments a ON a.id = m.assignment_id "
+                         "ORDER BY m.id DESC LIMIT ?1",
     [Q_METRICS_RECENT] = "SELECT ts, results, samples, evolutions FROM "
                          "(SELECT rowid AS r, * FROM metrics ORDER BY rowid DESC LIMIT ?1) ORDER BY r",
     [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
@@ -286,6 +289,7 @@ struct _db_t {
     char *path;
     store_t *store;                 // training states (store.h)
     uint64_t gc_moved;              // records moved by compaction
+    int64_t compact_age_s;          // segments younger than this are not compacted
     sqlite3_stmt *q [Q_COUNT];
     //  Group commit: inside a batch every logical change is a SAVEPOINT of
     //  the one open transaction instead of a transaction of its own.
@@ -533,6 +537,7 @@ db_new (const char *path)
     if (asprintf (&dir, "%s-states", path) < 0)
         goto fail;
     self->store = store_new (dir, DB_SEGMENT_BYTES);
+    self->compact_age_s = DB_COMPACT_AGE_S;
     free (dir);
     if (!self->store)
         goto fail;
@@ -569,7 +574,8 @@ db_new (const char *path)
     //  Version 1 lacked only the matches_assignment index (needed to delete
     //  old assignments with foreign keys on): the IF NOT EXISTS schema
     //  script upgrades it in place.
-    //  Version 3 kept training states as blobs in the snapshots table:
+    //  Version 3 lacked the assignments' script columns, and kept
+    //  training states as blobs in the snapshots table:
     //  they move into the store (s_migrate_states); the freed pages stay
     //  in the file until a VACUUM (docs/schema.md).
     //  Version 2 lacked the frozen table and the frozen seat columns
@@ -582,7 +588,10 @@ db_new (const char *path)
             goto fail;
         bool upgrade = version >= 1 && version < 3;
         bool move_states = version >= 1 && version < 4;
-        if ((move_states && s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3"))
+        if ((move_states && (s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3")
+                         ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script TEXT")
+                         ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script_seats "
+                                             "INTEGER NOT NULL DEFAULT 0")))
         ||  (upgrade && (s_pragma (self, "ALTER TABLE assignment_seats ADD COLUMN "
                                          "frozen INTEGER NOT NULL DEFAULT 0")
                      ||  s_pragma (self, "ALTER TABLE match_seats ADD COLUMN "
@@ -764,6 +773,29 @@ pass:
     sqlite3_wal_checkpoint_v2 (h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     sqlite3_close (h);
     return NULL;
+}
+
+int
+db_wal_catch_up (db_t *self, int64_t min_bytes)
+{
+    assert (!self->batch);
+    char wal [4096];
+    snprintf (wal, sizeof wal, "%s-wal", self->path);
+    if (s_file_size (wal) < min_bytes)
+        return 0;
+    //  The writer is always between two of its own transactions here, so
+    //  once this pass has copied the few frames the checkpointer thread
+    //  has not, the next BEGIN starts the WAL over from its beginning.
+    int log_frames = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2 (self->handle, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                        &log_frames, &done);
+    if (rc == SQLITE_BUSY)
+        return 0;               // the thread is mid-pass: next time
+    if (rc != SQLITE_OK) {
+        s_fail (self, "wal_catch_up");
+        return -1;
+    }
+    return done >= 0 && done == log_frames ? 1 : 0;
 }
 
 int
@@ -1081,9 +1113,20 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
     sqlite3_bind_int64 (st, 4, a->created_at);
     sqlite3_bind_int64 (st, 5, a->deadline_ms);
     sqlite3_bind_int64 (st, 6, (int64_t) seed);
+    uint32_t script_seats = 0;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        script_seats += a->seats [i].agent_id < 0;
+    assert (script_seats == 0 || a->script [0]);
+    if (script_seats)
+        sqlite3_bind_text (st, 7, a->script, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null (st, 7);
+    sqlite3_bind_int64 (st, 8, script_seats);
     if (s_exec (self, st, "assignment_insert"))
         goto fail;
     for (uint32_t i = 0; i < a->n_seats; i++) {
+        if (a->seats [i].agent_id < 0)
+            continue;
         st = s_q (self, Q_SEAT_INSERT);
         sqlite3_bind_int64 (st, 1, id);
         sqlite3_bind_int64 (st, 2, a->seats [i].slot);
@@ -1109,6 +1152,7 @@ int
 db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
 {
     memset (a, 0, sizeof *a);
+    int64_t script_seats = 0;
     sqlite3_stmt *st = s_q (self, Q_ASG_GET);
     sqlite3_bind_int64 (st, 1, (int64_t) id);
     int rc = sqlite3_step (st);
@@ -1120,6 +1164,9 @@ db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
         a->created_at = sqlite3_column_int64 (st, 3);
         a->deadline_ms = sqlite3_column_int64 (st, 4);
         a->seed = (uint64_t) sqlite3_column_int64 (st, 5);
+        if (sqlite3_column_type (st, 6) == SQLITE_TEXT)
+            snprintf (a->script, sizeof a->script, "%s", (const char *) sqlite3_column_text (st, 6));
+        script_seats = sqlite3_column_int64 (st, 7);
     }
     sqlite3_reset (st);
     if (rc == SQLITE_DONE)
@@ -1142,6 +1189,33 @@ db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         s_fail (self, "seats_get");
         return -1;
+    }
+    if (script_seats > 0) {
+        //  The scripted seats take the slots no agent has, all in slot order.
+        uint32_t total = a->n_seats + (uint32_t) script_seats;
+        if (total > PROTO_MAX_AGENTS || !a->script [0]) {
+            log_error ("db_assignment_corrupt", "assignment=%" PRIu64 " script_seats=%" PRId64,
+                       id, script_seats);
+            return -1;
+        }
+        db_seat_t agents [PROTO_MAX_AGENTS];
+        uint32_t n_agents = a->n_seats;
+        memcpy (agents, a->seats, sizeof agents);
+        a->n_seats = 0;
+        for (uint32_t slot = 0; slot < total; slot++) {
+            db_seat_t *s = &a->seats [a->n_seats++];
+            memset (s, 0, sizeof *s);
+            uint32_t k = 0;
+            while (k < n_agents && agents [k].slot != slot)
+                k++;
+            if (k < n_agents)
+                *s = agents [k];
+            else {
+                s->agent_id = -1;
+                s->slot = slot;
+                snprintf (s->script, sizeof s->script, "%s", a->script);
+            }
+        }
     }
     return 0;
 }
@@ -1389,8 +1463,12 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         const proto_outcome_t *o = &r->seats [i];
         const db_seat_t *s = &a.seats [i];
         if (o->id != s->agent_id)
-            S_REJECT (PROTO_E_FIELD, "seats[%u].id is %" PRId64 ", assigned agt_%" PRId64,
-                      i, o->id, s->agent_id);
+            S_REJECT (PROTO_E_FIELD, "seats[%u].id is %" PRId64 ", assigned %s%" PRId64,
+                      i, o->id, s->agent_id < 0 ? "a script, " : "agt_", s->agent_id);
+        if (s->agent_id < 0) {
+            memset (&agents [i], 0, sizeof agents [i]);
+            continue;           // a scripted seat: nothing of it is stored
+        }
         if (db_load_agent (self, s->agent_id, &agents [i]) != 0)
             goto fail;
         if (s->frozen) {
@@ -1436,7 +1514,7 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
     //  Valid: apply. Training first (new snapshot versions).
     for (uint32_t i = 0; i < a.n_seats; i++) {
         const db_seat_t *s = &a.seats [i];
-        if (!s->train || a.eval || s->frozen)
+        if (!s->train || a.eval || s->frozen || s->agent_id < 0)
             continue;
         const proto_outcome_t *o = &r->seats [i];
         if (s_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now)
@@ -1460,8 +1538,14 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         team [i] = (int) a.seats [i].slot / per_team;
     }
     int64_t last_match = 0;
+    //  Against a scripted team ratings stay: Elo measures the population
+    //  against itself. The episodes are recorded all the same.
+    bool scripted = a.script [0] != 0;
     for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
         const float *sc = &r->scores [(size_t) ep * a.n_seats];
+        if (scripted)
+            ;
+        else
         if (a.n_seats == 2) {
             //  Seats in slot order so rating[0] is player 0.
             int p0 = team [0] <= team [1] ? 0 : 1, p1 = 1 - p0;
@@ -1499,6 +1583,8 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         int64_t match_id = sqlite3_last_insert_rowid (self->handle);
         last_match = match_id;
         for (uint32_t i = 0; i < a.n_seats; i++) {
+            if (a.seats [i].agent_id < 0)
+                continue;       // the script is in the assignment row
             st = s_q (self, Q_MSEAT_INSERT);
             sqlite3_bind_int64 (st, 1, match_id);
             sqlite3_bind_int64 (st, 2, a.seats [i].slot);
@@ -1523,6 +1609,8 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
                     goto fail;
                 continue;
             }
+            if (scripted)
+                continue;       // unrated, and not a match for eligibility
             st = s_q (self, Q_AGENT_RATED);
             sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
             sqlite3_bind_double (st, 2, rating [i]);
@@ -1813,10 +1901,14 @@ db_store_gc (db_t *self, uint64_t max_move_bytes)
                 dropped++;
             continue;
         }
-        //  Mostly dead (frozen opponents and lineage snapshots keep a few
-        //  records alive for a long time): move what lives, drop the rest.
-        int64_t size = store_segment_size (self->store, seg);
-        if (size <= 0 || live * 4 > size || moved + (uint64_t) live > max_move_bytes)
+        //  Mostly dead and old (frozen opponents and pinned snapshots keep
+        //  a few records alive for a long time; in a young segment the
+        //  stragglers are current states that the next results free):
+        //  move what lives, drop the rest.
+        int64_t age_s = 0;
+        int64_t size = store_segment_size (self->store, seg, &age_s);
+        if (size <= 0 || live * 4 > size || age_s < self->compact_age_s
+        ||  moved + (uint64_t) live > max_move_bytes)
             continue;
         int r = s_store_compact (self, seg);
         if (r < 0) {
@@ -1838,9 +1930,16 @@ db_store_bytes (db_t *self)
 }
 
 void
-db_set_segment_bytes (db_t *self, uint64_t bytes)
+db_set_segment_bytes (db_t *self, uint64_t bytes, int64_t compact_age_s)
 {
     store_set_segment_bytes (self->store, bytes);
+    self->compact_age_s = compact_age_s;
+}
+
+uint64_t
+db_store_segments_started (db_t *self)
+{
+    return store_started (self->store);
 }
 
 uint64_t
@@ -2208,7 +2307,7 @@ db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
 int
 db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
 {
-    typedef struct { int64_t id, assignment, episode, ts; } row_t;
+    typedef struct { int64_t id, assignment, episode, ts; char script [PROTO_MAX_NAME]; } row_t;
     row_t rows [1000];
     if (limit < 1)
         limit = 1;
@@ -2222,14 +2321,24 @@ db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
         rows [n].assignment = sqlite3_column_int64 (st, 1);
         rows [n].episode = sqlite3_column_int64 (st, 2);
         rows [n].ts = sqlite3_column_int64 (st, 3);
+        rows [n].script [0] = 0;
+        if (sqlite3_column_type (st, 4) == SQLITE_TEXT)
+            snprintf (rows [n].script, sizeof rows [n].script, "%s",
+                      (const char *) sqlite3_column_text (st, 4));
         n++;
     }
     sqlite3_reset (st);
     msgpack_pack_array (pk, (uint32_t) n);
     for (int i = 0; i < n; i++) {
-        msgpack_pack_map (pk, 5);
+        msgpack_pack_map (pk, 6);
         s_pack_str (pk, "id");
         msgpack_pack_int64 (pk, rows [i].id);
+        //  The scripted team's policy, nil in population play.
+        s_pack_str (pk, "script");
+        if (rows [i].script [0])
+            s_pack_str (pk, rows [i].script);
+        else
+            msgpack_pack_nil (pk);
         s_pack_str (pk, "assignment");
         msgpack_pack_int64 (pk, rows [i].assignment);
         s_pack_str (pk, "episode");

@@ -24,6 +24,8 @@
 
 //  State store segments roll over at this size (store.h).
 #define DB_SEGMENT_BYTES (64ull << 20)
+//  ...and a segment is compacted only once it is this many seconds old.
+#define DB_COMPACT_AGE_S 300
 
 typedef struct _db_t db_t;
 
@@ -44,11 +46,12 @@ typedef struct {
 } db_agent_t;
 
 typedef struct {
-    int64_t agent_id;
+    int64_t agent_id;               // -1: a scripted seat
     uint64_t version;
     uint32_t slot;
     bool train;
     bool frozen;                    // a frozen past snapshot of agent_id (never trains)
+    char script [PROTO_MAX_NAME];   // the scripted policy of a seat with agent_id -1
 } db_seat_t;
 
 //  A frozen past snapshot: a PFSP opponent with its own rating.
@@ -67,7 +70,11 @@ typedef struct {
     int64_t deadline_ms;
     uint64_t seed;
     uint32_t n_seats;
-    db_seat_t seats [PROTO_MAX_AGENTS];     // in assignment (and result) order
+    db_seat_t seats [PROTO_MAX_AGENTS];     // in slot order, as in the assign and the result
+    //  A match against a scripted team: script names the policy of every
+    //  seat with agent_id -1 (rows exist only for agent seats; the
+    //  assignment row keeps the script and how many seats it plays).
+    char script [PROTO_MAX_NAME];
 } db_assignment_t;
 
 //  What applying a result changed, for the caller's cache and counters.
@@ -191,9 +198,21 @@ int db_store_gc (db_t *self, uint64_t max_move_bytes);
 //  compaction has moved since open.
 uint64_t db_store_bytes (db_t *self);
 
-//  Roll the state store's segments over at this size from now on
-//  (default DB_SEGMENT_BYTES).
-void db_set_segment_bytes (db_t *self, uint64_t bytes);
+//  Segments the state store has started since open: a change means one
+//  more may now be free to retire.
+uint64_t db_store_segments_started (db_t *self);
+
+//  Roll the state store's segments over at this size from now on, and
+//  compact segments once they are this old (defaults DB_SEGMENT_BYTES,
+//  DB_COMPACT_AGE_S).
+void db_set_segment_bytes (db_t *self, uint64_t bytes, int64_t compact_age_s);
+
+//  If the WAL has grown past min_bytes, copy what is left of it into the
+//  database from pbtd's own connection (outside a batch), so the next
+//  write transaction starts the WAL over. Under steady load the
+//  checkpointer thread alone rarely gets the WAL restarted: the writer
+//  appends between every pass. 1 caught up, 0 not now, -1 error.
+int db_wal_catch_up (db_t *self, int64_t min_bytes);
 uint64_t db_store_moved (db_t *self);
 
 int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t samples,

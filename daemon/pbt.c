@@ -74,6 +74,8 @@ s_defaults (pbt_config_t *cfg)
     cfg->pfsp_p = 2.0;
     cfg->snapshot_prob = 0.2;
     cfg->eval_rate = 0.0;
+    cfg->script_rate = 0.0;
+    cfg->n_scripts = 0;
     cfg->frozen_keep = 4;
 }
 
@@ -196,6 +198,9 @@ pbt_config_check (const pbt_config_t *cfg, char *err, size_t err_len)
     else
     if (!S_PROB (cfg->eval_rate))
         snprintf (err, err_len, "eval_rate must be in [0, 1]");
+    else
+    if (!S_PROB (cfg->script_rate))
+        snprintf (err, err_len, "script_rate must be in [0, 1]");
     else
     if (cfg->selection != PBT_SELECT_PAPER && cfg->selection != PBT_SELECT_TRUNCATION)
         snprintf (err, err_len, "unknown selection");

@@ -17,6 +17,8 @@
 #include "rng.h"
 
 #define PBT_MAX_HPARAMS PROTO_MAX_KV
+#define PBT_MAX_SCRIPTS 8
+#define PBT_NAME_LEN PROTO_MAX_NAME
 
 typedef enum { PBT_PRIOR_UNIFORM = 0, PBT_PRIOR_LOGUNIFORM = 1 } pbt_prior_t;
 typedef enum { PBT_MODE_PERTURB = 0, PBT_MODE_RESAMPLE = 1, PBT_MODE_BOTH = 2 } pbt_mode_t;
@@ -59,6 +61,12 @@ typedef struct {
     double snapshot_prob;           // PFSP: P(opponent is a frozen snapshot), default 0.2
     double eval_rate;               // fraction of assignments that are evaluation-only, default 0
     uint32_t frozen_keep;           // PFSP: frozen past snapshots kept per agent, default 4 (0: none)
+    //  Scripted opponents: a fraction of training matches puts agents on
+    //  one team against one of the environment's scripted policies on the
+    //  other. They train the agents; ratings move only in population play.
+    double script_rate;             // default 0
+    uint32_t n_scripts;             // names below; 0 with script_rate > 0: all of the env's
+    char scripts [PBT_MAX_SCRIPTS][PBT_NAME_LEN];
 } pbt_config_t;
 
 //  One population member as the rules see it.

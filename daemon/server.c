@@ -85,6 +85,7 @@ s_send_to (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_
     out->buf = buf;
     out->len = len;
     out->type = msg->type;
+    out->t_in = self->msg_in_us;
     if (msg->type == PROTO_ACK) {
         out->applied = msg->u.ack.applied;
         out->assignment_id = msg->u.ack.assignment_id;
@@ -230,6 +231,7 @@ server_release_lease (server_t *self, lease_t *lease)
         if (agent && !lease->a.seats [i].frozen && agent->assignment == lease->a.id) {
             agent->busy = false;
             agent->assignment = 0;
+            agent->freed_us = zclock_usecs ();
         }
     }
     void *handle = zlistx_find (self->leases, lease);
@@ -376,6 +378,33 @@ s_form_match (server_t *self, db_assignment_t *a)
     memset (a, 0, sizeof *a);
     a->eval = rng_uniform (&self->rng) < self->cfg->pbt.eval_rate;
     int chosen [PROTO_MAX_AGENTS];
+    const pbt_config_t *pbt = &self->cfg->pbt;
+    int per_team = self->env->n_teams > 1 ? n_players / self->env->n_teams : n_players;
+    if (!a->eval && pbt->script_rate > 0 && pbt->n_scripts > 0 && per_team < n_players
+    &&  rng_uniform (&self->rng) < pbt->script_rate) {
+        //  Agents make one whole team, on a random side; one of the
+        //  scripts plays every seat of the other.
+        int side = (int) rng_below (&self->rng, (uint64_t) self->env->n_teams);
+        const char *script = pbt->scripts [rng_below (&self->rng, pbt->n_scripts)];
+        snprintf (a->script, sizeof a->script, "%s", script);
+        a->n_seats = (uint32_t) n_players;
+        for (int slot = 0; slot < n_players; slot++) {
+            db_seat_t *seat = &a->seats [slot];
+            seat->slot = (uint32_t) slot;
+            if (slot / per_team != side) {
+                seat->agent_id = -1;
+                snprintf (seat->script, sizeof seat->script, "%s", script);
+                continue;
+            }
+            int k = (int) rng_below (&self->rng, (uint64_t) n_idle);
+            agent_t *agent = &self->agents [idle [k]];
+            idle [k] = idle [--n_idle];
+            seat->agent_id = agent->a.id;
+            seat->version = agent->a.version;
+            seat->train = true;
+        }
+        return 0;
+    }
     int k = (int) rng_below (&self->rng, (uint64_t) n_idle);
     chosen [0] = idle [k];
     idle [k] = idle [--n_idle];
@@ -445,6 +474,12 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
     for (uint32_t i = 0; i < a->n_seats; i++) {
         proto_seat_t *seat = &as->seats [i];
         const db_seat_t *s = &a->seats [i];
+        if (s->agent_id < 0) {
+            seat->id = -1;
+            seat->slot = s->slot;
+            snprintf (seat->script, sizeof seat->script, "%s", s->script);
+            continue;
+        }
         agent_t *agent = s_agent (self, s->agent_id);
         assert (agent);
         seat->id = s->agent_id;
@@ -499,8 +534,8 @@ s_assign_to (server_t *self, peer_t *peer)
     snprintf (lease->peer_key, sizeof lease->peer_key, "%s", peer->key);
     zlistx_add_end (self->leases, lease);
     for (uint32_t i = 0; i < a.n_seats; i++) {
-        if (a.seats [i].frozen)
-            continue;           // a past snapshot: its live agent plays on elsewhere
+        if (a.seats [i].frozen || a.seats [i].agent_id < 0)
+            continue;           // a past snapshot (its live agent plays on elsewhere) or a script
         agent_t *agent = s_agent (self, a.seats [i].agent_id);
         agent->busy = true;
         agent->assignment = a.id;
@@ -512,8 +547,17 @@ s_assign_to (server_t *self, peer_t *peer)
     proto_msg_t msg;
     bool lent [PROTO_MAX_AGENTS] = { false };
     int rc = s_build_assign (self, &a, &msg, lent);
+    //  Turnaround starts when this assignment became possible.
+    int64_t saved_in = self->msg_in_us;
+    self->msg_in_us = peer->request_us;
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        agent_t *agent = a.seats [i].frozen ? NULL : s_agent (self, a.seats [i].agent_id);
+        if (agent && agent->freed_us > self->msg_in_us)
+            self->msg_in_us = agent->freed_us;
+    }
     if (rc == 0)
         rc = s_send_to (self, self->worker, peer->routing_id, &msg, peer->key);
+    self->msg_in_us = saved_in;
     for (uint32_t i = 0; i < a.n_seats; i++)
         if (lent [i])
             memset (&msg.u.assign.seats [i].state, 0, sizeof msg.u.assign.seats [i].state);
@@ -528,10 +572,13 @@ s_assign_to (server_t *self, peer_t *peer)
     }
     char seats [PROTO_MAX_AGENTS * 24] = "";
     size_t n = 0;
-    for (uint32_t i = 0; i < a.n_seats; i++)
-        n += snprintf (seats + n, sizeof seats - n, "%sagt_%" PRId64 "@%" PRIu64 "%s",
-                       i ? "," : "", a.seats [i].agent_id, a.seats [i].version,
-                       a.seats [i].frozen ? "(frozen)" : "");
+    for (uint32_t i = 0; i < a.n_seats && n < sizeof seats; i++)
+        n += a.seats [i].agent_id < 0
+           ? (size_t) snprintf (seats + n, sizeof seats - n, "%sscript:%s", i ? "," : "",
+                                a.seats [i].script)
+           : (size_t) snprintf (seats + n, sizeof seats - n, "%sagt_%" PRId64 "@%" PRIu64 "%s",
+                                i ? "," : "", a.seats [i].agent_id, a.seats [i].version,
+                                a.seats [i].frozen ? "(frozen)" : "");
     log_info ("assigned", "assignment=%" PRIu64 " kind=%s worker=\"%s\" seats=%s",
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
@@ -641,6 +688,7 @@ s_on_request (server_t *self, peer_t *peer)
         assert (key);
         zlistx_add_end (self->waiting, key);
         peer->parked = true;
+        peer->request_us = zclock_usecs ();
     }
     server_dispatch (self);
 }
@@ -744,8 +792,8 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     if (lease)
         server_release_lease (self, lease);
     for (uint32_t i = 0; i < n; i++) {
-        if (frozen [i])
-            continue;           // a past snapshot: nothing of its live agent changed
+        if (frozen [i] || ids [i] < 0)
+            continue;           // a past snapshot (nothing of its live agent changed) or a script
         agent_t *agent = s_agent (self, ids [i]);
         uint64_t before = agent ? agent->a.version : 0;
         s_reload_agent (self, ids [i]);
@@ -757,7 +805,7 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
               " episodes=%u samples_per_s=%.0f", r->assignment_id, peer->worker_id,
               applied.frames, applied.episodes, r->samples_per_s);
     for (uint32_t i = 0; i < n; i++)
-        if (!frozen [i])
+        if (!frozen [i] && ids [i] >= 0)
             s_evolve (self, ids [i]);
     server_dispatch (self);
 }
@@ -820,7 +868,9 @@ cleanup:
 //  database transaction (each result its own savepoint), the next
 //  assignments are formed in it too, and one fsync makes all of it
 //  durable before any ack or assign goes out. The socket's receive
-//  timeout is 0, so the drain stops when the queue is empty.
+//  timeout is 0, so the drain stops when the queue is empty, or at the
+//  batch's message or time cap (the rest wait for the next wakeup:
+//  zmq_poll reports the socket readable while messages are queued).
 static int
 s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -828,11 +878,15 @@ s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
     server_t *self = arg;
     server_batch_begin (self);
     int n = 0;
+    int64_t until = zclock_usecs () + SERVER_BATCH_US;
     zmsg_t *zmsg;
-    while (n < SERVER_BATCH_MAX && (zmsg = zmsg_recv (sock))) {
+    while (n < SERVER_BATCH_MAX && (n == 0 || zclock_usecs () < until)
+    &&     (zmsg = zmsg_recv (sock))) {
+        self->msg_in_us = zclock_usecs ();
         s_worker_message (self, sock, zmsg);
         n++;
     }
+    self->msg_in_us = 0;
     self->batched += (uint64_t) n;
     server_batch_end (self);
     return 0;
@@ -939,8 +993,14 @@ server_batch_end (server_t *self)
         }
         uint8_t *buf = out->buf;
         out->buf = NULL;
-        if (s_send_raw (out->sock, out->routing_id, buf, out->len)
-        &&  out->type == PROTO_ASSIGN) {
+        int sent = s_send_raw (out->sock, out->routing_id, buf, out->len);
+        if (sent == 0 && out->type == PROTO_ASSIGN && out->t_in && self->turn_ms) {
+            self->turn_ms [self->turn_i] = (float) (zclock_usecs () - out->t_in) / 1000.0f;
+            self->turn_i = (self->turn_i + 1) % SERVER_TURN_RING;
+            if (self->turn_n < SERVER_TURN_RING)
+                self->turn_n++;
+        }
+        if (sent && out->type == PROTO_ASSIGN) {
             //  Nobody will run it: give the agents back now, not at the deadline.
             lease_t *lease = s_lease_find (self, out->assignment_id);
             if (lease)
@@ -956,6 +1016,16 @@ server_batch_end (server_t *self)
         server_batch_begin (self);
         server_dispatch (self);
         server_batch_end (self);
+    }
+    //  A segment roll-over usually leaves one old segment with no live
+    //  record: retire it now (outside any transaction, after the replies
+    //  went out), so the next roll-over reuses its file instead of
+    //  growing a new one. Compaction stays in housekeeping.
+    uint64_t started = db_store_segments_started (self->db);
+    if (started != self->store_started_seen && !self->batching) {
+        self->store_started_seen = started;
+        if (db_store_gc (self->db, 0) < 0)
+            log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
     }
 }
 
@@ -1266,6 +1336,9 @@ server_new (config_t *cfg, int sigfd)
         goto fail;
     zhashx_set_destructor (self->peers, s_peer_destroy);
     zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
+    self->turn_ms = calloc (SERVER_TURN_RING, sizeof *self->turn_ms);
+    if (!self->turn_ms)
+        goto fail;
     self->db = db_new (cfg->db);
     if (!self->db || s_load (self))
         goto fail;
@@ -1323,6 +1396,7 @@ server_destroy (server_t **self_p)
     }
     zlistx_destroy (&self->waiting);
     zhashx_destroy (&self->peers);
+    free (self->turn_ms);
     db_destroy (&self->db);
     if (self->agents)
         s_cache_clear (self);

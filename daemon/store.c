@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -29,6 +30,7 @@ struct _store_t {
     uint64_t active_size;
     bool dirty;                     // appended since the last sync
     uint64_t dropped;
+    uint64_t started;
     //  Dead segments renamed pool-<n>.pbts for reuse: overwriting a file
     //  whose blocks are allocated and whose pages are cached costs less
     //  than growing a new one (no block allocation, no size change for
@@ -187,6 +189,7 @@ s_start_segment (store_t *self)
     self->active = next;
     self->active_fd = fd;
     self->active_size = 0;
+    self->started++;
     return 0;
 }
 
@@ -542,13 +545,15 @@ store_segments (store_t *self, uint32_t *ids, int max)
 }
 
 int64_t
-store_segment_size (store_t *self, uint32_t seg)
+store_segment_size (store_t *self, uint32_t seg, int64_t *age_s)
 {
     char name [32];
     s_segment_name (self, seg, name, sizeof name);
     struct stat st;
     if (fstatat (self->dir_fd, name, &st, 0))
         return -1;
+    if (age_s)
+        *age_s = (int64_t) time (NULL) - (int64_t) st.st_mtime;
     return (int64_t) st.st_size;
 }
 
@@ -620,4 +625,10 @@ uint64_t
 store_dropped (store_t *self)
 {
     return self->dropped;
+}
+
+uint64_t
+store_started (store_t *self)
+{
+    return self->started;
 }

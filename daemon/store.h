@@ -64,8 +64,9 @@ int store_read (store_t *self, const store_ref_t *ref, uint32_t expect_n_params,
 //  Segment ids on disk, ascending; returns how many (at most max), -1 on error.
 int store_segments (store_t *self, uint32_t *ids, int max);
 
-//  Size in bytes of one segment, or -1 if it does not exist.
-int64_t store_segment_size (store_t *self, uint32_t seg);
+//  Size in bytes of one segment, or -1 if it does not exist; age_s (if
+//  not NULL) gets the seconds since it was last written.
+int64_t store_segment_size (store_t *self, uint32_t seg, int64_t *age_s);
 
 //  The segment appends go to now.
 uint32_t store_active (store_t *self);
@@ -79,8 +80,11 @@ void store_set_segment_bytes (store_t *self, uint64_t segment_bytes);
 //  Bytes in all segments.
 uint64_t store_bytes (store_t *self);
 
-//  Segments deleted and bytes appended since open (for status).
+//  Segments retired since open.
 uint64_t store_dropped (store_t *self);
+
+//  Segments started since open (roll-overs; the first at open counts).
+uint64_t store_started (store_t *self);
 
 //  CRC32C (Castagnoli), hardware when the CPU has SSE4.2.
 uint32_t store_crc32c (uint32_t crc, const void *data, size_t len);

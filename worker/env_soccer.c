@@ -50,6 +50,7 @@ typedef struct {
     float gh;               // goal mouth half width
     float inv_hw, inv_hh;
     int step;
+    float goal_diff;        // full_time: team 0's goals minus team 1's so far
     rng_t rng;              // episode starts
     rng_t script_rng;       // "random" script
 } s_game_t;
@@ -59,6 +60,7 @@ typedef struct {
     int episode_steps;      // time limit in control ticks
     int action_repeat;      // control ticks per vec_step
     bool random_field;
+    bool full_time;         // a goal restarts play; the episode lasts episode_steps
     s_game_t *games;        // [n_envs]
 } s_vec_t;
 
@@ -110,10 +112,17 @@ s_check_options (const proto_kvs_t *options, char *err, size_t err_len)
                 return -1;
             }
         }
+        else
+        if (strcmp (kv->name, "full_time") == 0) {
+            if (kv->value != 0 && kv->value != 1) {
+                snprintf (err, err_len, "soccer option full_time=%g must be 0 or 1", kv->value);
+                return -1;
+            }
+        }
         else {
             snprintf (err, err_len,
                       "soccer has no option '%s' (known: episode_steps, random_field, "
-                      "action_repeat)", kv->name);
+                      "action_repeat, full_time)", kv->name);
             return -1;
         }
     }
@@ -133,13 +142,11 @@ s_set_field (s_game_t *g, float w, float h)
     g->inv_hh = 1.0f / g->hh;
 }
 
+//  Players and ball to a kick-off: at an episode's start, and after each
+//  goal of a full-time game (same field, same clock).
 static void
-s_game_reset (s_game_t *g, bool random_field)
+s_kickoff (s_game_t *g)
 {
-    //  Width uniform in [20, 28] m, height 3/4 of it (so [15, 21] m): the
-    //  goals and the normalized observations keep the same shape.
-    float w = random_field ? 20.0f + 8.0f * rng_uniformf (&g->rng) : 24.0f;
-    s_set_field (g, w, 0.75f * w);
     memset (g->vx, 0, sizeof g->vx);
     memset (g->vy, 0, sizeof g->vy);
     //  Each player somewhere in its own half, clear of the walls, the
@@ -163,7 +170,18 @@ s_game_reset (s_game_t *g, bool random_field)
     }
     g->x [S_BALL] = 0.0f;
     g->y [S_BALL] = 0.5f * g->hh * (2.0f * rng_uniformf (&g->rng) - 1.0f);
+}
+
+static void
+s_game_reset (s_game_t *g, bool random_field)
+{
+    //  Width uniform in [20, 28] m, height 3/4 of it (so [15, 21] m): the
+    //  goals and the normalized observations keep the same shape.
+    float w = random_field ? 20.0f + 8.0f * rng_uniformf (&g->rng) : 24.0f;
+    s_set_field (g, w, 0.75f * w);
+    s_kickoff (g);
     g->step = 0;
+    g->goal_diff = 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -405,6 +423,7 @@ s_vec_new (int n_envs, uint64_t seed, const proto_kvs_t *options)
     self->episode_steps = (int) s_opt (options, "episode_steps", 1800);
     self->random_field = s_opt (options, "random_field", 1) != 0;
     self->action_repeat = (int) s_opt (options, "action_repeat", 1);
+    self->full_time = s_opt (options, "full_time", 0) != 0;
     self->games = calloc ((size_t) n_envs, sizeof (s_game_t));
     if (!self->games) {
         free (self);
@@ -461,7 +480,13 @@ s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
             s_shaping (g, sh);
             for (int c = 0; c < 4 * SOCCER_N_SHAPING; c++)
                 sum [c] += sh [c];
-            done = goal != 0 || g->step >= self->episode_steps;
+            done = (goal != 0 && !self->full_time) || g->step >= self->episode_steps;
+            if (goal != 0 && self->full_time) {
+                //  Play restarts; the decision's reward is this goal.
+                g->goal_diff += goal == 1 ? 1.0f : -1.0f;
+                s_kickoff (g);
+                break;
+            }
         }
         if (ticks > 1)
             for (int c = 0; c < 4 * SOCCER_N_SHAPING; c++)
@@ -472,8 +497,12 @@ s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
         r [2] = r [3] = -r0;
         terminals [e] = done;
         if (done) {
-            //  The only game reward of an episode is its last one.
-            memcpy (scores + 4 * e, r, 4 * sizeof (float));
+            //  A goal-ended episode scores its one goal; a full-time one
+            //  the goal difference over the whole game.
+            float d = self->full_time ? g->goal_diff : r0;
+            float *sc = scores + 4 * e;
+            sc [0] = sc [1] = d;
+            sc [2] = sc [3] = -d;
             s_game_reset (g, self->random_field);
         }
         s_observe (g, self->episode_steps, obs + (size_t) e * 4 * SOCCER_OBS_DIM);

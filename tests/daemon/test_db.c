@@ -98,8 +98,8 @@ s_assign (db_t *db, int64_t a, uint64_t va, int64_t b, uint64_t vb, int64_t dead
     as.created_at = 1000;
     as.deadline_ms = deadline;
     as.n_seats = 2;
-    as.seats [0] = (db_seat_t) { a, va, 0, true, false };
-    as.seats [1] = (db_seat_t) { b, vb, 1, true, false };
+    as.seats [0] = (db_seat_t) { .agent_id = a, .version = va, .slot = 0, .train = true };
+    as.seats [1] = (db_seat_t) { .agent_id = b, .version = vb, .slot = 1, .train = true };
     cr_assert_eq (db_assignment_create (db, &as, 42), 0);
     return as.id;
 }
@@ -244,6 +244,94 @@ Test (db, result_applies_everything)
     cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_UNKNOWN);
     s_result_free (&res);
     cr_assert_eq (db_count_results (db), 1);
+    cr_assert_eq (db_integrity_check (db), 0);
+    db_destroy (&db);
+}
+
+//  A match against a scripted team (4 seats, agents 0 and 2 on team 1,
+//  the "chaser" script on team 0): the assignment round-trips with its
+//  script seats in slot order; the result trains both agents and records
+//  the episodes, but moves no rating and counts no rated match; a result
+//  that puts an agent where the script was is refused.
+Test (db, scripted_match_trains_but_is_unrated)
+{
+    db_t *db = s_population ();
+    pbt_config_t pbt = s_pbt ();
+    db_assignment_t as;
+    memset (&as, 0, sizeof as);
+    snprintf (as.worker, sizeof as.worker, "test");
+    as.created_at = 1000;
+    as.deadline_ms = 1LL << 60;
+    as.n_seats = 4;
+    snprintf (as.script, sizeof as.script, "chaser");
+    for (uint32_t s = 0; s < 4; s++) {
+        as.seats [s].slot = s;
+        as.seats [s].agent_id = -1;
+        snprintf (as.seats [s].script, sizeof as.seats [s].script, "chaser");
+    }
+    as.seats [2] = (db_seat_t) { .agent_id = 0, .version = 1, .slot = 2, .train = true };
+    as.seats [3] = (db_seat_t) { .agent_id = 2, .version = 1, .slot = 3, .train = true };
+    cr_assert_eq (db_assignment_create (db, &as, 42), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignment_seats"), 2);
+    db_assignment_t got;
+    cr_assert_eq (db_assignment_get (db, as.id, &got), 0);
+    cr_assert_eq (got.n_seats, 4);
+    cr_assert_str_eq (got.script, "chaser");
+    for (uint32_t s = 0; s < 4; s++)
+        cr_assert_eq (got.seats [s].slot, s);
+    cr_assert_eq (got.seats [0].agent_id, -1);
+    cr_assert_str_eq (got.seats [1].script, "chaser");
+    cr_assert_eq (got.seats [2].agent_id, 0);
+    cr_assert_eq (got.seats [3].agent_id, 2);
+    cr_assert (got.seats [3].train);
+
+    proto_result_t r;
+    memset (&r, 0, sizeof r);
+    r.assignment_id = as.id;
+    r.n_seats = 4;
+    float scores [8] = { 1, 1, -1, -1,   -1, -1, 1, 1 };
+    r.n_episodes = 2;
+    r.scores = scores;
+    for (uint32_t s = 0; s < 4; s++)
+        r.seats [s].id = -1;
+    r.seats [2].id = 0;
+    r.seats [2].version = 1;
+    r.seats [2].frames = 400;
+    s_fill_state (&r.seats [2].state, 7000);
+    r.seats [3].id = 2;
+    r.seats [3].version = 1;
+    r.seats [3].frames = 400;
+    s_fill_state (&r.seats [3].state, 8000);
+    char err [256];
+    db_applied_t ap;
+    //  An agent id where the script sat: refused, naming the seat.
+    r.seats [1].id = 3;
+    cr_assert_eq (db_apply_result (db, &r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_E_FIELD);
+    cr_assert (strstr (err, "seats[1]"), "%s", err);
+    r.seats [1].id = -1;
+    cr_assert_eq (db_apply_result (db, &r, NP, 2, &pbt, 5000, &ap, err, sizeof err), PROTO_OK, "%s", err);
+    cr_assert_eq (ap.frames, 800);
+    cr_assert_eq (ap.episodes, 2);
+    db_agent_t a0, a2;
+    cr_assert_eq (db_load_agent (db, 0, &a0), 0);
+    cr_assert_eq (db_load_agent (db, 2, &a2), 0);
+    cr_assert_eq (a0.version, 2);
+    cr_assert_eq (a2.frames, 400);
+    cr_assert_float_eq (a0.rating, 0, 0);
+    cr_assert_float_eq (a2.rating, 0, 0);
+    cr_assert_eq (a0.matches, 0);
+    cr_assert_eq (a2.matches_since_evolve, 0);
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 2, 2, &st), 0);
+    cr_assert_eq (st.params [0], 8000.0f);
+    proto_state_free (&st);
+    //  Episodes recorded, agent seats only, team 1's scores.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats"), 4);
+    cr_assert_eq (s_sql_int ("SELECT SUM(score) FROM match_seats WHERE team = 1"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE team = 0"), 0);
+    proto_state_free (&r.seats [2].state);
+    proto_state_free (&r.seats [3].state);
     cr_assert_eq (db_integrity_check (db), 0);
     db_destroy (&db);
 }
@@ -520,7 +608,7 @@ Test (db, store_collection_drops_and_compacts_segments)
     db_t *db = s_population ();
     db_set_retention (db, 2, 0);
     //  Records are 48 + 12 * NP = 168 bytes: six to a segment.
-    db_set_segment_bytes (db, 1024);
+    db_set_segment_bytes (db, 1024, 0);
     s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 1");
     pbt_config_t pbt = s_pbt ();
     char err [256];
@@ -733,8 +821,8 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     as.created_at = 1000;
     as.deadline_ms = 1000000000000;
     as.n_seats = 2;
-    as.seats [0] = (db_seat_t) { 1, 1, 0, true, false };
-    as.seats [1] = (db_seat_t) { 0, 2, 1, false, true };
+    as.seats [0] = (db_seat_t) { .agent_id = 1, .version = 1, .slot = 0, .train = true, .frozen = false };
+    as.seats [1] = (db_seat_t) { .agent_id = 0, .version = 2, .slot = 1, .train = false, .frozen = true };
     cr_assert_eq (db_assignment_create (db, &as, 42), 0);
     db_assignment_t got;
     cr_assert_eq (db_assignment_get (db, as.id, &got), 0);
@@ -779,8 +867,8 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     snprintf (as.worker, sizeof as.worker, "test");
     as.deadline_ms = 1000000000000;
     as.n_seats = 2;
-    as.seats [0] = (db_seat_t) { 2, 1, 0, true, false };
-    as.seats [1] = (db_seat_t) { 0, 3, 1, false, true };
+    as.seats [0] = (db_seat_t) { .agent_id = 2, .version = 1, .slot = 0, .train = true, .frozen = false };
+    as.seats [1] = (db_seat_t) { .agent_id = 0, .version = 3, .slot = 1, .train = false, .frozen = true };
     cr_assert_eq (db_assignment_create (db, &as, 42), 0);
     cr_assert_eq (db_evolve (db, 0, 1, &hp, 2003), 0);
     cr_assert_eq (s_sql_int ("SELECT group_concat(version, '') FROM "
@@ -802,11 +890,14 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
 
 //  Turn the snapshots table back into schema 3's, states as blobs
 //  (agent k: params 5000k + 0.25 + i, Adam m and v offset by 7 and 9,
-//  adam_t 40 + k), and forget the state store.
+//  adam_t 40 + k), drop the assignments' script columns, and forget the
+//  state store.
 static void
 s_snapshots_v3 (void)
 {
-    s_sql_exec ("DROP TABLE snapshots; CREATE TABLE snapshots ("
+    s_sql_exec ("ALTER TABLE assignments DROP COLUMN script; "
+                "ALTER TABLE assignments DROP COLUMN script_seats; "
+                "DROP TABLE snapshots; CREATE TABLE snapshots ("
                 "agent_id INTEGER NOT NULL REFERENCES agents(id), version INTEGER NOT NULL, "
                 "params BLOB NOT NULL, adam_m BLOB NOT NULL, adam_v BLOB NOT NULL, "
                 "adam_t INTEGER NOT NULL, frozen INTEGER NOT NULL DEFAULT 0, "
@@ -843,6 +934,8 @@ s_assert_v3_states_moved (db_t *db)
 {
     cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_table_info('snapshots') "
                              "WHERE name = 'params'"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_table_info('assignments') "
+                             "WHERE name IN ('script', 'script_seats')"), 2);
     for (int k = 0; k < 4; k++) {
         proto_state_t st;
         cr_assert_eq (db_load_state (db, k, 1, &st), 0, "agent %d", k);

@@ -190,6 +190,51 @@ def test_soccer_population():
         c.stop()
 
 
+def test_soccer_scripted_training_matches():
+    """script_rate: some training matches put two agents (one whole team)
+    against a scripted team. They train the agents and are recorded, but
+    move no rating: the population's ratings stay zero-sum. Evaluation can
+    play full-time games (--env full_time=1)."""
+    c = Cluster(SOCCER_CONFIG + "script_rate = 0.5\nscript_opponents = random, chaser\n",
+                name="soccer-scripted")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        c.wait_results(16)
+        out = c.ctl("matches", "--limit", "1000").stdout
+        check("vs script" in out, "pbtctl matches shows no scripted match")
+        ev = json.loads(c.ctl("eval", "agt_0", "--vs", "random", "--episodes", "20", "--env", "full_time=1",
+                              "--json").stdout)
+        check(ev["env_options"].get("full_time") == 1 and ev["episodes"] == 20,
+              f"eval did not play full-time games: {ev}")
+        bad = c.ctl("eval", "agt_0", "--vs", "random", "--env", "full_time=2", check_rc=False)
+        check(bad.returncode != 0 and "full_time" in bad.stderr, f"bad --env accepted: {bad.stderr!r}")
+        c.stop(keep=True)
+        scripted = c.sql("SELECT id, script, script_seats FROM assignments WHERE script IS NOT NULL AND state = 'done'")
+        plain = c.sql("SELECT COUNT(*) FROM assignments WHERE script IS NULL AND state = 'done'")[0][0]
+        check(scripted and plain > 0, f"{len(scripted)} scripted and {plain} population assignments done")
+        for aid, script, n in scripted:
+            check(script in ("random", "chaser") and n == 2, f"assignment {aid}: script {script}, {n} seats")
+            seats = c.sql("SELECT COUNT(DISTINCT agent_id), COUNT(DISTINCT slot / 2), SUM(train) "
+                          "FROM assignment_seats WHERE assignment_id = ?", (aid,))[0]
+            check(seats == (2, 1, 2), f"assignment {aid}: agents/teams/trained = {seats}")
+        # Every scripted episode is recorded for its two agents, on one team.
+        rows = c.sql("SELECT m.id, COUNT(*), COUNT(DISTINCT s.team) FROM matches m "
+                     "JOIN assignments a ON a.id = m.assignment_id JOIN match_seats s ON s.match_id = m.id "
+                     "WHERE a.script IS NOT NULL GROUP BY m.id")
+        check(rows and all(n == 2 and t == 1 for (_, n, t) in rows), f"scripted match rows: {rows[:5]}")
+        # Ratings moved only in population play: still zero-sum.
+        total = c.sql("SELECT SUM(rating) FROM agents")[0][0]
+        check(abs(total) < 1e-6, f"ratings sum to {total}")
+        # The agents of scripted matches trained: their versions moved on.
+        trained = c.sql("SELECT COUNT(*) FROM assignment_seats s JOIN assignments a ON a.id = s.assignment_id "
+                        "JOIN agents g ON g.id = s.agent_id AND g.version > s.version "
+                        "WHERE a.script IS NOT NULL AND a.state = 'done'")[0][0]
+        check(trained == 2 * len(scripted), f"{trained} of {2 * len(scripted)} scripted seats trained")
+    finally:
+        c.stop()
+
+
 def test_replay_scripts_without_pbtd():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="replay")
     try:
@@ -210,6 +255,7 @@ def test_bad_config_refused():
         ("[daemon]\nlease_ms = 5\n", ":2:", "lease_ms", "expected"),
         ("[nonsense]\n", ":1:", "nonsense", "unknown section"),
         ("[hparam.lr]\nprior = gaussian\n", ":2:", "prior", "expected"),
+        ("[pbt]\nscript_opponents = nope\n", ":2:", "script_opponents", "not a script of rps"),
     ]
     for text, line, key, expected in cases:
         c = Cluster(text, name="badcfg")
@@ -421,7 +467,7 @@ def test_pfsp_frozen_snapshots():
 if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
-               test_replay_scripts_without_pbtd, test_bad_config_refused,
+               test_soccer_scripted_training_matches, test_replay_scripts_without_pbtd, test_bad_config_refused,
                test_sighup_reloads_pbt_settings, test_pause_resume_workers_watch,
                test_admin_commands_need_token, test_eval_rate_matches_rate_but_do_not_train,
                test_unreachable_pbtctl, test_pfsp_frozen_snapshots])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import harness
 from harness import BUILD, FAST_CONFIG, Cluster, check, run_tests
 
 HOSTILE = os.path.join(BUILD, "tests", "integration", "hostile")
@@ -112,6 +113,8 @@ def test_pbtd_killed_and_restarted():
             c.pbtd.wait()
             ok = c.sql("PRAGMA integrity_check")[0][0]
             check(ok == "ok", f"integrity_check after SIGKILL: {ok}")
+            n = harness.check_state_store(c.db)
+            check(n >= 6, f"only {n} snapshot records after SIGKILL")
             c.start_pbtd()
         # Workers reconnect by themselves and training carries on.
         results = c.status()["results"]

@@ -230,6 +230,65 @@ s_goal_case (float dir)
 Test (soccer, goal_plus_x_team0_scores) { s_goal_case (1.0f); }
 Test (soccer, goal_minus_x_team1_scores) { s_goal_case (-1.0f); }
 
+//  full_time = 1: a goal pays its +-1 at once and play restarts from a
+//  kick-off on the same field and clock; the episode ends at the time
+//  limit, scoring the goal difference (+2 - 1 = +1 here).
+Test (soccer, full_time_restarts_after_goals_and_scores_the_difference)
+{
+    proto_kvs_t o = s_fixed_field ();
+    proto_kvs_set (&o, "full_time", 1);
+    proto_kvs_set (&o, "episode_steps", 200);
+    run_t r = s_run_new (1, 7, &o);
+    float dirs [3] = { 1.0f, -1.0f, 1.0f };
+    float sum = 0;
+    int steps = 0, goals = 0;
+    for (int k = 0; k < 3; k++) {
+        soccer_state_t s;
+        soccer_debug_get_state (r.vec, 0, &s);
+        int clock = s.step;
+        s = s_quiet_state ();
+        s.step = clock;
+        s.x [4] = dirs [k] * 10.0f;
+        s.y [4] = 1.0f;
+        s.vx [4] = dirs [k] * 10.0f;
+        soccer_debug_set_state (r.vec, 0, &s);
+        for (int t = 0; t < 12; t++) {
+            s_run_step (&r);
+            steps++;
+            cr_assert (!r.term [0], "a goal ended a full-time episode at step %d", steps);
+            sum += r.rew [0];
+            if (r.rew [0] != 0) {
+                goals++;
+                cr_assert_float_eq (r.rew [0], dirs [k], 0);
+                cr_assert_float_eq (r.rew [2], -dirs [k], 0);
+                //  Kick-off: ball back on the centre line, at rest, clock running.
+                soccer_state_t after;
+                soccer_debug_get_state (r.vec, 0, &after);
+                cr_assert_float_eq (after.x [4], 0, 0);
+                cr_assert_float_eq (after.vx [4], 0, 0);
+                cr_assert_eq (after.step, steps);
+                cr_assert_float_eq (after.w, 24, 0);
+                break;
+            }
+        }
+    }
+    cr_assert_eq (goals, 3);
+    while (!r.term [0]) {
+        s_run_step (&r);
+        steps++;
+        sum += r.rew [0];
+        cr_assert_leq (steps, 200);
+    }
+    cr_assert_eq (steps, 200, "ended at step %d", steps);
+    //  Players at rest never reach a goal on their own: only the three goals counted.
+    cr_assert_float_eq (sum, 1.0f, 0);
+    cr_assert_float_eq (r.scores [0], 1.0f, 0);
+    cr_assert_float_eq (r.scores [1], 1.0f, 0);
+    cr_assert_float_eq (r.scores [2], -1.0f, 0);
+    cr_assert_float_eq (r.scores [3], -1.0f, 0);
+    s_run_free (&r);
+}
+
 Test (soccer, ball_outside_mouth_bounces_off_end_wall)
 {
     proto_kvs_t o = s_fixed_field ();
