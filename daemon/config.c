@@ -28,6 +28,7 @@ const char *config_embedded =
     "housekeeping_ms = 1000\n"
     "snapshots_keep = 4\n"
     "matches_keep = 1000000\n"
+    "lineage_keep = false\n"
     "checkpoint_ms = 100\n"
     "wal_max_mb = 256\n"
     "state_cache_mb = 1024\n"
@@ -172,6 +173,13 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
         cfg->snapshots_keep = (uint32_t) u;
     }
     else
+    if (!strcmp (k, "lineage_keep")) {
+        bool b;
+        if (s_parse_bool (v, &b))
+            S_ERR (e, "expected true or false, got '%s'", v);
+        cfg->lineage_keep = b;
+    }
+    else
     if (!strcmp (k, "matches_keep")) {
         if (s_parse_u64 (v, &u) || u > (1ull << 62))
             S_ERR (e, "expected a number of episodes (0 = keep all), got '%s'", v);
@@ -197,7 +205,7 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
     }
     else
         S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
-               "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, "
+               "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, lineage_keep, "
                "checkpoint_ms, wal_max_mb, state_cache_mb)");
     return 0;
 }

@@ -31,6 +31,7 @@ typedef struct {
     uint32_t housekeeping_ms;
     uint32_t snapshots_keep;
     uint64_t matches_keep;                  // newest match rows (episodes) kept, 0 = all
+    bool lineage_keep;                      // keep the snapshots evolutions copied
     uint32_t checkpoint_ms;                 // WAL checkpoint interval (checkpointer thread)
     uint32_t wal_max_mb;                    // WAL size that forces a truncating checkpoint
     uint32_t state_cache_mb;                // budget for keeping current states in memory

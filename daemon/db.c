@@ -108,6 +108,7 @@ static const char *s_schema =
     "  old_hparams TEXT NOT NULL,"
     "  new_hparams TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS evolutions_agent ON evolutions (agent_id, id);"
+    "CREATE INDEX IF NOT EXISTS evolutions_donor ON evolutions (donor_id, donor_version);"
     "CREATE TABLE IF NOT EXISTS frozen ("
     "  agent_id INTEGER NOT NULL REFERENCES agents(id),"
     "  version INTEGER NOT NULL,"
@@ -158,7 +159,9 @@ static const char *s_sql [Q_COUNT] = {
     //  the agent's current version can be in a lease (a busy agent is
     //  neither trained nor evolved by anyone else), and keep >= 1, so this
     //  never removes a leased snapshot.
-    [Q_SNAP_RING] = "DELETE FROM snapshots WHERE agent_id = ?1 AND version <= ?2 AND frozen = 0",
+    [Q_SNAP_RING] = "DELETE FROM snapshots WHERE agent_id = ?1 AND version <= ?2 AND frozen = 0 "
+                    "AND NOT (?3 AND EXISTS (SELECT 1 FROM evolutions e WHERE "
+                    "e.donor_id = snapshots.agent_id AND e.donor_version = snapshots.version))",
     [Q_MATCH_MIN] = "SELECT COALESCE(MIN(id), 1) - 1 FROM matches",
     [Q_ASG_MIN] = "SELECT COALESCE(MIN(id), 1) - 1 FROM assignments",
     [Q_MSEAT_CUT] = "DELETE FROM match_seats WHERE match_id > ?1 AND match_id <= ?2",
@@ -209,7 +212,9 @@ static const char *s_sql [Q_COUNT] = {
                      "(SELECT a.version FROM agents a WHERE a.id = snapshots.agent_id) - ?1 "
                      "AND NOT EXISTS (SELECT 1 FROM assignment_seats s JOIN assignments x "
                      "ON x.id = s.assignment_id WHERE x.state = 'leased' "
-                     "AND s.agent_id = snapshots.agent_id AND s.version = snapshots.version)",
+                     "AND s.agent_id = snapshots.agent_id AND s.version = snapshots.version) "
+                     "AND NOT (?2 AND EXISTS (SELECT 1 FROM evolutions e WHERE "
+                     "e.donor_id = snapshots.agent_id AND e.donor_version = snapshots.version))",
     [Q_ASG_NEXTID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM assignments",
     [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
                      "seed, script, script_seats) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -246,9 +251,11 @@ static const char *s_sql [Q_COUNT] = {
     [Q_HIST_MATCHES] = "SELECT ms.match_id, ms.team, ms.score, ms.rating_after "
                        "FROM match_seats ms WHERE ms.agent_id = ?1 AND ms.frozen_version IS NULL "
                        "ORDER BY ms.match_id",
-    [Q_HIST_OPP] = "SELECT group_concat('agt_' || agent_id || COALESCE('@v' || frozen_version, ''), "
-                   "'+') FROM match_seats "
-                   "WHERE match_id = ?1 AND team != ?2",
+    //  A scripted team has no seat rows: it shows as script:<name>.
+    [Q_HIST_OPP] = "SELECT COALESCE((SELECT group_concat('agt_' || agent_id || "
+                   "COALESCE('@v' || frozen_version, ''), '+') FROM match_seats "
+                   "WHERE match_id = ?1 AND team != ?2), (SELECT 'script:' || a.script "
+                   "FROM matches m JOIN assignments a ON a.id = m.assignment_id WHERE m.id = ?1))",
     [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
     [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
                   "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
@@ -298,6 +305,7 @@ struct _db_t {
     //  Retention (0 = keep everything).
     uint32_t snapshots_keep;
     uint64_t matches_keep;
+    bool lineage_keep;              // keep every snapshot an evolution copied
     uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
@@ -606,6 +614,9 @@ db_new (const char *path)
         if (s_pragma (self, "COMMIT"))
             goto fail;
     }
+    else
+    if (s_pragma (self, s_schema))
+        goto fail;              // an index added within a version: IF NOT EXISTS adds it
     for (int i = 0; i < Q_COUNT; i++) {
         assert (s_sql [i]);
         if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -689,6 +700,12 @@ db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
 {
     self->snapshots_keep = snapshots_keep;
     self->matches_keep = matches_keep;
+}
+
+void
+db_set_lineage_keep (db_t *self, bool keep)
+{
+    self->lineage_keep = keep;
 }
 
 void
@@ -1284,6 +1301,7 @@ s_snapshot_ring (db_t *self, int64_t agent_id, uint64_t current)
     sqlite3_stmt *st = s_q (self, Q_SNAP_RING);
     sqlite3_bind_int64 (st, 1, agent_id);
     sqlite3_bind_int64 (st, 2, (int64_t) (current - self->snapshots_keep));
+    sqlite3_bind_int (st, 3, self->lineage_keep);
     return s_exec (self, st, "snapshot_ring");
 }
 
@@ -1955,6 +1973,7 @@ db_prune_snapshots (db_t *self, uint32_t keep)
         return -1;
     sqlite3_stmt *st = s_q (self, Q_SNAP_PRUNE);
     sqlite3_bind_int64 (st, 1, keep);
+    sqlite3_bind_int (st, 2, self->lineage_keep);
     if (s_exec (self, st, "snapshot_prune")) {
         s_rollback (self);
         return -1;

@@ -103,6 +103,11 @@ bool db_in_batch (db_t *self);
 //  the assignments they belong to (0 = keep all).
 void db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep);
 
+//  Lineage retention: true keeps every snapshot an evolution copied (the
+//  donor's version named in evolutions), beyond snapshots_keep, so the
+//  weights behind every step of the lineage stay readable. Default false.
+void db_set_lineage_keep (db_t *self, bool keep);
+
 //  Frozen past snapshots kept per agent (PFSP). When > 0, db_evolve
 //  first freezes the agent's current snapshot (table frozen, at its
 //  current rating) and forgets its oldest over the cap. 0 (the default):

@@ -1208,6 +1208,7 @@ s_load (server_t *self)
         return -1;
     //  Snapshots beyond snapshots_keep left by an older pbtd or a lowered
     //  setting go once, now; from here on each change trims its own agent.
+    db_set_lineage_keep (self->db, self->cfg->lineage_keep);
     int pruned = db_prune_snapshots (self->db, self->cfg->snapshots_keep);
     if (pruned < 0)
         return -1;

@@ -3,11 +3,10 @@
 # against its own fresh pbtd. Figures are key=value lines; see
 # `pbt-bench load --help`. Targets: results_per_s >= 2000 at 256 workers /
 # 64 KiB state / population 64, assignment latency p99 < 10 ms (pbtd's own
-# part: free_to_assign_*; p50_ms/p99_ms also include queueing for a free
-# agent, 224 of 256 workers always wait for 32 slots), rss and database
-# flat, and status_ms_p99 < 100 with 1000 agents. docs/scaling.md explains
-# the figures (the disk's bandwidth bounds durable 64 KiB results/s; the
-# tmpfs run shows pbtd's CPU bound).
+# part: pbtd_turnaround_*; p50_ms/p99_ms also include queueing for a free
+# agent, 224 of 256 workers always wait for 32 slots), rss and disk
+# (db_mb = database + WAL + state store) flat, and status_ms_p99 < 100 with
+# 1000 agents. docs/scaling.md explains the figures.
 # Usage: scripts/bench-load.sh [build-dir] [seconds (default 60)]
 #   LONG=1  also run 10 minutes with a progress line every 30 s (RSS flatness)
 set -euo pipefail

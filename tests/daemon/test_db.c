@@ -663,6 +663,64 @@ Test (db, store_collection_drops_and_compacts_segments)
     db_destroy (&db);
 }
 
+//  Lineage retention: with lineage_keep the version an evolution copied
+//  outlives snapshots_keep (its weights stay readable); without it the
+//  ring deletes it like any other.
+static void
+s_train (db_t *db, int64_t a, int64_t b, int times)
+{
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    for (int k = 0; k < times; k++) {
+        db_agent_t x, y;
+        cr_assert_eq (db_load_agent (db, a, &x), 0);
+        cr_assert_eq (db_load_agent (db, b, &y), 0);
+        uint64_t id = s_assign (db, a, x.version, b, y.version, 1LL << 60);
+        result_t res;
+        s_result (&res, id, a, x.version, b, y.version);
+        res.r.seats [0].state.params [0] = (float) (100 * a + x.version);
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
+                      PROTO_OK, "%s", err);
+        s_result_free (&res);
+    }
+}
+
+Test (db, lineage_keep_keeps_copied_versions)
+{
+    db_t *db = s_population ();
+    db_set_retention (db, 1, 0);
+    proto_kvs_t hp = { 0 };
+    proto_kvs_set (&hp, "lr", 0.5);
+    //  Without: agent 2 copies agent 0's v2; three more results delete it.
+    s_train (db, 0, 1, 1);
+    cr_assert_eq (db_evolve (db, 2, 0, &hp, 7000), 0);
+    s_train (db, 0, 1, 3);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 0 AND version = 2"), 0);
+    //  With: agent 3 copies agent 1's current version, which survives.
+    db_set_lineage_keep (db, true);
+    db_agent_t donor;
+    cr_assert_eq (db_load_agent (db, 1, &donor), 0);
+    cr_assert_eq (db_evolve (db, 3, 1, &hp, 7001), 0);
+    s_train (db, 0, 1, 3);
+    char sql [200];
+    snprintf (sql, sizeof sql, "SELECT COUNT(*) FROM snapshots WHERE agent_id = 1 AND version = %llu",
+              (unsigned long long) donor.version);
+    cr_assert_eq (s_sql_int (sql), 1);
+    //  ...while the versions no evolution copied still go (keep 1).
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM snapshots WHERE agent_id = 1"), 2);
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, 1, donor.version, &st), 0);
+    proto_state_free (&st);
+    //  The start-up sweep honours it too.
+    cr_assert_eq (db_prune_snapshots (db, 1), 0);
+    cr_assert_eq (s_sql_int (sql), 1);
+    db_set_lineage_keep (db, false);
+    cr_assert_eq (db_prune_snapshots (db, 1), 1);
+    cr_assert_eq (s_sql_int (sql), 0);
+    db_destroy (&db);
+}
+
 //  Match retention: the newest matches_keep match rows stay, older ones go
 //  with their seats and (once no kept match refers to them) assignments;
 //  leased assignments, agents' counters and the results total are kept.

@@ -223,9 +223,44 @@ def test_soccer_scripted_training_matches():
                      "JOIN assignments a ON a.id = m.assignment_id JOIN match_seats s ON s.match_id = m.id "
                      "WHERE a.script IS NOT NULL GROUP BY m.id")
         check(rows and all(n == 2 and t == 1 for (_, n, t) in rows), f"scripted match rows: {rows[:5]}")
-        # Ratings moved only in population play: still zero-sum.
-        total = c.sql("SELECT SUM(rating) FROM agents")[0][0]
-        check(abs(total) < 1e-6, f"ratings sum to {total}")
+        # Ratings move only in population play: along each agent's history
+        # a scripted episode leaves its rating where the previous episode
+        # left it, and agents.matches counts population episodes only.
+        decisive = 0
+        for (agent,) in c.sql("SELECT id FROM agents"):
+            hist = c.sql("SELECT a.script, s.rating_after, s.score FROM match_seats s "
+                         "JOIN matches m ON m.id = s.match_id JOIN assignments a ON a.id = m.assignment_id "
+                         "WHERE s.agent_id = ? ORDER BY s.match_id", (agent,))
+            last = 0.0
+            for script, rating, score in hist:
+                if script is not None:
+                    check(rating == last, f"agt_{agent}: a scripted episode moved its rating {last} -> {rating}")
+                    decisive += score != 0
+                last = rating
+            played = c.sql("SELECT matches FROM agents WHERE id = ?", (agent,))[0][0]
+            check(played == sum(1 for h in hist if h[0] is None),
+                  f"agt_{agent}: matches = {played}, population episodes = {sum(1 for h in hist if h[0] is None)}")
+        check(decisive > 0, "no scripted episode had a winner (nothing to move a rating)")
+        # History names the scripted team as the opponent.
+        who = c.sql("SELECT s.agent_id FROM assignment_seats s JOIN assignments a ON a.id = s.assignment_id "
+                    "WHERE a.script IS NOT NULL AND a.state = 'done' LIMIT 1")[0][0]
+        c.start_pbtd()
+        hist = json.loads(c.ctl("history", f"agt_{who}", "--json").stdout)
+        text = json.dumps(hist)
+        check("script:random" in text or "script:chaser" in text, "history shows no scripted opponent")
+        def opponents(node):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == "opponent":
+                        yield v
+                    else:
+                        yield from opponents(v)
+            elif isinstance(node, list):
+                for v in node:
+                    yield from opponents(v)
+        for series in opponents(hist):
+            # The series starts with the seed's "NA" for the initial point; no episode is unnamed.
+            check("NA" not in series[1:], f"history has an opponent it could not name: {series[:8]}")
         # The agents of scripted matches trained: their versions moved on.
         trained = c.sql("SELECT COUNT(*) FROM assignment_seats s JOIN assignments a ON a.id = s.assignment_id "
                         "JOIN agents g ON g.id = s.agent_id AND g.version > s.version "
