@@ -213,17 +213,27 @@ s_retire_active (store_t *self)
     return rc;
 }
 
+//  The store's directory as a DIR stream of its own (the fd is dup'ed so
+//  closedir leaves dir_fd open), rewound; NULL if it cannot be read.
+static DIR *
+s_opendir (store_t *self)
+{
+    int fd = dup (self->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+    if (!d && fd >= 0)
+        close (fd);
+    if (d)
+        rewinddir (d);
+    return d;
+}
+
 //  Pool files a previous run left: reuse them, or delete those over the limit.
 static void
 s_pool_scan (store_t *self)
 {
-    int fd = dup (self->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close (fd);
+    DIR *d = s_opendir (self);
+    if (!d)
         return;
-    }
     struct dirent *e;
     while ((e = readdir (d))) {
         unsigned int id;
@@ -523,15 +533,11 @@ int
 store_segments (store_t *self, uint32_t *ids, int max)
 {
     assert (self && ids);
-    int fd = dup (self->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+    DIR *d = s_opendir (self);
     if (!d) {
-        if (fd >= 0)
-            close (fd);
         log_error ("store_list_failed", "dir=%s errno=\"%s\"", self->dir, strerror (errno));
         return -1;
     }
-    rewinddir (d);
     int n = 0;
     struct dirent *e;
     while ((e = readdir (d)) && n < max) {
@@ -594,14 +600,9 @@ uint64_t
 store_bytes (store_t *self)
 {
     //  Every file: live segments and the pool kept for reuse.
-    int fd = dup (self->dir_fd);
-    DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close (fd);
+    DIR *d = s_opendir (self);
+    if (!d)
         return 0;
-    }
-    rewinddir (d);
     uint64_t total = 0;
     struct dirent *e;
     while ((e = readdir (d))) {

@@ -150,6 +150,28 @@ s_pbt (void)
     return pbt;
 }
 
+//  `times` results for agents a and b at their current versions; seat 0's
+//  new params [0] is 100 a + its old version.
+static void
+s_train (db_t *db, int64_t a, int64_t b, int times)
+{
+    pbt_config_t pbt = s_pbt ();
+    char err [256];
+    db_applied_t ap;
+    for (int k = 0; k < times; k++) {
+        db_agent_t x, y;
+        cr_assert_eq (db_load_agent (db, a, &x), 0);
+        cr_assert_eq (db_load_agent (db, b, &y), 0);
+        uint64_t id = s_assign (db, a, x.version, b, y.version, 1LL << 60);
+        result_t res;
+        s_result (&res, id, a, x.version, b, y.version);
+        res.r.seats [0].state.params [0] = (float) (100 * a + x.version);
+        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
+                      PROTO_OK, "%s", err);
+        s_result_free (&res);
+    }
+}
+
 TestSuite (db, .init = s_setup, .fini = s_teardown, .timeout = 30);
 
 Test (db, create_reopen_schema)
@@ -603,6 +625,17 @@ s_files (const char *pattern_dir_suffix, const char *prefix)
     return n;
 }
 
+static void
+s_assert_param (db_t *db, int64_t agent, uint64_t version, int i, float want)
+{
+    proto_state_t st;
+    cr_assert_eq (db_load_state (db, agent, version, &st), 0, "agt_%lld@%llu",
+                  (long long) agent, (unsigned long long) version);
+    cr_assert_eq (st.params [i], want, "agt_%lld@%llu params[%d] = %g, want %g",
+                  (long long) agent, (unsigned long long) version, i, st.params [i], want);
+    proto_state_free (&st);
+}
+
 Test (db, store_collection_drops_and_compacts_segments)
 {
     db_t *db = s_population ();
@@ -610,20 +643,10 @@ Test (db, store_collection_drops_and_compacts_segments)
     //  Records are 48 + 12 * NP = 168 bytes: six to a segment.
     db_set_segment_bytes (db, 1024, 0);
     s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 1");
-    pbt_config_t pbt = s_pbt ();
-    char err [256];
-    db_applied_t ap;
-    for (uint64_t v = 1; v <= 60; v++) {
-        uint64_t id = s_assign (db, 0, v, 1, v, 1LL << 60);
-        result_t res;
-        s_result (&res, id, 0, v, 1, v);
-        res.r.seats [0].state.params [0] = (float) v;
-        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
-                      PROTO_OK, "%s", err);
-        s_result_free (&res);
-        if (v == 30)        // alone in its segment once retention has run on
-            s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 30");
-    }
+    s_train (db, 0, 1, 30);
+    //  Version 30 will be alone in its segment once retention has run on.
+    s_sql_exec ("UPDATE snapshots SET frozen = 1 WHERE agent_id = 0 AND version = 30");
+    s_train (db, 0, 1, 30);
     int before = s_files ("-states", "seg-");
     cr_assert_gt (before, 15, "%d segments", before);
     cr_assert_gt (db_store_gc (db, 1 << 20), 0);
@@ -633,20 +656,12 @@ Test (db, store_collection_drops_and_compacts_segments)
     cr_assert_leq (after, 6, "%d segments left", after);
     cr_assert_leq (s_files ("-states", "pool-"), 4);
     cr_assert_gt (db_store_moved (db), 0);
-    proto_state_t st;
-    cr_assert_eq (db_load_state (db, 0, 1, &st), 0);
-    cr_assert_eq (st.params [0], 0.0f);         // the population's first state
-    cr_assert_eq (st.params [5], 5.0f);
-    proto_state_free (&st);
-    cr_assert_eq (db_load_state (db, 0, 30, &st), 0);
-    cr_assert_eq (st.params [0], 29.0f);        // written by result 29, then moved
-    proto_state_free (&st);
-    cr_assert_eq (db_load_state (db, 0, 61, &st), 0);
-    cr_assert_eq (st.params [0], 60.0f);
-    proto_state_free (&st);
-    cr_assert_eq (db_load_state (db, 3, 1, &st), 0);
-    cr_assert_eq (st.params [0], 3000.0f);
-    proto_state_free (&st);
+    //  Every row reads back its own bytes: agent 0's first state, version
+    //  30 (written by result 29, then moved), the newest, an untouched one.
+    s_assert_param (db, 0, 1, 5, 5.0f);
+    s_assert_param (db, 0, 30, 0, 29.0f);
+    s_assert_param (db, 0, 61, 0, 60.0f);
+    s_assert_param (db, 3, 1, 0, 3000.0f);
     //  Nothing left to do: a second pass deletes nothing.
     cr_assert_eq (db_store_gc (db, 1 << 20), 0);
     db_destroy (&db);
@@ -654,38 +669,14 @@ Test (db, store_collection_drops_and_compacts_segments)
     //  row still reads.
     db = db_new (s_path);
     cr_assert_not_null (db);
-    cr_assert_eq (db_load_state (db, 0, 1, &st), 0);
-    cr_assert_eq (st.params [5], 5.0f);
-    proto_state_free (&st);
-    cr_assert_eq (db_load_state (db, 1, 61, &st), 0);
-    cr_assert_eq (st.params [0], 6000.0f);
-    proto_state_free (&st);
+    s_assert_param (db, 0, 1, 5, 5.0f);
+    s_assert_param (db, 1, 61, 0, 6000.0f);
     db_destroy (&db);
 }
 
 //  Lineage retention: with lineage_keep the version an evolution copied
 //  outlives snapshots_keep (its weights stay readable); without it the
 //  ring deletes it like any other.
-static void
-s_train (db_t *db, int64_t a, int64_t b, int times)
-{
-    pbt_config_t pbt = s_pbt ();
-    char err [256];
-    db_applied_t ap;
-    for (int k = 0; k < times; k++) {
-        db_agent_t x, y;
-        cr_assert_eq (db_load_agent (db, a, &x), 0);
-        cr_assert_eq (db_load_agent (db, b, &y), 0);
-        uint64_t id = s_assign (db, a, x.version, b, y.version, 1LL << 60);
-        result_t res;
-        s_result (&res, id, a, x.version, b, y.version);
-        res.r.seats [0].state.params [0] = (float) (100 * a + x.version);
-        cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 5000, &ap, err, sizeof err),
-                      PROTO_OK, "%s", err);
-        s_result_free (&res);
-    }
-}
-
 Test (db, lineage_keep_keeps_copied_versions)
 {
     db_t *db = s_population ();
