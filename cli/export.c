@@ -161,11 +161,31 @@ export_agent_fetch (ctl_t *ctl, const char *agent, export_agent_t *out)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
+    //  agt_N@V names an older kept version of agt_N.
+    char name [64];
+    snprintf (name, sizeof name, "%s", agent);
+    char *at = strchr (name, '@');
+    long long version = 0;
+    if (at) {
+        char *end = NULL;
+        *at = 0;
+        version = strtoll (at + 1, &end, 10);
+        if (end == at + 1 || *end || version < 1) {
+            fprintf (stderr, "pbtctl: '%s': expected AGENT or AGENT@VERSION (VERSION >= 1)\n", agent);
+            msgpack_sbuffer_destroy (&sbuf);
+            return EXIT_USAGE;
+        }
+    }
+    msgpack_pack_map (&pk, version ? 2 : 1);
     msgpack_pack_str (&pk, 5);
     msgpack_pack_str_body (&pk, "agent", 5);
-    msgpack_pack_str (&pk, strlen (agent));
-    msgpack_pack_str_body (&pk, agent, strlen (agent));
+    msgpack_pack_str (&pk, strlen (name));
+    msgpack_pack_str_body (&pk, name, strlen (name));
+    if (version) {
+        msgpack_pack_str (&pk, 7);
+        msgpack_pack_str_body (&pk, "version", 7);
+        msgpack_pack_int64 (&pk, version);
+    }
     ctl_reply_t reply;
     int rc = ctl_call (ctl, "agent_state", (const uint8_t *) sbuf.data, sbuf.size, &reply);
     msgpack_sbuffer_destroy (&sbuf);
@@ -452,7 +472,7 @@ cleanup:
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: pbtctl export AGENT -o FILE.safetensors [--json]\n");
+    fprintf (stderr, "usage: pbtctl export AGENT[@VERSION] -o FILE.safetensors [--json]\n");
 }
 
 int

@@ -188,13 +188,19 @@ s_workers (server_t *self, msgpack_packer *pk)
 }
 
 static int
-s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, char *err, size_t err_len)
+s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, uint64_t version,
+               char *err, size_t err_len)
 {
     const agent_t *ag = &self->agents [id];
+    //  An older version is served if it is still kept (snapshots_keep,
+    //  frozen, lineage_keep); hparams and rating stay the agent's current.
+    if (version == 0)
+        version = ag->a.version;
     proto_state_t state;
-    if (db_load_state (self->db, id, ag->a.version, &state)) {
-        snprintf (err, err_len, "no snapshot for agt_%" PRId64 " version %" PRIu64,
-                  id, ag->a.version);
+    if (version > ag->a.version || db_load_state (self->db, id, version, &state)) {
+        snprintf (err, err_len, "no snapshot for agt_%" PRId64 " version %" PRIu64 " (current "
+                  "%" PRIu64 "; older ones are kept per snapshots_keep, frozen_keep and "
+                  "lineage_keep)", id, version, ag->a.version);
         return -1;
     }
     const proto_model_t *m = &self->cfg->model;
@@ -202,7 +208,7 @@ s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, char *err, size_t
     s_str (pk, "agent");
     s_agent_name (pk, id);
     s_str (pk, "version");
-    msgpack_pack_uint64 (pk, ag->a.version);
+    msgpack_pack_uint64 (pk, version);
     s_str (pk, "generation");
     msgpack_pack_uint64 (pk, ag->a.generation);
     s_str (pk, "model");
@@ -347,7 +353,8 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
         if (!has_agent)
             snprintf (err, sizeof err, "agent_state needs agent (e.g. agt_0)");
         else
-            s_agent_state (self, &pk, id, err, sizeof err);
+            s_agent_state (self, &pk, id, (uint64_t) proto_args_int (args, args_len, "version", 0),
+                           err, sizeof err);
     }
     else
         snprintf (err, sizeof err, "unknown command '%s'", ctl->cmd);

@@ -29,6 +29,7 @@ struct _store_t {
     int active_fd;                  // -1 when retired (next append starts one)
     uint64_t active_size;
     bool dirty;                     // appended since the last sync
+    bool lost_sync;                 // a retired segment's sync failed since the last store_sync
     uint64_t dropped;
     uint64_t started;
     //  Dead segments renamed pool-<n>.pbts for reuse: overwriting a file
@@ -203,6 +204,9 @@ s_retire_active (store_t *self)
         if (self->dirty && fdatasync (self->active_fd)) {
             log_error ("store_sync_failed", "dir=%s seg=%" PRIu32 " errno=\"%s\"",
                        self->dir, self->active, strerror (errno));
+            //  The next store_sync must fail too: the transaction that wrote
+            //  those bytes may not commit.
+            self->lost_sync = true;
             rc = -1;
         }
         close (self->active_fd);
@@ -509,6 +513,11 @@ int
 store_sync (store_t *self)
 {
     assert (self);
+    if (self->lost_sync) {
+        self->lost_sync = false;
+        self->dirty = false;
+        return -1;
+    }
     if (!self->dirty || self->active_fd < 0)
         return 0;
     if (fdatasync (self->active_fd)) {

@@ -270,6 +270,42 @@ def test_soccer_scripted_training_matches():
         c.stop()
 
 
+def test_lineage_keep_serves_donor_versions():
+    """[daemon] lineage_keep: the versions evolutions copied outlive
+    snapshots_keep, and pbtctl serves them as agt_N@V (export, eval)."""
+    cfg = "[daemon]\nsnapshots_keep = 1\nlineage_keep = true\n" + FAST_CONFIG.format(size=4, t_select=1.0)
+    c = Cluster(cfg, name="lineage")
+    try:
+        c.start_pbtd()
+        c.start_worker()
+        old = []
+        deadline = time.time() + 60
+        while not old and time.time() < deadline:
+            c.wait_results(c.status()["results"] + 4)
+            old = c.sql("SELECT e.donor_id, e.donor_version FROM evolutions e JOIN agents a ON a.id = e.donor_id "
+                        "WHERE e.donor_version < a.version ORDER BY e.id LIMIT 1")
+        check(old, "no evolution copied a version its donor has since moved past")
+        donor, version = old[0]
+        out = os.path.join(c.dir, "old.safetensors")
+        j = json.loads(c.ctl("export", f"agt_{donor}@{version}", "-o", out, "--json").stdout)
+        check(j["version"] == version and j["agent"] == f"agt_{donor}", f"export of agt_{donor}@{version}: {j}")
+        ev = json.loads(c.ctl("eval", f"agt_{donor}@{version}", "--vs", "random", "--episodes", "20",
+                              "--json").stdout)
+        check(ev["episodes"] == 20, f"eval of an old version: {ev}")
+        # A version that is not kept is refused, saying which are.
+        r = c.ctl("export", f"agt_{donor}@999999", "-o", out, check_rc=False)
+        check(r.returncode != 0 and "no snapshot" in r.stderr and "lineage_keep" in r.stderr,
+              f"export of a missing version: rc {r.returncode} {r.stderr!r}")
+        r = c.ctl("export", f"agt_{donor}@x", "-o", out, check_rc=False)
+        check(r.returncode == 2, f"export agt_N@x: rc {r.returncode}")
+        c.stop(keep=True)
+        kept = c.sql("SELECT COUNT(*) FROM evolutions e WHERE NOT EXISTS (SELECT 1 FROM snapshots s "
+                     "WHERE s.agent_id = e.donor_id AND s.version = e.donor_version)")[0][0]
+        check(kept == 0, f"{kept} copied versions were deleted despite lineage_keep")
+    finally:
+        c.stop()
+
+
 def test_replay_scripts_without_pbtd():
     c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3), name="replay")
     try:
@@ -502,7 +538,8 @@ def test_pfsp_frozen_snapshots():
 if __name__ == "__main__":
     run_tests([test_loop_trains_and_records, test_t_select_zero_never_evolves,
                test_eligibility_frames_respected, test_history_and_lineage, test_soccer_population,
-               test_soccer_scripted_training_matches, test_replay_scripts_without_pbtd, test_bad_config_refused,
+               test_soccer_scripted_training_matches, test_lineage_keep_serves_donor_versions,
+               test_replay_scripts_without_pbtd, test_bad_config_refused,
                test_sighup_reloads_pbt_settings, test_pause_resume_workers_watch,
                test_admin_commands_need_token, test_eval_rate_matches_rate_but_do_not_train,
                test_unreachable_pbtctl, test_pfsp_frozen_snapshots])
