@@ -75,7 +75,7 @@ cron_run (server_t *self)
     if (db_store_gc (self->db, CRON_GC_MOVE_BYTES) < 0)
         log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
     //  Keep the WAL short without the checkpointer's blocking TRUNCATE
-    //  (measured: 100-300 ms pauses of the reactor under load).
+    //  (under load it made status p99 105-183 ms; 12.6 ms without it).
     if (db_wal_catch_up (self->db, CRON_WAL_RESTART_BYTES) < 0)
         log_warn ("wal_catch_up_failed", "why=\"see the error before; retried next pass\"");
 #ifdef HAVE_SYSTEMD
