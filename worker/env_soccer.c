@@ -80,49 +80,39 @@ s_obs_dim (const proto_kvs_t *options)
     return SOCCER_OBS_DIM;
 }
 
+//  Every option is an integer in [min, max]; 0..1 ones are switches.
+static const struct {
+    const char *name;
+    int min, max;
+} s_options [] = {
+    { "episode_steps", 1, S_MAX_EPISODE_STEPS },
+    { "random_field", 0, 1 },
+    { "action_repeat", 1, S_MAX_ACTION_REPEAT },
+    { "full_time", 0, 1 },
+};
+#define S_N_OPTIONS (int) (sizeof s_options / sizeof s_options [0])
+
 static int
 s_check_options (const proto_kvs_t *options, char *err, size_t err_len)
 {
     for (uint32_t i = 0; options && i < options->count; i++) {
         const proto_kv_t *kv = &options->items [i];
-        if (strcmp (kv->name, "episode_steps") == 0) {
-            if (!(kv->value >= 1 && kv->value <= S_MAX_EPISODE_STEPS)
-            ||  kv->value != floor (kv->value)) {
-                snprintf (err, err_len,
-                          "soccer option episode_steps=%g must be an integer in 1..%d",
-                          kv->value, S_MAX_EPISODE_STEPS);
-                return -1;
-            }
-        }
-        else
-        if (strcmp (kv->name, "random_field") == 0) {
-            if (kv->value != 0 && kv->value != 1) {
-                snprintf (err, err_len, "soccer option random_field=%g must be 0 or 1",
-                          kv->value);
-                return -1;
-            }
-        }
-        else
-        if (strcmp (kv->name, "action_repeat") == 0) {
-            if (!(kv->value >= 1 && kv->value <= S_MAX_ACTION_REPEAT)
-            ||  kv->value != floor (kv->value)) {
-                snprintf (err, err_len,
-                          "soccer option action_repeat=%g must be an integer in 1..%d",
-                          kv->value, S_MAX_ACTION_REPEAT);
-                return -1;
-            }
-        }
-        else
-        if (strcmp (kv->name, "full_time") == 0) {
-            if (kv->value != 0 && kv->value != 1) {
-                snprintf (err, err_len, "soccer option full_time=%g must be 0 or 1", kv->value);
-                return -1;
-            }
-        }
-        else {
+        int k = 0;
+        while (k < S_N_OPTIONS && strcmp (kv->name, s_options [k].name) != 0)
+            k++;
+        if (k == S_N_OPTIONS) {
             snprintf (err, err_len,
                       "soccer has no option '%s' (known: episode_steps, random_field, "
                       "action_repeat, full_time)", kv->name);
+            return -1;
+        }
+        if (!(kv->value >= s_options [k].min && kv->value <= s_options [k].max)
+        ||  kv->value != floor (kv->value)) {
+            if (s_options [k].min == 0 && s_options [k].max == 1)
+                snprintf (err, err_len, "soccer option %s=%g must be 0 or 1", kv->name, kv->value);
+            else
+                snprintf (err, err_len, "soccer option %s=%g must be an integer in %d..%d",
+                          kv->name, kv->value, s_options [k].min, s_options [k].max);
             return -1;
         }
     }
