@@ -20,7 +20,7 @@
 #include "pbt.h"
 #include "proto.h"
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 //  State store segments roll over at this size (store.h).
 #define DB_SEGMENT_BYTES (64ull << 20)
@@ -227,6 +227,56 @@ int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t sample
 //  retention deleted), evolutions; -1 on error.
 int64_t db_count_results (db_t *self);
 int64_t db_count_evolutions (db_t *self);
+
+//  --------------------------------------------------------------------------
+//  Series: bounded, multi-resolution time series of any metric.
+//
+//  A series is (agent, metric name) -> points; agent is an agent id, or
+//  DB_SERIES_POPULATION for a population-wide metric. Every point carries
+//  the wall-clock time (ms since the epoch) and the population's total
+//  frames at that moment, so series of different agents share one x axis
+//  (time or frames). A sample appended is a point at full resolution
+//  (level 0). Each level keeps at most DB_SERIES_LEVEL_POINTS points: when
+//  a level overflows, its two oldest points merge into one point of the
+//  next level (count-weighted mean, min, max, newest value, summed weight
+//  and sample count, the newer point's time and frames, the label if both
+//  had the same one). So a point at level L stands for about 2^L samples,
+//  recent samples stay at full resolution, and a series of N samples has
+//  at most DB_SERIES_LEVEL_POINTS * (log2 (N / DB_SERIES_LEVEL_POINTS) + 2)
+//  points: about 2,300 for a billion samples. Appending costs amortized one
+//  merge. Points read oldest first: by level descending, then by sequence.
+
+#define DB_SERIES_POPULATION    (-1)
+#define DB_SERIES_LEVEL_POINTS  128
+#define DB_SERIES_MAX_LEVELS    48
+#define DB_SERIES_NAME_MAX      64
+
+typedef struct {
+    int64_t t0_ms;                  // wall clock of the oldest sample merged in
+    int64_t t_ms;                   // ...and of the newest
+    uint64_t frames;                // population total frames at the newest sample
+    uint32_t level;                 // 0: one sample; L: about 2^L samples
+    uint64_t samples;               // samples merged into this point
+    double weight;                  // their summed weight (e.g. episodes)
+    double mean;                    // weight-weighted mean of their values
+    double lo, hi;                  // smallest and largest value
+    double last;                    // the newest sample's value
+    char label [DB_SERIES_NAME_MAX];    // shared label of every sample, else ""
+} db_point_t;
+
+//  Append one sample to (agent, name), created on first use: value and
+//  weight finite, weight > 0; label may be NULL. Joins the open batch or
+//  transaction as its own savepoint, else its own transaction. 0 or -1.
+int db_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                      uint64_t frames, double value, double weight, const char *label);
+//  Points of (agent, name), oldest first, skipping `offset`, at most max
+//  into out. Returns the number read (0 for an unknown series) or -1;
+//  *total (may be NULL) gets how many points the series has.
+int db_series_read (db_t *self, int64_t agent, const char *name, int64_t offset,
+                    db_point_t *out, int max, int64_t *total);
+//  Names of agent's series (DB_SERIES_POPULATION: the population's), in
+//  name order, into names[0..max); count or -1.
+int db_series_names (db_t *self, int64_t agent, char names [][DB_SERIES_NAME_MAX], int max);
 
 //  Control-endpoint queries, packed as MessagePack bodies (see
 //  docs/schema.md and docs/protocol notes in daemon/ctl.c).
