@@ -143,7 +143,21 @@ static const char *s_schema =
     "  hi REAL NOT NULL,"
     "  last REAL NOT NULL,"
     "  label TEXT,"
-    "  PRIMARY KEY (series_id, level, seq)) WITHOUT ROWID;";
+    "  PRIMARY KEY (series_id, level, seq)) WITHOUT ROWID;"
+    //  Payoff counters (db.h): whole run, and the recent window's two buckets.
+    "CREATE TABLE IF NOT EXISTS payoff ("
+    "  agent_id INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  opp_id INTEGER NOT NULL,"
+    "  opp_version INTEGER NOT NULL,"
+    "  episodes INTEGER NOT NULL, wins INTEGER NOT NULL, draws INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL, score REAL NOT NULL,"
+    "  cur_episodes INTEGER NOT NULL, cur_wins INTEGER NOT NULL, cur_draws INTEGER NOT NULL,"
+    "  cur_losses INTEGER NOT NULL, cur_score REAL NOT NULL,"
+    "  prev_episodes INTEGER NOT NULL, prev_wins INTEGER NOT NULL, prev_draws INTEGER NOT NULL,"
+    "  prev_losses INTEGER NOT NULL, prev_score REAL NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (agent_id, version, opp_id, opp_version)) WITHOUT ROWID;";
 
 #define AGENT_COLS "id, version, generation, parent, rating, matches, frames, " \
                    "frames_since_evolve, matches_since_evolve, created_at, updated_at"
@@ -169,6 +183,7 @@ typedef enum {
     Q_FROZEN_DRIFT_ADD, Q_FROZEN_GET, Q_FROZEN_RATED, Q_FROZEN_ALL, Q_FROZEN_COUNT,
     Q_SER_ID, Q_SER_NEW, Q_SER_SEQ, Q_SER_PUT, Q_SER_LEVEL_N, Q_SER_OLDEST2, Q_SER_DEL,
     Q_SER_READ, Q_SER_COUNT, Q_SER_NAMES,
+    Q_PAYOFF_ADD, Q_PAYOFF_ALL,
     Q_COUNT
 } query_t;
 
@@ -332,6 +347,30 @@ static const char *s_sql [Q_COUNT] = {
                    "LIMIT ?3 OFFSET ?2",
     [Q_SER_COUNT] = "SELECT COUNT(*) FROM series_points WHERE series_id = ?1",
     [Q_SER_NAMES] = "SELECT name FROM series WHERE agent_id = ?1 ORDER BY name",
+    //  Payoff (db.h). SET expressions see the row as it was, so the
+    //  bucket that is full moves to prev and cur restarts from this delta.
+    [Q_PAYOFF_ADD] = "INSERT INTO payoff (agent_id, version, opp_id, opp_version, episodes, wins, "
+        "draws, losses, score, cur_episodes, cur_wins, cur_draws, cur_losses, cur_score, "
+        "prev_episodes, prev_wins, prev_draws, prev_losses, prev_score, updated_at) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, ?11) "
+        "ON CONFLICT (agent_id, version, opp_id, opp_version) DO UPDATE SET "
+        "episodes = episodes + ?5, wins = wins + ?6, draws = draws + ?7, losses = losses + ?8, "
+        "score = score + ?9, "
+        "prev_episodes = CASE WHEN cur_episodes >= ?10 THEN cur_episodes ELSE prev_episodes END, "
+        "prev_wins = CASE WHEN cur_episodes >= ?10 THEN cur_wins ELSE prev_wins END, "
+        "prev_draws = CASE WHEN cur_episodes >= ?10 THEN cur_draws ELSE prev_draws END, "
+        "prev_losses = CASE WHEN cur_episodes >= ?10 THEN cur_losses ELSE prev_losses END, "
+        "prev_score = CASE WHEN cur_episodes >= ?10 THEN cur_score ELSE prev_score END, "
+        "cur_episodes = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_episodes END + ?5, "
+        "cur_wins = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_wins END + ?6, "
+        "cur_draws = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_draws END + ?7, "
+        "cur_losses = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_losses END + ?8, "
+        "cur_score = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_score END + ?9, "
+        "updated_at = ?11",
+    [Q_PAYOFF_ALL] = "SELECT agent_id, version, opp_id, opp_version, episodes, wins, draws, losses, "
+        "score, cur_episodes + prev_episodes, cur_wins + prev_wins, cur_draws + prev_draws, "
+        "cur_losses + prev_losses, cur_score + prev_score, updated_at FROM payoff "
+        "ORDER BY agent_id, version, opp_id, opp_version",
 };
 
 struct _db_t {
@@ -350,6 +389,7 @@ struct _db_t {
     uint64_t matches_keep;
     bool lineage_keep;              // keep every snapshot an evolution copied
     uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
+    uint64_t payoff_window;         // episodes per recent bucket of a payoff cell
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
     //  The checkpointer thread and its own connection.
@@ -589,6 +629,7 @@ db_new (const char *path)
         goto fail;
     self->store = store_new (dir, DB_SEGMENT_BYTES);
     self->compact_age_s = DB_COMPACT_AGE_S;
+    self->payoff_window = DB_PAYOFF_WINDOW;
     free (dir);
     if (!self->store)
         goto fail;
@@ -2268,6 +2309,82 @@ db_series_names (db_t *self, int64_t agent, char names [][DB_SERIES_NAME_MAX], i
     sqlite3_reset (st);
     if (n < max && rc != SQLITE_DONE) {
         s_fail (self, "series_names");
+        return -1;
+    }
+    return n;
+}
+
+//  --------------------------------------------------------------------------
+//  Payoff (db.h)
+
+void
+db_set_payoff_window (db_t *self, uint64_t episodes)
+{
+    self->payoff_window = episodes ? episodes : 1;
+}
+
+static int
+s_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp, uint64_t opp_version,
+              const db_wdl_t *d, int64_t now)
+{
+    sqlite3_stmt *st = s_q (self, Q_PAYOFF_ADD);
+    sqlite3_bind_int64 (st, 1, agent);
+    sqlite3_bind_int64 (st, 2, (int64_t) version);
+    sqlite3_bind_int64 (st, 3, opp);
+    sqlite3_bind_int64 (st, 4, (int64_t) opp_version);
+    sqlite3_bind_int64 (st, 5, (int64_t) d->episodes);
+    sqlite3_bind_int64 (st, 6, (int64_t) d->wins);
+    sqlite3_bind_int64 (st, 7, (int64_t) d->draws);
+    sqlite3_bind_int64 (st, 8, (int64_t) d->losses);
+    sqlite3_bind_double (st, 9, d->score_sum);
+    sqlite3_bind_int64 (st, 10, (int64_t) self->payoff_window);
+    sqlite3_bind_int64 (st, 11, now);
+    return s_exec (self, st, "payoff_add");
+}
+
+int
+db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp, uint64_t opp_version,
+               const db_wdl_t *delta, int64_t now)
+{
+    if (!isfinite (delta->score_sum)
+    ||  delta->wins + delta->draws + delta->losses != delta->episodes) {
+        log_error ("payoff_refused", "agent=%" PRId64 " opp=%" PRId64 " why=\"wins + draws + "
+                   "losses must equal episodes, score finite\"", agent, opp);
+        return -1;
+    }
+    if (s_begin (self))
+        return -1;
+    if (s_payoff_add (self, agent, version, opp, opp_version, delta, now)) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+int
+db_payoff_list (db_t *self, db_payoff_t *out, int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_PAYOFF_ALL);
+    int n = 0, rc = SQLITE_DONE;
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        db_payoff_t *c = &out [n++];
+        c->agent = sqlite3_column_int64 (st, 0);
+        c->version = (uint64_t) sqlite3_column_int64 (st, 1);
+        c->opp = sqlite3_column_int64 (st, 2);
+        c->opp_version = (uint64_t) sqlite3_column_int64 (st, 3);
+        db_wdl_t *w [2] = { &c->all, &c->recent };
+        for (int k = 0; k < 2; k++) {
+            w [k]->episodes = (uint64_t) sqlite3_column_int64 (st, 4 + 5 * k);
+            w [k]->wins = (uint64_t) sqlite3_column_int64 (st, 5 + 5 * k);
+            w [k]->draws = (uint64_t) sqlite3_column_int64 (st, 6 + 5 * k);
+            w [k]->losses = (uint64_t) sqlite3_column_int64 (st, 7 + 5 * k);
+            w [k]->score_sum = sqlite3_column_double (st, 8 + 5 * k);
+        }
+        c->updated_at = sqlite3_column_int64 (st, 14);
+    }
+    sqlite3_reset (st);
+    if (n < max && rc != SQLITE_DONE) {
+        s_fail (self, "payoff_list");
         return -1;
     }
     return n;

@@ -278,6 +278,46 @@ int db_series_read (db_t *self, int64_t agent, const char *name, int64_t offset,
 //  name order, into names[0..max); count or -1.
 int db_series_names (db_t *self, int64_t agent, char names [][DB_SERIES_NAME_MAX], int max);
 
+//  --------------------------------------------------------------------------
+//  Payoff: counters of every pairing, never derived from a scan.
+//
+//  One cell per (agent, version, opponent, opponent version): version 0
+//  is the live agent (all its versions together), a version > 0 the
+//  frozen snapshot agent@version. Each side of every rated or trained
+//  episode between agents (scripted teams are not cells) counts from its
+//  own side: episodes, wins, draws, losses (by team score) and the sum of
+//  its own score. `all` covers the whole run. `recent` is two buckets:
+//  when the current one holds the window's episodes (db_set_payoff_window,
+//  default DB_PAYOFF_WINDOW) it becomes the previous one and a new one
+//  starts; recent = previous + current, so once a pairing has played a
+//  window's worth it always covers between one and two windows of its most
+//  recent episodes (plus at most one result).
+
+#define DB_PAYOFF_WINDOW 20000
+
+typedef struct {
+    uint64_t episodes, wins, draws, losses;
+    double score_sum;
+} db_wdl_t;
+
+typedef struct {
+    int64_t agent;
+    uint64_t version;               // 0: the live agent; else a frozen snapshot
+    int64_t opp;
+    uint64_t opp_version;
+    db_wdl_t all, recent;
+    int64_t updated_at;
+} db_payoff_t;
+
+void db_set_payoff_window (db_t *self, uint64_t episodes);
+//  Add delta to a cell (created on first use). Joins the open batch or
+//  transaction as its own savepoint, else its own transaction. 0 or -1.
+int db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
+                   uint64_t opp_version, const db_wdl_t *delta, int64_t now);
+//  Every cell, ordered by agent, version, opponent, opponent version, into
+//  out[0..max); count or -1.
+int db_payoff_list (db_t *self, db_payoff_t *out, int max);
+
 //  Control-endpoint queries, packed as MessagePack bodies (see
 //  docs/schema.md and docs/protocol notes in daemon/ctl.c).
 //  history: map agt_<id> -> {hyperparameters, opponent, score, rating, step}

@@ -1122,3 +1122,32 @@ Test (db, series_merge_bounded_and_exact)
     cr_assert_str_eq (names [0], "score");
     db_destroy (&db);
 }
+
+//  Payoff counters: whole run, and a recent window of one to two buckets.
+Test (db, payoff_counters_and_recent_window)
+{
+    db_t *db = s_population ();
+    db_set_payoff_window (db, 10);
+    db_wdl_t d = { .episodes = 4, .wins = 2, .draws = 1, .losses = 1, .score_sum = 3 };
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &d, 100 + k), 0);
+    db_wdl_t frozen = { .episodes = 2, .wins = 0, .draws = 0, .losses = 2, .score_sum = -4 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 7, &frozen, 200), 0);
+    db_wdl_t bad = { .episodes = 3, .wins = 1 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &bad, 300), -1);
+    db_payoff_t cells [8];
+    cr_assert_eq (db_payoff_list (db, cells, 8), 2);
+    cr_assert_eq (cells [0].opp_version, 0);
+    cr_assert_eq (cells [0].all.episodes, 28);
+    cr_assert_eq (cells [0].all.wins, 14);
+    cr_assert_float_eq (cells [0].all.score_sum, 21, 1e-12);
+    //  Buckets of 4, 8, 12 (full: >= 10) -> prev 12, cur 4, 8, 12 -> prev 12,
+    //  cur 4: recent = 16 episodes, between one and two windows.
+    cr_assert_eq (cells [0].recent.episodes, 16);
+    cr_assert_eq (cells [0].recent.wins, 8);
+    cr_assert_eq (cells [0].recent.draws + cells [0].recent.losses, 8);
+    cr_assert_eq (cells [0].updated_at, 106);
+    cr_assert_eq (cells [1].opp_version, 7);
+    cr_assert_eq (cells [1].all.losses, 2);
+    db_destroy (&db);
+}
