@@ -122,6 +122,27 @@ static const char *s_schema =
     "  results INTEGER NOT NULL,"
     "  samples INTEGER NOT NULL,"
     "  evolutions INTEGER NOT NULL);"
+    //  Per result and seat: the aggregates history is built from.
+    "CREATE TABLE IF NOT EXISTS result_seats ("
+    "  assignment_id INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  agent_id INTEGER NOT NULL,"
+    "  frozen_version INTEGER,"
+    "  team INTEGER NOT NULL,"
+    "  opponent TEXT NOT NULL,"
+    "  episodes INTEGER NOT NULL,"
+    "  wins INTEGER NOT NULL,"
+    "  draws INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL,"
+    "  score_sum REAL NOT NULL,"
+    "  rating_before REAL NOT NULL,"
+    "  rating_after REAL NOT NULL,"
+    "  frames INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  wall_ms INTEGER NOT NULL,"
+    "  pop_frames INTEGER NOT NULL,"
+    "  PRIMARY KEY (assignment_id, slot)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS result_seats_agent ON result_seats (agent_id, assignment_id);"
     //  Series (db.h): one row per (agent or -1, metric), its points by
     //  resolution level.
     "CREATE TABLE IF NOT EXISTS series ("
@@ -184,6 +205,8 @@ typedef enum {
     Q_SER_ID, Q_SER_NEW, Q_SER_SEQ, Q_SER_PUT, Q_SER_LEVEL_N, Q_SER_OLDEST2, Q_SER_DEL,
     Q_SER_READ, Q_SER_COUNT, Q_SER_NAMES,
     Q_PAYOFF_ADD, Q_PAYOFF_ALL,
+    Q_RSEAT_INSERT, Q_RSEAT_DEL_ONE, Q_RSEAT_CUT, Q_POP_FRAMES, Q_ASG_DONE_RANGE,
+    Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RESULTS_RECENT, Q_RSEATS_GET,
     Q_COUNT
 } query_t;
 
@@ -269,8 +292,8 @@ static const char *s_sql [Q_COUNT] = {
     [Q_AGENT_TRAINED] = "UPDATE agents SET version = ?2, frames = frames + ?3, "
                         "frames_since_evolve = frames_since_evolve + ?3, updated_at = ?4 "
                         "WHERE id = ?1",
-    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + 1, "
-                      "matches_since_evolve = matches_since_evolve + 1, updated_at = ?3 "
+    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + ?4, "
+                      "matches_since_evolve = matches_since_evolve + ?4, updated_at = ?3 "
                       "WHERE id = ?1",
     [Q_MATCH_INSERT] = "INSERT INTO matches (assignment_id, episode, ts) VALUES (?1, ?2, ?3)",
     [Q_MSEAT_INSERT] = "INSERT INTO match_seats (match_id, slot, agent_id, team, score, "
@@ -324,10 +347,31 @@ static const char *s_sql [Q_COUNT] = {
                            "printf('%!.17g', ?1)) ON CONFLICT (key) DO UPDATE SET value = "
                            "printf('%!.17g', CAST(value AS REAL) + ?1)",
     [Q_FROZEN_GET] = "SELECT rating FROM frozen WHERE agent_id = ?1 AND version = ?2",
-    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + 1 "
+    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + ?4 "
                        "WHERE agent_id = ?1 AND version = ?2",
     [Q_FROZEN_ALL] = "SELECT agent_id, version, rating FROM frozen ORDER BY agent_id, version",
     [Q_FROZEN_COUNT] = "SELECT COUNT(*) FROM frozen",
+    [Q_RSEAT_INSERT] = "INSERT INTO result_seats (assignment_id, slot, agent_id, frozen_version, "
+                       "team, opponent, episodes, wins, draws, losses, score_sum, rating_before, "
+                       "rating_after, frames, ts, wall_ms, pop_frames) VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [Q_RSEAT_DEL_ONE] = "DELETE FROM result_seats WHERE assignment_id = ?1",
+    [Q_RSEAT_CUT] = "DELETE FROM result_seats WHERE assignment_id > ?1 AND assignment_id <= ?2 "
+                    "AND assignment_id IN (SELECT id FROM assignments WHERE id > ?1 AND id <= ?2 "
+                    "AND state != 'leased')",
+    [Q_POP_FRAMES] = "SELECT COALESCE(SUM(frames), 0) FROM agents",
+    [Q_ASG_DONE_RANGE] = "SELECT COUNT(*) FROM assignments WHERE id > ?1 AND id <= ?2 "
+                         "AND state = 'done'",
+    [Q_MSEAT_CUT_ASG] = "DELETE FROM match_seats WHERE match_id IN (SELECT id FROM matches "
+                        "WHERE assignment_id > ?1 AND assignment_id <= ?2)",
+    [Q_MATCH_CUT_ASG] = "DELETE FROM matches WHERE assignment_id > ?1 AND assignment_id <= ?2",
+    //  Newest results first, below a cursor (an assignment id).
+    [Q_RESULTS_RECENT] = "SELECT DISTINCT r.assignment_id, r.ts, a.script FROM result_seats r "
+                         "LEFT JOIN assignments a ON a.id = r.assignment_id "
+                         "WHERE r.assignment_id < ?2 ORDER BY r.assignment_id DESC LIMIT ?1",
+    [Q_RSEATS_GET] = "SELECT slot, agent_id, frozen_version, team, opponent, episodes, wins, "
+                     "draws, losses, score_sum, rating_before, rating_after, frames, wall_ms, "
+                     "pop_frames FROM result_seats WHERE assignment_id = ?1 ORDER BY slot",
     //  Series (db.h). Level 0 always holds the newest point, so its
     //  largest seq is the series' largest.
     [Q_SER_ID] = "SELECT id FROM series WHERE agent_id = ?1 AND name = ?2",
@@ -390,6 +434,8 @@ struct _db_t {
     bool lineage_keep;              // keep every snapshot an evolution copied
     uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
     uint64_t payoff_window;         // episodes per recent bucket of a payoff cell
+    bool episode_rows;              // also write matches/match_seats (one row per episode)
+    uint64_t results_keep;          // results (assignments) kept without episode rows (0 = all)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
     //  The checkpointer thread and its own connection.
@@ -402,6 +448,26 @@ struct _db_t {
     int64_t wal_max;
     uint64_t checkpoints, checkpoint_frames;
 };
+
+static int s_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                            uint64_t frames, double value, double weight, const char *label);
+static int s_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
+                         uint64_t opp_version, const db_wdl_t *d, int64_t now);
+
+//  What one result says, per seat, before anything is written.
+typedef struct {
+    uint32_t n_seats;
+    int team [PROTO_MAX_AGENTS];
+    int idx [PROTO_MAX_AGENTS];         // seats, team 0's first (the team Elo order)
+    int n_a, n_b;                       // seats on team 0, on the other team
+    bool scripted;
+    double before [PROTO_MAX_AGENTS];   // ratings before the result
+    double rating [PROTO_MAX_AGENTS];   // ...and after it
+    db_wdl_t wdl [PROTO_MAX_AGENTS];    // per seat, by team score
+    int64_t last_match;                 // the last episode row written (episode rows only)
+} s_result_t;
+static int s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                          const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now);
 
 //  --------------------------------------------------------------------------
 //  Statement helpers: every call resets the statement so the next use
@@ -606,6 +672,192 @@ cleanup:
     return ret;
 }
 
+static int
+s_prepare_all (db_t *self)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        assert (s_sql [i]);
+        if (self->q [i])
+            continue;
+        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->q [i], NULL) != SQLITE_OK) {
+            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
+                       sqlite3_errmsg (self->handle));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Schema 4 -> 5, one result being carried over: its seats' aggregates.
+typedef struct {
+    int64_t assignment, ts, created_at;
+    char script [PROTO_MAX_NAME];
+    db_assignment_t a;                  // seats (slot order), from the rows
+    s_result_t res;
+    bool seen [PROTO_MAX_AGENTS];
+    double ep_score [PROTO_MAX_AGENTS]; // the current episode's scores
+    int64_t match;                      // the current episode
+} s_carry_t;
+
+//  Close the current episode: each seat's win, draw or loss by team score
+//  (a scripted team has no rows: the games are zero-sum, so it scored
+//  minus the agents' team).
+static void
+s_carry_episode (s_carry_t *c)
+{
+    if (!c->match)
+        return;
+    double team_sum [2] = { 0, 0 };
+    bool other = false;
+    for (uint32_t i = 0; i < c->a.n_seats; i++)
+        if (c->seen [i]) {
+            team_sum [c->res.team [i] != 0] += c->ep_score [i];
+            other = other || c->res.team [i] != c->res.team [0];
+        }
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        if (!c->seen [i])
+            continue;
+        double my = team_sum [c->res.team [i] != 0];
+        double their = other ? team_sum [c->res.team [i] == 0] : -my;
+        db_wdl_t *w = &c->res.wdl [i];
+        w->episodes++;
+        w->wins += my > their;
+        w->draws += my == their;
+        w->losses += my < their;
+        w->score_sum += c->ep_score [i];
+        c->seen [i] = false;
+    }
+    c->match = 0;
+}
+
+//  Write one carried-over result (as s_result_record does, without
+//  counters: agents and frozen rows already hold them). Ratings before
+//  come from the agent's previous result in the file, or, for its first,
+//  its rating after that result's first episode.
+static int
+s_carry_flush (db_t *self, s_carry_t *c, double *last_rating, int64_t pop_frames)
+{
+    s_carry_episode (c);
+    if (!c->assignment)
+        return 0;
+    c->a.id = (uint64_t) c->assignment;
+    c->a.created_at = c->created_at;
+    snprintf (c->a.script, sizeof c->a.script, "%s", c->script);
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        const db_seat_t *s = &c->a.seats [i];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096
+        &&  !isnan (last_rating [s->agent_id]))
+            c->res.before [i] = last_rating [s->agent_id];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096)
+            last_rating [s->agent_id] = c->res.rating [i];
+    }
+    c->res.scripted = true;             // no counters move: they are already right
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        proto_result_t r = { 0 };
+        if (s_result_seat (self, &c->a, &r, &c->res, i, pop_frames, c->ts))
+            return -1;
+    }
+    memset (c, 0, sizeof *c);
+    return 0;
+}
+
+//  Schema 4 -> 5: the per-episode rows a version 4 file kept (the
+//  matches_keep window) become per-result aggregates, series points and
+//  payoff counters, inside db_new's upgrade transaction. The episode rows
+//  stay; result retention deletes them with their results. Population
+//  frames were not recorded per result before: each carried point gets an
+//  estimate, the current total scaled by its time since the run began.
+static int
+s_migrate_history (db_t *self)
+{
+    sqlite3_stmt *get = NULL;
+    int ret = -1, rc;
+    int64_t total = 0, t_first = 0, t_last = 0, n = 0;
+    double *last_rating = malloc (4096 * sizeof *last_rating);
+    s_carry_t *c = calloc (1, sizeof *c);
+    if (!last_rating || !c)
+        goto cleanup;
+    for (int i = 0; i < 4096; i++)
+        last_rating [i] = NAN;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &total, "migrate_frames") < 0)
+        goto cleanup;
+    char created [32];
+    if (sqlite3_prepare_v2 (self->handle, "SELECT MIN(ts), MAX(ts) FROM matches", -1, &get, NULL)
+    ||  sqlite3_step (get) != SQLITE_ROW) {
+        s_fail (self, "migrate_span");
+        goto cleanup;
+    }
+    t_first = sqlite3_column_int64 (get, 0);
+    t_last = sqlite3_column_int64 (get, 1);
+    sqlite3_finalize (get);
+    get = NULL;
+    if (db_meta_get (self, "created_at", created, sizeof created) == 0)
+        t_first = strtoll (created, NULL, 10);
+    //  Rows in insertion order: episode by episode, seats in slot order.
+    if (sqlite3_prepare_v2 (self->handle, "SELECT m.assignment_id, m.id, m.ts, s.slot, s.agent_id, "
+                            "s.team, s.score, s.rating_after, s.frozen_version, a.script, "
+                            "a.created_at FROM match_seats s JOIN matches m ON m.id = s.match_id "
+                            "LEFT JOIN assignments a ON a.id = m.assignment_id ORDER BY s.rowid",
+                            -1, &get, NULL)) {
+        s_fail (self, "migrate_prepare");
+        goto cleanup;
+    }
+    while ((rc = sqlite3_step (get)) == SQLITE_ROW) {
+        int64_t asg = sqlite3_column_int64 (get, 0), match = sqlite3_column_int64 (get, 1);
+        int64_t ts = sqlite3_column_int64 (get, 2);
+        if (asg != c->assignment) {
+            int64_t frames = t_last > t_first ? (int64_t) ((double) total * (double) (c->ts - t_first)
+                                                           / (double) (t_last - t_first)) : total;
+            if (s_carry_flush (self, c, last_rating, frames < 0 ? 0 : frames))
+                goto cleanup;
+            c->assignment = asg;
+            c->created_at = sqlite3_column_int64 (get, 10);
+            if (sqlite3_column_type (get, 9) == SQLITE_TEXT)
+                snprintf (c->script, sizeof c->script, "%s", (const char *) sqlite3_column_text (get, 9));
+            n++;
+        }
+        if (match != c->match) {
+            s_carry_episode (c);
+            c->match = match;
+        }
+        c->ts = ts;
+        uint32_t slot = (uint32_t) sqlite3_column_int64 (get, 3);
+        uint32_t i = 0;
+        while (i < c->a.n_seats && c->a.seats [i].slot != slot)
+            i++;
+        if (i == c->a.n_seats) {
+            if (i == PROTO_MAX_AGENTS)
+                continue;           // more seats than any result can have: not ours
+            c->a.n_seats++;
+            db_seat_t *s = &c->a.seats [i];
+            s->slot = slot;
+            s->agent_id = sqlite3_column_int64 (get, 4);
+            s->frozen = sqlite3_column_type (get, 8) != SQLITE_NULL;
+            s->version = s->frozen ? (uint64_t) sqlite3_column_int64 (get, 8) : 0;
+            c->res.team [i] = (int) sqlite3_column_int64 (get, 5);
+            c->res.before [i] = sqlite3_column_double (get, 7);
+            c->res.n_seats = c->a.n_seats;
+        }
+        c->seen [i] = true;
+        c->ep_score [i] = sqlite3_column_double (get, 6);
+        c->res.rating [i] = sqlite3_column_double (get, 7);
+    }
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "migrate_read");
+        goto cleanup;
+    }
+    if (s_carry_flush (self, c, last_rating, total))
+        goto cleanup;
+    log_info ("db_migrated_history", "results=%" PRId64, n);
+    ret = 0;
+cleanup:
+    sqlite3_finalize (get);
+    free (last_rating);
+    free (c);
+    return ret;
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -630,6 +882,7 @@ db_new (const char *path)
     self->store = store_new (dir, DB_SEGMENT_BYTES);
     self->compact_age_s = DB_COMPACT_AGE_S;
     self->payoff_window = DB_PAYOFF_WINDOW;
+    self->results_keep = DB_RESULTS_KEEP;
     free (dir);
     if (!self->store)
         goto fail;
@@ -680,6 +933,7 @@ db_new (const char *path)
             goto fail;
         bool upgrade = version >= 1 && version < 3;
         bool move_states = version >= 1 && version < 4;
+        bool carry_history = version >= 1 && version < 5;
         if ((move_states && (s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script TEXT")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script_seats "
@@ -690,6 +944,7 @@ db_new (const char *path)
                                          "frozen_version INTEGER")))
         ||  s_pragma (self, s_schema)
         ||  (move_states && s_migrate_states (self))
+        ||  (carry_history && (s_prepare_all (self) || s_migrate_history (self)))
         ||  s_pragma (self, sql)
         ||  store_sync (self->store)) {
             s_pragma (self, "ROLLBACK");
@@ -701,15 +956,8 @@ db_new (const char *path)
     else
     if (s_pragma (self, s_schema))
         goto fail;              // an index added within a version: IF NOT EXISTS adds it
-    for (int i = 0; i < Q_COUNT; i++) {
-        assert (s_sql [i]);
-        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &self->q [i], NULL) != SQLITE_OK) {
-            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
-                       sqlite3_errmsg (self->handle));
-            goto fail;
-        }
-    }
+    if (s_prepare_all (self))
+        goto fail;
     if (s_int (self, s_q (self, Q_MATCH_MIN), &self->match_cut, "match_min")
     ||  s_int (self, s_q (self, Q_ASG_MIN), &self->asg_cut, "assignment_min"))
         goto fail;
@@ -784,6 +1032,18 @@ db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
 {
     self->snapshots_keep = snapshots_keep;
     self->matches_keep = matches_keep;
+}
+
+void
+db_set_episode_rows (db_t *self, bool on)
+{
+    self->episode_rows = on;
+}
+
+void
+db_set_results_keep (db_t *self, uint64_t results_keep)
+{
+    self->results_keep = results_keep;
 }
 
 void
@@ -1468,9 +1728,14 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
                 break;
             }
             done += v;
-            st = s_q (self, Q_ASEAT_DEL_ONE);
+            st = s_q (self, Q_RSEAT_DEL_ONE);
             sqlite3_bind_int64 (st, 1, ids [k]);
-            rc = s_exec (self, st, "assignment_seats_delete");
+            rc = s_exec (self, st, "result_seats_delete");
+            if (rc == 0) {
+                st = s_q (self, Q_ASEAT_DEL_ONE);
+                sqlite3_bind_int64 (st, 1, ids [k]);
+                rc = s_exec (self, st, "assignment_seats_delete");
+            }
             if (rc == 0) {
                 st = s_q (self, Q_ASG_DEL_ONE);
                 sqlite3_bind_int64 (st, 1, ids [k]);
@@ -1501,6 +1766,11 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         if (s_int (self, st, &v, "assignments_cut_done"))
             return -1;
         done += v;
+        st = s_q (self, Q_RSEAT_CUT);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, "result_seats_cut"))
+            return -1;
         st = s_q (self, Q_ASEAT_CUT);
         sqlite3_bind_int64 (st, 1, self->asg_cut);
         sqlite3_bind_int64 (st, 2, top);
@@ -1522,6 +1792,270 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
         if (s_exec (self, st, "results_pruned"))
             return -1;
+    }
+    return 0;
+}
+
+//  Result retention without episode rows: the newest results_keep
+//  assignments keep their rows (result_seats, seats, and any episode rows
+//  an older pbtd left); older ones go, at most 64 assignment ids per
+//  result, so the work per result stays bounded while a backlog (after
+//  lowering results_keep, or an upgraded file) is worked off. Leased ones
+//  stay. Counters and series are untouched; 'done' ones deleted are added
+//  to meta results_pruned.
+static int
+s_result_retention (db_t *self, int64_t asg_id)
+{
+    if (self->results_keep == 0 || asg_id <= (int64_t) self->results_keep)
+        return 0;
+    int64_t lo = self->asg_cut, hi = asg_id - (int64_t) self->results_keep;
+    if (hi > lo + 64)
+        hi = lo + 64;
+    if (hi <= lo)
+        return 0;
+    int64_t done = 0;
+    sqlite3_stmt *st = s_q (self, Q_ASG_DONE_RANGE);
+    sqlite3_bind_int64 (st, 1, lo);
+    sqlite3_bind_int64 (st, 2, hi);
+    if (s_int (self, st, &done, "assignments_done_range"))
+        return -1;
+    static const query_t cuts [] = { Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RSEAT_CUT, Q_ASEAT_CUT,
+                                     Q_ASG_CUT };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts [0]; k++) {
+        st = s_q (self, cuts [k]);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        if (s_exec (self, st, "result_retention"))
+            return -1;
+    }
+    self->asg_cut = hi;
+    if (done > 0) {
+        char text [32];
+        snprintf (text, sizeof text, "%" PRId64, done);
+        st = s_q (self, Q_META_ADD);
+        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
+        if (s_exec (self, st, "results_pruned"))
+            return -1;
+    }
+    return 0;
+}
+
+
+//  Teams, ratings before, and each seat's wins/draws/losses and score sum.
+//  -1 if the seats do not form two teams.
+static int
+s_result_prepare (const db_assignment_t *a, const proto_result_t *r, int n_teams,
+                  const db_agent_t *agents, s_result_t *res)
+{
+    memset (res, 0, sizeof *res);
+    res->n_seats = a->n_seats;
+    res->scripted = a->script [0] != 0;
+    int per_team = (n_teams > 1 && a->n_seats > 2) ? (int) a->n_seats / n_teams : 1;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        res->team [i] = (int) a->seats [i].slot / per_team;
+        res->before [i] = res->rating [i] = agents [i].rating;
+    }
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] == 0)
+            res->idx [res->n_a++] = (int) i;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] != 0)
+            res->idx [res->n_a + res->n_b++] = (int) i;
+    if (res->n_a == 0 || res->n_b == 0)
+        return -1;
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        double total = 0, mine [PROTO_MAX_AGENTS] = { 0 };
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            total += sc [i];
+            mine [res->team [i] != 0] += sc [i];
+        }
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            double my = mine [res->team [i] != 0], their = total - my;
+            db_wdl_t *w = &res->wdl [i];
+            w->episodes++;
+            w->wins += my > their;
+            w->draws += my == their;
+            w->losses += my < their;
+            w->score_sum += sc [i];
+        }
+    }
+    return 0;
+}
+
+//  The rating rule for one result: Elo episode by episode, in order, from
+//  res->before into res->rating; ep_ratings (n_episodes x n_seats, may be
+//  NULL) gets every seat's rating after each episode. Two seats: plain
+//  Elo; more: the team form, each team's score the mean of its seats.
+static void
+s_result_ratings (const pbt_config_t *pbt, s_result_t *res, const proto_result_t *r,
+                  double *ep_ratings)
+{
+    double *rating = res->rating;
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * res->n_seats];
+        if (res->n_seats == 2) {
+            int p0 = res->idx [0], p1 = res->idx [1];
+            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
+        }
+        else {
+            double tmp [PROTO_MAX_AGENTS], sa = 0, sb = 0;
+            int n = res->n_a + res->n_b;
+            for (int k = 0; k < n; k++) {
+                tmp [k] = rating [res->idx [k]];
+                if (k < res->n_a)
+                    sa += sc [res->idx [k]];
+                else
+                    sb += sc [res->idx [k]];
+            }
+            pbt_elo_update_teams (pbt, tmp, res->n_a, res->n_b, sa / res->n_a, sb / res->n_b);
+            for (int k = 0; k < n; k++)
+                rating [res->idx [k]] = tmp [k];
+        }
+        if (ep_ratings)
+            memcpy (&ep_ratings [(size_t) ep * res->n_seats], rating,
+                    res->n_seats * sizeof *rating);
+    }
+}
+
+//  "agt_3", "agt_3@v7" (a frozen snapshot) or "script:random", joined by
+//  '+' for every seat on the other team(s) of seat i.
+static void
+s_opponent_label (const db_assignment_t *a, const s_result_t *res, uint32_t i,
+                  char *out, size_t len)
+{
+    size_t n = 0;
+    bool script = false;
+    out [0] = 0;
+    for (uint32_t j = 0; j < a->n_seats && n < len; j++) {
+        const db_seat_t *s = &a->seats [j];
+        if (res->team [j] == res->team [i] || (s->agent_id < 0 && script))
+            continue;
+        if (s->agent_id < 0) {
+            script = true;
+            n += (size_t) snprintf (out + n, len - n, "%sscript:%s", n ? "+" : "", a->script);
+        }
+        else
+        if (s->frozen)
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64 "@v%" PRIu64, n ? "+" : "",
+                                    s->agent_id, s->version);
+        else
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64, n ? "+" : "", s->agent_id);
+    }
+    //  A scripted team whose seats are not listed (carried over from
+    //  episode rows, which never had them).
+    if (!n && a->script [0])
+        snprintf (out, len, "script:%s", a->script);
+}
+
+//  One seat's counters and its result_seats row, series points and payoff
+//  cells.
+static int
+s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+               const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now)
+{
+    const db_seat_t *s = &a->seats [i];
+    const db_wdl_t *w = &res->wdl [i];
+    sqlite3_stmt *st;
+    if (!res->scripted && w->episodes) {
+        st = s_q (self, s->frozen ? Q_FROZEN_RATED : Q_AGENT_RATED);
+        sqlite3_bind_int64 (st, 1, s->agent_id);
+        if (s->frozen) {
+            sqlite3_bind_int64 (st, 2, (int64_t) s->version);
+            sqlite3_bind_double (st, 3, res->rating [i]);
+        }
+        else {
+            sqlite3_bind_double (st, 2, res->rating [i]);
+            sqlite3_bind_int64 (st, 3, now);
+        }
+        sqlite3_bind_int64 (st, 4, (int64_t) w->episodes);
+        if (s_exec (self, st, "agent_rated"))
+            return -1;
+    }
+    char opp [256];
+    s_opponent_label (a, res, i, opp, sizeof opp);
+    st = s_q (self, Q_RSEAT_INSERT);
+    sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+    sqlite3_bind_int64 (st, 2, s->slot);
+    sqlite3_bind_int64 (st, 3, s->agent_id);
+    if (s->frozen)
+        sqlite3_bind_int64 (st, 4, (int64_t) s->version);
+    else
+        sqlite3_bind_null (st, 4);
+    sqlite3_bind_int (st, 5, res->team [i]);
+    sqlite3_bind_text (st, 6, opp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 7, (int64_t) w->episodes);
+    sqlite3_bind_int64 (st, 8, (int64_t) w->wins);
+    sqlite3_bind_int64 (st, 9, (int64_t) w->draws);
+    sqlite3_bind_int64 (st, 10, (int64_t) w->losses);
+    sqlite3_bind_double (st, 11, w->score_sum);
+    sqlite3_bind_double (st, 12, res->before [i]);
+    sqlite3_bind_double (st, 13, res->rating [i]);
+    sqlite3_bind_int64 (st, 14, s->frozen ? 0 : (int64_t) r->seats [i].frames);
+    sqlite3_bind_int64 (st, 15, now);
+    sqlite3_bind_int64 (st, 16, now - a->created_at);
+    sqlite3_bind_int64 (st, 17, pop_frames);
+    if (s_exec (self, st, "result_seat_insert"))
+        return -1;
+    if (w->episodes && !s->frozen) {
+        double n = (double) w->episodes;
+        if (s_series_append (self, s->agent_id, "score", now, (uint64_t) pop_frames,
+                             w->score_sum / n, n, opp)
+        ||  s_series_append (self, s->agent_id, "rating", now, (uint64_t) pop_frames,
+                             res->rating [i], n, opp))
+            return -1;
+    }
+    for (uint32_t j = 0; w->episodes && j < a->n_seats; j++) {
+        const db_seat_t *o = &a->seats [j];
+        if (res->team [j] == res->team [i] || o->agent_id < 0)
+            continue;
+        if (s_payoff_add (self, s->agent_id, s->frozen ? s->version : 0, o->agent_id,
+                          o->frozen ? o->version : 0, w, now))
+            return -1;
+    }
+    return 0;
+}
+
+//  Everything a valid result records after training: per seat the rating,
+//  counters, result_seats row, series and payoff; with episode rows on,
+//  one matches row per episode and one match_seats row per seat.
+static int
+s_result_record (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                 s_result_t *res, const double *ep_ratings, int64_t now)
+{
+    int64_t pop_frames = 0;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &pop_frames, "population_frames"))
+        return -1;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (a->seats [i].agent_id >= 0 && s_result_seat (self, a, r, res, i, pop_frames, now))
+            return -1;
+    for (uint32_t ep = 0; ep_ratings && ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
+        sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+        sqlite3_bind_int64 (st, 2, ep);
+        sqlite3_bind_int64 (st, 3, now);
+        if (s_exec (self, st, "match_insert"))
+            return -1;
+        res->last_match = sqlite3_last_insert_rowid (self->handle);
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            if (a->seats [i].agent_id < 0)
+                continue;       // the script is in the assignment row
+            st = s_q (self, Q_MSEAT_INSERT);
+            sqlite3_bind_int64 (st, 1, res->last_match);
+            sqlite3_bind_int64 (st, 2, a->seats [i].slot);
+            sqlite3_bind_int64 (st, 3, a->seats [i].agent_id);
+            sqlite3_bind_int (st, 4, res->team [i]);
+            sqlite3_bind_double (st, 5, sc [i]);
+            sqlite3_bind_double (st, 6, ep_ratings [(size_t) ep * a->n_seats + i]);
+            if (a->seats [i].frozen)
+                sqlite3_bind_int64 (st, 7, (int64_t) a->seats [i].version);
+            else
+                sqlite3_bind_null (st, 7);
+            if (s_exec (self, st, "match_seat_insert"))
+                return -1;
+        }
     }
     return 0;
 }
@@ -1631,101 +2165,36 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             goto fail;
         applied->frames += o->frames;
     }
-    //  Ratings, episode by episode in order.
-    double rating [PROTO_MAX_AGENTS];
-    int team [PROTO_MAX_AGENTS];
-    int per_team = (n_teams > 1 && a.n_seats > 2) ? (int) a.n_seats / n_teams : 1;
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        rating [i] = agents [i].rating;
-        team [i] = (int) a.seats [i].slot / per_team;
+    //  Ratings, then everything recorded about the result.
+    s_result_t res;
+    if (s_result_prepare (&a, r, n_teams, agents, &res))
+        S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
+    double *ep_ratings = NULL;
+    if (self->episode_rows && r->n_episodes) {
+        ep_ratings = malloc ((size_t) r->n_episodes * a.n_seats * sizeof *ep_ratings);
+        if (!ep_ratings)
+            goto fail;
     }
-    int64_t last_match = 0;
     //  Against a scripted team ratings stay: Elo measures the population
     //  against itself. The episodes are recorded all the same.
-    bool scripted = a.script [0] != 0;
-    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
-        const float *sc = &r->scores [(size_t) ep * a.n_seats];
-        if (scripted)
-            ;
-        else
-        if (a.n_seats == 2) {
-            //  Seats in slot order so rating[0] is player 0.
-            int p0 = team [0] <= team [1] ? 0 : 1, p1 = 1 - p0;
-            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
-        }
-        else {
-            //  Team form: team 0 first, each team's score the mean of its seats.
-            double tmp [PROTO_MAX_AGENTS];
-            int idx [PROTO_MAX_AGENTS], n_a = 0, n_b = 0;
-            double sa = 0, sb = 0;
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] == 0) {
-                    idx [n_a++] = (int) i;
-                    sa += sc [i];
-                }
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] != 0) {
-                    idx [n_a + n_b++] = (int) i;
-                    sb += sc [i];
-                }
-            if (n_a == 0 || n_b == 0)
-                S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
-            for (int k = 0; k < n_a + n_b; k++)
-                tmp [k] = rating [idx [k]];
-            pbt_elo_update_teams (pbt, tmp, n_a, n_b, sa / n_a, sb / n_b);
-            for (int k = 0; k < n_a + n_b; k++)
-                rating [idx [k]] = tmp [k];
-        }
-        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
-        sqlite3_bind_int64 (st, 1, (int64_t) a.id);
-        sqlite3_bind_int64 (st, 2, ep);
-        sqlite3_bind_int64 (st, 3, now);
-        if (s_exec (self, st, "match_insert"))
-            goto fail;
-        int64_t match_id = sqlite3_last_insert_rowid (self->handle);
-        last_match = match_id;
-        for (uint32_t i = 0; i < a.n_seats; i++) {
-            if (a.seats [i].agent_id < 0)
-                continue;       // the script is in the assignment row
-            st = s_q (self, Q_MSEAT_INSERT);
-            sqlite3_bind_int64 (st, 1, match_id);
-            sqlite3_bind_int64 (st, 2, a.seats [i].slot);
-            sqlite3_bind_int64 (st, 3, a.seats [i].agent_id);
-            sqlite3_bind_int (st, 4, team [i]);
-            sqlite3_bind_double (st, 5, sc [i]);
-            sqlite3_bind_double (st, 6, rating [i]);
-            if (a.seats [i].frozen)
-                sqlite3_bind_int64 (st, 7, (int64_t) a.seats [i].version);
-            else
-                sqlite3_bind_null (st, 7);
-            if (s_exec (self, st, "match_seat_insert"))
-                goto fail;
-            if (a.seats [i].frozen) {
-                //  The snapshot's own rating takes the opposite of the live
-                //  agent's change; the agent's counters are the live seat's.
-                st = s_q (self, Q_FROZEN_RATED);
-                sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-                sqlite3_bind_int64 (st, 2, (int64_t) a.seats [i].version);
-                sqlite3_bind_double (st, 3, rating [i]);
-                if (s_exec (self, st, "frozen_rated"))
-                    goto fail;
-                continue;
-            }
-            if (scripted)
-                continue;       // unrated, and not a match for eligibility
-            st = s_q (self, Q_AGENT_RATED);
-            sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-            sqlite3_bind_double (st, 2, rating [i]);
-            sqlite3_bind_int64 (st, 3, now);
-            if (s_exec (self, st, "agent_rated"))
-                goto fail;
-        }
-    }
+    if (!res.scripted)
+        s_result_ratings (pbt, &res, r, ep_ratings);
+    else
+    for (size_t k = 0; ep_ratings && k < (size_t) r->n_episodes * a.n_seats; k++)
+        ep_ratings [k] = res.before [k % a.n_seats];
+    int rc_apply = s_result_record (self, &a, r, &res, ep_ratings, now);
+    free (ep_ratings);
+    if (rc_apply)
+        goto fail;
     applied->episodes = r->n_episodes;
     if (s_set_state (self, a.id, "done"))
         goto fail;
-    if (r->n_episodes
-    &&  s_match_retention (self, last_match, r->n_episodes))
+    if (self->episode_rows) {
+        if (r->n_episodes && s_match_retention (self, res.last_match, r->n_episodes))
+            goto fail;
+    }
+    else
+    if (s_result_retention (self, (int64_t) a.id))
         goto fail;
     if (s_commit (self))
         goto fail;

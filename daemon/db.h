@@ -103,6 +103,16 @@ bool db_in_batch (db_t *self);
 //  the assignments they belong to (0 = keep all).
 void db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep);
 
+//  Per-episode rows (matches, match_seats): off by default; history,
+//  matches and the payoff matrix read the per-result aggregates. With
+//  them on, matches_keep bounds them (and the results they belong to).
+void db_set_episode_rows (db_t *self, bool on);
+//  Without episode rows: the newest results_keep results (assignments,
+//  their seats and result_seats rows) are kept (0 = all; default
+//  DB_RESULTS_KEEP). Counters, series and payoff cover the whole run.
+#define DB_RESULTS_KEEP 100000
+void db_set_results_keep (db_t *self, uint64_t results_keep);
+
 //  Lineage retention: true keeps every snapshot an evolution copied (the
 //  donor's version named in evolutions), beyond snapshots_keep, so the
 //  weights behind every step of the lineage stay readable. Default false.
