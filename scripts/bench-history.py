@@ -13,8 +13,9 @@ docs/scaling.md ("Looking at a long run"). Prints key=value lines.
 3. Live load: pbtd on its embedded default config with two real workers,
    its database filled with a week of synthesized history (100,000
    results, every agent's series 12 levels deep; tests/integration/synth.py),
-   30 s without queries, then 30 s with report and history in a loop, each
-   phase on a fresh pbtd: samples/s, pbtd's assignment turnaround p99, the
+   30 s without queries, 30 s with report and history back to back, 30 s
+   with one of them a second, 30 s without again, each phase on a fresh
+   pbtd: samples/s, pbtd's assignment turnaround p99, the
    housekeeping slip, results resent (pbtd's error_sent code=duplicate,
    workers' no_ack) and control replies lost (ctl_reply_failed).
 
@@ -136,13 +137,15 @@ def queries(name, d, calls=5):
 
 
 def live(tmp, seconds=30):
-    """Two phases on fresh pbtds over the same week-long database."""
+    """Phases on fresh pbtds over the same week-long database: quiet, calls
+    back to back, one call a second, quiet again (other users of a shared
+    machine come and go: the two quiet phases bracket the others)."""
     d = tempfile.mkdtemp(prefix="pbt-hist-live-", dir=tmp)
     db = os.path.join(d, "pbt.db")
     p = Pbtd(d, None, db)
     p.stop()
     synth.fill(db, results=100000, levels=12)
-    for phase in ("quiet", "queries"):
+    for phase in ("quiet", "queries", "queries_1s", "quiet2"):
         p = Pbtd(d, None, db)
         p.worker()
         p.worker()
@@ -152,10 +155,12 @@ def live(tmp, seconds=30):
         n_calls = 0
         html = os.path.join(d, "report.html")
         while time.time() - t0 < seconds:
-            if phase == "queries":
+            if phase.startswith("queries"):
                 for args in (["report", "-o", html], ["history", "--json"]):
                     timed(p, args)
                     n_calls += 1
+                    if phase == "queries_1s":
+                        time.sleep(1)
             else:
                 time.sleep(0.5)
         s1 = p.status()
