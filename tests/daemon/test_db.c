@@ -1045,3 +1045,109 @@ Test (db, upgrades_schema_v2_in_place)
     s_assert_v3_states_moved (db);
     db_destroy (&db);
 }
+
+//  Series: recent samples at full resolution, older ones merged pairwise
+//  level by level; nothing is lost from the totals, the whole span is
+//  covered and the size stays within the documented bound.
+Test (db, series_merge_bounded_and_exact)
+{
+    db_t *db = s_population ();
+    const int n = 5000;
+    double sum = 0, wsum = 0;
+    for (int i = 1; i <= n; i++) {
+        double v = (i % 7) - 3.0, w = 1 + i % 3;
+        sum += v * w;
+        wsum += w;
+        cr_assert_eq (db_series_append (db, 2, "score", 1000 + i, (uint64_t) i * 10, v, w,
+                                        i <= 300 ? "agt_1" : "agt_3"), 0);
+    }
+    static db_point_t p [4096];
+    int64_t total = 0;
+    int got = db_series_read (db, 2, "score", 0, p, 4096, &total);
+    cr_assert_eq (got, total);
+    //  Bound: at most 128 points per level, log2(5000/128) + 2 levels.
+    cr_assert_leq (got, DB_SERIES_LEVEL_POINTS * (int) (log2 (n / (double) DB_SERIES_LEVEL_POINTS) + 2));
+    cr_assert_gt (got, DB_SERIES_LEVEL_POINTS * 4);
+    uint64_t samples = 0;
+    double acc = 0, weight = 0;
+    for (int k = 0; k < got; k++) {
+        samples += p [k].samples;
+        acc += p [k].mean * p [k].weight;
+        weight += p [k].weight;
+        cr_assert_leq (p [k].lo, p [k].mean + 1e-12);
+        cr_assert_geq (p [k].hi, p [k].mean - 1e-12);
+        cr_assert_eq (p [k].frames, (uint64_t) (p [k].t_ms - 1000) * 10);
+        if (k > 0) {
+            //  Oldest first, contiguous: each point starts right after the previous one.
+            cr_assert_eq (p [k].t0_ms, p [k - 1].t_ms + 1, "point %d", k);
+            cr_assert_geq (p [k - 1].level, p [k].level);
+        }
+        cr_assert_eq (p [k].samples, 1ull << p [k].level);
+    }
+    cr_assert_eq (p [0].t0_ms, 1001);
+    cr_assert_eq (p [got - 1].t_ms, 1000 + n);
+    cr_assert_eq (samples, (uint64_t) n);
+    cr_assert_float_eq (weight, wsum, 1e-9);
+    cr_assert_float_eq (acc, sum, 1e-6);
+    //  The newest 127 samples are points of their own, with their values.
+    for (int k = 0; k < DB_SERIES_LEVEL_POINTS - 1; k++) {
+        const db_point_t *q = &p [got - 1 - k];
+        int i = n - k;
+        cr_assert_eq (q->level, 0);
+        cr_assert_float_eq (q->mean, (i % 7) - 3.0, 1e-12);
+        cr_assert_str_eq (q->label, "agt_3");
+    }
+    //  Labels survive a merge only when every sample had the same one.
+    cr_assert_str_eq (p [0].label, "agt_1");
+    bool mixed = false;
+    for (int k = 0; k < got; k++)
+        mixed = mixed || (p [k].label [0] == 0 && p [k].t0_ms <= 1300 && p [k].t_ms > 1300);
+    cr_assert (mixed);
+    //  Paging: an offset skips points in the same order.
+    db_point_t q [3];
+    cr_assert_eq (db_series_read (db, 2, "score", got - 2, q, 3, &total), 2);
+    cr_assert_eq (q [1].t_ms, p [got - 1].t_ms);
+    //  Unknown series: no points; bad samples are refused and change nothing.
+    cr_assert_eq (db_series_read (db, 2, "nope", 0, q, 3, &total), 0);
+    cr_assert_eq (total, 0);
+    cr_assert_eq (db_series_append (db, 2, "score", 9999, 1, NAN, 1, NULL), -1);
+    cr_assert_eq (db_series_append (db, 2, "score", 9999, 1, 1, 0, NULL), -1);
+    cr_assert_eq (db_series_read (db, 2, "score", 0, p, 4096, &total), got);
+    //  Population-wide series and names.
+    cr_assert_eq (db_series_append (db, DB_SERIES_POPULATION, "samples_per_s", 5, 5, 1e5, 1, NULL), 0);
+    char names [4][DB_SERIES_NAME_MAX];
+    cr_assert_eq (db_series_names (db, DB_SERIES_POPULATION, names, 4), 1);
+    cr_assert_str_eq (names [0], "samples_per_s");
+    cr_assert_eq (db_series_names (db, 2, names, 4), 1);
+    cr_assert_str_eq (names [0], "score");
+    db_destroy (&db);
+}
+
+//  Payoff counters: whole run, and a recent window of one to two buckets.
+Test (db, payoff_counters_and_recent_window)
+{
+    db_t *db = s_population ();
+    db_set_payoff_window (db, 10);
+    db_wdl_t d = { .episodes = 4, .wins = 2, .draws = 1, .losses = 1, .score_sum = 3 };
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &d, 100 + k), 0);
+    db_wdl_t frozen = { .episodes = 2, .wins = 0, .draws = 0, .losses = 2, .score_sum = -4 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 7, &frozen, 200), 0);
+    db_wdl_t bad = { .episodes = 3, .wins = 1 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &bad, 300), -1);
+    db_payoff_t cells [8];
+    cr_assert_eq (db_payoff_list (db, cells, 8), 2);
+    cr_assert_eq (cells [0].opp_version, 0);
+    cr_assert_eq (cells [0].all.episodes, 28);
+    cr_assert_eq (cells [0].all.wins, 14);
+    cr_assert_float_eq (cells [0].all.score_sum, 21, 1e-12);
+    //  Buckets of 4, 8, 12 (full: >= 10) -> prev 12, cur 4, 8, 12 -> prev 12,
+    //  cur 4: recent = 16 episodes, between one and two windows.
+    cr_assert_eq (cells [0].recent.episodes, 16);
+    cr_assert_eq (cells [0].recent.wins, 8);
+    cr_assert_eq (cells [0].recent.draws + cells [0].recent.losses, 8);
+    cr_assert_eq (cells [0].updated_at, 106);
+    cr_assert_eq (cells [1].opp_version, 7);
+    cr_assert_eq (cells [1].all.losses, 2);
+    db_destroy (&db);
+}
