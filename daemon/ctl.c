@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curves.h"
 #include "log.h"
 
 static void
@@ -314,6 +315,13 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
         int64_t limit = proto_args_int (args, args_len, "limit", 20);
         if (db_pack_matches (self->db, &pk, (int) (limit < 1 ? 1 : limit > 1000 ? 1000 : limit)))
             snprintf (err, sizeof err, "database error");
+    }
+    else
+    if (!strcmp (ctl->cmd, "curves")) {
+        char metric [DB_SERIES_NAME_MAX] = "";
+        proto_args_str (args, args_len, "metric", metric, sizeof metric);
+        curves_pack (self->db, &pk, has_agent ? id : 0, has_agent ? id : self->n_agents - 1,
+                     metric, proto_args_int (args, args_len, "last", 0), err, sizeof err);
     }
     else
     if (!strcmp (ctl->cmd, "workers"))
