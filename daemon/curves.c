@@ -114,7 +114,7 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
     plan_t (*plans) [CURVES_MAX_SERIES] = calloc ((size_t) (n_agents > 0 ? n_agents : 1),
                                                  sizeof *plans);
     int *counts = calloc ((size_t) (n_agents > 0 ? n_agents : 1), sizeof (int));
-    int rc = -1, found = 0;
+    int rc = -1;
     if (!plans || !counts) {
         snprintf (err, err_len, "out of memory");
         goto done;
@@ -125,14 +125,8 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
             snprintf (err, err_len, "database error");
             goto done;
         }
-        found += counts [a];
         for (int k = 0; k < counts [a]; k++)
             points += plans [a][k].count;
-    }
-    if (metric && *metric && found == 0) {
-        snprintf (err, err_len, "no series '%.63s' for %s (pbtctl curves AGENT lists the "
-                  "agent's series)", metric, n_agents == 1 ? "this agent" : "any agent");
-        goto done;
     }
     msgpack_pack_map (pk, 3);
     s_str (pk, "agents");

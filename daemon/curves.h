@@ -30,8 +30,9 @@
 
 //  Pack the series of agents lo..hi (inclusive): only `metric` if not
 //  NULL/empty, else every series each agent has; only the newest `last`
-//  points of each if last > 0. 0, or -1 with err (a metric no agent has,
-//  a database error).
+//  points of each if last > 0. An agent without the series has an empty
+//  map (no result yet, or a worker that sends no statistics): absent,
+//  never zero. 0, or -1 with err (database error, out of memory).
 int curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *metric,
                  int64_t last, char *err, size_t err_len);
 

@@ -1561,7 +1561,8 @@ s_stats_refuse (const db_assignment_t *a, const proto_result_t *r, char *err, si
 
 //  One point per statistic a trained seat sent, in the series store at
 //  the result's time and the population's frames after it; weighed by the
-//  count its mean is over, so merged points stay exact means. A statistic
+//  count its mean is over, so merged points stay exact means; labelled
+//  with the opponents ("population" or the script's name). A statistic
 //  not sent makes no point.
 static int
 s_stats_apply (db_t *self, const db_assignment_t *a, const proto_result_t *r, int64_t now)
@@ -1577,7 +1578,8 @@ s_stats_apply (db_t *self, const db_assignment_t *a, const proto_result_t *r, in
             if (proto_stats_has (st, (proto_stat_id_t) k)
             &&  s_series_append (self, a->seats [i].agent_id, proto_stat_defs [k].name, now,
                                  (uint64_t) pop_frames, st->value [k],
-                                 st->count [proto_stat_defs [k].over], NULL))
+                                 st->count [proto_stat_defs [k].over],
+                                 a->script [0] ? a->script : "population"))
                 return -1;
     }
     return 0;
