@@ -25,7 +25,8 @@
 
 #define REPORT_MAX_AGENTS   256
 #define REPORT_MAX_POINTS   1500    // points drawn per series
-#define REPORT_MATCH_LIMIT  1000    // what pbtd's matches command serves at most
+#define REPORT_MATCH_LIMIT  200     // recent results listed (the matrix uses payoff)
+#define REPORT_METRICS_LIMIT 2000   // metrics rows, when pbtd has no samples_per_s series
 
 static const char *const s_palette [] = {
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -117,9 +118,12 @@ typedef struct {
 typedef struct {
     const msgpack_object *status, *history, *lineage, *matches, *metrics;
     const msgpack_object *curves;   // {metric: pbtd's curves reply for every agent}
+    const msgpack_object *payoff;       // pbtd's payoff counters, may be NULL
+    const msgpack_object *rate;         // population series samples_per_s, may be NULL
     agent_t agents [REPORT_MAX_AGENTS];
     int n_agents;
     double t0, t1;                  // wall-clock span (ms) of everything timed
+    double f1;                      // the population's frames at the newest point
     double smooth;                  // learning curves: EMA weight, 0 = raw only
 } data_t;
 
@@ -168,8 +172,12 @@ s_data_load (data_t *d, const msgpack_object *root)
     d->lineage = mpobj_get (root, "lineage");
     d->matches = mpobj_get (root, "matches");
     d->metrics = mpobj_get (root, "metrics");
+    d->payoff = mpobj_get (root, "payoff");
     d->t0 = INFINITY;
     d->t1 = -INFINITY;
+    d->rate = mpobj_get (mpobj_get (root, "samples_per_s"), "points");
+    for (uint32_t i = 0; i < mpobj_len (d->rate); i++)
+        s_span (d, mpobj_num_or (mpobj_at (d->rate, i), "ts", 0));
     char id [64];
     const msgpack_object *rows = mpobj_get (d->status, "agents");
     for (uint32_t i = 0; i < mpobj_len (rows); i++) {
@@ -180,8 +188,15 @@ s_data_load (data_t *d, const msgpack_object *root)
     if (d->history && d->history->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < d->history->via.map.size; i++) {
             agent_t *a = s_agent_add (d, s_strv (&d->history->via.map.ptr [i].key, id, sizeof id));
-            if (a)
-                a->hist = &d->history->via.map.ptr [i].val;
+            if (!a)
+                continue;
+            a->hist = &d->history->via.map.ptr [i].val;
+            //  Every chart on the one time (or frames) axis: the span covers all.
+            const msgpack_object *ts = mpobj_get (a->hist, "ts"), *fr = mpobj_get (a->hist, "frames");
+            for (uint32_t k = 1; k < mpobj_len (ts); k++)
+                s_span (d, s_numv (mpobj_at (ts, k), 0));
+            for (uint32_t k = 0; k < mpobj_len (fr); k++)
+                d->f1 = fmax (d->f1, s_numv (mpobj_at (fr, k), 0));
         }
     if (d->lineage && d->lineage->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < d->lineage->via.map.size; i++) {
@@ -206,10 +221,13 @@ s_data_load (data_t *d, const msgpack_object *root)
             const msgpack_object *ser = &ags->via.map.ptr [a].val;
             for (uint32_t k = 0; ser->type == MSGPACK_OBJECT_MAP && k < ser->via.map.size; k++) {
                 const msgpack_object *t = mpobj_get (&ser->via.map.ptr [k].val, "t_ms");
+                const msgpack_object *fr = mpobj_get (&ser->via.map.ptr [k].val, "frames");
                 if (mpobj_len (t)) {
                     s_span (d, s_numv (mpobj_at (t, 0), 0));
                     s_span (d, s_numv (mpobj_at (t, mpobj_len (t) - 1), 0));
                 }
+                if (mpobj_len (fr))
+                    d->f1 = fmax (d->f1, s_numv (mpobj_at (fr, mpobj_len (fr) - 1), 0));
             }
         }
     }
@@ -406,26 +424,33 @@ s_summary (FILE *f, const data_t *d)
     fprintf (f, "</table>\n");
 }
 
-//  Elo: rating after each of the agent's episodes (history "rating";
-//  against history "ts" if pbtd sends one, else the episode index).
-static void
-s_elo (FILE *f, const data_t *d)
+//  Elo: each agent's rating after each history entry, against one x axis
+//  shared by every agent: wall-clock time (history "ts") or the
+//  population's total frames (history "frames") at that entry. Without
+//  either (an old bundle), the entry index.
+typedef enum { X_TIME, X_FRAMES, X_INDEX } xaxis_t;
+
+static double
+s_elo_x (const data_t *d, const msgpack_object *hist, uint32_t k, xaxis_t by)
 {
-    bool by_time = true;
+    if (by == X_TIME)
+        return (s_numv (mpobj_at (mpobj_get (hist, "ts"), k), d->t0) - d->t0) / 1000;
+    if (by == X_FRAMES)
+        return s_numv (mpobj_at (mpobj_get (hist, "frames"), k), 0);
+    return k;
+}
+
+static void
+s_elo_chart (FILE *f, const data_t *d, xaxis_t by)
+{
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < d->n_agents; i++) {
         const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
-        if (mpobj_len (r) && mpobj_len (ts) != mpobj_len (r))
-            by_time = false;
-    }
-    for (int i = 0; i < d->n_agents; i++) {
-        const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
         for (uint32_t k = 0; k < mpobj_len (r); k++) {
             double y = s_numv (mpobj_at (r, k), NAN);
-            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
-            if (!isfinite (y))
+            double x = s_elo_x (d, d->agents [i].hist, k, by);
+            //  Entry 0 is the placeholder before any result: frames 0.
+            if (!isfinite (y) || (by == X_FRAMES && k == 0))
                 continue;
             y0 = fmin (y0, y);
             y1 = fmax (y1, y);
@@ -433,48 +458,74 @@ s_elo (FILE *f, const data_t *d)
             x1 = fmax (x1, x);
         }
     }
-    fprintf (f, "<h2 id=\"elo\">Elo rating over time</h2>\n");
     if (!isfinite (x0)) {
-        fprintf (f, "<p class=\"note\">No rated episodes yet.</p>\n");
+        fprintf (f, "<p class=\"note\">No rated results yet.</p>\n");
         return;
     }
     plot_t p = { .logy = false };
     s_range (&y0, &y1, false);
     p.x0 = x0;
     p.x1 = x1 > x0 ? x1 : x0 + 1;
-    if (by_time) {
-        //  The whole span, as the learning curves below use it.
+    if (by != X_INDEX) {
+        //  From 0 over the whole run, as the learning curves are drawn.
         p.x0 = 0;
-        p.x1 = fmax (p.x1, (d->t1 - d->t0) / 1000);
+        p.x1 = fmax (p.x1, by == X_TIME ? (d->t1 - d->t0) / 1000 : d->f1);
     }
     p.y0 = y0;
     p.y1 = y1;
     s_plot_begin (&p, f, 1200, 380, "Elo rating of every agent",
-                  by_time ? "seconds since the first recorded event" : "episodes played by the agent",
+                  by == X_TIME ? "seconds since the first recorded event"
+                  : by == X_FRAMES ? "frames trained by the whole population" : "history entry",
                   "Elo rating");
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
         const msgpack_object *r = mpobj_get (a->hist, "rating");
-        const msgpack_object *ts = mpobj_get (a->hist, "ts");
         uint32_t n = mpobj_len (r);
         s_group (f, a, "elo");
         fprintf (f, "<title>");
         s_esc (f, a->id);
-        fprintf (f, ": %u episodes, rating now %.3f</title>", n ? n - 1 : 0,
+        fprintf (f, ": %u entries, rating now %.3f</title>", n ? n - 1 : 0,
                  n ? s_numv (mpobj_at (r, n - 1), NAN) : NAN);
         fprintf (f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", a->color);
         uint32_t stride = n > REPORT_MAX_POINTS ? (n + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
-        for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t k = by == X_FRAMES ? 1 : 0; k < n; k++) {
             if (k % stride != 0 && k != n - 1)
                 continue;
             double y = s_numv (mpobj_at (r, k), NAN);
-            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
             if (isfinite (y))
-                fprintf (f, "%.1f,%.1f ", s_px (&p, x), s_py (&p, y));
+                fprintf (f, "%.1f,%.1f ", s_px (&p, s_elo_x (d, a->hist, k, by)), s_py (&p, y));
         }
         fprintf (f, "\"/></g>\n");
     }
     s_plot_end (&p);
+}
+
+static void
+s_elo (FILE *f, const data_t *d)
+{
+    bool shared = d->n_agents > 0;
+    for (int i = 0; i < d->n_agents; i++) {
+        uint32_t n = mpobj_len (mpobj_get (d->agents [i].hist, "rating"));
+        if (n && (mpobj_len (mpobj_get (d->agents [i].hist, "ts")) != n
+              ||  mpobj_len (mpobj_get (d->agents [i].hist, "frames")) != n))
+            shared = false;
+    }
+    fprintf (f, "<h2 id=\"elo\">Elo rating over time</h2>\n");
+    if (!shared) {
+        s_elo_chart (f, d, X_INDEX);
+        s_legend (f, d);
+        return;
+    }
+    //  Both x axes are drawn; the radio buttons at the top show one (CSS
+    //  only, no script), here and in the learning curves.
+    fprintf (f, "<div class=\"xsel\"><p class=\"note\">One point per result; older results are merged "
+                "several to a point, so a week-long run stays small. The x axis is the same for every "
+                "agent and for the learning curves below (the choice at the top of the page).</p>\n"
+                "<div class=\"byt\">\n");
+    s_elo_chart (f, d, X_TIME);
+    fprintf (f, "</div>\n<div class=\"byf\">\n");
+    s_elo_chart (f, d, X_FRAMES);
+    fprintf (f, "</div>\n</div>\n");
     s_legend (f, d);
 }
 
@@ -691,34 +742,62 @@ s_clampy (const plot_t *p, double y)
     return s_py (p, y < p->y0 ? p->y0 : y > p->y1 ? p->y1 : y);
 }
 
-//  One agent's chart of one metric.
+//  The population's frames at wall-clock time ts (ms), interpolated
+//  between the points of a series (t_ms and frames both grow): where an
+//  evolution sits on the frames axis.
+static double
+s_frames_at (const msgpack_object *ser, double ts)
+{
+    const msgpack_object *t = mpobj_get (ser, "t_ms"), *fr = mpobj_get (ser, "frames");
+    uint32_t n = mpobj_len (t);
+    if (n == 0 || mpobj_len (fr) != n)
+        return NAN;
+    double pt = s_numv (mpobj_at (t, 0), 0), pf = s_numv (mpobj_at (fr, 0), 0);
+    if (ts <= pt)
+        return pf * (ts > 0 && pt > 0 ? 1 : 0);
+    for (uint32_t k = 1; k < n; k++) {
+        double ct = s_numv (mpobj_at (t, k), 0), cf = s_numv (mpobj_at (fr, k), 0);
+        if (ts <= ct)
+            return ct > pt ? pf + (cf - pf) * (ts - pt) / (ct - pt) : cf;
+        pt = ct;
+        pf = cf;
+    }
+    return pf;
+}
+
+//  One agent's chart of one metric against time or population frames.
 static void
-s_learn_chart (FILE *f, const data_t *d, const agent_t *a, int m, double lo, double hi)
+s_learn_chart (FILE *f, const data_t *d, const agent_t *a, int m, double lo, double hi, xaxis_t by)
 {
     const msgpack_object *ser = s_learn_series (d, s_learn [m].metric, a->id);
-    const msgpack_object *t = mpobj_get (ser, "t_ms"), *v = mpobj_get (ser, "value");
+    const msgpack_object *t = mpobj_get (ser, by == X_TIME ? "t_ms" : "frames");
+    const msgpack_object *v = mpobj_get (ser, "value");
     uint32_t n = mpobj_len (v);
-    plot_t p = { .logy = false, .x0 = 0, .x1 = (d->t1 - d->t0) / 1000, .y0 = lo, .y1 = hi };
+    double off = by == X_TIME ? d->t0 : 0, scale = by == X_TIME ? 1000 : 1;
+    plot_t p = { .logy = false, .x0 = 0, .x1 = by == X_TIME ? (d->t1 - d->t0) / 1000 : d->f1,
+                 .y0 = lo, .y1 = hi };
     if (!(p.x1 > 0))
         p.x1 = 1;
-    s_plot_begin (&p, f, 232, 160, a->id, "seconds", "");
+    s_plot_begin (&p, f, 232, 160, a->id, by == X_TIME ? "seconds" : "population frames", "");
     //  Evolutions first, under the curve.
     const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
     for (uint32_t e = 0; e < mpobj_len (evs); e++) {
         double ts = mpobj_num_or (mpobj_at (evs, e), "ts", NAN);
-        if (!isfinite (ts))
+        double at = by == X_TIME ? (ts - d->t0) / 1000 : s_frames_at (ser, ts);
+        if (!isfinite (at))
             continue;
-        char donor [64];
-        double x = s_px (&p, (ts - d->t0) / 1000);
+        char donor [64], buf [32];
+        double x = s_px (&p, at);
         fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"evo\">"
-                    "<title>evolution at %.0f s: weights from ", x, x, p.mt, p.H - p.mb,
-                 (ts - d->t0) / 1000);
+                    "<title>evolution at %s%s: weights from ", x, x, p.mt, p.H - p.mb,
+                 s_fmt (at, buf, sizeof buf), by == X_TIME ? " s" : " frames");
         s_esc (f, s_strv (mpobj_get (mpobj_at (evs, e), "donor"), donor, sizeof donor));
         fprintf (f, "</title></line>\n");
     }
     fprintf (f, "<g data-agent=\"");
     s_esc (f, a->id);
-    fprintf (f, "\" data-metric=\"%s\" class=\"curve\"><title>", s_learn [m].metric);
+    fprintf (f, "\" data-metric=\"%s\" data-x=\"%s\" class=\"curve\"><title>", s_learn [m].metric,
+             by == X_TIME ? "time" : "frames");
     s_esc (f, a->id);
     fprintf (f, " %s: %u points</title>", s_learn [m].metric, n);
     //  Raw (faint when a smoothed line goes over it), then smoothed.
@@ -729,7 +808,7 @@ s_learn_chart (FILE *f, const data_t *d, const agent_t *a, int m, double lo, dou
         double ema = 0, wsum = 0;
         uint32_t stride = n > REPORT_MAX_POINTS ? (n + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
         for (uint32_t k = 0; k < n; k++) {
-            double y = s_numv (mpobj_at (v, k), NAN), x = (s_numv (mpobj_at (t, k), d->t0) - d->t0) / 1000;
+            double y = s_numv (mpobj_at (v, k), NAN), x = (s_numv (mpobj_at (t, k), off) - off) / scale;
             if (!isfinite (y))
                 continue;
             if (pass) {
@@ -762,9 +841,11 @@ s_learning (FILE *f, const data_t *d)
     fprintf (f, "<p class=\"note\">One point per result the agent trained in (older points "
                 "merged, pbtd keeps a bounded series): mean game return per episode, policy "
                 "entropy, approximate KL between the policy before and after the update, value "
-                "loss and explained variance. Same time axis as the Elo chart; each column "
+                "loss and explained variance. The Elo chart's x axis (time or the population's frames, "
+                "chosen at the top); each column "
                 "shares its y axis (2nd&#8211;98th percentile of all points; beyond it, points "
-                "sit on the edge). Dashed lines: the agent's evolutions (hover for the donor). ");
+                "sit on the edge). Dashed lines: the agent's evolutions (hover for the donor; on the "
+                "frames axis placed by interpolating the agent's points in time). ");
     if (d->smooth > 0)
         fprintf (f, "Faint: the points; solid: their exponential moving average (weight %.2f, "
                     "<code>--smooth</code>).", d->smooth);
@@ -774,13 +855,17 @@ s_learning (FILE *f, const data_t *d)
         if (have [m])
             fprintf (f, "<span>%s</span>", s_learn [m].title);
     fprintf (f, "</div>\n");
-    for (int i = 0; i < d->n_agents; i++) {
-        fprintf (f, "<div class=\"lrow\" data-agent=\"");
-        s_esc (f, d->agents [i].id);
-        fprintf (f, "\">");
-        for (size_t m = 0; m < LEARN_N; m++)
-            if (have [m])
-                s_learn_chart (f, d, &d->agents [i], (int) m, lo [m], hi [m]);
+    for (int by = X_TIME; by <= X_FRAMES; by++) {
+        fprintf (f, "<div class=\"%s\">\n", by == X_TIME ? "byt" : "byf");
+        for (int i = 0; i < d->n_agents; i++) {
+            fprintf (f, "<div class=\"lrow\" data-agent=\"");
+            s_esc (f, d->agents [i].id);
+            fprintf (f, "\" data-x=\"%s\">", by == X_TIME ? "time" : "frames");
+            for (size_t m = 0; m < LEARN_N; m++)
+                if (have [m])
+                    s_learn_chart (f, d, &d->agents [i], (int) m, lo [m], hi [m], (xaxis_t) by);
+            fprintf (f, "</div>\n");
+        }
         fprintf (f, "</div>\n");
     }
     fprintf (f, "</div>\n");
@@ -915,7 +1000,29 @@ s_matrix (FILE *f, const data_t *d)
     double *g = calloc ((size_t) n * n, sizeof (double));
     if (!w || !dr || !g)
         goto cleanup;
-    uint32_t n_matches = mpobj_len (d->matches);
+    //  pbtd's payoff counters when the bundle has them (the recent window
+    //  of every pairing, full whatever the assignment size), else the
+    //  recent matches as older bundles carried them.
+    const msgpack_object *cells = mpobj_get (d->payoff, "cells");
+    uint32_t n_cells = mpobj_len (cells), n_frozen = 0;
+    for (uint32_t k = 0; k < n_cells; k++) {
+        const msgpack_object *cell = mpobj_at (cells, k);
+        char a [64], b [64];
+        if (mpobj_num_or (cell, "version", 0) != 0 || mpobj_num_or (cell, "opp_version", 0) != 0) {
+            n_frozen++;
+            continue;           // a frozen snapshot's pairing: in pbtctl payoff
+        }
+        int i = s_agent_index (d, s_strv (mpobj_get (cell, "agent"), a, sizeof a));
+        int j = s_agent_index (d, s_strv (mpobj_get (cell, "opp"), b, sizeof b));
+        const msgpack_object *rc = mpobj_get (cell, "recent");
+        if (i < 0 || j < 0 || i == j)
+            continue;
+        size_t c = (size_t) i * n + j;
+        g [c] = mpobj_num_or (rc, "episodes", 0);
+        w [c] = mpobj_num_or (rc, "wins", 0);
+        dr [c] = mpobj_num_or (rc, "draws", 0);
+    }
+    uint32_t n_matches = cells ? 0 : mpobj_len (d->matches);
     for (uint32_t m = 0; m < n_matches; m++) {
         const msgpack_object *seats = mpobj_get (mpobj_at (d->matches, m), "seats");
         uint32_t ns = mpobj_len (seats);
@@ -945,9 +1052,18 @@ s_matrix (FILE *f, const data_t *d)
                     dr [c]++;
             }
     }
-    fprintf (f, "<p class=\"note\">Row agent's wins over the column agent in the last %u recorded "
-                "episodes (draws count as neither; hover for counts). Blue: the row agent wins "
-                "more often than it loses; red: less.</p>\n", n_matches);
+    if (cells)
+        fprintf (f, "<p class=\"note\">Row agent's share of wins against the column agent over "
+                    "their recent episodes: pbtd's payoff counters keep, for every pairing, its "
+                    "last %.0f to %.0f episodes (and the whole run; <code>pbtctl payoff</code>, which "
+                    "also has the %u pairings with frozen snapshots). Draws count as neither; hover "
+                    "for counts. Blue: the row agent wins more often than it loses; red: less.</p>\n",
+                 mpobj_num_or (d->payoff, "window", 0), 2 * mpobj_num_or (d->payoff, "window", 0),
+                 n_frozen);
+    else
+        fprintf (f, "<p class=\"note\">Row agent's wins over the column agent in the last %u recorded "
+                    "episodes (draws count as neither; hover for counts). Blue: the row agent wins "
+                    "more often than it loses; red: less.</p>\n", n_matches);
     fprintf (f, "<table class=\"m\"><tr><th>row vs column</th>");
     for (int j = 0; j < n; j++) {
         fprintf (f, "<th>");
@@ -997,6 +1113,18 @@ s_throughput (FILE *f, const data_t *d)
     double *x = NULL, *y = NULL;
     int k = 0;
     const char *what = "samples per second";
+    uint32_t n_rate = mpobj_len (d->rate);
+    if (n_rate >= 2) {
+        //  The population series: one point per 10 s, older ones merged.
+        x = calloc (n_rate, sizeof (double));
+        y = calloc (n_rate, sizeof (double));
+        for (uint32_t i = 0; x && y && i < n_rate; i++) {
+            const msgpack_object *pt = mpobj_at (d->rate, i);
+            x [k] = (mpobj_num_or (pt, "ts", 0) - d->t0) / 1000;
+            y [k++] = mpobj_num_or (pt, "mean", 0);
+        }
+    }
+    else
     if (n >= 2) {
         x = calloc (n, sizeof (double));
         y = calloc (n, sizeof (double));
@@ -1084,7 +1212,9 @@ static const char s_css [] =
     "table.t td:first-child,table.t td.hp,table.t td.l{text-align:left}td.hp{font-size:12px;color:#444}"
     "table.m td{min-width:64px;text-align:center}table.m small{color:#555}td.na{background:#f4f4f4}"
     ".lrow{display:flex;gap:4px}.lrow svg{margin:2px 0}.evo{stroke:#555;stroke-dasharray:3 3}"
-    ".lhead span{width:232px;font-weight:600;text-align:center;position:sticky;top:0}";
+    ".lhead span{width:232px;font-weight:600;text-align:center;position:sticky;top:0}"
+    ".xsel input{margin-left:10px}#xt:checked~.byf,#xf:checked~.byt,"
+    "#xt:checked~* .byf,#xf:checked~* .byt{display:none}";
 
 int
 report_render (const uint8_t *bytes, size_t len, double smooth, FILE *out)
@@ -1127,6 +1257,12 @@ report_render (const uint8_t *bytes, size_t len, double smooth, FILE *out)
                   " &#183; <a href=\"#hparams\">hyperparameters</a>"
                   " &#183; <a href=\"#lineage\">lineage</a> &#183; <a href=\"#winrate\">win rates</a>"
                   " &#183; <a href=\"#throughput\">throughput</a></p>\n");
+    //  The x axis choice, as body-level siblings of every section after it
+    //  so that CSS alone can show one axis everywhere (no script).
+    fprintf (out, "<span class=\"note\">x axis of the Elo chart and the learning curves:</span>"
+                  "<input type=\"radio\" name=\"x\" id=\"xt\" checked=\"checked\"/>"
+                  "<label for=\"xt\">wall-clock time</label> <input type=\"radio\" name=\"x\" id=\"xf\"/>"
+                  "<label for=\"xf\">frames trained by the population</label>\n");
     s_summary (out, d);
     s_elo (out, d);
     s_learning (out, d);
@@ -1161,7 +1297,13 @@ s_collect (ctl_t *ctl, msgpack_packer *pk, const char *key, const char *cmd,
     msgpack_sbuffer_init (&args);
     msgpack_packer apk;
     msgpack_packer_init (&apk, &args, msgpack_sbuffer_write);
-    msgpack_pack_map (&apk, arg_key ? 1 : 0);
+    //  A series is named by agent and name: the population's here.
+    bool series = !strcmp (cmd, "series");
+    msgpack_pack_map (&apk, (arg_key ? 1 : 0) + series);
+    if (series) {
+        s_pack_str (&apk, "agent");
+        s_pack_str (&apk, "population");
+    }
     if (arg_key) {
         s_pack_str (&apk, arg_key);
         if (arg_str)
@@ -1254,7 +1396,7 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
     int n = s_agent_ids (reply.body, reply.body_len, ids, REPORT_MAX_AGENTS);
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
-    msgpack_pack_map (&pk, 7);
+    msgpack_pack_map (&pk, 9);
     s_pack_str (&pk, "generated_ms");
     msgpack_pack_int64 (&pk, (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     s_pack_str (&pk, "status");
@@ -1269,7 +1411,9 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
         if ((rc = s_collect (ctl, &pk, NULL, "lineage", "agent", ids [i], 0, true)) != 0)
             return rc;
     }
-    if ((rc = s_collect (ctl, &pk, "matches", "matches", "limit", NULL, REPORT_MATCH_LIMIT, true)) != 0)
+    if ((rc = s_collect (ctl, &pk, "matches", "matches", "limit", NULL, REPORT_MATCH_LIMIT, true)) != 0
+    ||  (rc = s_collect (ctl, &pk, "payoff", "payoff", NULL, NULL, 0, true)) != 0
+    ||  (rc = s_collect (ctl, &pk, "samples_per_s", "series", "name", "samples_per_s", 0, true)) != 0)
         return rc;
     //  Training statistics: one request per metric, every agent.
     s_pack_str (&pk, "curves");
@@ -1279,7 +1423,7 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
         if ((rc = s_collect (ctl, &pk, NULL, "curves", "metric", s_learn [m].metric, 0, true)) != 0)
             return rc;
     }
-    return s_collect (ctl, &pk, "metrics", "metrics", NULL, NULL, 0, true);
+    return s_collect (ctl, &pk, "metrics", "metrics", "limit", NULL, REPORT_METRICS_LIMIT, true);
 }
 
 static void

@@ -122,6 +122,27 @@ static const char *s_schema =
     "  results INTEGER NOT NULL,"
     "  samples INTEGER NOT NULL,"
     "  evolutions INTEGER NOT NULL);"
+    //  Per result and seat: the aggregates history is built from.
+    "CREATE TABLE IF NOT EXISTS result_seats ("
+    "  assignment_id INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  agent_id INTEGER NOT NULL,"
+    "  frozen_version INTEGER,"
+    "  team INTEGER NOT NULL,"
+    "  opponent TEXT NOT NULL,"
+    "  episodes INTEGER NOT NULL,"
+    "  wins INTEGER NOT NULL,"
+    "  draws INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL,"
+    "  score_sum REAL NOT NULL,"
+    "  rating_before REAL NOT NULL,"
+    "  rating_after REAL NOT NULL,"
+    "  frames INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  wall_ms INTEGER NOT NULL,"
+    "  pop_frames INTEGER NOT NULL,"
+    "  PRIMARY KEY (assignment_id, slot)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS result_seats_agent ON result_seats (agent_id, assignment_id);"
     //  Series (db.h): one row per (agent or -1, metric), its points by
     //  resolution level.
     "CREATE TABLE IF NOT EXISTS series ("
@@ -177,14 +198,14 @@ typedef enum {
     Q_AGENT_TRAINED, Q_AGENT_RATED, Q_MATCH_INSERT, Q_MSEAT_INSERT,
     Q_AGENT_EVOLVED, Q_EVO_INSERT, Q_METRICS_INSERT,
     Q_COUNT_RESULTS, Q_COUNT_EVOS,
-    Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_OPP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
-    Q_MATCHES_RECENT, Q_MSEATS_GET, Q_METRICS_RECENT,
+    Q_HIST_HP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO, Q_METRICS_RECENT,
     Q_FROZEN_SET, Q_FROZEN_INSERT, Q_FROZEN_COUNT_AGENT, Q_FROZEN_OLDEST, Q_FROZEN_DELETE,
     Q_FROZEN_DRIFT_ADD, Q_FROZEN_GET, Q_FROZEN_RATED, Q_FROZEN_ALL, Q_FROZEN_COUNT,
     Q_SER_ID, Q_SER_NEW, Q_SER_SEQ, Q_SER_PUT, Q_SER_LEVEL_N, Q_SER_OLDEST2, Q_SER_DEL,
     Q_SER_READ, Q_SER_COUNT, Q_SER_NAMES,
     Q_PAYOFF_ADD, Q_PAYOFF_ALL,
-    Q_STATS_POP_FRAMES,
+    Q_RSEAT_INSERT, Q_RSEAT_DEL_ONE, Q_RSEAT_CUT, Q_POP_FRAMES, Q_ASG_DONE_RANGE,
+    Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RESULTS_RECENT, Q_RSEATS_GET,
     Q_COUNT
 } query_t;
 
@@ -270,8 +291,8 @@ static const char *s_sql [Q_COUNT] = {
     [Q_AGENT_TRAINED] = "UPDATE agents SET version = ?2, frames = frames + ?3, "
                         "frames_since_evolve = frames_since_evolve + ?3, updated_at = ?4 "
                         "WHERE id = ?1",
-    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + 1, "
-                      "matches_since_evolve = matches_since_evolve + 1, updated_at = ?3 "
+    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + ?4, "
+                      "matches_since_evolve = matches_since_evolve + ?4, updated_at = ?3 "
                       "WHERE id = ?1",
     [Q_MATCH_INSERT] = "INSERT INTO matches (assignment_id, episode, ts) VALUES (?1, ?2, ?3)",
     [Q_MSEAT_INSERT] = "INSERT INTO match_seats (match_id, slot, agent_id, team, score, "
@@ -288,26 +309,14 @@ static const char *s_sql [Q_COUNT] = {
     [Q_COUNT_EVOS] = "SELECT COUNT(*) FROM evolutions",
     [Q_HIST_HP] = "SELECT seq, name, value FROM hparam_history WHERE agent_id = ?1 "
                   "ORDER BY seq, id",
-    [Q_HIST_MATCHES] = "SELECT ms.match_id, ms.team, ms.score, ms.rating_after "
-                       "FROM match_seats ms WHERE ms.agent_id = ?1 AND ms.frozen_version IS NULL "
-                       "ORDER BY ms.match_id",
     //  A scripted team has no seat rows: it shows as script:<name>.
-    [Q_HIST_OPP] = "SELECT COALESCE((SELECT group_concat('agt_' || agent_id || "
-                   "COALESCE('@v' || frozen_version, ''), '+') FROM match_seats "
-                   "WHERE match_id = ?1 AND team != ?2), (SELECT 'script:' || a.script "
-                   "FROM matches m JOIN assignments a ON a.id = m.assignment_id WHERE m.id = ?1))",
     [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
     [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
                   "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
                   "ORDER BY id DESC",
     [Q_DONOR_EVO] = "SELECT MAX(id) FROM evolutions WHERE agent_id = ?1 AND id < ?2",
-    [Q_MATCHES_RECENT] = "SELECT m.id, m.assignment_id, m.episode, m.ts, a.script FROM matches m "
-                         "LEFT JOIN assignments a ON a.id = m.assignment_id "
-                         "ORDER BY m.id DESC LIMIT ?1",
     [Q_METRICS_RECENT] = "SELECT ts, results, samples, evolutions FROM "
                          "(SELECT rowid AS r, * FROM metrics ORDER BY rowid DESC LIMIT ?1) ORDER BY r",
-    [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
-                     "WHERE match_id = ?1 ORDER BY slot",
     //  Frozen past snapshots (PFSP opponents). Freezing only flips the
     //  snapshot's flag (its bytes never change); retention skips frozen rows.
     [Q_FROZEN_SET] = "UPDATE snapshots SET frozen = ?3 WHERE agent_id = ?1 AND version = ?2",
@@ -325,11 +334,31 @@ static const char *s_sql [Q_COUNT] = {
                            "printf('%!.17g', ?1)) ON CONFLICT (key) DO UPDATE SET value = "
                            "printf('%!.17g', CAST(value AS REAL) + ?1)",
     [Q_FROZEN_GET] = "SELECT rating FROM frozen WHERE agent_id = ?1 AND version = ?2",
-    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + 1 "
+    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + ?4 "
                        "WHERE agent_id = ?1 AND version = ?2",
     [Q_FROZEN_ALL] = "SELECT agent_id, version, rating FROM frozen ORDER BY agent_id, version",
     [Q_FROZEN_COUNT] = "SELECT COUNT(*) FROM frozen",
-    [Q_STATS_POP_FRAMES] = "SELECT COALESCE(SUM(frames), 0) FROM agents",
+    [Q_RSEAT_INSERT] = "INSERT INTO result_seats (assignment_id, slot, agent_id, frozen_version, "
+                       "team, opponent, episodes, wins, draws, losses, score_sum, rating_before, "
+                       "rating_after, frames, ts, wall_ms, pop_frames) VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [Q_RSEAT_DEL_ONE] = "DELETE FROM result_seats WHERE assignment_id = ?1",
+    [Q_RSEAT_CUT] = "DELETE FROM result_seats WHERE assignment_id > ?1 AND assignment_id <= ?2 "
+                    "AND assignment_id IN (SELECT id FROM assignments WHERE id > ?1 AND id <= ?2 "
+                    "AND state != 'leased')",
+    [Q_POP_FRAMES] = "SELECT COALESCE(SUM(frames), 0) FROM agents",
+    [Q_ASG_DONE_RANGE] = "SELECT COUNT(*) FROM assignments WHERE id > ?1 AND id <= ?2 "
+                         "AND state = 'done'",
+    [Q_MSEAT_CUT_ASG] = "DELETE FROM match_seats WHERE match_id IN (SELECT id FROM matches "
+                        "WHERE assignment_id > ?1 AND assignment_id <= ?2)",
+    [Q_MATCH_CUT_ASG] = "DELETE FROM matches WHERE assignment_id > ?1 AND assignment_id <= ?2",
+    //  Newest results first, below a cursor (an assignment id).
+    [Q_RESULTS_RECENT] = "SELECT DISTINCT r.assignment_id, r.ts, a.script FROM result_seats r "
+                         "LEFT JOIN assignments a ON a.id = r.assignment_id "
+                         "WHERE r.assignment_id < ?2 ORDER BY r.assignment_id DESC LIMIT ?1",
+    [Q_RSEATS_GET] = "SELECT slot, agent_id, frozen_version, team, opponent, episodes, wins, "
+                     "draws, losses, score_sum, rating_before, rating_after, frames, wall_ms, "
+                     "pop_frames FROM result_seats WHERE assignment_id = ?1 ORDER BY slot",
     //  Series (db.h). Level 0 always holds the newest point, so its
     //  largest seq is the series' largest.
     [Q_SER_ID] = "SELECT id FROM series WHERE agent_id = ?1 AND name = ?2",
@@ -392,6 +421,8 @@ struct _db_t {
     bool lineage_keep;              // keep every snapshot an evolution copied
     uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
     uint64_t payoff_window;         // episodes per recent bucket of a payoff cell
+    bool episode_rows;              // also write matches/match_seats (one row per episode)
+    uint64_t results_keep;          // results (assignments) kept without episode rows (0 = all)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
     //  The checkpointer thread and its own connection.
@@ -404,6 +435,26 @@ struct _db_t {
     int64_t wal_max;
     uint64_t checkpoints, checkpoint_frames;
 };
+
+static int s_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                            uint64_t frames, double value, double weight, const char *label);
+static int s_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
+                         uint64_t opp_version, const db_wdl_t *d, int64_t now);
+
+//  What one result says, per seat, before anything is written.
+typedef struct {
+    uint32_t n_seats;
+    int team [PROTO_MAX_AGENTS];
+    int idx [PROTO_MAX_AGENTS];         // seats, team 0's first (the team Elo order)
+    int n_a, n_b;                       // seats on team 0, on the other team
+    bool scripted;
+    double before [PROTO_MAX_AGENTS];   // ratings before the result
+    double rating [PROTO_MAX_AGENTS];   // ...and after it
+    db_wdl_t wdl [PROTO_MAX_AGENTS];    // per seat, by team score
+    int64_t last_match;                 // the last episode row written (episode rows only)
+} s_result_t;
+static int s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                          const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now);
 
 //  --------------------------------------------------------------------------
 //  Statement helpers: every call resets the statement so the next use
@@ -608,6 +659,192 @@ cleanup:
     return ret;
 }
 
+static int
+s_prepare_all (db_t *self)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        assert (s_sql [i]);
+        if (self->q [i])
+            continue;
+        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->q [i], NULL) != SQLITE_OK) {
+            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
+                       sqlite3_errmsg (self->handle));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Schema 4 -> 5, one result being carried over: its seats' aggregates.
+typedef struct {
+    int64_t assignment, ts, created_at;
+    char script [PROTO_MAX_NAME];
+    db_assignment_t a;                  // seats (slot order), from the rows
+    s_result_t res;
+    bool seen [PROTO_MAX_AGENTS];
+    double ep_score [PROTO_MAX_AGENTS]; // the current episode's scores
+    int64_t match;                      // the current episode
+} s_carry_t;
+
+//  Close the current episode: each seat's win, draw or loss by team score
+//  (a scripted team has no rows: the games are zero-sum, so it scored
+//  minus the agents' team).
+static void
+s_carry_episode (s_carry_t *c)
+{
+    if (!c->match)
+        return;
+    double team_sum [2] = { 0, 0 };
+    bool other = false;
+    for (uint32_t i = 0; i < c->a.n_seats; i++)
+        if (c->seen [i]) {
+            team_sum [c->res.team [i] != 0] += c->ep_score [i];
+            other = other || c->res.team [i] != c->res.team [0];
+        }
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        if (!c->seen [i])
+            continue;
+        double my = team_sum [c->res.team [i] != 0];
+        double their = other ? team_sum [c->res.team [i] == 0] : -my;
+        db_wdl_t *w = &c->res.wdl [i];
+        w->episodes++;
+        w->wins += my > their;
+        w->draws += my == their;
+        w->losses += my < their;
+        w->score_sum += c->ep_score [i];
+        c->seen [i] = false;
+    }
+    c->match = 0;
+}
+
+//  Write one carried-over result (as s_result_record does, without
+//  counters: agents and frozen rows already hold them). Ratings before
+//  come from the agent's previous result in the file, or, for its first,
+//  its rating after that result's first episode.
+static int
+s_carry_flush (db_t *self, s_carry_t *c, double *last_rating, int64_t pop_frames)
+{
+    s_carry_episode (c);
+    if (!c->assignment)
+        return 0;
+    c->a.id = (uint64_t) c->assignment;
+    c->a.created_at = c->created_at;
+    snprintf (c->a.script, sizeof c->a.script, "%s", c->script);
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        const db_seat_t *s = &c->a.seats [i];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096
+        &&  !isnan (last_rating [s->agent_id]))
+            c->res.before [i] = last_rating [s->agent_id];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096)
+            last_rating [s->agent_id] = c->res.rating [i];
+    }
+    c->res.scripted = true;             // no counters move: they are already right
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        proto_result_t r = { 0 };
+        if (s_result_seat (self, &c->a, &r, &c->res, i, pop_frames, c->ts))
+            return -1;
+    }
+    memset (c, 0, sizeof *c);
+    return 0;
+}
+
+//  Schema 4 -> 5: the per-episode rows a version 4 file kept (the
+//  matches_keep window) become per-result aggregates, series points and
+//  payoff counters, inside db_new's upgrade transaction. The episode rows
+//  stay; result retention deletes them with their results. Population
+//  frames were not recorded per result before: each carried point gets an
+//  estimate, the current total scaled by its time since the run began.
+static int
+s_migrate_history (db_t *self)
+{
+    sqlite3_stmt *get = NULL;
+    int ret = -1, rc;
+    int64_t total = 0, t_first = 0, t_last = 0, n = 0;
+    double *last_rating = malloc (4096 * sizeof *last_rating);
+    s_carry_t *c = calloc (1, sizeof *c);
+    if (!last_rating || !c)
+        goto cleanup;
+    for (int i = 0; i < 4096; i++)
+        last_rating [i] = NAN;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &total, "migrate_frames") < 0)
+        goto cleanup;
+    char created [32];
+    if (sqlite3_prepare_v2 (self->handle, "SELECT MIN(ts), MAX(ts) FROM matches", -1, &get, NULL)
+    ||  sqlite3_step (get) != SQLITE_ROW) {
+        s_fail (self, "migrate_span");
+        goto cleanup;
+    }
+    t_first = sqlite3_column_int64 (get, 0);
+    t_last = sqlite3_column_int64 (get, 1);
+    sqlite3_finalize (get);
+    get = NULL;
+    if (db_meta_get (self, "created_at", created, sizeof created) == 0)
+        t_first = strtoll (created, NULL, 10);
+    //  Rows in insertion order: episode by episode, seats in slot order.
+    if (sqlite3_prepare_v2 (self->handle, "SELECT m.assignment_id, m.id, m.ts, s.slot, s.agent_id, "
+                            "s.team, s.score, s.rating_after, s.frozen_version, a.script, "
+                            "a.created_at FROM match_seats s JOIN matches m ON m.id = s.match_id "
+                            "LEFT JOIN assignments a ON a.id = m.assignment_id ORDER BY s.rowid",
+                            -1, &get, NULL)) {
+        s_fail (self, "migrate_prepare");
+        goto cleanup;
+    }
+    while ((rc = sqlite3_step (get)) == SQLITE_ROW) {
+        int64_t asg = sqlite3_column_int64 (get, 0), match = sqlite3_column_int64 (get, 1);
+        int64_t ts = sqlite3_column_int64 (get, 2);
+        if (asg != c->assignment) {
+            int64_t frames = t_last > t_first ? (int64_t) ((double) total * (double) (c->ts - t_first)
+                                                           / (double) (t_last - t_first)) : total;
+            if (s_carry_flush (self, c, last_rating, frames < 0 ? 0 : frames))
+                goto cleanup;
+            c->assignment = asg;
+            c->created_at = sqlite3_column_int64 (get, 10);
+            if (sqlite3_column_type (get, 9) == SQLITE_TEXT)
+                snprintf (c->script, sizeof c->script, "%s", (const char *) sqlite3_column_text (get, 9));
+            n++;
+        }
+        if (match != c->match) {
+            s_carry_episode (c);
+            c->match = match;
+        }
+        c->ts = ts;
+        uint32_t slot = (uint32_t) sqlite3_column_int64 (get, 3);
+        uint32_t i = 0;
+        while (i < c->a.n_seats && c->a.seats [i].slot != slot)
+            i++;
+        if (i == c->a.n_seats) {
+            if (i == PROTO_MAX_AGENTS)
+                continue;           // more seats than any result can have: not ours
+            c->a.n_seats++;
+            db_seat_t *s = &c->a.seats [i];
+            s->slot = slot;
+            s->agent_id = sqlite3_column_int64 (get, 4);
+            s->frozen = sqlite3_column_type (get, 8) != SQLITE_NULL;
+            s->version = s->frozen ? (uint64_t) sqlite3_column_int64 (get, 8) : 0;
+            c->res.team [i] = (int) sqlite3_column_int64 (get, 5);
+            c->res.before [i] = sqlite3_column_double (get, 7);
+            c->res.n_seats = c->a.n_seats;
+        }
+        c->seen [i] = true;
+        c->ep_score [i] = sqlite3_column_double (get, 6);
+        c->res.rating [i] = sqlite3_column_double (get, 7);
+    }
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "migrate_read");
+        goto cleanup;
+    }
+    if (s_carry_flush (self, c, last_rating, total))
+        goto cleanup;
+    log_info ("db_migrated_history", "results=%" PRId64, n);
+    ret = 0;
+cleanup:
+    sqlite3_finalize (get);
+    free (last_rating);
+    free (c);
+    return ret;
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -632,6 +869,7 @@ db_new (const char *path)
     self->store = store_new (dir, DB_SEGMENT_BYTES);
     self->compact_age_s = DB_COMPACT_AGE_S;
     self->payoff_window = DB_PAYOFF_WINDOW;
+    self->results_keep = DB_RESULTS_KEEP;
     free (dir);
     if (!self->store)
         goto fail;
@@ -682,6 +920,7 @@ db_new (const char *path)
             goto fail;
         bool upgrade = version >= 1 && version < 3;
         bool move_states = version >= 1 && version < 4;
+        bool carry_history = version >= 1 && version < 5;
         if ((move_states && (s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script TEXT")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script_seats "
@@ -692,6 +931,7 @@ db_new (const char *path)
                                          "frozen_version INTEGER")))
         ||  s_pragma (self, s_schema)
         ||  (move_states && s_migrate_states (self))
+        ||  (carry_history && (s_prepare_all (self) || s_migrate_history (self)))
         ||  s_pragma (self, sql)
         ||  store_sync (self->store)) {
             s_pragma (self, "ROLLBACK");
@@ -703,15 +943,8 @@ db_new (const char *path)
     else
     if (s_pragma (self, s_schema))
         goto fail;              // an index added within a version: IF NOT EXISTS adds it
-    for (int i = 0; i < Q_COUNT; i++) {
-        assert (s_sql [i]);
-        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &self->q [i], NULL) != SQLITE_OK) {
-            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
-                       sqlite3_errmsg (self->handle));
-            goto fail;
-        }
-    }
+    if (s_prepare_all (self))
+        goto fail;
     if (s_int (self, s_q (self, Q_MATCH_MIN), &self->match_cut, "match_min")
     ||  s_int (self, s_q (self, Q_ASG_MIN), &self->asg_cut, "assignment_min"))
         goto fail;
@@ -719,6 +952,49 @@ db_new (const char *path)
 fail:
     db_destroy (&self);
     return NULL;
+}
+
+db_t *
+db_new_reader (const char *path)
+{
+    assert (path);
+    db_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->path = strdup (path);
+    self->payoff_window = DB_PAYOFF_WINDOW;
+    if (!self->path)
+        goto fail;
+    //  Read-only, no state store: WAL lets this connection read committed
+    //  data while pbtd's own connection writes.
+    if (sqlite3_open_v2 (path, &self->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
+        != SQLITE_OK) {
+        log_error ("db_open_failed", "path=%s reader=1 msg=\"%s\"", path,
+                   self->handle ? sqlite3_errmsg (self->handle) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes (self->handle, 1);
+    if (s_pragma (self, "PRAGMA busy_timeout = 5000")
+    ||  s_pragma (self, "PRAGMA temp_store = MEMORY")
+    ||  s_prepare_all (self))
+        goto fail;
+    return self;
+fail:
+    db_destroy (&self);
+    return NULL;
+}
+
+int
+db_read_begin (db_t *self)
+{
+    return s_pragma (self, "BEGIN");
+}
+
+void
+db_read_end (db_t *self)
+{
+    if (!sqlite3_get_autocommit (self->handle))
+        s_pragma (self, "COMMIT");
 }
 
 void
@@ -786,6 +1062,18 @@ db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
 {
     self->snapshots_keep = snapshots_keep;
     self->matches_keep = matches_keep;
+}
+
+void
+db_set_episode_rows (db_t *self, bool on)
+{
+    self->episode_rows = on;
+}
+
+void
+db_set_results_keep (db_t *self, uint64_t results_keep)
+{
+    self->results_keep = results_keep;
 }
 
 void
@@ -1470,9 +1758,14 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
                 break;
             }
             done += v;
-            st = s_q (self, Q_ASEAT_DEL_ONE);
+            st = s_q (self, Q_RSEAT_DEL_ONE);
             sqlite3_bind_int64 (st, 1, ids [k]);
-            rc = s_exec (self, st, "assignment_seats_delete");
+            rc = s_exec (self, st, "result_seats_delete");
+            if (rc == 0) {
+                st = s_q (self, Q_ASEAT_DEL_ONE);
+                sqlite3_bind_int64 (st, 1, ids [k]);
+                rc = s_exec (self, st, "assignment_seats_delete");
+            }
             if (rc == 0) {
                 st = s_q (self, Q_ASG_DEL_ONE);
                 sqlite3_bind_int64 (st, 1, ids [k]);
@@ -1503,6 +1796,11 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         if (s_int (self, st, &v, "assignments_cut_done"))
             return -1;
         done += v;
+        st = s_q (self, Q_RSEAT_CUT);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, "result_seats_cut"))
+            return -1;
         st = s_q (self, Q_ASEAT_CUT);
         sqlite3_bind_int64 (st, 1, self->asg_cut);
         sqlite3_bind_int64 (st, 2, top);
@@ -1524,6 +1822,270 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
         if (s_exec (self, st, "results_pruned"))
             return -1;
+    }
+    return 0;
+}
+
+//  Result retention without episode rows: the newest results_keep
+//  assignments keep their rows (result_seats, seats, and any episode rows
+//  an older pbtd left); older ones go, at most 64 assignment ids per
+//  result, so the work per result stays bounded while a backlog (after
+//  lowering results_keep, or an upgraded file) is worked off. Leased ones
+//  stay. Counters and series are untouched; 'done' ones deleted are added
+//  to meta results_pruned.
+static int
+s_result_retention (db_t *self, int64_t asg_id)
+{
+    if (self->results_keep == 0 || asg_id <= (int64_t) self->results_keep)
+        return 0;
+    int64_t lo = self->asg_cut, hi = asg_id - (int64_t) self->results_keep;
+    if (hi > lo + 64)
+        hi = lo + 64;
+    if (hi <= lo)
+        return 0;
+    int64_t done = 0;
+    sqlite3_stmt *st = s_q (self, Q_ASG_DONE_RANGE);
+    sqlite3_bind_int64 (st, 1, lo);
+    sqlite3_bind_int64 (st, 2, hi);
+    if (s_int (self, st, &done, "assignments_done_range"))
+        return -1;
+    static const query_t cuts [] = { Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RSEAT_CUT, Q_ASEAT_CUT,
+                                     Q_ASG_CUT };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts [0]; k++) {
+        st = s_q (self, cuts [k]);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        if (s_exec (self, st, "result_retention"))
+            return -1;
+    }
+    self->asg_cut = hi;
+    if (done > 0) {
+        char text [32];
+        snprintf (text, sizeof text, "%" PRId64, done);
+        st = s_q (self, Q_META_ADD);
+        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
+        if (s_exec (self, st, "results_pruned"))
+            return -1;
+    }
+    return 0;
+}
+
+
+//  Teams, ratings before, and each seat's wins/draws/losses and score sum.
+//  -1 if the seats do not form two teams.
+static int
+s_result_prepare (const db_assignment_t *a, const proto_result_t *r, int n_teams,
+                  const db_agent_t *agents, s_result_t *res)
+{
+    memset (res, 0, sizeof *res);
+    res->n_seats = a->n_seats;
+    res->scripted = a->script [0] != 0;
+    int per_team = (n_teams > 1 && a->n_seats > 2) ? (int) a->n_seats / n_teams : 1;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        res->team [i] = (int) a->seats [i].slot / per_team;
+        res->before [i] = res->rating [i] = agents [i].rating;
+    }
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] == 0)
+            res->idx [res->n_a++] = (int) i;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] != 0)
+            res->idx [res->n_a + res->n_b++] = (int) i;
+    if (res->n_a == 0 || res->n_b == 0)
+        return -1;
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        double total = 0, mine [PROTO_MAX_AGENTS] = { 0 };
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            total += sc [i];
+            mine [res->team [i] != 0] += sc [i];
+        }
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            double my = mine [res->team [i] != 0], their = total - my;
+            db_wdl_t *w = &res->wdl [i];
+            w->episodes++;
+            w->wins += my > their;
+            w->draws += my == their;
+            w->losses += my < their;
+            w->score_sum += sc [i];
+        }
+    }
+    return 0;
+}
+
+//  The rating rule for one result: Elo episode by episode, in order, from
+//  res->before into res->rating; ep_ratings (n_episodes x n_seats, may be
+//  NULL) gets every seat's rating after each episode. Two seats: plain
+//  Elo; more: the team form, each team's score the mean of its seats.
+static void
+s_result_ratings (const pbt_config_t *pbt, s_result_t *res, const proto_result_t *r,
+                  double *ep_ratings)
+{
+    double *rating = res->rating;
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * res->n_seats];
+        if (res->n_seats == 2) {
+            int p0 = res->idx [0], p1 = res->idx [1];
+            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
+        }
+        else {
+            double tmp [PROTO_MAX_AGENTS], sa = 0, sb = 0;
+            int n = res->n_a + res->n_b;
+            for (int k = 0; k < n; k++) {
+                tmp [k] = rating [res->idx [k]];
+                if (k < res->n_a)
+                    sa += sc [res->idx [k]];
+                else
+                    sb += sc [res->idx [k]];
+            }
+            pbt_elo_update_teams (pbt, tmp, res->n_a, res->n_b, sa / res->n_a, sb / res->n_b);
+            for (int k = 0; k < n; k++)
+                rating [res->idx [k]] = tmp [k];
+        }
+        if (ep_ratings)
+            memcpy (&ep_ratings [(size_t) ep * res->n_seats], rating,
+                    res->n_seats * sizeof *rating);
+    }
+}
+
+//  "agt_3", "agt_3@v7" (a frozen snapshot) or "script:random", joined by
+//  '+' for every seat on the other team(s) of seat i.
+static void
+s_opponent_label (const db_assignment_t *a, const s_result_t *res, uint32_t i,
+                  char *out, size_t len)
+{
+    size_t n = 0;
+    bool script = false;
+    out [0] = 0;
+    for (uint32_t j = 0; j < a->n_seats && n < len; j++) {
+        const db_seat_t *s = &a->seats [j];
+        if (res->team [j] == res->team [i] || (s->agent_id < 0 && script))
+            continue;
+        if (s->agent_id < 0) {
+            script = true;
+            n += (size_t) snprintf (out + n, len - n, "%sscript:%s", n ? "+" : "", a->script);
+        }
+        else
+        if (s->frozen)
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64 "@v%" PRIu64, n ? "+" : "",
+                                    s->agent_id, s->version);
+        else
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64, n ? "+" : "", s->agent_id);
+    }
+    //  A scripted team whose seats are not listed (carried over from
+    //  episode rows, which never had them).
+    if (!n && a->script [0])
+        snprintf (out, len, "script:%s", a->script);
+}
+
+//  One seat's counters and its result_seats row, series points and payoff
+//  cells.
+static int
+s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+               const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now)
+{
+    const db_seat_t *s = &a->seats [i];
+    const db_wdl_t *w = &res->wdl [i];
+    sqlite3_stmt *st;
+    if (!res->scripted && w->episodes) {
+        st = s_q (self, s->frozen ? Q_FROZEN_RATED : Q_AGENT_RATED);
+        sqlite3_bind_int64 (st, 1, s->agent_id);
+        if (s->frozen) {
+            sqlite3_bind_int64 (st, 2, (int64_t) s->version);
+            sqlite3_bind_double (st, 3, res->rating [i]);
+        }
+        else {
+            sqlite3_bind_double (st, 2, res->rating [i]);
+            sqlite3_bind_int64 (st, 3, now);
+        }
+        sqlite3_bind_int64 (st, 4, (int64_t) w->episodes);
+        if (s_exec (self, st, "agent_rated"))
+            return -1;
+    }
+    char opp [256];
+    s_opponent_label (a, res, i, opp, sizeof opp);
+    st = s_q (self, Q_RSEAT_INSERT);
+    sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+    sqlite3_bind_int64 (st, 2, s->slot);
+    sqlite3_bind_int64 (st, 3, s->agent_id);
+    if (s->frozen)
+        sqlite3_bind_int64 (st, 4, (int64_t) s->version);
+    else
+        sqlite3_bind_null (st, 4);
+    sqlite3_bind_int (st, 5, res->team [i]);
+    sqlite3_bind_text (st, 6, opp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 7, (int64_t) w->episodes);
+    sqlite3_bind_int64 (st, 8, (int64_t) w->wins);
+    sqlite3_bind_int64 (st, 9, (int64_t) w->draws);
+    sqlite3_bind_int64 (st, 10, (int64_t) w->losses);
+    sqlite3_bind_double (st, 11, w->score_sum);
+    sqlite3_bind_double (st, 12, res->before [i]);
+    sqlite3_bind_double (st, 13, res->rating [i]);
+    sqlite3_bind_int64 (st, 14, s->frozen ? 0 : (int64_t) r->seats [i].frames);
+    sqlite3_bind_int64 (st, 15, now);
+    sqlite3_bind_int64 (st, 16, now - a->created_at);
+    sqlite3_bind_int64 (st, 17, pop_frames);
+    if (s_exec (self, st, "result_seat_insert"))
+        return -1;
+    if (w->episodes && !s->frozen) {
+        double n = (double) w->episodes;
+        if (s_series_append (self, s->agent_id, "score", now, (uint64_t) pop_frames,
+                             w->score_sum / n, n, opp)
+        ||  s_series_append (self, s->agent_id, "rating", now, (uint64_t) pop_frames,
+                             res->rating [i], n, opp))
+            return -1;
+    }
+    for (uint32_t j = 0; w->episodes && j < a->n_seats; j++) {
+        const db_seat_t *o = &a->seats [j];
+        if (res->team [j] == res->team [i] || o->agent_id < 0)
+            continue;
+        if (s_payoff_add (self, s->agent_id, s->frozen ? s->version : 0, o->agent_id,
+                          o->frozen ? o->version : 0, w, now))
+            return -1;
+    }
+    return 0;
+}
+
+//  Everything a valid result records after training: per seat the rating,
+//  counters, result_seats row, series and payoff; with episode rows on,
+//  one matches row per episode and one match_seats row per seat.
+static int
+s_result_record (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                 s_result_t *res, const double *ep_ratings, int64_t now)
+{
+    int64_t pop_frames = 0;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &pop_frames, "population_frames"))
+        return -1;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (a->seats [i].agent_id >= 0 && s_result_seat (self, a, r, res, i, pop_frames, now))
+            return -1;
+    for (uint32_t ep = 0; ep_ratings && ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
+        sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+        sqlite3_bind_int64 (st, 2, ep);
+        sqlite3_bind_int64 (st, 3, now);
+        if (s_exec (self, st, "match_insert"))
+            return -1;
+        res->last_match = sqlite3_last_insert_rowid (self->handle);
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            if (a->seats [i].agent_id < 0)
+                continue;       // the script is in the assignment row
+            st = s_q (self, Q_MSEAT_INSERT);
+            sqlite3_bind_int64 (st, 1, res->last_match);
+            sqlite3_bind_int64 (st, 2, a->seats [i].slot);
+            sqlite3_bind_int64 (st, 3, a->seats [i].agent_id);
+            sqlite3_bind_int (st, 4, res->team [i]);
+            sqlite3_bind_double (st, 5, sc [i]);
+            sqlite3_bind_double (st, 6, ep_ratings [(size_t) ep * a->n_seats + i]);
+            if (a->seats [i].frozen)
+                sqlite3_bind_int64 (st, 7, (int64_t) a->seats [i].version);
+            else
+                sqlite3_bind_null (st, 7);
+            if (s_exec (self, st, "match_seat_insert"))
+                return -1;
+        }
     }
     return 0;
 }
@@ -1572,7 +2134,7 @@ s_stats_apply (db_t *self, const db_assignment_t *a, const proto_result_t *r, in
         const proto_stats_t *st = &r->seats [i].stats;
         if (!r->seats [i].has_stats || st->have == 0)
             continue;
-        if (pop_frames < 0 && s_int (self, s_q (self, Q_STATS_POP_FRAMES), &pop_frames, "pop_frames"))
+        if (pop_frames < 0 && s_int (self, s_q (self, Q_POP_FRAMES), &pop_frames, "pop_frames"))
             return -1;
         for (int k = 0; k < PROTO_STAT_COUNT; k++)
             if (proto_stats_has (st, (proto_stat_id_t) k)
@@ -1691,103 +2253,36 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             goto fail;
         applied->frames += o->frames;
     }
-    //  Ratings, episode by episode in order.
-    double rating [PROTO_MAX_AGENTS];
-    int team [PROTO_MAX_AGENTS];
-    int per_team = (n_teams > 1 && a.n_seats > 2) ? (int) a.n_seats / n_teams : 1;
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        rating [i] = agents [i].rating;
-        team [i] = (int) a.seats [i].slot / per_team;
+    //  Ratings, then everything recorded about the result.
+    s_result_t res;
+    if (s_result_prepare (&a, r, n_teams, agents, &res))
+        S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
+    double *ep_ratings = NULL;
+    if (self->episode_rows && r->n_episodes) {
+        ep_ratings = malloc ((size_t) r->n_episodes * a.n_seats * sizeof *ep_ratings);
+        if (!ep_ratings)
+            goto fail;
     }
-    int64_t last_match = 0;
     //  Against a scripted team ratings stay: Elo measures the population
     //  against itself. The episodes are recorded all the same.
-    bool scripted = a.script [0] != 0;
-    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
-        const float *sc = &r->scores [(size_t) ep * a.n_seats];
-        if (scripted)
-            ;
-        else
-        if (a.n_seats == 2) {
-            //  Seats in slot order so rating[0] is player 0.
-            int p0 = team [0] <= team [1] ? 0 : 1, p1 = 1 - p0;
-            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
-        }
-        else {
-            //  Team form: team 0 first, each team's score the mean of its seats.
-            double tmp [PROTO_MAX_AGENTS];
-            int idx [PROTO_MAX_AGENTS], n_a = 0, n_b = 0;
-            double sa = 0, sb = 0;
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] == 0) {
-                    idx [n_a++] = (int) i;
-                    sa += sc [i];
-                }
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] != 0) {
-                    idx [n_a + n_b++] = (int) i;
-                    sb += sc [i];
-                }
-            if (n_a == 0 || n_b == 0)
-                S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
-            for (int k = 0; k < n_a + n_b; k++)
-                tmp [k] = rating [idx [k]];
-            pbt_elo_update_teams (pbt, tmp, n_a, n_b, sa / n_a, sb / n_b);
-            for (int k = 0; k < n_a + n_b; k++)
-                rating [idx [k]] = tmp [k];
-        }
-        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
-        sqlite3_bind_int64 (st, 1, (int64_t) a.id);
-        sqlite3_bind_int64 (st, 2, ep);
-        sqlite3_bind_int64 (st, 3, now);
-        if (s_exec (self, st, "match_insert"))
-            goto fail;
-        int64_t match_id = sqlite3_last_insert_rowid (self->handle);
-        last_match = match_id;
-        for (uint32_t i = 0; i < a.n_seats; i++) {
-            if (a.seats [i].agent_id < 0)
-                continue;       // the script is in the assignment row
-            st = s_q (self, Q_MSEAT_INSERT);
-            sqlite3_bind_int64 (st, 1, match_id);
-            sqlite3_bind_int64 (st, 2, a.seats [i].slot);
-            sqlite3_bind_int64 (st, 3, a.seats [i].agent_id);
-            sqlite3_bind_int (st, 4, team [i]);
-            sqlite3_bind_double (st, 5, sc [i]);
-            sqlite3_bind_double (st, 6, rating [i]);
-            if (a.seats [i].frozen)
-                sqlite3_bind_int64 (st, 7, (int64_t) a.seats [i].version);
-            else
-                sqlite3_bind_null (st, 7);
-            if (s_exec (self, st, "match_seat_insert"))
-                goto fail;
-            if (a.seats [i].frozen) {
-                //  The snapshot's own rating takes the opposite of the live
-                //  agent's change; the agent's counters are the live seat's.
-                st = s_q (self, Q_FROZEN_RATED);
-                sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-                sqlite3_bind_int64 (st, 2, (int64_t) a.seats [i].version);
-                sqlite3_bind_double (st, 3, rating [i]);
-                if (s_exec (self, st, "frozen_rated"))
-                    goto fail;
-                continue;
-            }
-            if (scripted)
-                continue;       // unrated, and not a match for eligibility
-            st = s_q (self, Q_AGENT_RATED);
-            sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-            sqlite3_bind_double (st, 2, rating [i]);
-            sqlite3_bind_int64 (st, 3, now);
-            if (s_exec (self, st, "agent_rated"))
-                goto fail;
-        }
-    }
-    if (s_stats_apply (self, &a, r, now))
+    if (!res.scripted)
+        s_result_ratings (pbt, &res, r, ep_ratings);
+    else
+    for (size_t k = 0; ep_ratings && k < (size_t) r->n_episodes * a.n_seats; k++)
+        ep_ratings [k] = res.before [k % a.n_seats];
+    int rc_apply = s_result_record (self, &a, r, &res, ep_ratings, now);
+    free (ep_ratings);
+    if (rc_apply || s_stats_apply (self, &a, r, now))
         goto fail;
     applied->episodes = r->n_episodes;
     if (s_set_state (self, a.id, "done"))
         goto fail;
-    if (r->n_episodes
-    &&  s_match_retention (self, last_match, r->n_episodes))
+    if (self->episode_rows) {
+        if (r->n_episodes && s_match_retention (self, res.last_match, r->n_episodes))
+            goto fail;
+    }
+    else
+    if (s_result_retention (self, (int64_t) a.id))
         goto fail;
     if (s_commit (self))
         goto fail;
@@ -2499,12 +2994,10 @@ s_pack_hp_json (msgpack_packer *pk, const char *json)
     }
 }
 
-//  Packs the history of one agent as the seed's global storage did.
+//  hyperparameters: name -> [value per history seq], in first-seen order.
 static int
-s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial,
-                    int64_t stride, int64_t last)
+s_pack_hparam_history (db_t *self, msgpack_packer *pk, int64_t id)
 {
-    //  hyperparameters: name -> [value per history seq]
     proto_kvs_t names = { 0 };
     int rc;
     sqlite3_stmt *st = s_q (self, Q_HIST_HP);
@@ -2514,9 +3007,7 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
             proto_kvs_set (&names, (const char *) sqlite3_column_text (st, 1), 0);
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
-        goto fail;
-    msgpack_pack_map (pk, 5);
-    s_pack_str (pk, "hyperparameters");
+        return -1;
     msgpack_pack_map (pk, names.count);
     for (uint32_t k = 0; k < names.count; k++) {
         s_pack_str (pk, names.items [k].name);
@@ -2527,105 +3018,38 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
                 msgpack_pack_array (pk, n);
             st = s_q (self, Q_HIST_HP);
             sqlite3_bind_int64 (st, 1, id);
+            uint32_t got = 0;
             while ((rc = sqlite3_step (st)) == SQLITE_ROW)
                 if (!strcmp ((const char *) sqlite3_column_text (st, 1), names.items [k].name)) {
                     if (pass == 0)
                         n++;
                     else
+                    if (got++ < n)
                         msgpack_pack_double (pk, sqlite3_column_double (st, 2));
                 }
             sqlite3_reset (st);
+            for (; pass == 1 && got < n; got++)
+                msgpack_pack_nil (pk);
             if (rc != SQLITE_DONE)
-                goto fail;
+                return -1;
         }
     }
-    //  opponent/score/rating per episode, after an initial 'NA'/0/initial
-    //  entry as the seed wrote. One scan collects the kept episodes (every
-    //  stride-th of the last `last`); opponents are looked up only for
-    //  those, so a long run's history costs one index walk, not one
-    //  subquery per episode per series.
-    size_t cap = 0, n = 0;
-    int64_t *mid = NULL, *team = NULL;
-    double *score = NULL, *rating = NULL;
-    int64_t total = 0;
-    st = s_q (self, Q_HIST_MATCHES);
-    sqlite3_bind_int64 (st, 1, id);
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-        total++;
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE)
-        goto fail;
-    int64_t skip = (last > 0 && total > last) ? total - last : 0;
-    st = s_q (self, Q_HIST_MATCHES);
-    sqlite3_bind_int64 (st, 1, id);
-    for (int64_t i = 0; (rc = sqlite3_step (st)) == SQLITE_ROW; i++) {
-        if (i < skip || (i - skip) % stride != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            int64_t *m2 = realloc (mid, cap * sizeof *mid), *t2 = m2 ? realloc (team, cap * sizeof *team) : NULL;
-            if (m2)
-                mid = m2;
-            if (t2)
-                team = t2;
-            double *s2 = t2 ? realloc (score, cap * sizeof *score) : NULL;
-            if (s2)
-                score = s2;
-            double *r2 = s2 ? realloc (rating, cap * sizeof *rating) : NULL;
-            if (r2)
-                rating = r2;
-            if (!r2) {
-                sqlite3_reset (st);
-                goto fail_free;
-            }
-        }
-        mid [n] = sqlite3_column_int64 (st, 0);
-        team [n] = sqlite3_column_int64 (st, 1);
-        score [n] = sqlite3_column_double (st, 2);
-        rating [n] = sqlite3_column_double (st, 3);
-        n++;
-    }
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE)
-        goto fail_free;
-    s_pack_str (pk, "opponent");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    s_pack_str (pk, "NA");
-    st = s_q (self, Q_HIST_OPP);
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64 (st, 1, mid [i]);
-        sqlite3_bind_int64 (st, 2, team [i]);
-        rc = sqlite3_step (st);
-        const char *o = rc == SQLITE_ROW ? (const char *) sqlite3_column_text (st, 0) : NULL;
-        s_pack_str (pk, o ? o : "NA");
-        sqlite3_reset (st);
-    }
-    s_pack_str (pk, "score");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    msgpack_pack_double (pk, 0);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_double (pk, score [i]);
-    s_pack_str (pk, "rating");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    msgpack_pack_double (pk, elo_initial);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_double (pk, rating [i]);
-    free (mid);
-    free (team);
-    free (score);
-    free (rating);
-    mid = team = NULL;
-    score = rating = NULL;
-    //  step: 0, then the agent's total frames at each evolution.
+    return 0;
+}
+
+//  step: 0, then the agent's total frames at each evolution.
+static int
+s_pack_steps (db_t *self, msgpack_packer *pk, int64_t id)
+{
     uint32_t n_evo = 0;
-    st = s_q (self, Q_HIST_EVOS);
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_HIST_EVOS);
     sqlite3_bind_int64 (st, 1, id);
     while ((rc = sqlite3_step (st)) == SQLITE_ROW)
         n_evo++;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
-        goto fail;
-    s_pack_str (pk, "step");
+        return -1;
     msgpack_pack_array (pk, n_evo + 1);
     msgpack_pack_uint64 (pk, 0);
     st = s_q (self, Q_HIST_EVOS);
@@ -2639,30 +3063,320 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
     for (; got < n_evo; got++)
         msgpack_pack_nil (pk);
     return 0;
-fail_free:
-    free (mid);
-    free (team);
-    free (score);
-    free (rating);
-fail:
-    s_fail (self, "history");
-    return -1;
+}
+
+//  One agent's history in the seed's shape (see db.h), from its "score"
+//  and "rating" series: they are appended together, so they merge alike
+//  and their points correspond one to one.
+static int
+s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial,
+                    int64_t offset, int limit, db_point_t *score, db_point_t *rating)
+{
+    int64_t total = 0, total_r = 0;
+    int n = db_series_read (self, id, "score", offset, score, limit, &total);
+    int m = db_series_read (self, id, "rating", offset, rating, limit, &total_r);
+    if (n < 0 || m < 0)
+        return -1;
+    if (m != n || total_r != total) {
+        log_error ("db_history_misaligned", "agent=%" PRId64 " score=%" PRId64 " rating=%" PRId64,
+                   id, total, total_r);
+        return -1;
+    }
+    db_agent_t agent;
+    if (db_load_agent (self, id, &agent) != 0)
+        return -1;
+    bool merged = false;
+    for (int k = 0; k < n; k++)
+        merged = merged || score [k].level > 0;
+    msgpack_pack_map (pk, 9);
+    s_pack_str (pk, "hyperparameters");
+    if (s_pack_hparam_history (self, pk, id))
+        return -1;
+    //  Entry 0 is the seed's placeholder before any result.
+    s_pack_str (pk, "opponent");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    s_pack_str (pk, "NA");
+    for (int k = 0; k < n; k++)
+        s_pack_str (pk, score [k].label [0] ? score [k].label : "mixed");
+    s_pack_str (pk, "score");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, score [k].mean);
+    s_pack_str (pk, "rating");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, elo_initial);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, rating [k].last);
+    s_pack_str (pk, "step");
+    if (s_pack_steps (self, pk, id))
+        return -1;
+    s_pack_str (pk, "ts");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_int64 (pk, agent.created_at);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_int64 (pk, score [k].t_ms);
+    s_pack_str (pk, "frames");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_uint64 (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_uint64 (pk, score [k].frames);
+    s_pack_str (pk, "episodes");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_uint64 (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, score [k].weight);
+    s_pack_str (pk, "page");
+    msgpack_pack_map (pk, 6);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "count");
+    msgpack_pack_int64 (pk, n);
+    s_pack_str (pk, "total");
+    msgpack_pack_int64 (pk, total);
+    s_pack_str (pk, "more");
+    if (offset + n < total)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "downsampled");
+    if (merged)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "results");
+    uint64_t results = 0;
+    for (int k = 0; k < n; k++)
+        results += score [k].samples;
+    msgpack_pack_uint64 (pk, results);
+    return 0;
 }
 
 int
 db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                 double elo_initial, int64_t stride, int64_t last)
+                 double elo_initial, int64_t offset, int64_t limit, char *err, size_t err_len)
 {
-    if (stride < 1)
-        stride = 1;
     int64_t first = agent_id >= 0 ? agent_id : 0;
     int64_t final = agent_id >= 0 ? agent_id : n_agents - 1;
-    msgpack_pack_map (pk, (uint32_t) (final - first + 1));
-    for (int64_t id = first; id <= final; id++) {
-        s_pack_agent_name (pk, id);
-        if (s_pack_history_one (self, pk, id, elo_initial, stride, last))
-            return -1;
+    int64_t agents = final - first + 1;
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "history: offset must be >= 0 and limit >= 1 (got offset %"
+                  PRId64 ", limit %" PRId64 ")", offset, limit);
+        return 1;
     }
+    //  The reply is bounded whatever was asked: at most DB_HISTORY_REPLY_POINTS
+    //  points in all (each entry's page says whether more follow).
+    int64_t cap = DB_HISTORY_REPLY_POINTS / (agents > 0 ? agents : 1);
+    int per = (int) (limit < cap ? limit : cap < 1 ? 1 : cap);
+    int64_t longest = 0;
+    for (int64_t id = first; id <= final; id++) {
+        int64_t sid = 0, n = 0;
+        int rc = s_series_id (self, id, "score", false, &sid);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            sqlite3_stmt *st = s_q (self, Q_SER_COUNT);
+            sqlite3_bind_int64 (st, 1, sid);
+            if (s_int (self, st, &n, "series_count"))
+                return -1;
+        }
+        longest = n > longest ? n : longest;
+    }
+    if (offset > 0 && offset >= longest) {
+        snprintf (err, err_len, "history: offset %" PRId64 " is past the end (%s%" PRId64
+                  " entries after the first)", offset, agent_id >= 0 ? "" : "longest: ", longest);
+        return 1;
+    }
+    db_point_t *score = malloc ((size_t) per * sizeof *score);
+    db_point_t *rating = malloc ((size_t) per * sizeof *rating);
+    int ret = score && rating ? 0 : -1;
+    if (ret == 0)
+        msgpack_pack_map (pk, (uint32_t) agents);
+    for (int64_t id = first; ret == 0 && id <= final; id++) {
+        s_pack_agent_name (pk, id);
+        ret = s_pack_history_one (self, pk, id, elo_initial, offset, per, score, rating);
+    }
+    free (score);
+    free (rating);
+    if (ret)
+        s_fail (self, "history");
+    return ret;
+}
+
+//  series: the points of one series, or the names of an agent's series.
+int
+db_pack_series (db_t *self, msgpack_packer *pk, int64_t agent, const char *name,
+                int64_t offset, int64_t limit, char *err, size_t err_len)
+{
+    if (!name || !*name) {
+        char names [256][DB_SERIES_NAME_MAX];
+        int n = db_series_names (self, agent, names, 256);
+        if (n < 0)
+            return -1;
+        msgpack_pack_map (pk, 1);
+        s_pack_str (pk, "names");
+        msgpack_pack_array (pk, (uint32_t) n);
+        for (int k = 0; k < n; k++)
+            s_pack_str (pk, names [k]);
+        return 0;
+    }
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "series: offset must be >= 0 and limit >= 1");
+        return 1;
+    }
+    if (limit > DB_HISTORY_REPLY_POINTS)
+        limit = DB_HISTORY_REPLY_POINTS;
+    db_point_t *p = malloc ((size_t) limit * sizeof *p);
+    if (!p)
+        return -1;
+    int64_t total = 0;
+    int n = db_series_read (self, agent, name, offset, p, (int) limit, &total);
+    if (n < 0) {
+        free (p);
+        return -1;
+    }
+    if (total == 0 || (offset > 0 && offset >= total)) {
+        free (p);
+        if (total == 0)
+            snprintf (err, err_len, "series: no series '%s' for %s%" PRId64, name,
+                      agent < 0 ? "the population " : "agt_", agent);
+        else
+            snprintf (err, err_len, "series: offset %" PRId64 " is past the end (%" PRId64
+                      " points)", offset, total);
+        return 1;
+    }
+    msgpack_pack_map (pk, 7);
+    s_pack_str (pk, "agent");
+    if (agent < 0)
+        s_pack_str (pk, "population");
+    else
+        s_pack_agent_name (pk, agent);
+    s_pack_str (pk, "name");
+    s_pack_str (pk, name);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "total");
+    msgpack_pack_int64 (pk, total);
+    s_pack_str (pk, "more");
+    if (offset + n < total)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "level_points");
+    msgpack_pack_int64 (pk, DB_SERIES_LEVEL_POINTS);
+    s_pack_str (pk, "points");
+    msgpack_pack_array (pk, (uint32_t) n);
+    for (int k = 0; k < n; k++) {
+        msgpack_pack_map (pk, 11);
+        s_pack_str (pk, "t0_ms");
+        msgpack_pack_int64 (pk, p [k].t0_ms);
+        s_pack_str (pk, "ts");
+        msgpack_pack_int64 (pk, p [k].t_ms);
+        s_pack_str (pk, "frames");
+        msgpack_pack_uint64 (pk, p [k].frames);
+        s_pack_str (pk, "level");
+        msgpack_pack_uint32 (pk, p [k].level);
+        s_pack_str (pk, "samples");
+        msgpack_pack_uint64 (pk, p [k].samples);
+        s_pack_str (pk, "weight");
+        msgpack_pack_double (pk, p [k].weight);
+        s_pack_str (pk, "mean");
+        msgpack_pack_double (pk, p [k].mean);
+        s_pack_str (pk, "lo");
+        msgpack_pack_double (pk, p [k].lo);
+        s_pack_str (pk, "hi");
+        msgpack_pack_double (pk, p [k].hi);
+        s_pack_str (pk, "last");
+        msgpack_pack_double (pk, p [k].last);
+        s_pack_str (pk, "label");
+        if (p [k].label [0])
+            s_pack_str (pk, p [k].label);
+        else
+            msgpack_pack_nil (pk);
+    }
+    free (p);
+    return 0;
+}
+
+static void
+s_pack_wdl (msgpack_packer *pk, const db_wdl_t *w)
+{
+    msgpack_pack_map (pk, 6);
+    s_pack_str (pk, "episodes");
+    msgpack_pack_uint64 (pk, w->episodes);
+    s_pack_str (pk, "wins");
+    msgpack_pack_uint64 (pk, w->wins);
+    s_pack_str (pk, "draws");
+    msgpack_pack_uint64 (pk, w->draws);
+    s_pack_str (pk, "losses");
+    msgpack_pack_uint64 (pk, w->losses);
+    s_pack_str (pk, "score_sum");
+    msgpack_pack_double (pk, w->score_sum);
+    s_pack_str (pk, "mean_score");
+    if (w->episodes)
+        msgpack_pack_double (pk, w->score_sum / (double) w->episodes);
+    else
+        msgpack_pack_nil (pk);
+}
+
+//  payoff: every cell of the payoff matrix, counters as kept.
+int
+db_pack_payoff (db_t *self, msgpack_packer *pk, int64_t offset, int64_t limit,
+                char *err, size_t err_len)
+{
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "payoff: offset must be >= 0 and limit >= 1");
+        return 1;
+    }
+    if (limit > DB_HISTORY_REPLY_POINTS)
+        limit = DB_HISTORY_REPLY_POINTS;
+    int64_t want = offset + limit;
+    db_payoff_t *cells = malloc ((size_t) (want + 1) * sizeof *cells);
+    if (!cells)
+        return -1;
+    int n = db_payoff_list (self, cells, (int) want + 1);
+    if (n < 0) {
+        free (cells);
+        return -1;
+    }
+    if (offset > 0 && offset >= n) {
+        free (cells);
+        snprintf (err, err_len, "payoff: offset %" PRId64 " is past the end (%d cells)", offset, n);
+        return 1;
+    }
+    bool more = n > want;
+    int last = n > want ? (int) want : n;
+    msgpack_pack_map (pk, 4);
+    s_pack_str (pk, "window");
+    msgpack_pack_uint64 (pk, self->payoff_window);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "more");
+    if (more)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "cells");
+    msgpack_pack_array (pk, (uint32_t) (last - offset));
+    for (int k = (int) offset; k < last; k++) {
+        const db_payoff_t *c = &cells [k];
+        msgpack_pack_map (pk, 7);
+        s_pack_str (pk, "agent");
+        s_pack_agent_name (pk, c->agent);
+        s_pack_str (pk, "version");
+        msgpack_pack_uint64 (pk, c->version);
+        s_pack_str (pk, "opp");
+        s_pack_agent_name (pk, c->opp);
+        s_pack_str (pk, "opp_version");
+        msgpack_pack_uint64 (pk, c->opp_version);
+        s_pack_str (pk, "all");
+        s_pack_wdl (pk, &c->all);
+        s_pack_str (pk, "recent");
+        s_pack_wdl (pk, &c->recent);
+        s_pack_str (pk, "updated_at");
+        msgpack_pack_int64 (pk, c->updated_at);
+    }
+    free (cells);
     return 0;
 }
 
@@ -2673,8 +3387,11 @@ db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
     uint32_t n = 0;
     sqlite3_stmt *st = s_q (self, Q_LINEAGE);
     sqlite3_bind_int64 (st, 1, agent_id);
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    //  Bounded reply: the newest DB_LINEAGE_REPLY_MAX evolutions.
+    while (n < DB_LINEAGE_REPLY_MAX && (rc = sqlite3_step (st)) == SQLITE_ROW)
         n++;
+    if (n == DB_LINEAGE_REPLY_MAX)
+        rc = SQLITE_DONE;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE) {
         s_fail (self, "lineage");
@@ -2756,33 +3473,72 @@ db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
 }
 
 int
-db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
+db_pack_matches (db_t *self, msgpack_packer *pk, int limit, int64_t before)
 {
-    typedef struct { int64_t id, assignment, episode, ts; char script [PROTO_MAX_NAME]; } row_t;
-    row_t rows [1000];
+    typedef struct { int64_t id, ts; char script [PROTO_MAX_NAME]; } row_t;
     if (limit < 1)
         limit = 1;
     if (limit > 1000)
         limit = 1000;
-    int n = 0, rc;
-    sqlite3_stmt *st = s_q (self, Q_MATCHES_RECENT);
+    row_t *rows = malloc ((size_t) limit * sizeof *rows);
+    if (!rows)
+        return -1;
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = s_q (self, Q_RESULTS_RECENT);
     sqlite3_bind_int (st, 1, limit);
+    sqlite3_bind_int64 (st, 2, before > 0 ? before : INT64_MAX);
     while (n < limit && (rc = sqlite3_step (st)) == SQLITE_ROW) {
         rows [n].id = sqlite3_column_int64 (st, 0);
-        rows [n].assignment = sqlite3_column_int64 (st, 1);
-        rows [n].episode = sqlite3_column_int64 (st, 2);
-        rows [n].ts = sqlite3_column_int64 (st, 3);
+        rows [n].ts = sqlite3_column_int64 (st, 1);
         rows [n].script [0] = 0;
-        if (sqlite3_column_type (st, 4) == SQLITE_TEXT)
+        if (sqlite3_column_type (st, 2) == SQLITE_TEXT)
             snprintf (rows [n].script, sizeof rows [n].script, "%s",
-                      (const char *) sqlite3_column_text (st, 4));
+                      (const char *) sqlite3_column_text (st, 2));
         n++;
     }
     sqlite3_reset (st);
+    if (n < limit && rc != SQLITE_DONE) {
+        free (rows);
+        s_fail (self, "matches");
+        return -1;
+    }
     msgpack_pack_array (pk, (uint32_t) n);
     for (int i = 0; i < n; i++) {
-        msgpack_pack_map (pk, 6);
+        struct {
+            int64_t slot, agent, frozen, team, episodes, wins, draws, losses, frames, wall_ms, pop;
+            double score, before, after;
+            char opp [256];
+        } seats [PROTO_MAX_AGENTS];
+        int k = 0;
+        int64_t episodes = 0;
+        st = s_q (self, Q_RSEATS_GET);
+        sqlite3_bind_int64 (st, 1, rows [i].id);
+        while (k < PROTO_MAX_AGENTS && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            seats [k].slot = sqlite3_column_int64 (st, 0);
+            seats [k].agent = sqlite3_column_int64 (st, 1);
+            seats [k].frozen = sqlite3_column_type (st, 2) == SQLITE_NULL ? 0
+                             : sqlite3_column_int64 (st, 2);
+            seats [k].team = sqlite3_column_int64 (st, 3);
+            snprintf (seats [k].opp, sizeof seats [k].opp, "%s", (const char *) sqlite3_column_text (st, 4));
+            seats [k].episodes = sqlite3_column_int64 (st, 5);
+            seats [k].wins = sqlite3_column_int64 (st, 6);
+            seats [k].draws = sqlite3_column_int64 (st, 7);
+            seats [k].losses = sqlite3_column_int64 (st, 8);
+            seats [k].score = sqlite3_column_double (st, 9);
+            seats [k].before = sqlite3_column_double (st, 10);
+            seats [k].after = sqlite3_column_double (st, 11);
+            seats [k].frames = sqlite3_column_int64 (st, 12);
+            seats [k].wall_ms = sqlite3_column_int64 (st, 13);
+            seats [k].pop = sqlite3_column_int64 (st, 14);
+            if (seats [k].episodes > episodes)
+                episodes = seats [k].episodes;
+            k++;
+        }
+        sqlite3_reset (st);
+        msgpack_pack_map (pk, 8);
         s_pack_str (pk, "id");
+        msgpack_pack_int64 (pk, rows [i].id);
+        s_pack_str (pk, "assignment");
         msgpack_pack_int64 (pk, rows [i].id);
         //  The scripted team's policy, nil in population play.
         s_pack_str (pk, "script");
@@ -2790,41 +3546,51 @@ db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
             s_pack_str (pk, rows [i].script);
         else
             msgpack_pack_nil (pk);
-        s_pack_str (pk, "assignment");
-        msgpack_pack_int64 (pk, rows [i].assignment);
-        s_pack_str (pk, "episode");
-        msgpack_pack_int64 (pk, rows [i].episode);
         s_pack_str (pk, "ts");
         msgpack_pack_int64 (pk, rows [i].ts);
+        s_pack_str (pk, "episodes");
+        msgpack_pack_int64 (pk, episodes);
+        s_pack_str (pk, "wall_ms");
+        msgpack_pack_int64 (pk, k ? seats [0].wall_ms : 0);
+        s_pack_str (pk, "population_frames");
+        msgpack_pack_int64 (pk, k ? seats [0].pop : 0);
         s_pack_str (pk, "seats");
-        struct { int64_t slot, agent, team; double score, rating; } seats [PROTO_MAX_AGENTS];
-        int k = 0;
-        st = s_q (self, Q_MSEATS_GET);
-        sqlite3_bind_int64 (st, 1, rows [i].id);
-        while (k < PROTO_MAX_AGENTS && (rc = sqlite3_step (st)) == SQLITE_ROW) {
-            seats [k].slot = sqlite3_column_int64 (st, 0);
-            seats [k].agent = sqlite3_column_int64 (st, 1);
-            seats [k].team = sqlite3_column_int64 (st, 2);
-            seats [k].score = sqlite3_column_double (st, 3);
-            seats [k].rating = sqlite3_column_double (st, 4);
-            k++;
-        }
-        sqlite3_reset (st);
         msgpack_pack_array (pk, (uint32_t) k);
         for (int j = 0; j < k; j++) {
-            msgpack_pack_map (pk, 5);
+            msgpack_pack_map (pk, 13);
             s_pack_str (pk, "slot");
             msgpack_pack_int64 (pk, seats [j].slot);
             s_pack_str (pk, "agent");
             s_pack_agent_name (pk, seats [j].agent);
+            s_pack_str (pk, "frozen_version");
+            if (seats [j].frozen)
+                msgpack_pack_int64 (pk, seats [j].frozen);
+            else
+                msgpack_pack_nil (pk);
             s_pack_str (pk, "team");
             msgpack_pack_int64 (pk, seats [j].team);
+            s_pack_str (pk, "opponent");
+            s_pack_str (pk, seats [j].opp);
+            s_pack_str (pk, "episodes");
+            msgpack_pack_int64 (pk, seats [j].episodes);
+            s_pack_str (pk, "wins");
+            msgpack_pack_int64 (pk, seats [j].wins);
+            s_pack_str (pk, "draws");
+            msgpack_pack_int64 (pk, seats [j].draws);
+            s_pack_str (pk, "losses");
+            msgpack_pack_int64 (pk, seats [j].losses);
+            //  Mean score per episode (the sum is score * episodes).
             s_pack_str (pk, "score");
-            msgpack_pack_double (pk, seats [j].score);
+            msgpack_pack_double (pk, seats [j].episodes ? seats [j].score / (double) seats [j].episodes : 0);
+            s_pack_str (pk, "rating_before");
+            msgpack_pack_double (pk, seats [j].before);
             s_pack_str (pk, "rating_after");
-            msgpack_pack_double (pk, seats [j].rating);
+            msgpack_pack_double (pk, seats [j].after);
+            s_pack_str (pk, "frames");
+            msgpack_pack_int64 (pk, seats [j].frames);
         }
     }
+    free (rows);
     return 0;
 }
 

@@ -186,8 +186,9 @@ def test_report_learning_curves():
     cluster.ctl("report", "-o", out)
     root = ET.parse(out).getroot()
     curves = [g for g in root.iter(f"{SVG}g") if g.get("class") == "curve"]
-    pairs = [(g.get("data-agent"), g.get("data-metric")) for g in curves]
-    want = [(f"agt_{i}", m) for i in range(4) for m in REPORT_METRICS]
+    # One curve per agent and metric on each x axis (time, population frames).
+    pairs = [(g.get("data-agent"), g.get("data-metric"), g.get("data-x")) for g in curves]
+    want = [(f"agt_{i}", m, x) for i in range(4) for m in REPORT_METRICS for x in ("time", "frames")]
     check(sorted(pairs) == sorted(want), f"curves {sorted(pairs)}")
     for g in curves:
         lines = g.findall(f"{SVG}polyline")
@@ -198,10 +199,12 @@ def test_report_learning_curves():
     for i in range(4):
         agent = f"agt_{i}"
         n_evo = len([e for e in json.loads(cluster.ctl("lineage", agent, "--json").stdout)["evolutions"]])
-        row = [d for d in root.iter(f"{XHTML}div") if d.get("class") == "lrow" and d.get("data-agent") == agent]
-        check(len(row) == 1, f"{len(row)} rows for {agent}")
-        marks = [ln for ln in row[0].iter(f"{SVG}line") if ln.get("class") == "evo"]
-        check(len(marks) == 5 * n_evo, f"{agent}: {len(marks)} evolution marks, {n_evo} evolutions x 5 charts")
+        rows = [d for d in root.iter(f"{XHTML}div") if d.get("class") == "lrow" and d.get("data-agent") == agent]
+        check(sorted(r.get("data-x") for r in rows) == ["frames", "time"], f"{len(rows)} rows for {agent}")
+        for row in rows:
+            marks = [ln for ln in row.iter(f"{SVG}line") if ln.get("class") == "evo"]
+            check(len(marks) == 5 * n_evo, f"{agent} ({row.get('data-x')}): {len(marks)} evolution marks, "
+                  f"{n_evo} evolutions x 5 charts")
         total += n_evo
     check(total > 0, "no evolution happened, so none could be marked")
     # Without smoothing: the points only.
