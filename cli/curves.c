@@ -529,15 +529,17 @@ export_run_cmd (ctl_t *ctl, int argc, char **argv)
         fprintf (stderr, "pbtctl export-run: cannot create %s: %s\n", dir, strerror (errno));
         return EXIT_REFUSED;
     }
-    static char ids [MAX_AGENTS][64];
+    static char ids [MAX_AGENTS + 1][64];
     int n = s_agent_ids (ctl, ids, MAX_AGENTS);
     if (n < 0)
         return -n;
-    fetched_t *ups = calloc ((size_t) (n ? n : 1), sizeof *ups);
+    //  The agents' series, then the population's own (throughput).
+    fetched_t *ups = calloc ((size_t) n + 1, sizeof *ups);
     if (!ups)
         return EXIT_REFUSED;
     int rc = 0, got = 0, files = 0;
-    for (; got < n && rc == 0; got++)
+    snprintf (ids [n], sizeof ids [n], "population");
+    for (; got < n + 1 && rc == 0; got++)
         rc = s_fetch (ctl, ids [got], NULL, last, &ups [got]);
     double t_base = INFINITY;
     for (int a = 0; a < got; a++)

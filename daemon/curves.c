@@ -133,7 +133,10 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
     msgpack_pack_map (pk, (uint32_t) n_agents);
     for (int64_t a = 0; a < n_agents; a++) {
         char name [32];
-        snprintf (name, sizeof name, "agt_%" PRId64, lo + a);
+        if (lo + a < 0)
+            snprintf (name, sizeof name, "population");
+        else
+            snprintf (name, sizeof name, "agt_%" PRId64, lo + a);
         s_str (pk, name);
         msgpack_pack_map (pk, (uint32_t) counts [a]);
         for (int k = 0; k < counts [a]; k++)

@@ -28,7 +28,8 @@
 
 #define CURVES_MAX_POINTS 200000
 
-//  Pack the series of agents lo..hi (inclusive): only `metric` if not
+//  Pack the series of agents lo..hi (inclusive; lo = hi = -1: the
+//  population's own series, DB_SERIES_POPULATION, named "population"): only `metric` if not
 //  NULL/empty, else every series each agent has; only the newest `last`
 //  points of each if last > 0. An agent without the series has an empty
 //  map (no result yet, or a worker that sends no statistics): absent,

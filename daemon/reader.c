@@ -104,7 +104,8 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
     int64_t id = -1, offset = 0, limit = 0, before = 0;
     bool has_agent = proto_args_str (ctl->args, ctl->args_len, "agent", agent, sizeof agent) == 0;
     const char *cmd = ctl->cmd;
-    if (has_agent && !(strcmp (cmd, "series") == 0 && strcmp (agent, "population") == 0)
+    if (has_agent && !((strcmp (cmd, "series") == 0 || strcmp (cmd, "curves") == 0)
+                        && strcmp (agent, "population") == 0)
     &&  (id = s_parse_agent (agent, cfg->n_agents)) < 0) {
         snprintf (err, err_len, "no agent '%s' (agt_0..agt_%d)", agent, cfg->n_agents - 1);
         return;

@@ -152,6 +152,17 @@ def test_export_run():
         check(len(df) == len(want) and {"agent", "t_ms", "seconds", "frames", "value"} <= set(df.columns),
               f"pandas read {df.shape} {list(df.columns)}")
         check(df["seconds"].min() >= 0, "seconds before the start of the run")
+    # The population's own series (throughput, appended every 10 s) too.
+    r = cluster.ctl("curves", "population", "--csv", check_rc=False)
+    pop = list(csv.DictReader(io.StringIO(r.stdout))) if r.returncode == 0 else []
+    path = os.path.join(out, "samples_per_s.csv")
+    if pop:
+        with open(path, newline="") as f:
+            got = list(csv.DictReader(f))
+        check([(g["agent"], g["value"]) for g in got] == [("population", p["value"]) for p in pop],
+              "samples_per_s.csv differs from curves population")
+    else:
+        check(not os.path.exists(path), "samples_per_s.csv without population points")
     with open(os.path.join(out, "evolutions.csv"), newline="") as f:
         evs = list(csv.DictReader(f))
     n_evo = sum(len(json.loads(cluster.ctl("lineage", a, "--json").stdout)["evolutions"])
