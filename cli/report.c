@@ -726,12 +726,16 @@ s_learn_range (const data_t *d, const char *metric, double floor, double *lo, do
         return false;
     }
     qsort (v, n, sizeof *v, s_cmp_double);
+    bool nonneg = v [0] >= 0;
     *lo = v [(size_t) (0.02 * (double) (n - 1))];
     *hi = v [(size_t) (0.98 * (double) (n - 1) + 0.5)];
     free (v);
     double pad = (*hi - *lo) * 0.05;
     *lo -= pad;
     *hi += pad;
+    if (nonneg && *lo < 0)
+        *lo = 0;        // entropy, KL, losses: no axis below what cannot be
+
     s_range (lo, hi, false);
     return true;
 }
