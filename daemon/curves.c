@@ -28,7 +28,7 @@ static int
 s_plan (db_t *db, int64_t agent, const char *metric, int64_t last, int64_t *budget,
         bool *truncated, plan_t *plan)
 {
-    static char names [CURVES_MAX_SERIES][DB_SERIES_NAME_MAX];
+    char names [CURVES_MAX_SERIES][DB_SERIES_NAME_MAX];     // 4 KiB
     int n = db_series_names (db, agent, names, CURVES_MAX_SERIES);
     if (n < 0)
         return -1;
