@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #include "ctl.h"
+#include "curves.h"
 #include "replay.h"
 #include "eval.h"
 #include "export.h"
@@ -115,20 +116,43 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
         ctl_reply_clear (&reply);
         return EXIT_REFUSED;
     }
-    printf ("%-8s %9s %8s %11s %10s %7s %4s %-8s %-4s\n",
-            "agent", "rating", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
     int64_t n = proto_view_array_len (agents);
+    //  Is it learning: the trend of each agent's game return and policy
+    //  entropy over its newest results (curves.h; README "Is it learning").
+    curves_trend_t *ret = calloc ((size_t) (n > 0 ? n : 1), sizeof *ret);
+    curves_trend_t *ent = calloc ((size_t) (n > 0 ? n : 1), sizeof *ent);
+    bool learn = ret && ent && curves_status_trends (ctl, "game_return", ret, (int) n) == 0
+              && curves_status_trends (ctl, "entropy", ent, (int) n) == 0;
+    printf ("%-8s %9s %8s %11s %10s %7s %4s %-8s %-4s",
+            "agent", "rating", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
+    if (learn)
+        printf (" %8s %-12s %7s %-12s", "return", "trend", "entropy", "trend");
+    printf ("\n");
     for (int64_t i = 0; i < n; i++) {
         proto_view_t a;
         if (proto_view_array_at (agents, (uint32_t) i, &a) != 0)
             continue;
-        char id [64], parent [64];
-        printf ("%-8s %9.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s\n",
+        char id [64], parent [64], t1 [32], t2 [32];
+        printf ("%-8s %9.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s",
                 s_str (a, "id", id, sizeof id), s_num (a, "rating", NAN), s_num (a, "matches", 0),
                 s_num (a, "frames", 0), s_num (a, "lr", NAN), s_num (a, "gamma", NAN),
                 s_num (a, "generation", 0), s_str (a, "parent", parent, sizeof parent),
                 s_bool (a, "busy") ? "busy" : "idle");
+        long k = strncmp (id, "agt_", 4) == 0 ? strtol (id + 4, NULL, 10) : -1;
+        if (learn && k >= 0 && k < n && ret [k].verdict != -2)
+            printf (" %8.3f %-12s %7.4f %-12s", ret [k].recent, curves_trend_text (&ret [k], t1, sizeof t1),
+                    ent [k].recent, curves_trend_text (&ent [k], t2, sizeof t2));
+        else
+        if (learn)
+            printf (" %8s %-12s %7s %-12s", "-", "-", "-", "-");
+        printf ("\n");
     }
+    if (learn)
+        printf ("\n(return: mean game return per episode over the newer half of each agent's last "
+                "%d results;\n trend: newer half minus older half, up/down when beyond twice its "
+                "standard error)\n", CURVES_STATUS_POINTS);
+    free (ret);
+    free (ent);
     printf ("\nworkers connected: %.0f   samples/s: %.0f   results: %.0f   evolutions: %.0f%s\n",
             s_num (body, "workers", 0), s_num (body, "samples_per_s", 0),
             s_num (body, "results", 0), s_num (body, "evolutions", 0),
@@ -555,7 +579,9 @@ static const command_t s_commands [] = {
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
     { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
-    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
+    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--smooth A] [--json]", report_cmd },
+    { "curves", "print agents' series (training statistics, ...) over time and frames", "curves [AGENT...] [--metric M] [--last N] [--json|--csv]", curves_cmd },
+    { "export-run", "write every series, and the evolutions, as CSV files into DIR", "export-run DIR [--last N]", export_run_cmd },
     { NULL, NULL, NULL, NULL }
 };
 

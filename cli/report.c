@@ -117,11 +117,14 @@ typedef struct {
 
 typedef struct {
     const msgpack_object *status, *history, *lineage, *matches, *metrics;
+    const msgpack_object *curves;   // {metric: pbtd's curves reply for every agent}
     const msgpack_object *payoff;       // pbtd's payoff counters, may be NULL
     const msgpack_object *rate;         // population series samples_per_s, may be NULL
     agent_t agents [REPORT_MAX_AGENTS];
     int n_agents;
     double t0, t1;                  // wall-clock span (ms) of everything timed
+    double f1;                      // the population's frames at the newest point
+    double smooth;                  // learning curves: EMA weight, 0 = raw only
 } data_t;
 
 static int
@@ -170,11 +173,11 @@ s_data_load (data_t *d, const msgpack_object *root)
     d->matches = mpobj_get (root, "matches");
     d->metrics = mpobj_get (root, "metrics");
     d->payoff = mpobj_get (root, "payoff");
+    d->t0 = INFINITY;
+    d->t1 = -INFINITY;
     d->rate = mpobj_get (mpobj_get (root, "samples_per_s"), "points");
     for (uint32_t i = 0; i < mpobj_len (d->rate); i++)
         s_span (d, mpobj_num_or (mpobj_at (d->rate, i), "ts", 0));
-    d->t0 = INFINITY;
-    d->t1 = -INFINITY;
     char id [64];
     const msgpack_object *rows = mpobj_get (d->status, "agents");
     for (uint32_t i = 0; i < mpobj_len (rows); i++) {
@@ -185,8 +188,15 @@ s_data_load (data_t *d, const msgpack_object *root)
     if (d->history && d->history->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < d->history->via.map.size; i++) {
             agent_t *a = s_agent_add (d, s_strv (&d->history->via.map.ptr [i].key, id, sizeof id));
-            if (a)
-                a->hist = &d->history->via.map.ptr [i].val;
+            if (!a)
+                continue;
+            a->hist = &d->history->via.map.ptr [i].val;
+            //  Every chart on the one time (or frames) axis: the span covers all.
+            const msgpack_object *ts = mpobj_get (a->hist, "ts"), *fr = mpobj_get (a->hist, "frames");
+            for (uint32_t k = 1; k < mpobj_len (ts); k++)
+                s_span (d, s_numv (mpobj_at (ts, k), 0));
+            for (uint32_t k = 0; k < mpobj_len (fr); k++)
+                d->f1 = fmax (d->f1, s_numv (mpobj_at (fr, k), 0));
         }
     if (d->lineage && d->lineage->type == MSGPACK_OBJECT_MAP)
         for (uint32_t i = 0; i < d->lineage->via.map.size; i++) {
@@ -202,6 +212,25 @@ s_data_load (data_t *d, const msgpack_object *root)
         s_span (d, mpobj_num_or (mpobj_at (d->matches, i), "ts", 0));
     for (uint32_t i = 0; i < mpobj_len (d->metrics); i++)
         s_span (d, mpobj_num_or (mpobj_at (d->metrics, i), "ts", 0));
+    //  Learning curves share the time axis: their points widen the span.
+    d->curves = mpobj_get (root, "curves");
+    for (uint32_t m = 0; d->curves && d->curves->type == MSGPACK_OBJECT_MAP
+                         && m < d->curves->via.map.size; m++) {
+        const msgpack_object *ags = mpobj_get (&d->curves->via.map.ptr [m].val, "agents");
+        for (uint32_t a = 0; ags && ags->type == MSGPACK_OBJECT_MAP && a < ags->via.map.size; a++) {
+            const msgpack_object *ser = &ags->via.map.ptr [a].val;
+            for (uint32_t k = 0; ser->type == MSGPACK_OBJECT_MAP && k < ser->via.map.size; k++) {
+                const msgpack_object *t = mpobj_get (&ser->via.map.ptr [k].val, "t_ms");
+                const msgpack_object *fr = mpobj_get (&ser->via.map.ptr [k].val, "frames");
+                if (mpobj_len (t)) {
+                    s_span (d, s_numv (mpobj_at (t, 0), 0));
+                    s_span (d, s_numv (mpobj_at (t, mpobj_len (t) - 1), 0));
+                }
+                if (mpobj_len (fr))
+                    d->f1 = fmax (d->f1, s_numv (mpobj_at (fr, mpobj_len (fr) - 1), 0));
+            }
+        }
+    }
     if (!(d->t1 >= d->t0)) {
         d->t0 = 0;
         d->t1 = 1000;
@@ -276,10 +305,12 @@ s_plot_begin (plot_t *p, FILE *f, double W, double H, const char *label,
     p->f = f;
     p->W = W;
     p->H = H;
-    p->ml = 64;
-    p->mr = 16;
-    p->mt = 28;
-    p->mb = 40;
+    //  Small multiples (the learning curves) get narrower margins.
+    bool small = W < 400;
+    p->ml = small ? 44 : 64;
+    p->mr = small ? 8 : 16;
+    p->mt = small ? 22 : 28;
+    p->mb = small ? 38 : 40;
     char buf [32];
     fprintf (f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                 "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W, H, W, H);
@@ -435,6 +466,11 @@ s_elo_chart (FILE *f, const data_t *d, xaxis_t by)
     s_range (&y0, &y1, false);
     p.x0 = x0;
     p.x1 = x1 > x0 ? x1 : x0 + 1;
+    if (by != X_INDEX) {
+        //  From 0 over the whole run, as the learning curves are drawn.
+        p.x0 = 0;
+        p.x1 = fmax (p.x1, by == X_TIME ? (d->t1 - d->t0) / 1000 : d->f1);
+    }
     p.y0 = y0;
     p.y1 = y1;
     s_plot_begin (&p, f, 1200, 380, "Elo rating of every agent",
@@ -480,12 +516,12 @@ s_elo (FILE *f, const data_t *d)
         s_legend (f, d);
         return;
     }
-    //  Both x axes are drawn; the radio buttons show one (CSS only, no script).
+    //  Both x axes are drawn; the radio buttons at the top show one (CSS
+    //  only, no script), here and in the learning curves.
     fprintf (f, "<div class=\"xsel\"><p class=\"note\">One point per result; older results are merged "
                 "several to a point, so a week-long run stays small. The x axis is the same for every "
-                "agent:</p>\n<input type=\"radio\" name=\"x\" id=\"xt\" checked=\"checked\"/>"
-                "<label for=\"xt\">wall-clock time</label> <input type=\"radio\" name=\"x\" id=\"xf\"/>"
-                "<label for=\"xf\">frames trained by the population</label>\n<div class=\"byt\">\n");
+                "agent and for the learning curves below (the choice at the top of the page).</p>\n"
+                "<div class=\"byt\">\n");
     s_elo_chart (f, d, X_TIME);
     fprintf (f, "</div>\n<div class=\"byf\">\n");
     s_elo_chart (f, d, X_FRAMES);
@@ -626,6 +662,219 @@ s_hparams (FILE *f, const data_t *d)
 //  Lineage: one row per agent against wall-clock time; each evolution is
 //  an arrow from the donor's row to the agent's row at the moment it
 //  happened, labelled with the agent's new generation.
+//  Learning curves: one row per agent, one chart per training statistic,
+//  every chart on the Elo chart's time axis (seconds since the first
+//  recorded event, the same span). Raw points are drawn faint and, with
+//  smoothing, an exponential moving average over them (TensorBoard's,
+//  debiased) solid. Each evolution of the agent is a dashed vertical line
+//  on all of its charts.
+
+//  floor: values below it are drawn on it (explained variance of a
+//  nearly constant return is hugely negative and says only "below 0").
+static const struct { const char *metric, *title; double floor; } s_learn [] = {
+    { "game_return", "game return per episode", -INFINITY },
+    { "entropy", "policy entropy (nats)", -INFINITY },
+    { "approx_kl", "approx KL (nats)", -INFINITY },
+    { "value_loss", "value loss", -INFINITY },
+    { "explained_variance", "explained variance", -1 },
+};
+#define LEARN_N (sizeof s_learn / sizeof s_learn [0])
+
+//  The series of one agent and metric from the collected curves replies.
+static const msgpack_object *
+s_learn_series (const data_t *d, const char *metric, const char *agent)
+{
+    return mpobj_get (mpobj_get (mpobj_get (mpobj_get (d->curves, metric), "agents"), agent), metric);
+}
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  y range of a metric over every agent: the 2nd to 98th percentile of
+//  the points, so one early spike (a value loss of 50 at the start, an
+//  explained variance of -300) does not flatten everyone's curve. Points
+//  beyond are drawn at the edge.
+static bool
+s_learn_range (const data_t *d, const char *metric, double floor, double *lo, double *hi)
+{
+    size_t n = 0, cap = 0;
+    double *v = NULL;
+    for (int i = 0; i < d->n_agents; i++) {
+        const msgpack_object *vals = mpobj_get (s_learn_series (d, metric, d->agents [i].id), "value");
+        for (uint32_t k = 0; k < mpobj_len (vals); k++) {
+            double y = fmax (s_numv (mpobj_at (vals, k), NAN), floor);
+            if (!isfinite (y))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 1024;
+                double *grown = realloc (v, cap * sizeof *v);
+                if (!grown) {
+                    free (v);
+                    return false;
+                }
+                v = grown;
+            }
+            v [n++] = y;
+        }
+    }
+    if (n == 0) {
+        free (v);
+        return false;
+    }
+    qsort (v, n, sizeof *v, s_cmp_double);
+    bool nonneg = v [0] >= 0;
+    *lo = v [(size_t) (0.02 * (double) (n - 1))];
+    *hi = v [(size_t) (0.98 * (double) (n - 1) + 0.5)];
+    free (v);
+    double pad = (*hi - *lo) * 0.05;
+    *lo -= pad;
+    *hi += pad;
+    if (nonneg && *lo < 0)
+        *lo = 0;        // entropy, KL, losses: no axis below what cannot be
+
+    s_range (lo, hi, false);
+    return true;
+}
+
+static double
+s_clampy (const plot_t *p, double y)
+{
+    return s_py (p, y < p->y0 ? p->y0 : y > p->y1 ? p->y1 : y);
+}
+
+//  The population's frames at wall-clock time ts (ms), interpolated
+//  between the points of a series (t_ms and frames both grow): where an
+//  evolution sits on the frames axis.
+static double
+s_frames_at (const msgpack_object *ser, double ts)
+{
+    const msgpack_object *t = mpobj_get (ser, "t_ms"), *fr = mpobj_get (ser, "frames");
+    uint32_t n = mpobj_len (t);
+    if (n == 0 || mpobj_len (fr) != n)
+        return NAN;
+    double pt = s_numv (mpobj_at (t, 0), 0), pf = s_numv (mpobj_at (fr, 0), 0);
+    if (ts <= pt)
+        return pf * (ts > 0 && pt > 0 ? 1 : 0);
+    for (uint32_t k = 1; k < n; k++) {
+        double ct = s_numv (mpobj_at (t, k), 0), cf = s_numv (mpobj_at (fr, k), 0);
+        if (ts <= ct)
+            return ct > pt ? pf + (cf - pf) * (ts - pt) / (ct - pt) : cf;
+        pt = ct;
+        pf = cf;
+    }
+    return pf;
+}
+
+//  One agent's chart of one metric against time or population frames.
+static void
+s_learn_chart (FILE *f, const data_t *d, const agent_t *a, int m, double lo, double hi, xaxis_t by)
+{
+    const msgpack_object *ser = s_learn_series (d, s_learn [m].metric, a->id);
+    const msgpack_object *t = mpobj_get (ser, by == X_TIME ? "t_ms" : "frames");
+    const msgpack_object *v = mpobj_get (ser, "value");
+    uint32_t n = mpobj_len (v);
+    double off = by == X_TIME ? d->t0 : 0, scale = by == X_TIME ? 1000 : 1;
+    plot_t p = { .logy = false, .x0 = 0, .x1 = by == X_TIME ? (d->t1 - d->t0) / 1000 : d->f1,
+                 .y0 = lo, .y1 = hi };
+    if (!(p.x1 > 0))
+        p.x1 = 1;
+    s_plot_begin (&p, f, 232, 160, a->id, by == X_TIME ? "seconds" : "population frames", "");
+    //  Evolutions first, under the curve.
+    const msgpack_object *evs = mpobj_get (a->lineage, "evolutions");
+    for (uint32_t e = 0; e < mpobj_len (evs); e++) {
+        double ts = mpobj_num_or (mpobj_at (evs, e), "ts", NAN);
+        double at = by == X_TIME ? (ts - d->t0) / 1000 : s_frames_at (ser, ts);
+        if (!isfinite (at))
+            continue;
+        char donor [64], buf [32];
+        double x = s_px (&p, at);
+        fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"evo\">"
+                    "<title>evolution at %s%s: weights from ", x, x, p.mt, p.H - p.mb,
+                 s_fmt (at, buf, sizeof buf), by == X_TIME ? " s" : " frames");
+        s_esc (f, s_strv (mpobj_get (mpobj_at (evs, e), "donor"), donor, sizeof donor));
+        fprintf (f, "</title></line>\n");
+    }
+    fprintf (f, "<g data-agent=\"");
+    s_esc (f, a->id);
+    fprintf (f, "\" data-metric=\"%s\" data-x=\"%s\" class=\"curve\"><title>", s_learn [m].metric,
+             by == X_TIME ? "time" : "frames");
+    s_esc (f, a->id);
+    fprintf (f, " %s: %u points</title>", s_learn [m].metric, n);
+    //  Raw (faint when a smoothed line goes over it), then smoothed.
+    for (int pass = 0; pass < (d->smooth > 0 ? 2 : 1); pass++) {
+        fprintf (f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"",
+                 a->color, pass ? "1.8" : "1.1",
+                 d->smooth > 0 && pass == 0 ? " stroke-opacity=\"0.3\"" : "");
+        double ema = 0, wsum = 0;
+        uint32_t stride = n > REPORT_MAX_POINTS ? (n + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
+        for (uint32_t k = 0; k < n; k++) {
+            double y = s_numv (mpobj_at (v, k), NAN), x = (s_numv (mpobj_at (t, k), off) - off) / scale;
+            if (!isfinite (y))
+                continue;
+            if (pass) {
+                ema = d->smooth * ema + (1 - d->smooth) * y;
+                wsum = d->smooth * wsum + (1 - d->smooth);
+                y = ema / wsum;
+            }
+            if (k % stride == 0 || k == n - 1)
+                fprintf (f, "%.1f,%.1f ", s_px (&p, x), s_clampy (&p, y));
+        }
+        fprintf (f, "\"/>");
+    }
+    fprintf (f, "</g>\n");
+    s_plot_end (&p);
+}
+
+static void
+s_learning (FILE *f, const data_t *d)
+{
+    fprintf (f, "<h2 id=\"learning\">Learning curves</h2>\n");
+    double lo [LEARN_N], hi [LEARN_N];
+    bool any = false, have [LEARN_N];
+    for (size_t m = 0; m < LEARN_N; m++)
+        any |= have [m] = s_learn_range (d, s_learn [m].metric, s_learn [m].floor, &lo [m], &hi [m]);
+    if (!any) {
+        fprintf (f, "<p class=\"note\">No training statistics yet (no result applied, or "
+                    "workers that do not send them).</p>\n");
+        return;
+    }
+    fprintf (f, "<p class=\"note\">One point per result the agent trained in (older points "
+                "merged, pbtd keeps a bounded series): mean game return per episode, policy "
+                "entropy, approximate KL between the policy before and after the update, value "
+                "loss and explained variance. The Elo chart's x axis (time or the population's frames, "
+                "chosen at the top); each column "
+                "shares its y axis (2nd&#8211;98th percentile of all points; beyond it, points "
+                "sit on the edge). Dashed lines: the agent's evolutions (hover for the donor; on the "
+                "frames axis placed by interpolating the agent's points in time). ");
+    if (d->smooth > 0)
+        fprintf (f, "Faint: the points; solid: their exponential moving average (weight %.2f, "
+                    "<code>--smooth</code>).", d->smooth);
+    fprintf (f, " Explained variance below &#8722;1 is drawn at &#8722;1.</p>\n<div class=\"learn\">\n"
+                "<div class=\"lrow lhead\">");
+    for (size_t m = 0; m < LEARN_N; m++)
+        if (have [m])
+            fprintf (f, "<span>%s</span>", s_learn [m].title);
+    fprintf (f, "</div>\n");
+    for (int by = X_TIME; by <= X_FRAMES; by++) {
+        fprintf (f, "<div class=\"%s\">\n", by == X_TIME ? "byt" : "byf");
+        for (int i = 0; i < d->n_agents; i++) {
+            fprintf (f, "<div class=\"lrow\" data-agent=\"");
+            s_esc (f, d->agents [i].id);
+            fprintf (f, "\" data-x=\"%s\">", by == X_TIME ? "time" : "frames");
+            for (size_t m = 0; m < LEARN_N; m++)
+                if (have [m])
+                    s_learn_chart (f, d, &d->agents [i], (int) m, lo [m], hi [m], (xaxis_t) by);
+            fprintf (f, "</div>\n");
+        }
+        fprintf (f, "</div>\n");
+    }
+    fprintf (f, "</div>\n");
+}
+
 static void
 s_lineage (FILE *f, const data_t *d)
 {
@@ -966,10 +1215,13 @@ static const char s_css [] =
     "table.t td,table.t th,table.m td,table.m th{border:1px solid #ddd;padding:3px 8px;text-align:right}"
     "table.t td:first-child,table.t td.hp,table.t td.l{text-align:left}td.hp{font-size:12px;color:#444}"
     "table.m td{min-width:64px;text-align:center}table.m small{color:#555}td.na{background:#f4f4f4}"
-    ".xsel input{margin-left:10px}#xt:checked~.byf,#xf:checked~.byt{display:none}";
+    ".lrow{display:flex;gap:4px}.lrow svg{margin:2px 0}.evo{stroke:#555;stroke-dasharray:3 3}"
+    ".lhead span{width:232px;font-weight:600;text-align:center;position:sticky;top:0}"
+    ".xsel input{margin-left:10px}#xt:checked~.byf,#xf:checked~.byt,"
+    "#xt:checked~* .byf,#xf:checked~* .byt{display:none}";
 
 int
-report_render (const uint8_t *bytes, size_t len, FILE *out)
+report_render (const uint8_t *bytes, size_t len, double smooth, FILE *out)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
@@ -983,6 +1235,7 @@ report_render (const uint8_t *bytes, size_t len, FILE *out)
         return -1;
     }
     s_data_load (d, &up.data);
+    d->smooth = smooth > 0 && smooth < 1 ? smooth : 0;
     char env [64], when [64], gen_at [64];
     s_strv (mpobj_get (d->status, "env"), env, sizeof env);
     time_t now = (time_t) (mpobj_num_or (&up.data, "generated_ms", 0) / 1000);
@@ -1004,11 +1257,19 @@ report_render (const uint8_t *bytes, size_t len, FILE *out)
              mpobj_num_or (d->status, "workers", 0), mpobj_num_or (d->status, "samples_per_s", 0),
              mpobj_get (d->status, "paused") && mpobj_get (d->status, "paused")->type == MSGPACK_OBJECT_BOOLEAN
              && mpobj_get (d->status, "paused")->via.boolean ? "<span><b>paused</b></span>" : "");
-    fprintf (out, "<p class=\"note\"><a href=\"#elo\">Elo</a> &#183; <a href=\"#hparams\">hyperparameters</a>"
+    fprintf (out, "<p class=\"note\"><a href=\"#elo\">Elo</a> &#183; <a href=\"#learning\">learning curves</a>"
+                  " &#183; <a href=\"#hparams\">hyperparameters</a>"
                   " &#183; <a href=\"#lineage\">lineage</a> &#183; <a href=\"#winrate\">win rates</a>"
                   " &#183; <a href=\"#throughput\">throughput</a></p>\n");
+    //  The x axis choice, as body-level siblings of every section after it
+    //  so that CSS alone can show one axis everywhere (no script).
+    fprintf (out, "<span class=\"note\">x axis of the Elo chart and the learning curves:</span>"
+                  "<input type=\"radio\" name=\"x\" id=\"xt\" checked=\"checked\"/>"
+                  "<label for=\"xt\">wall-clock time</label> <input type=\"radio\" name=\"x\" id=\"xf\"/>"
+                  "<label for=\"xf\">frames trained by the population</label>\n");
     s_summary (out, d);
     s_elo (out, d);
+    s_learning (out, d);
     s_hparams (out, d);
     s_lineage (out, d);
     s_matrix (out, d);
@@ -1139,7 +1400,7 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
     int n = s_agent_ids (reply.body, reply.body_len, ids, REPORT_MAX_AGENTS);
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
-    msgpack_pack_map (&pk, 8);
+    msgpack_pack_map (&pk, 9);
     s_pack_str (&pk, "generated_ms");
     msgpack_pack_int64 (&pk, (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     s_pack_str (&pk, "status");
@@ -1158,13 +1419,23 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
     ||  (rc = s_collect (ctl, &pk, "payoff", "payoff", NULL, NULL, 0, true)) != 0
     ||  (rc = s_collect (ctl, &pk, "samples_per_s", "series", "name", "samples_per_s", 0, true)) != 0)
         return rc;
+    //  Training statistics: one request per metric, every agent.
+    s_pack_str (&pk, "curves");
+    msgpack_pack_map (&pk, (uint32_t) LEARN_N);
+    for (size_t m = 0; m < LEARN_N; m++) {
+        s_pack_str (&pk, s_learn [m].metric);
+        if ((rc = s_collect (ctl, &pk, NULL, "curves", "metric", s_learn [m].metric, 0, true)) != 0)
+            return rc;
+    }
     return s_collect (ctl, &pk, "metrics", "metrics", "limit", NULL, REPORT_METRICS_LIMIT, true);
 }
 
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: pbtctl report -o FILE.html [--save-data FILE] [--data FILE] [--json]\n");
+    fprintf (stderr, "usage: pbtctl report -o FILE.html [--smooth A] [--save-data FILE] [--data FILE] [--json]\n"
+                     "  --smooth A  learning curves: exponential moving average weight, 0 <= A < 1 "
+                     "(default 0.6; 0: points only)\n");
 }
 
 int
@@ -1172,6 +1443,7 @@ report_cmd (ctl_t *ctl, int argc, char **argv)
 {
     const char *path = NULL, *save = NULL, *load = NULL;
     bool json = false;
+    double smooth = 0.6;
     for (int i = 1; i < argc; i++) {
         if ((strcmp (argv [i], "-o") == 0 || strcmp (argv [i], "--output") == 0) && i + 1 < argc)
             path = argv [++i];
@@ -1184,6 +1456,15 @@ report_cmd (ctl_t *ctl, int argc, char **argv)
         else
         if (strcmp (argv [i], "--json") == 0)
             json = true;
+        else
+        if (strcmp (argv [i], "--smooth") == 0 && i + 1 < argc) {
+            char *end;
+            smooth = strtod (argv [++i], &end);
+            if (*end || !(smooth >= 0 && smooth < 1)) {
+                fprintf (stderr, "pbtctl report: --smooth wants a number in [0, 1), got '%s'\n", argv [i]);
+                return EXIT_USAGE;
+            }
+        }
         else {
             fprintf (stderr, "pbtctl report: unexpected argument '%s'\n", argv [i]);
             s_usage ();
@@ -1230,7 +1511,7 @@ report_cmd (ctl_t *ctl, int argc, char **argv)
         rc = EXIT_REFUSED;
         goto cleanup;
     }
-    if (report_render (data, len, out) != 0) {
+    if (report_render (data, len, smooth, out) != 0) {
         fprintf (stderr, "pbtctl report: the collected data is not a MessagePack map\n");
         rc = EXIT_REFUSED;
         goto cleanup;

@@ -2095,6 +2095,61 @@ s_result_record (db_t *self, const db_assignment_t *a, const proto_result_t *r,
 
 #define S_REJECT(c, ...) do { code = (c); snprintf (err, err_len, __VA_ARGS__); goto reject; } while (0)
 
+static int s_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                            uint64_t frames, double value, double weight, const char *label);
+
+//  Training statistics (proto_stats.h) come only from seats that trained,
+//  and in range: the decoder checked the ranges already, this holds for
+//  results built in process too. 0, or -1 with err naming seat and field.
+static int
+s_stats_refuse (const db_assignment_t *a, const proto_result_t *r, char *err, size_t err_len)
+{
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        const proto_outcome_t *o = &r->seats [i];
+        const db_seat_t *s = &a->seats [i];
+        if (!o->has_stats || o->stats.have == 0)
+            continue;
+        if (!s->train || a->eval || s->frozen || s->agent_id < 0) {
+            snprintf (err, err_len, "seats[%u].stats: sent for a seat that did not train "
+                      "(%s)", i, s->agent_id < 0 ? "scripted" : s->frozen ? "frozen snapshot"
+                      : "evaluation");
+            return -1;
+        }
+        char why [160];
+        if (proto_stats_check (&o->stats, why, sizeof why)) {
+            snprintf (err, err_len, "seats[%u].stats.%s", i, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  One point per statistic a trained seat sent, in the series store at
+//  the result's time and the population's frames after it; weighed by the
+//  count its mean is over, so merged points stay exact means; labelled
+//  with the opponents ("population" or the script's name). A statistic
+//  not sent makes no point.
+static int
+s_stats_apply (db_t *self, const db_assignment_t *a, const proto_result_t *r, int64_t now)
+{
+    int64_t pop_frames = -1;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        const proto_stats_t *st = &r->seats [i].stats;
+        if (!r->seats [i].has_stats || st->have == 0)
+            continue;
+        if (pop_frames < 0 && s_int (self, s_q (self, Q_POP_FRAMES), &pop_frames, "pop_frames"))
+            return -1;
+        for (int k = 0; k < PROTO_STAT_COUNT; k++)
+            if (proto_stats_has (st, (proto_stat_id_t) k)
+            &&  s_series_append (self, a->seats [i].agent_id, proto_stat_defs [k].name, now,
+                                 (uint64_t) pop_frames, st->value [k],
+                                 st->count [proto_stat_defs [k].over],
+                                 a->script [0] ? a->script : "population"))
+                return -1;
+    }
+    return 0;
+}
+
 proto_code_t
 db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_teams,
                  const pbt_config_t *pbt, int64_t now, db_applied_t *applied,
@@ -2174,6 +2229,9 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
                           "NaN or Inf", i, s->agent_id);
         }
     }
+    char why [PROTO_MAX_TEXT];
+    if (s_stats_refuse (&a, r, why, sizeof why))
+        S_REJECT (PROTO_E_FIELD, "%s", why);
     if (r->n_episodes && !r->scores)
         S_REJECT (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);
     for (uint64_t k = 0; k < (uint64_t) r->n_episodes * a.n_seats; k++)
@@ -2217,7 +2275,7 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         ep_ratings [k] = res.before [k % a.n_seats];
     int rc_apply = s_result_record (self, &a, r, &res, ep_ratings, now);
     free (ep_ratings);
-    if (rc_apply)
+    if (rc_apply || s_stats_apply (self, &a, r, now))
         goto fail;
     applied->episodes = r->n_episodes;
     if (s_set_state (self, a.id, "done"))

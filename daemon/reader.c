@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "curves.h"
 #include "db.h"
 #include "log.h"
 #include "proto.h"
@@ -38,7 +39,7 @@ struct reader_args_s {
 };
 
 static const char *const s_commands [] = {
-    "history", "matches", "lineage", "metrics", "payoff", "series", NULL
+    "history", "matches", "lineage", "metrics", "payoff", "series", "curves", NULL
 };
 
 bool
@@ -103,7 +104,8 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
     int64_t id = -1, offset = 0, limit = 0, before = 0;
     bool has_agent = proto_args_str (ctl->args, ctl->args_len, "agent", agent, sizeof agent) == 0;
     const char *cmd = ctl->cmd;
-    if (has_agent && !(strcmp (cmd, "series") == 0 && strcmp (agent, "population") == 0)
+    if (has_agent && !((strcmp (cmd, "series") == 0 || strcmp (cmd, "curves") == 0)
+                        && strcmp (agent, "population") == 0)
     &&  (id = s_parse_agent (agent, cfg->n_agents)) < 0) {
         snprintf (err, err_len, "no agent '%s' (agt_0..agt_%d)", agent, cfg->n_agents - 1);
         return;
@@ -129,6 +131,14 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
         &&  s_arg_int (ctl, "limit", DB_HISTORY_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
             rc = db_pack_series (db, pk, id < 0 ? DB_SERIES_POPULATION : id, name, offset, limit,
                                  err, err_len);
+    }
+    else
+    if (!strcmp (cmd, "curves")) {
+        //  Every agent's series, or one agent's; bounded (curves.h).
+        proto_args_str (ctl->args, ctl->args_len, "metric", name, sizeof name);
+        if (s_arg_int (ctl, "last", 0, 0, INT64_MAX / 2, &limit, err, err_len) == 0)
+            rc = curves_pack (db, pk, has_agent ? id : 0, has_agent ? id : cfg->n_agents - 1,
+                              name, limit, err, err_len) ? 1 : 0;
     }
     else
     if (!strcmp (cmd, "payoff")) {

@@ -126,6 +126,12 @@ main (int argc, char **argv)
     r->seats [0].frames = 8192;
     s_state (&r->seats [0].state, 2.0f);
     r->seats [0].state.params [3] = NAN;
+    r->seats [0].has_stats = true;
+    for (int i = 0; i < PROTO_STAT_COUNT; i++)
+        proto_stats_set (&r->seats [0].stats, (proto_stat_id_t) i,
+                         i == PROTO_STAT_EPISODE_LENGTH ? 10 : 0.25);
+    for (int i = 0; i < PROTO_STAT_COUNTS; i++)
+        r->seats [0].stats.count [i] = 3;
     r->seats [1].id = -1;
     r->n_episodes = 4;
     r->scores = calloc (8, sizeof (float));

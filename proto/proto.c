@@ -662,6 +662,41 @@ s_seat (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
     return PROTO_OK;
 }
 
+//  A seat's training statistics: every key optional, each value then
+//  checked against proto_stat_defs (one message format for all of them).
+static proto_code_t
+s_get_stats (dc_t *c, const char *path, const fld_t *f, proto_stats_t *st)
+{
+    char sub [160];
+    snprintf (sub, sizeof (sub), "%s.%s", path, f->name);
+    fld_t fl [PROTO_STAT_COUNT + PROTO_STAT_COUNTS] = { { 0 } };
+    for (int i = 0; i < PROTO_STAT_COUNT; i++)
+        fl [i].name = proto_stat_defs [i].name;
+    for (int i = 0; i < PROTO_STAT_COUNTS; i++)
+        fl [PROTO_STAT_COUNT + i].name = proto_stat_count_names [i];
+    TRY (s_fields (c, f->v, sub, fl, PROTO_STAT_COUNT + PROTO_STAT_COUNTS));
+    memset (st, 0, sizeof (*st));
+    for (int i = 0; i < PROTO_STAT_COUNT; i++) {
+        if (!fl [i].have)
+            continue;
+        mp_rd_t rd;
+        mp_tok_t tok;
+        TRY (s_tok (c, fl [i].v, &rd, &tok));
+        if (tok.kind != MP_FLOAT && tok.kind != MP_INT)
+            return s_fail (c, PROTO_E_FIELD, "%s.%s: expected float, got %s",
+                           sub, fl [i].name, mp_kind_name (&tok));
+        proto_stats_set (st, (proto_stat_id_t) i, tok.kind == MP_FLOAT ? tok.d
+                         : tok.neg ? (double) tok.i : (double) tok.u);
+    }
+    for (int i = 0; i < PROTO_STAT_COUNTS; i++)
+        if (fl [PROTO_STAT_COUNT + i].have)
+            TRY (s_get_u32 (c, sub, &fl [PROTO_STAT_COUNT + i], 1, UINT32_MAX, &st->count [i]));
+    char why [PROTO_MAX_TEXT];
+    if (proto_stats_check (st, why, sizeof why))
+        return s_fail (c, PROTO_E_FIELD, "%s.%s", sub, why);
+    return PROTO_OK;
+}
+
 static proto_code_t
 s_outcome (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
 {
@@ -669,13 +704,18 @@ s_outcome (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
     proto_outcome_t *o = &r->seats [i];
     fld_t fl [] = {
         { .name = "id" }, { .name = "version" }, { .name = "frames" }, { .name = "state" },
+        { .name = "stats" },
     };
-    TRY (s_fields (c, v, path, fl, 4));
+    TRY (s_fields (c, v, path, fl, 5));
     TRY (s_get_int (c, path, &fl [0], -1, INT64_MAX, &o->id));
     TRY (s_get_uint (c, path, &fl [1], 0, UINT64_MAX, &o->version));
     TRY (s_get_uint (c, path, &fl [2], 0, UINT64_MAX, &o->frames));
     if (fl [3].have)
         TRY (s_get_state (c, path, &fl [3], &o->state));
+    if (fl [4].have) {
+        TRY (s_get_stats (c, path, &fl [4], &o->stats));
+        o->has_stats = true;
+    }
     return PROTO_OK;
 }
 
@@ -1008,6 +1048,28 @@ s_pack_state (msgpack_packer *pk, const proto_state_t *st)
         || s_pack_key (pk, "adam_t") || msgpack_pack_uint64 (pk, st->adam_t);
 }
 
+//  Present statistics as float64, then the nonzero counts.
+static int
+s_pack_stats (msgpack_packer *pk, const proto_stats_t *st)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < PROTO_STAT_COUNT; i++)
+        n += proto_stats_has (st, (proto_stat_id_t) i);
+    for (int i = 0; i < PROTO_STAT_COUNTS; i++)
+        n += st->count [i] > 0;
+    if (msgpack_pack_map (pk, n))
+        return -1;
+    for (int i = 0; i < PROTO_STAT_COUNT; i++)
+        if (proto_stats_has (st, (proto_stat_id_t) i)
+        &&  (s_pack_key (pk, proto_stat_defs [i].name) || msgpack_pack_double (pk, st->value [i])))
+            return -1;
+    for (int i = 0; i < PROTO_STAT_COUNTS; i++)
+        if (st->count [i] > 0
+        &&  (s_pack_key (pk, proto_stat_count_names [i]) || msgpack_pack_uint32 (pk, st->count [i])))
+            return -1;
+    return 0;
+}
+
 //  What must hold before packing at all: the packer reads these arrays,
 //  so counts must be in bounds, strings terminated and vectors present.
 //  Everything else is checked by decoding the packed frame.
@@ -1192,12 +1254,14 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
             for (uint32_t i = 0; i < m->n_seats; i++) {
                 const proto_outcome_t *o = &m->seats [i];
                 bool has_state = o->state.n_params > 0;
-                PK (msgpack_pack_map (pk, 3 + has_state));
+                PK (msgpack_pack_map (pk, 3 + has_state + o->has_stats));
                 PK (s_pack_key (pk, "id") || msgpack_pack_int64 (pk, o->id));
                 PK (s_pack_key (pk, "version") || msgpack_pack_uint64 (pk, o->version));
                 PK (s_pack_key (pk, "frames") || msgpack_pack_uint64 (pk, o->frames));
                 if (has_state)
                     PK (s_pack_key (pk, "state") || s_pack_state (pk, &o->state));
+                if (o->has_stats)
+                    PK (s_pack_key (pk, "stats") || s_pack_stats (pk, &o->stats));
             }
             PK (s_pack_key (pk, "n_episodes") || msgpack_pack_uint32 (pk, m->n_episodes));
             PK (s_pack_key (pk, "scores") || s_pack_floats (pk, m->scores, m->n_episodes * m->n_seats));

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_stats.h"
+
 #define PROTO_VERSION        1
 //  Frames larger than this are refused before decoding.
 #define PROTO_MAX_FRAME      (64u << 20)
@@ -138,6 +140,8 @@ typedef struct {
     uint64_t version;               // the version received in the assignment
     uint64_t frames;                // frames (actions) trained in this assignment
     proto_state_t state;            // new state; n_params == 0 if not trained
+    bool has_stats;                 // "stats" was sent (it may still be empty)
+    proto_stats_t stats;            // training statistics (proto_stats.h)
 } proto_outcome_t;
 
 typedef struct {

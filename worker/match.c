@@ -36,7 +36,69 @@ typedef struct {
     proto_state_t *state;   // trained seats: the result's state, updated in place
     rng_t act_rng;
     rng_t ppo_rng;
+    //  Trained seats: the statistics the result carries (proto_stats.h).
+    double *ep_game;        // [E] game return of the episode running in env e
+    double *ep_shaped;      // [E] its shaping return
+    double game_sum, shaped_sum, len_sum;
+    uint32_t episodes;
+    ppo_stats_t upd_sum;    // sums over iterations of the per-update means
+    double ev_sum;
+    uint32_t ev_n, iters;
 } seat_run_t;
+
+//  Fill a trained seat's statistics from its sums. A value the protocol
+//  would refuse (a diverged run's NaN) drops the statistics, not the
+//  result: the new state still goes back and pbtd judges it.
+static void
+s_seat_stats (seat_run_t *run, proto_outcome_t *out, uint64_t assignment_id, int seat)
+{
+    proto_stats_t *st = &out->stats;
+    memset (st, 0, sizeof *st);
+    if (run->episodes > 0) {
+        double n = run->episodes;
+        proto_stats_set (st, PROTO_STAT_GAME_RETURN, run->game_sum / n);
+        proto_stats_set (st, PROTO_STAT_SHAPED_RETURN, run->shaped_sum / n);
+        proto_stats_set (st, PROTO_STAT_EPISODE_LENGTH, run->len_sum / n);
+        st->count [PROTO_STAT_PER_EPISODE] = run->episodes;
+    }
+    if (run->iters > 0) {
+        //  Every iteration makes the same number of minibatch steps, so the
+        //  mean of the iterations' means is the mean over all steps.
+        const ppo_stats_t *u = &run->upd_sum;
+        double n = run->iters;
+        proto_stats_set (st, PROTO_STAT_POLICY_LOSS, u->pg_loss / n);
+        proto_stats_set (st, PROTO_STAT_VALUE_LOSS, u->v_loss / n);
+        proto_stats_set (st, PROTO_STAT_ENTROPY, u->entropy / n);
+        proto_stats_set (st, PROTO_STAT_APPROX_KL, u->approx_kl / n);
+        proto_stats_set (st, PROTO_STAT_CLIP_FRACTION, u->clipfrac / n);
+        proto_stats_set (st, PROTO_STAT_GRAD_NORM, u->grad_norm / n);
+        if (run->hp.lr > 0)
+            proto_stats_set (st, PROTO_STAT_LR, run->hp.lr);
+        st->count [PROTO_STAT_PER_UPDATE] = (uint32_t) u->updates;
+    }
+    if (run->ev_n > 0) {
+        proto_stats_set (st, PROTO_STAT_EXPLAINED_VARIANCE, run->ev_sum / run->ev_n);
+        st->count [PROTO_STAT_PER_ITERATION] = run->ev_n;
+    }
+    char why [PROTO_MAX_TEXT];
+    out->has_stats = proto_stats_check (st, why, sizeof why) == 0;
+    if (!out->has_stats) {
+        log_warn ("stats_dropped", "assignment=%llu seat=%d reason=\"%s\"",
+                  (unsigned long long) assignment_id, seat, why);
+        memset (st, 0, sizeof *st);
+        return;
+    }
+    //  Every value at full precision, so what pbtd stores can be compared.
+    char line [1024];
+    size_t n = 0;
+    for (int i = 0; i < PROTO_STAT_COUNT && n < sizeof line; i++)
+        if (proto_stats_has (st, (proto_stat_id_t) i))
+            n += (size_t) snprintf (line + n, sizeof line - n, " %s=%.17g",
+                                    proto_stat_defs [i].name, st->value [i]);
+    log_debug ("seat_stats", "assignment=%llu seat=%d agent=%lld episodes=%u updates=%u%s",
+               (unsigned long long) assignment_id, seat, (long long) out->id,
+               st->count [PROTO_STAT_PER_EPISODE], st->count [PROTO_STAT_PER_UPDATE], line);
+}
 
 static double
 s_now (void)
@@ -84,6 +146,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     void *env = NULL;
     float *obs = NULL, *rewards = NULL, *shaping = NULL, *scores = NULL, *seat_rew = NULL;
     uint8_t *env_done = NULL;       // first_episode_only: env already reported an episode
+    uint32_t *ep_len = NULL;        // [E] decisions so far in env e's running episode
     int32_t *actions = NULL, *seat_act = NULL;
     uint8_t *terminals = NULL;
     size_t ep_cap = 0;
@@ -176,6 +239,12 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
         run->train = seat->train;
         run->params = seat->state.params;
         if (run->train) {
+            run->ep_game = calloc ((size_t) E, sizeof (double));
+            run->ep_shaped = calloc ((size_t) E, sizeof (double));
+            if (!run->ep_game || !run->ep_shaped) {
+                snprintf (err, err_len, "out of memory for seat %d", s);
+                goto cleanup;
+            }
             proto_state_t *st = &result->seats [s].state;
             if (proto_state_alloc (st, (uint32_t) n_params) != 0) {
                 snprintf (err, err_len, "out of memory for seat %d state", s);
@@ -206,8 +275,9 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     //  them would bias scores toward quick goals.
     bool first_only = proto_kvs_get (&assign->ppo, "first_episode_only", 0) != 0;
     env_done = calloc ((size_t) E, 1);
+    ep_len = calloc ((size_t) E, sizeof (uint32_t));
     if (!env || !obs || !actions || !rewards || !shaping || !terminals || !scores
-    ||  !seat_act || !seat_rew || !env_done) {
+    ||  !seat_act || !seat_rew || !env_done || !ep_len) {
         snprintf (err, err_len, "could not create env %s with %d instances", cls->name, E);
         goto cleanup;
     }
@@ -247,11 +317,34 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
                 for (int e = 0; e < E; e++) {
                     size_t i = (size_t) e * P + run->slot;
                     float r = rewards [i];
-                    for (int c = 0; c < S; c++)
+                    double sh = 0;
+                    for (int c = 0; c < S; c++) {
                         r += run->shape [c] * shaping [i * S + c];
+                        sh += (double) run->shape [c] * shaping [i * S + c];
+                    }
                     seat_rew [e] = r;
+                    run->ep_game [e] += rewards [i];
+                    run->ep_shaped [e] += sh;
                 }
                 ppo_reward (run->ppo, t, seat_rew, terminals);
+            }
+            //  Episode statistics count every episode that ends, whatever
+            //  first_episode_only does to the scores.
+            for (int e = 0; e < E; e++) {
+                ep_len [e]++;
+                if (!terminals [e])
+                    continue;
+                for (int s = 0; s < P; s++) {
+                    seat_run_t *run = &seats [s];
+                    if (!run->train)
+                        continue;
+                    run->game_sum += run->ep_game [e];
+                    run->shaped_sum += run->ep_shaped [e];
+                    run->len_sum += ep_len [e];
+                    run->episodes++;
+                    run->ep_game [e] = run->ep_shaped [e] = 0;
+                }
+                ep_len [e] = 0;
             }
             for (int e = 0; e < E; e++) {
                 if (!terminals [e] || (first_only && env_done [e]))
@@ -287,6 +380,18 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
             ppo_stats_t st;
             ppo_update (run->ppo, &run->hp, run->state->params, run->state->adam_m,
                         run->state->adam_v, &run->state->adam_t, &run->ppo_rng, &st);
+            run->upd_sum.pg_loss += st.pg_loss;
+            run->upd_sum.v_loss += st.v_loss;
+            run->upd_sum.entropy += st.entropy;
+            run->upd_sum.approx_kl += st.approx_kl;
+            run->upd_sum.clipfrac += st.clipfrac;
+            run->upd_sum.grad_norm += st.grad_norm;
+            run->upd_sum.updates += st.updates;
+            run->iters++;
+            if (isfinite (st.explained_var)) {
+                run->ev_sum += st.explained_var;
+                run->ev_n++;
+            }
             log_debug ("ppo_update", "assignment=%llu seat=%d iter=%d loss=%.5f pg=%.5f v=%.5f ent=%.4f kl=%.5f clipfrac=%.3f",
                        (unsigned long long) assign->assignment_id, s, it,
                        st.loss, st.pg_loss, st.v_loss, st.entropy, st.approx_kl, st.clipfrac);
@@ -300,15 +405,22 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     result->seconds = s_now () - t0;
     double samples = (double) E * T * iters * n_net;
     result->samples_per_s = result->seconds > 0 ? samples / result->seconds : 0;
-    for (int s = 0; s < P; s++)
+    for (int s = 0; s < P; s++) {
         result->seats [s].frames = seats [s].train ? (uint64_t) E * T * (uint64_t) iters : 0;
+        if (seats [s].train)
+            s_seat_stats (&seats [s], &result->seats [s], assign->assignment_id, s);
+    }
     rc = 0;
 
 cleanup:
     if (rc != 0)
         match_result_clear (result);
-    for (int s = 0; s < PROTO_MAX_AGENTS; s++)
+    for (int s = 0; s < PROTO_MAX_AGENTS; s++) {
         ppo_destroy (&seats [s].ppo);
+        free (seats [s].ep_game);
+        free (seats [s].ep_shaped);
+    }
+    free (ep_len);
     if (env)
         cls->vec_destroy (&env);
     free (obs);

@@ -329,7 +329,10 @@ ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
             self->dlogpa [k] = dratio * ratio;
             self->dent [k] = -hp->ent_coef * inv_b;
             ent_sum += self->ent [k];
-            kl_sum += (ratio - 1.0f) - logratio;
+            //  (ratio - 1) - log ratio, the k3 estimator CleanRL logs, in
+            //  double with expm1: in float, (expf (x) - 1) - x comes out
+            //  below 0 for tiny x, a KL estimate that cannot be negative.
+            kl_sum += expm1 ((double) logratio) - (double) logratio;
             clip_n += fabsf (ratio - 1.0f) > c;
 
             float diff = v [k] - ret [b];
@@ -365,8 +368,34 @@ ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
         stats->entropy = entropy;
         stats->approx_kl = kl_sum / B;
         stats->clipfrac = clip_n / B;
+        stats->grad_norm = 0;           // ppo_update's: measured after this call
+        stats->explained_var = NAN;
+        stats->updates = 1;
     }
     return loss;
+}
+
+double
+ppo_explained_variance (const float *pred, const float *target, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    double mt = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        mt += target [i];
+        md += (double) target [i] - pred [i];
+    }
+    mt /= (double) n;
+    md /= (double) n;
+    double vt = 0, vd = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = target [i] - mt, d = (double) target [i] - pred [i] - md;
+        vt += t * t;
+        vd += d * d;
+    }
+    if (!(vt > 0))
+        return NAN;
+    return 1.0 - vd / vt;
 }
 
 float
@@ -444,7 +473,7 @@ ppo_update (ppo_t *self, const ppo_hparams_t *hp, float *params,
             ppo_stats_t st;
             ppo_loss_grad (self, hp, params, self->mb_obs, self->mb_act, self->mb_logp,
                            self->mb_adv, self->mb_ret, self->mb_val, M, self->grads, &st);
-            ppo_clip_grad_norm (self->grads, self->n_params, hp->max_grad_norm);
+            sum.grad_norm += ppo_clip_grad_norm (self->grads, self->n_params, hp->max_grad_norm);
             (*adam_t)++;
             ppo_adam_step (params, adam_m, adam_v, self->grads, self->n_params,
                            *adam_t, hp->lr, 0.9, 0.999, 1e-5f);
@@ -464,5 +493,10 @@ ppo_update (ppo_t *self, const ppo_hparams_t *hp, float *params,
         stats->entropy = sum.entropy / n_mb;
         stats->approx_kl = sum.approx_kl / n_mb;
         stats->clipfrac = sum.clipfrac / n_mb;
+        stats->grad_norm = sum.grad_norm / n_mb;
+        stats->updates = n_mb;
+        //  The rollout's values (before this update) against its GAE
+        //  returns, as CleanRL logs it.
+        stats->explained_var = ppo_explained_variance (self->val, self->ret, TE);
     }
 }

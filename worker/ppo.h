@@ -49,8 +49,12 @@ typedef struct {
     double pg_loss;
     double v_loss;
     double entropy;
-    double approx_kl;       // mean((ratio - 1) - log ratio)
+    double approx_kl;       // mean((ratio - 1) - log ratio), as expm1(x) - x: never < 0
     double clipfrac;        // fraction with |ratio - 1| > clip_coef
+    //  Filled by ppo_update only:
+    double grad_norm;       // mean global gradient norm before clipping
+    double explained_var;   // of the rollout's values for its returns; NAN if Var(returns) == 0
+    int updates;            // minibatch steps the means are over
 } ppo_stats_t;
 
 typedef struct _ppo_t ppo_t;
@@ -101,6 +105,11 @@ double ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
                       const float *obs, const int32_t *actions, const float *logp_old,
                       const float *adv, const float *ret, const float *val_old,
                       int B, float *grads, ppo_stats_t *stats);
+
+//  CleanRL's explained variance, 1 - Var(target - pred) / Var(target)
+//  with population variances (np.var), over n pairs; NAN when Var(target)
+//  is 0 (undefined: CleanRL reports nan too). At most 1.
+double ppo_explained_variance (const float *pred, const float *target, size_t n);
 
 //  torch.nn.utils.clip_grad_norm_: scale grads so their global L2 norm is
 //  at most max_norm (coefficient max_norm / (norm + 1e-6)). Returns the

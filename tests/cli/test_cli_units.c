@@ -144,3 +144,42 @@ Test (export, refuses_a_reply_without_params)
     cr_assert_null (agent.params);
     msgpack_sbuffer_destroy (&sbuf);
 }
+
+//  ---------------------------------------------------------------------
+//  status's trend of a series, against hand-worked answers.
+
+#include "curves.h"
+
+Test (curves, trend_by_hand)
+{
+    curves_trend_t t;
+    //  [1 1 1 | 2 2 2]: newer half 2, older 1, no spread: up by 1.
+    double up [6] = { 1, 1, 1, 2, 2, 2 };
+    curves_trend (up, NULL, 6, &t);
+    cr_expect_eq (t.verdict, 1);
+    cr_expect_float_eq (t.recent, 2.0, 1e-12);
+    cr_expect_float_eq (t.delta, 1.0, 1e-12);
+    cr_expect_float_eq (t.se, 0.0, 1e-12);
+    //  [1 2 1 | 2 1 2]: means 4/3 and 5/3, delta 1/3; each half's sample
+    //  variance 1/3, se = sqrt(1/9 + 1/9) = 0.4714 > delta/2: flat.
+    double noisy [6] = { 1, 2, 1, 2, 1, 2 };
+    curves_trend (noisy, NULL, 6, &t);
+    cr_expect_eq (t.verdict, 0);
+    cr_expect_float_eq (t.delta, 1.0 / 3.0, 1e-12);
+    cr_expect_float_eq (t.se, sqrt (2.0 / 9.0), 1e-12);
+    //  Weighted: newer half [1 3 5] with weights [1 1 2]: (1 + 3 + 10) / 4 = 3.5.
+    //  Odd n: the older half is the smaller one, [9 9 9] of 7 points here.
+    double v [7] = { 9, 9, 9, 0, 1, 3, 5 }, w [7] = { 1, 1, 1, 5, 1, 1, 2 };
+    curves_trend (v + 1, w + 1, 6, &t);
+    cr_expect_float_eq (t.recent, 3.5, 1e-12);
+    curves_trend (v, w, 7, &t);
+    //  older [9 9 9], newer [0 1 3 5] weights [5 1 1 2]: (0 + 1 + 3 + 10) / 9.
+    cr_expect_float_eq (t.recent, 14.0 / 9.0, 1e-12);
+    cr_expect_eq (t.verdict, -1);
+    char buf [32];
+    cr_expect_str_eq (curves_trend_text (&t, buf, sizeof buf), "down -7.44");
+    //  Too few points to say.
+    curves_trend (up, NULL, 5, &t);
+    cr_expect_eq (t.verdict, -2);
+    cr_expect_str_eq (curves_trend_text (&t, buf, sizeof buf), "-");
+}

@@ -579,3 +579,174 @@ Test (server, four_player_teams)
     int status = s_stop ();
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
 }
+
+//  ---------------------------------------------------------------------
+//  Training statistics in results (PROTOCOL.md §3.6.1)
+
+//  A valid value for every statistic, each different, by name (not taken
+//  from the table under test).
+static const struct { const char *name; double value; } s_good_stats [] = {
+    { "game_return", -0.375 }, { "shaped_return", 0.0625 }, { "episode_length", 10 },
+    { "policy_loss", -0.0123 }, { "value_loss", 0.875 }, { "entropy", 1.0625 },
+    { "approx_kl", 0.0042 }, { "clip_fraction", 0.15 }, { "explained_variance", -0.5 },
+    { "grad_norm", 0.33 }, { "lr", 3e-4 },
+};
+#define N_GOOD (sizeof s_good_stats / sizeof s_good_stats [0])
+
+static void
+s_set_good_stats (proto_outcome_t *o)
+{
+    o->has_stats = true;
+    for (size_t i = 0; i < N_GOOD; i++) {
+        int id = proto_stat_find (s_good_stats [i].name);
+        cr_assert_geq (id, 0, "%s", s_good_stats [i].name);
+        proto_stats_set (&o->stats, (proto_stat_id_t) id, s_good_stats [i].value);
+    }
+    o->stats.count [PROTO_STAT_PER_EPISODE] = 64;
+    o->stats.count [PROTO_STAT_PER_UPDATE] = 32;
+    o->stats.count [PROTO_STAT_PER_ITERATION] = 8;
+}
+
+//  Encode msg, then overwrite the float64 after key `name` inside the
+//  "stats" map with value: a frame proto_encode itself would refuse.
+static void
+s_send_patched (zsock_t *s, const proto_msg_t *msg, const char *name, double value)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq (proto_encode (msg, &buf, &len), 0);
+    const uint8_t *stats = memmem (buf, len, "\xa5stats", 6);
+    cr_assert_not_null (stats);
+    uint8_t key [64];
+    size_t kn = strlen (name);
+    key [0] = (uint8_t) (0xa0 | kn);
+    memcpy (key + 1, name, kn);
+    key [kn + 1] = 0xcb;
+    uint8_t *at = memmem (stats, len - (size_t) (stats - buf), key, kn + 2);
+    cr_assert_not_null (at, "no float64 %s in the frame", name);
+    uint64_t raw;
+    memcpy (&raw, &value, 8);
+    for (int i = 0; i < 8; i++)
+        at [kn + 2 + i] = (uint8_t) (raw >> (56 - 8 * i));
+    zframe_t *f = zframe_new (buf, len);
+    free (buf);
+    cr_assert_eq (zframe_send (&f, s, 0), 0);
+}
+
+Test (server, training_statistics_checked_and_stored)
+{
+    s_start (NULL);
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    proto_assign_t *as = &a.u.assign;
+    cr_assert (as->seats [0].train);
+    proto_msg_t res;
+    s_make_result (as, &res);
+    s_set_good_stats (&res.u.result.seats [0]);
+
+    //  Each statistic NaN, infinite or just out of its documented range:
+    //  bad_field naming seat and statistic, and nothing applied.
+    static const struct { const char *name; double bad; } bad [] = {
+        { "episode_length", 0.5 }, { "value_loss", -0.001 }, { "entropy", -0.01 },
+        { "approx_kl", -1e-6 }, { "clip_fraction", 1.01 }, { "clip_fraction", -0.01 },
+        { "explained_variance", 1.001 }, { "grad_norm", -1 }, { "lr", 0 }, { "lr", 1.5 },
+    };
+    int refused = 0;
+    for (size_t i = 0; i < N_GOOD + sizeof bad / sizeof bad [0]; i++)
+        for (int k = 0; k < (i < N_GOOD ? 3 : 1); k++) {
+            const char *name = i < N_GOOD ? s_good_stats [i].name : bad [i - N_GOOD].name;
+            double v = i >= N_GOOD ? bad [i - N_GOOD].bad : k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+            s_send_patched (w, &res, name, v);
+            proto_msg_t r;
+            s_recv (w, &r);
+            cr_assert_eq (r.type, PROTO_ERROR, "%s = %g was accepted", name, v);
+            cr_assert_eq (r.u.error.code, PROTO_E_FIELD, "%s", r.u.error.message);
+            char want [96];
+            snprintf (want, sizeof want, "seats[0].stats.%s", name);
+            cr_assert (strstr (r.u.error.message, want), "%s = %g: %s", name, v, r.u.error.message);
+            proto_msg_clear (&r);
+            refused++;
+        }
+    cr_assert_eq (refused, 3 * N_GOOD + sizeof bad / sizeof bad [0]);
+    cr_assert_eq (s_sql_int ("SELECT SUM(version) FROM agents"), 4);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM series_points"), 0);
+    char q [128];
+    snprintf (q, sizeof q, "SELECT state = 'leased' FROM assignments WHERE id = %llu",
+              (unsigned long long) as->assignment_id);
+    cr_assert_eq (s_sql_int (q), 1);
+
+    //  The same result, valid: applied, and every statistic stored as sent,
+    //  weighed by the count its mean is over. Seat 1 sent none: no points.
+    s_send (w, &res);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK, "got %s: %s", proto_type_name (r.type), r.u.error.message);
+    cr_assert (r.u.ack.applied);
+    zsock_t *c = s_connect (s_cep);
+    char agent [32];
+    snprintf (agent, sizeof agent, "agt_%lld", (long long) as->seats [0].id);
+    proto_msg_t reply;
+    s_ctl (c, "curves", agent, &reply);
+    cr_assert (reply.u.ctl_reply.ok, "%s", reply.u.ctl_reply.error);
+    proto_view_t body, series;
+    cr_assert_eq (proto_view_init (&body, reply.u.ctl_reply.body, reply.u.ctl_reply.body_len), 0);
+    proto_view_t mine = s_get (s_get (body, "agents"), agent);
+    for (size_t i = 0; i < N_GOOD; i++) {
+        series = s_get (mine, s_good_stats [i].name);
+        proto_view_t v, wt, n;
+        cr_assert_eq (proto_view_array_len (s_get (series, "value")), 1, "%s", s_good_stats [i].name);
+        proto_view_array_at (s_get (series, "value"), 0, &v);
+        proto_view_array_at (s_get (series, "weight"), 0, &wt);
+        proto_view_array_at (s_get (series, "samples"), 0, &n);
+        cr_assert_eq (proto_view_double (v, NAN), s_good_stats [i].value, "%s", s_good_stats [i].name);
+        double want_w = !strcmp (s_good_stats [i].name, "explained_variance") ? 8
+                      : strstr ("game_return shaped_return episode_length", s_good_stats [i].name) ? 64 : 32;
+        cr_assert_eq (proto_view_double (wt, NAN), want_w, "%s", s_good_stats [i].name);
+        cr_assert_eq (proto_view_int (n, 0), 1);
+    }
+    proto_msg_clear (&reply);
+    snprintf (agent, sizeof agent, "agt_%lld", (long long) as->seats [1].id);
+    s_ctl (c, "curves", agent, &reply);
+    cr_assert (reply.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, reply.u.ctl_reply.body, reply.u.ctl_reply.body_len), 0);
+    cr_assert_neq (proto_view_get (s_get (s_get (body, "agents"), agent), "entropy", &series), 0,
+                   "a seat without statistics got an entropy point");
+    proto_msg_clear (&reply);
+    s_free_result (&res);
+    proto_msg_clear (&a);
+    zsock_destroy (&c);
+    zsock_destroy (&w);
+    cr_assert_eq (s_stop (), 0);
+}
+
+Test (server, statistics_only_from_seats_that_trained)
+{
+    //  Evaluation matches train nobody: statistics in their results are refused.
+    s_start ("[pbt]\neval_rate = 1\n");
+    zsock_t *w = s_worker ();
+    proto_msg_t a;
+    s_request (w, &a);
+    cr_assert (!a.u.assign.seats [0].train);
+    proto_msg_t res;
+    s_make_result (&a.u.assign, &res);
+    for (uint32_t i = 0; i < res.u.result.n_seats; i++)
+        proto_state_free (&res.u.result.seats [i].state);
+    s_set_good_stats (&res.u.result.seats [1]);
+    s_send (w, &res);
+    proto_msg_t r;
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ERROR);
+    cr_assert_eq (r.u.error.code, PROTO_E_FIELD);
+    cr_assert (strstr (r.u.error.message, "seats[1].stats: sent for a seat that did not train"),
+               "%s", r.u.error.message);
+    proto_msg_clear (&r);
+    //  Without them the result is fine.
+    res.u.result.seats [1].has_stats = false;
+    s_send (w, &res);
+    s_recv (w, &r);
+    cr_assert_eq (r.type, PROTO_ACK, "%s", r.u.error.message);
+    proto_msg_clear (&a);
+    zsock_destroy (&w);
+    cr_assert_eq (s_stop (), 0);
+}

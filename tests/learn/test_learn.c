@@ -214,3 +214,57 @@ Test (learn, refuses_bad_assignments)
     cr_expect (strstr (err, "chess"), "%s", err);
     s_assign_free (&a);
 }
+
+Test (learn, seat_statistics)
+{
+    //  Self-play for 2 iterations of 16 envs x 20 steps, rps episodes of
+    //  10 rounds: 64 episodes, each exactly 10 decisions long; zero-sum,
+    //  so the two seats' game returns cancel and equal the mean score; rps
+    //  has no shaping; 2 iterations x 4 epochs x 4 minibatches = 32 updates.
+    proto_assign_t a;
+    s_assign (&a, "random", false, 2, 11);
+    proto_seat_t *s1 = &a.seats [1];
+    s1->id = 2;
+    s1->train = true;
+    cr_assert_eq (proto_state_alloc (&s1->state, a.seats [0].state.n_params), 0);
+    memcpy (s1->state.params, a.seats [0].state.params, sizeof (float) * s1->state.n_params);
+    proto_kvs_set (&a.ppo, "n_envs", 16);
+    proto_kvs_set (&a.ppo, "n_steps", 20);
+    proto_kvs_set (&a.seats [0].hparams, "lr", 0.003);
+    proto_result_t r;
+    char err [256];
+    cr_assert_eq (match_run (&a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
+    double score0 = 0;
+    for (uint32_t e = 0; e < r.n_episodes; e++)
+        score0 += r.scores [2 * e];
+    score0 /= r.n_episodes;
+    for (int s = 0; s < 2; s++) {
+        const proto_stats_t *st = &r.seats [s].stats;
+        cr_assert (r.seats [s].has_stats, "seat %d has no stats", s);
+        cr_expect_eq (st->count [PROTO_STAT_PER_EPISODE], 64);
+        cr_expect_eq (st->count [PROTO_STAT_PER_UPDATE], 32);
+        cr_expect_eq (st->value [PROTO_STAT_EPISODE_LENGTH], 10.0);
+        cr_expect_eq (st->value [PROTO_STAT_SHAPED_RETURN], 0.0);
+        cr_expect_float_eq (st->value [PROTO_STAT_GAME_RETURN], s == 0 ? score0 : -score0, 1e-9);
+        cr_expect (st->value [PROTO_STAT_ENTROPY] > 0 && st->value [PROTO_STAT_ENTROPY] <= log (3.0) + 1e-6);
+        cr_expect (proto_stats_has (st, PROTO_STAT_EXPLAINED_VARIANCE));
+        cr_expect_eq (st->count [PROTO_STAT_PER_ITERATION], 2);
+    }
+    //  The lr each seat trained with: its own hparam, else the worker's default.
+    cr_expect_eq (r.seats [0].stats.value [PROTO_STAT_LR], (double) 0.003f);
+    cr_expect_eq (r.seats [1].stats.value [PROTO_STAT_LR], (double) 2.5e-4f);
+    match_result_clear (&r);
+    //  Against a script: only the trained seat reports.
+    s1->id = -1;
+    s1->train = false;
+    proto_state_free (&s1->state);
+    cr_assert_eq (match_run (&a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_expect (r.seats [0].has_stats && !r.seats [1].has_stats);
+    match_result_clear (&r);
+    //  Not training (evaluation): nothing to report.
+    a.seats [0].train = false;
+    cr_assert_eq (match_run (&a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_expect (!r.seats [0].has_stats);
+    match_result_clear (&r);
+    s_assign_free (&a);
+}

@@ -381,3 +381,124 @@ Test (ppo, chunked_minibatch_is_weighted_sum_of_pieces)
     free (all);
     ppo_destroy (&ppo);
 }
+
+//  ---------------------------------------------------------------------
+//  The statistics a result reports, against hand-worked answers.
+
+Test (ppo, explained_variance_by_hand)
+{
+    //  target [1 2 3 4]: mean 2.5, population variance 1.25.
+    float t [4] = { 1, 2, 3, 4 };
+    float exact [4] = { 1, 2, 3, 4 }, flat [4] = { 2, 2, 2, 2 };
+    float near [4] = { 1.5f, 2, 3, 4.5f }, flipped [4] = { 4, 3, 2, 1 };
+    float constant [4] = { 5, 5, 5, 5 };
+    cr_expect_float_eq (ppo_explained_variance (exact, t, 4), 1.0, 1e-12);
+    //  t - 2 = [-1 0 1 2]: variance 1.25 -> 0.
+    cr_expect_float_eq (ppo_explained_variance (flat, t, 4), 0.0, 1e-12);
+    //  t - near = [-0.5 0 0 -0.5]: mean -0.25, variance 0.0625 -> 1 - 0.05 = 0.95.
+    cr_expect_float_eq (ppo_explained_variance (near, t, 4), 0.95, 1e-12);
+    //  t - flipped = [-3 -1 1 3]: variance 5 -> 1 - 4 = -3.
+    cr_expect_float_eq (ppo_explained_variance (flipped, t, 4), -3.0, 1e-12);
+    //  Returns that never vary: undefined, as in CleanRL.
+    cr_expect (isnan (ppo_explained_variance (t, constant, 4)));
+}
+
+Test (ppo, minibatch_stats_by_hand)
+{
+    //  Zero weights: logits 0, so the policy is uniform over 3 actions
+    //  (log p = -ln 3, entropy ln 3) and every value is 0. logp_old is set
+    //  so that log ratio = x = [0.5, -0.5, 0]: ratio e^0.5 = 1.648721,
+    //  e^-0.5 = 0.606531, 1.
+    //    approx_kl = mean(e^x - 1 - x) = (0.148721 + 0.106531 + 0) / 3 = 0.0850840
+    //    clip_fraction (clip 0.2): the first two leave [0.8, 1.2] -> 2/3
+    //    policy loss, adv [1 1 -2] unnormalized: max(-a r, -a clip(r)) =
+    //      max(-1.648721, -1.2) = -1.2; max(-0.606531, -0.8) = -0.606531;
+    //      max(2, 2) = 2 -> mean 0.0644898
+    //    value loss (unclipped), returns [1 -2 3]: 0.5 * (1 + 4 + 9) / 3 = 2.333333
+    nn_blas_init ();
+    nn_arch_t arch = { .obs_dim = 2, .n_actions = 3, .n_hidden = 1, .hidden = { 4 } };
+    size_t n = nn_param_count (&arch);
+    float *params = calloc (n, sizeof (float)), *grads = calloc (n, sizeof (float));
+    ppo_t *ppo = ppo_new (&arch, 3, 1, 1);
+    cr_assert (ppo && params && grads);
+    ppo_hparams_t hp;
+    ppo_hparams_default (&hp);
+    hp.norm_adv = false;
+    hp.clip_vloss = false;
+    float obs [6] = { 1, 0, 0, 1, 0.5f, -0.5f };
+    int32_t act [3] = { 0, 1, 2 };
+    float x [3] = { 0.5f, -0.5f, 0 };
+    float logp_old [3], adv [3] = { 1, 1, -2 }, ret [3] = { 1, -2, 3 }, val_old [3] = { 0, 0, 0 };
+    for (int b = 0; b < 3; b++)
+        logp_old [b] = -logf (3.0f) - x [b];
+    ppo_stats_t st;
+    ppo_loss_grad (ppo, &hp, params, obs, act, logp_old, adv, ret, val_old, 3, grads, &st);
+    cr_expect_float_eq (st.entropy, 1.0986123, 1e-6, "entropy %g", st.entropy);
+    cr_expect_float_eq (st.approx_kl, 0.0850840, 1e-6, "approx_kl %.7f", st.approx_kl);
+    cr_expect_float_eq (st.clipfrac, 2.0 / 3.0, 1e-12, "clipfrac %g", st.clipfrac);
+    cr_expect_float_eq (st.pg_loss, 0.0644898, 1e-6, "pg_loss %.7f", st.pg_loss);
+    cr_expect_float_eq (st.v_loss, 2.3333333, 1e-6, "v_loss %.7f", st.v_loss);
+
+    //  A nearly sure action (bias 10: log p = -9.1e-5) moved by log ratios
+    //  of 1e-9..3e-9: expf rounds those ratios to exactly 1, so the float
+    //  form (expf (x) - 1) - x is -x < 0. The estimate must stay >= 0.
+    size_t bias0 = 4 * 2 + 4 + 3 * 4;                 // actor.2.bias [0]
+    params [bias0] = 10;
+    float probs [9], values [3];
+    cr_assert_eq (nn_policy_eval (&arch, params, obs, 3, probs, values), 0);
+    for (int b = 0; b < 3; b++) {
+        act [b] = 0;
+        logp_old [b] = logf (probs [3 * b]) - 1e-9f * (float) (b + 1);
+    }
+    ppo_loss_grad (ppo, &hp, params, obs, act, logp_old, adv, ret, val_old, 3, grads, &st);
+    cr_expect (st.approx_kl >= 0 && st.approx_kl < 1e-15, "approx_kl %g", st.approx_kl);
+    ppo_destroy (&ppo);
+    free (params);
+    free (grads);
+}
+
+Test (ppo, update_stats_cover_every_minibatch)
+{
+    //  A 4 x 8 rollout split in 2 minibatches for 3 epochs: 6 Adam steps,
+    //  whose count, mean gradient norm and explained variance come back.
+    nn_blas_init ();
+    nn_arch_t arch = { .obs_dim = 2, .n_actions = 3, .n_hidden = 1, .hidden = { 4 } };
+    size_t n = nn_param_count (&arch);
+    float *params = calloc (n, sizeof (float)), *m = calloc (n, sizeof (float));
+    float *v = calloc (n, sizeof (float));
+    rng_t rng;
+    rng_seed (&rng, 3);
+    nn_init (&arch, params, &rng);
+    ppo_t *ppo = ppo_new (&arch, 8, 4, 2);
+    cr_assert (ppo);
+    ppo_hparams_t hp;
+    ppo_hparams_default (&hp);
+    hp.epochs = 3;
+    hp.minibatches = 2;
+    int32_t acts [8];
+    for (int t = 0; t <= 4; t++) {
+        float *o = ppo_obs (ppo, t);
+        for (int e = 0; e < 16; e++)
+            o [e] = (float) rng_normal (&rng);
+        if (t == 4)
+            break;
+        ppo_act (ppo, params, t, &rng, acts);
+        float r [8];
+        uint8_t d [8] = { 0 };
+        for (int e = 0; e < 8; e++)
+            r [e] = acts [e] == 0 ? 1.0f : -0.5f;
+        ppo_reward (ppo, t, r, d);
+    }
+    uint64_t adam_t = 0;
+    ppo_stats_t st;
+    ppo_update (ppo, &hp, params, m, v, &adam_t, &rng, &st);
+    cr_expect_eq (st.updates, 6);
+    cr_expect_eq (adam_t, 6);
+    cr_expect (st.grad_norm > 0 && isfinite (st.grad_norm), "grad_norm %g", st.grad_norm);
+    cr_expect (isfinite (st.explained_var) && st.explained_var <= 1.0, "ev %g", st.explained_var);
+    cr_expect (st.approx_kl >= 0 && st.clipfrac >= 0 && st.clipfrac <= 1);
+    ppo_destroy (&ppo);
+    free (params);
+    free (m);
+    free (v);
+}

@@ -985,3 +985,175 @@ Test (proto, views)
     cr_assert_eq (proto_view_init (&root, (uint8_t *) p.sb.data, p.sb.size - 1), -1);
     msgpack_sbuffer_destroy (&p.sb);
 }
+
+//  ---------------------------------------------------------------------
+//  Training statistics in results (PROTOCOL.md §3.6.1)
+
+//  A result frame with one trained seat whose "stats" map holds `name`:
+//  value (as float64) and the counts, packed with msgpack-c, not
+//  proto_encode. kind 's' packs the value as a string instead.
+static void
+pack_stat_result (msgpack_sbuffer *sb, const char *name, double value, char kind, bool counts)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init (sb);
+    msgpack_packer_init (&pk, sb, msgpack_sbuffer_write);
+#define KEY(s) (msgpack_pack_str (&pk, strlen (s)), msgpack_pack_str_body (&pk, s, strlen (s)))
+    msgpack_pack_map (&pk, 8);
+    KEY ("v"); msgpack_pack_uint8 (&pk, 1);
+    KEY ("type"); KEY ("result");
+    KEY ("assignment_id"); msgpack_pack_uint8 (&pk, 9);
+    KEY ("samples_per_s"); msgpack_pack_double (&pk, 1);
+    KEY ("seconds"); msgpack_pack_double (&pk, 1);
+    KEY ("n_episodes"); msgpack_pack_uint8 (&pk, 0);
+    KEY ("scores"); msgpack_pack_bin (&pk, 0);
+    KEY ("seats"); msgpack_pack_array (&pk, 1);
+    msgpack_pack_map (&pk, 4);
+    KEY ("id"); msgpack_pack_uint8 (&pk, 0);
+    KEY ("version"); msgpack_pack_uint8 (&pk, 1);
+    KEY ("frames"); msgpack_pack_uint8 (&pk, 10);
+    KEY ("stats"); msgpack_pack_map (&pk, 1 + (counts ? 3 : 0));
+    KEY (name);
+    if (kind == 's')
+        KEY ("0.5");
+    else
+        msgpack_pack_double (&pk, value);
+    if (counts) {
+        KEY ("episodes"); msgpack_pack_uint8 (&pk, 4);
+        KEY ("updates"); msgpack_pack_uint8 (&pk, 16);
+        KEY ("iterations"); msgpack_pack_uint8 (&pk, 2);
+    }
+#undef KEY
+}
+
+static proto_code_t
+decode_stat (const char *name, double value, char kind, bool counts, proto_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    pack_stat_result (&sb, name, value, kind, counts);
+    proto_code_t rc = decode (sb.data, sb.size, m);
+    msgpack_sbuffer_destroy (&sb);
+    return rc;
+}
+
+Test (proto, round_trip_result_stats)
+{
+    proto_msg_t in = { .type = PROTO_RESULT }, out;
+    proto_result_t *r = &in.u.result;
+    r->assignment_id = 6;
+    r->n_seats = 3;
+    r->seats [0].id = 1;
+    r->seats [0].has_stats = true;
+    //  Written out by name, not from the table, with a different value each.
+    const char *names [] = { "game_return", "shaped_return", "episode_length", "policy_loss",
+                             "value_loss", "entropy", "approx_kl", "clip_fraction",
+                             "explained_variance", "grad_norm", "lr" };
+    const double values [] = { -3.5, 0.125, 17, -0.0123, 0.75, 1.0986, 0.0042, 0.15,
+                               -2.25, 0.33, 3e-4 };
+    cr_assert_eq (sizeof names / sizeof names [0], PROTO_STAT_COUNT);
+    for (int i = 0; i < PROTO_STAT_COUNT; i++) {
+        int id = proto_stat_find (names [i]);
+        cr_assert_geq (id, 0, "%s is not a statistic", names [i]);
+        proto_stats_set (&r->seats [0].stats, (proto_stat_id_t) id, values [i]);
+    }
+    r->seats [0].stats.count [PROTO_STAT_PER_EPISODE] = 40;
+    r->seats [0].stats.count [PROTO_STAT_PER_UPDATE] = 32;
+    r->seats [0].stats.count [PROTO_STAT_PER_ITERATION] = 8;
+    r->seats [1].id = 2;
+    r->seats [1].has_stats = true;      // an empty map: no points, still valid
+    r->seats [2].id = -1;               // no stats at all
+    round_trip (&in, &out);
+    const proto_outcome_t *o = out.u.result.seats;
+    cr_assert (o [0].has_stats);
+    for (int i = 0; i < PROTO_STAT_COUNT; i++) {
+        int id = proto_stat_find (names [i]);
+        cr_assert (proto_stats_has (&o [0].stats, (proto_stat_id_t) id), "%s lost", names [i]);
+        cr_assert_eq (o [0].stats.value [id], values [i], "%s", names [i]);
+    }
+    cr_assert_eq (o [0].stats.count [PROTO_STAT_PER_EPISODE], 40);
+    cr_assert_eq (o [0].stats.count [PROTO_STAT_PER_UPDATE], 32);
+    cr_assert_eq (o [0].stats.count [PROTO_STAT_PER_ITERATION], 8);
+    cr_assert (o [1].has_stats);
+    cr_assert_eq (o [1].stats.have, 0);
+    cr_assert (!o [2].has_stats);
+    proto_msg_clear (&out);
+}
+
+Test (proto, stats_out_of_range_are_refused)
+{
+    //  Each documented range, probed just outside (hand-written here, so a
+    //  wrong bound in the table fails the test).
+    static const struct { const char *name; double bad; } cases [] = {
+        { "episode_length", 0.5 }, { "episode_length", 0 }, { "value_loss", -1e-9 },
+        { "entropy", -0.01 }, { "approx_kl", -1e-6 }, { "clip_fraction", -0.1 },
+        { "clip_fraction", 1.0001 }, { "explained_variance", 1.5 }, { "grad_norm", -1 },
+        { "lr", 0 }, { "lr", -1e-4 }, { "lr", 2 },
+    };
+    proto_msg_t m;
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        cr_assert_eq (decode_stat (cases [i].name, cases [i].bad, 'd', true, &m), PROTO_E_FIELD,
+                      "%s = %g was accepted", cases [i].name, cases [i].bad);
+        char want [96];
+        snprintf (want, sizeof want, "result.seats[0].stats.%s: expected ", cases [i].name);
+        cr_assert (strstr (err, want), "%s = %g: %s", cases [i].name, cases [i].bad, err);
+    }
+    //  NaN and both infinities, for every statistic.
+    const char *all [] = { "game_return", "shaped_return", "episode_length", "policy_loss",
+                           "value_loss", "entropy", "approx_kl", "clip_fraction",
+                           "explained_variance", "grad_norm", "lr" };
+    const double nonfinite [] = { NAN, INFINITY, -INFINITY };
+    for (size_t i = 0; i < sizeof all / sizeof all [0]; i++)
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq (decode_stat (all [i], nonfinite [k], 'd', true, &m), PROTO_E_FIELD,
+                          "%s = %g was accepted", all [i], nonfinite [k]);
+            cr_assert (strstr (err, all [i]) && strstr (err, "seats[0]"), "%s", err);
+        }
+    //  The edges of the ranges are in them.
+    static const struct { const char *name; double ok; } edges [] = {
+        { "episode_length", 1 }, { "value_loss", 0 }, { "entropy", 0 }, { "approx_kl", 0 },
+        { "clip_fraction", 0 }, { "clip_fraction", 1 }, { "explained_variance", 1 },
+        { "explained_variance", -1e6 }, { "grad_norm", 0 }, { "lr", 1e-7 }, { "lr", 1 },
+        { "game_return", -1e9 }, { "shaped_return", 1e9 }, { "policy_loss", -7 },
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges [0]; i++) {
+        cr_assert_eq (decode_stat (edges [i].name, edges [i].ok, 'd', true, &m), PROTO_OK,
+                      "%s = %g: %s", edges [i].name, edges [i].ok, err);
+        int id = proto_stat_find (edges [i].name);
+        cr_assert_eq (m.u.result.seats [0].stats.value [id], edges [i].ok);
+        proto_msg_clear (&m);
+    }
+}
+
+Test (proto, stats_need_their_counts_and_numbers)
+{
+    proto_msg_t m;
+    cr_assert_eq (decode_stat ("entropy", 0.5, 'd', false, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "result.seats[0].stats.entropy: needs updates"), "%s", err);
+    cr_assert_eq (decode_stat ("game_return", 0.5, 'd', false, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "needs episodes"), "%s", err);
+    cr_assert_eq (decode_stat ("explained_variance", 0.5, 'd', false, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "needs iterations"), "%s", err);
+    cr_assert_eq (decode_stat ("entropy", 0, 's', true, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "result.seats[0].stats.entropy: expected float, got str"), "%s", err);
+    //  Unknown statistics are ignored like any unknown key.
+    cr_assert_eq (decode_stat ("fps_of_the_future", 3, 'd', false, &m), PROTO_OK, "%s", err);
+    cr_assert (m.u.result.seats [0].has_stats);
+    cr_assert_eq (m.u.result.seats [0].stats.have, 0);
+    proto_msg_clear (&m);
+}
+
+Test (proto, encoder_refuses_bad_stats)
+{
+    proto_msg_t in = { .type = PROTO_RESULT };
+    in.u.result.n_seats = 1;
+    in.u.result.seats [0].has_stats = true;
+    proto_stats_set (&in.u.result.seats [0].stats, PROTO_STAT_CLIP_FRACTION, 1.5);
+    in.u.result.seats [0].stats.count [PROTO_STAT_PER_UPDATE] = 4;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cr_assert_eq (proto_encode (&in, &buf, &len), -1);
+    cr_assert_null (buf);
+    char why [128];
+    cr_assert_eq (proto_stats_check (&in.u.result.seats [0].stats, why, sizeof why), -1);
+    cr_assert (strstr (why, "clip_fraction: expected a value in [0, 1], got 1.5"), "%s", why);
+}
