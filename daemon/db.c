@@ -1547,7 +1547,10 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             goto fail;
         applied->frames += o->frames;
     }
-    //  Ratings, episode by episode in order.
+    //  Ratings: one update for the whole result (pbt_rate_result; the
+    //  per-episode rule is its option). Against a scripted team ratings
+    //  stay: Elo measures the population against itself. Every episode row
+    //  records the ratings after the result.
     double rating [PROTO_MAX_AGENTS];
     int team [PROTO_MAX_AGENTS];
     int per_team = (n_teams > 1 && a.n_seats > 2) ? (int) a.n_seats / n_teams : 1;
@@ -1556,42 +1559,12 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         team [i] = (int) a.seats [i].slot / per_team;
     }
     int64_t last_match = 0;
-    //  Against a scripted team ratings stay: Elo measures the population
-    //  against itself. The episodes are recorded all the same.
     bool scripted = a.script [0] != 0;
+    if (!scripted
+    &&  pbt_rate_result (pbt, rating, team, (int) a.n_seats, r->scores, r->n_episodes))
+        S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
     for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
         const float *sc = &r->scores [(size_t) ep * a.n_seats];
-        if (scripted)
-            ;
-        else
-        if (a.n_seats == 2) {
-            //  Seats in slot order so rating[0] is player 0.
-            int p0 = team [0] <= team [1] ? 0 : 1, p1 = 1 - p0;
-            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
-        }
-        else {
-            //  Team form: team 0 first, each team's score the mean of its seats.
-            double tmp [PROTO_MAX_AGENTS];
-            int idx [PROTO_MAX_AGENTS], n_a = 0, n_b = 0;
-            double sa = 0, sb = 0;
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] == 0) {
-                    idx [n_a++] = (int) i;
-                    sa += sc [i];
-                }
-            for (uint32_t i = 0; i < a.n_seats; i++)
-                if (team [i] != 0) {
-                    idx [n_a + n_b++] = (int) i;
-                    sb += sc [i];
-                }
-            if (n_a == 0 || n_b == 0)
-                S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
-            for (int k = 0; k < n_a + n_b; k++)
-                tmp [k] = rating [idx [k]];
-            pbt_elo_update_teams (pbt, tmp, n_a, n_b, sa / n_a, sb / n_b);
-            for (int k = 0; k < n_a + n_b; k++)
-                rating [idx [k]] = tmp [k];
-        }
         sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
         sqlite3_bind_int64 (st, 1, (int64_t) a.id);
         sqlite3_bind_int64 (st, 2, ep);
