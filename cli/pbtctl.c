@@ -20,6 +20,7 @@
 #include "replay.h"
 #include "eval.h"
 #include "export.h"
+#include "exploit.h"
 #include "report.h"
 #include "proto.h"
 
@@ -487,6 +488,7 @@ static const command_t s_commands [] = {
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
     { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
+    { "exploit", "train a best response against a frozen agent; rps: also the exact value", "exploit AGENT[@VERSION] [--exact] [--frames N] [--episodes N] [--lr X] ... [--json]", exploit_cmd },
     { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
     { NULL, NULL, NULL, NULL }
 };
