@@ -121,7 +121,64 @@ static const char *s_schema =
     "  ts INTEGER NOT NULL,"
     "  results INTEGER NOT NULL,"
     "  samples INTEGER NOT NULL,"
-    "  evolutions INTEGER NOT NULL);";
+    "  evolutions INTEGER NOT NULL);"
+    //  Per result and seat: the aggregates history is built from.
+    "CREATE TABLE IF NOT EXISTS result_seats ("
+    "  assignment_id INTEGER NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  agent_id INTEGER NOT NULL,"
+    "  frozen_version INTEGER,"
+    "  team INTEGER NOT NULL,"
+    "  opponent TEXT NOT NULL,"
+    "  episodes INTEGER NOT NULL,"
+    "  wins INTEGER NOT NULL,"
+    "  draws INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL,"
+    "  score_sum REAL NOT NULL,"
+    "  rating_before REAL NOT NULL,"
+    "  rating_after REAL NOT NULL,"
+    "  frames INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  wall_ms INTEGER NOT NULL,"
+    "  pop_frames INTEGER NOT NULL,"
+    "  PRIMARY KEY (assignment_id, slot)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS result_seats_agent ON result_seats (agent_id, assignment_id);"
+    //  Series (db.h): one row per (agent or -1, metric), its points by
+    //  resolution level.
+    "CREATE TABLE IF NOT EXISTS series ("
+    "  id INTEGER PRIMARY KEY,"
+    "  agent_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  UNIQUE (agent_id, name));"
+    "CREATE TABLE IF NOT EXISTS series_points ("
+    "  series_id INTEGER NOT NULL REFERENCES series(id),"
+    "  level INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  t0_ms INTEGER NOT NULL,"
+    "  t_ms INTEGER NOT NULL,"
+    "  frames INTEGER NOT NULL,"
+    "  samples INTEGER NOT NULL,"
+    "  weight REAL NOT NULL,"
+    "  mean REAL NOT NULL,"
+    "  lo REAL NOT NULL,"
+    "  hi REAL NOT NULL,"
+    "  last REAL NOT NULL,"
+    "  label TEXT,"
+    "  PRIMARY KEY (series_id, level, seq)) WITHOUT ROWID;"
+    //  Payoff counters (db.h): whole run, and the recent window's two buckets.
+    "CREATE TABLE IF NOT EXISTS payoff ("
+    "  agent_id INTEGER NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  opp_id INTEGER NOT NULL,"
+    "  opp_version INTEGER NOT NULL,"
+    "  episodes INTEGER NOT NULL, wins INTEGER NOT NULL, draws INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL, score REAL NOT NULL,"
+    "  cur_episodes INTEGER NOT NULL, cur_wins INTEGER NOT NULL, cur_draws INTEGER NOT NULL,"
+    "  cur_losses INTEGER NOT NULL, cur_score REAL NOT NULL,"
+    "  prev_episodes INTEGER NOT NULL, prev_wins INTEGER NOT NULL, prev_draws INTEGER NOT NULL,"
+    "  prev_losses INTEGER NOT NULL, prev_score REAL NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (agent_id, version, opp_id, opp_version)) WITHOUT ROWID;";
 
 #define AGENT_COLS "id, version, generation, parent, rating, matches, frames, " \
                    "frames_since_evolve, matches_since_evolve, created_at, updated_at"
@@ -145,6 +202,11 @@ typedef enum {
     Q_MATCHES_RECENT, Q_MSEATS_GET, Q_METRICS_RECENT,
     Q_FROZEN_SET, Q_FROZEN_INSERT, Q_FROZEN_COUNT_AGENT, Q_FROZEN_OLDEST, Q_FROZEN_DELETE,
     Q_FROZEN_DRIFT_ADD, Q_FROZEN_GET, Q_FROZEN_RATED, Q_FROZEN_ALL, Q_FROZEN_COUNT,
+    Q_SER_ID, Q_SER_NEW, Q_SER_SEQ, Q_SER_PUT, Q_SER_LEVEL_N, Q_SER_OLDEST2, Q_SER_DEL,
+    Q_SER_READ, Q_SER_COUNT, Q_SER_NAMES,
+    Q_PAYOFF_ADD, Q_PAYOFF_ALL,
+    Q_RSEAT_INSERT, Q_RSEAT_DEL_ONE, Q_RSEAT_CUT, Q_POP_FRAMES, Q_ASG_DONE_RANGE,
+    Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RESULTS_RECENT, Q_RSEATS_GET,
     Q_COUNT
 } query_t;
 
@@ -230,8 +292,8 @@ static const char *s_sql [Q_COUNT] = {
     [Q_AGENT_TRAINED] = "UPDATE agents SET version = ?2, frames = frames + ?3, "
                         "frames_since_evolve = frames_since_evolve + ?3, updated_at = ?4 "
                         "WHERE id = ?1",
-    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + 1, "
-                      "matches_since_evolve = matches_since_evolve + 1, updated_at = ?3 "
+    [Q_AGENT_RATED] = "UPDATE agents SET rating = ?2, matches = matches + ?4, "
+                      "matches_since_evolve = matches_since_evolve + ?4, updated_at = ?3 "
                       "WHERE id = ?1",
     [Q_MATCH_INSERT] = "INSERT INTO matches (assignment_id, episode, ts) VALUES (?1, ?2, ?3)",
     [Q_MSEAT_INSERT] = "INSERT INTO match_seats (match_id, slot, agent_id, team, score, "
@@ -285,10 +347,74 @@ static const char *s_sql [Q_COUNT] = {
                            "printf('%!.17g', ?1)) ON CONFLICT (key) DO UPDATE SET value = "
                            "printf('%!.17g', CAST(value AS REAL) + ?1)",
     [Q_FROZEN_GET] = "SELECT rating FROM frozen WHERE agent_id = ?1 AND version = ?2",
-    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + 1 "
+    [Q_FROZEN_RATED] = "UPDATE frozen SET rating = ?3, matches = matches + ?4 "
                        "WHERE agent_id = ?1 AND version = ?2",
     [Q_FROZEN_ALL] = "SELECT agent_id, version, rating FROM frozen ORDER BY agent_id, version",
     [Q_FROZEN_COUNT] = "SELECT COUNT(*) FROM frozen",
+    [Q_RSEAT_INSERT] = "INSERT INTO result_seats (assignment_id, slot, agent_id, frozen_version, "
+                       "team, opponent, episodes, wins, draws, losses, score_sum, rating_before, "
+                       "rating_after, frames, ts, wall_ms, pop_frames) VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    [Q_RSEAT_DEL_ONE] = "DELETE FROM result_seats WHERE assignment_id = ?1",
+    [Q_RSEAT_CUT] = "DELETE FROM result_seats WHERE assignment_id > ?1 AND assignment_id <= ?2 "
+                    "AND assignment_id IN (SELECT id FROM assignments WHERE id > ?1 AND id <= ?2 "
+                    "AND state != 'leased')",
+    [Q_POP_FRAMES] = "SELECT COALESCE(SUM(frames), 0) FROM agents",
+    [Q_ASG_DONE_RANGE] = "SELECT COUNT(*) FROM assignments WHERE id > ?1 AND id <= ?2 "
+                         "AND state = 'done'",
+    [Q_MSEAT_CUT_ASG] = "DELETE FROM match_seats WHERE match_id IN (SELECT id FROM matches "
+                        "WHERE assignment_id > ?1 AND assignment_id <= ?2)",
+    [Q_MATCH_CUT_ASG] = "DELETE FROM matches WHERE assignment_id > ?1 AND assignment_id <= ?2",
+    //  Newest results first, below a cursor (an assignment id).
+    [Q_RESULTS_RECENT] = "SELECT DISTINCT r.assignment_id, r.ts, a.script FROM result_seats r "
+                         "LEFT JOIN assignments a ON a.id = r.assignment_id "
+                         "WHERE r.assignment_id < ?2 ORDER BY r.assignment_id DESC LIMIT ?1",
+    [Q_RSEATS_GET] = "SELECT slot, agent_id, frozen_version, team, opponent, episodes, wins, "
+                     "draws, losses, score_sum, rating_before, rating_after, frames, wall_ms, "
+                     "pop_frames FROM result_seats WHERE assignment_id = ?1 ORDER BY slot",
+    //  Series (db.h). Level 0 always holds the newest point, so its
+    //  largest seq is the series' largest.
+    [Q_SER_ID] = "SELECT id FROM series WHERE agent_id = ?1 AND name = ?2",
+    [Q_SER_NEW] = "INSERT INTO series (agent_id, name) VALUES (?1, ?2)",
+    [Q_SER_SEQ] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM series_points "
+                  "WHERE series_id = ?1 AND level = 0",
+    [Q_SER_PUT] = "INSERT INTO series_points (series_id, level, seq, t0_ms, t_ms, frames, "
+                  "samples, weight, mean, lo, hi, last, label) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [Q_SER_LEVEL_N] = "SELECT COUNT(*) FROM series_points WHERE series_id = ?1 AND level = ?2",
+    [Q_SER_OLDEST2] = "SELECT seq, t0_ms, t_ms, frames, samples, weight, mean, lo, hi, last, "
+                      "label FROM series_points WHERE series_id = ?1 AND level = ?2 "
+                      "ORDER BY seq LIMIT 2",
+    [Q_SER_DEL] = "DELETE FROM series_points WHERE series_id = ?1 AND level = ?2 AND seq <= ?3",
+    [Q_SER_READ] = "SELECT t0_ms, t_ms, frames, level, samples, weight, mean, lo, hi, last, label "
+                   "FROM series_points WHERE series_id = ?1 ORDER BY level DESC, seq "
+                   "LIMIT ?3 OFFSET ?2",
+    [Q_SER_COUNT] = "SELECT COUNT(*) FROM series_points WHERE series_id = ?1",
+    [Q_SER_NAMES] = "SELECT name FROM series WHERE agent_id = ?1 ORDER BY name",
+    //  Payoff (db.h). SET expressions see the row as it was, so the
+    //  bucket that is full moves to prev and cur restarts from this delta.
+    [Q_PAYOFF_ADD] = "INSERT INTO payoff (agent_id, version, opp_id, opp_version, episodes, wins, "
+        "draws, losses, score, cur_episodes, cur_wins, cur_draws, cur_losses, cur_score, "
+        "prev_episodes, prev_wins, prev_draws, prev_losses, prev_score, updated_at) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?5, ?6, ?7, ?8, ?9, 0, 0, 0, 0, 0, ?11) "
+        "ON CONFLICT (agent_id, version, opp_id, opp_version) DO UPDATE SET "
+        "episodes = episodes + ?5, wins = wins + ?6, draws = draws + ?7, losses = losses + ?8, "
+        "score = score + ?9, "
+        "prev_episodes = CASE WHEN cur_episodes >= ?10 THEN cur_episodes ELSE prev_episodes END, "
+        "prev_wins = CASE WHEN cur_episodes >= ?10 THEN cur_wins ELSE prev_wins END, "
+        "prev_draws = CASE WHEN cur_episodes >= ?10 THEN cur_draws ELSE prev_draws END, "
+        "prev_losses = CASE WHEN cur_episodes >= ?10 THEN cur_losses ELSE prev_losses END, "
+        "prev_score = CASE WHEN cur_episodes >= ?10 THEN cur_score ELSE prev_score END, "
+        "cur_episodes = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_episodes END + ?5, "
+        "cur_wins = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_wins END + ?6, "
+        "cur_draws = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_draws END + ?7, "
+        "cur_losses = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_losses END + ?8, "
+        "cur_score = CASE WHEN cur_episodes >= ?10 THEN 0 ELSE cur_score END + ?9, "
+        "updated_at = ?11",
+    [Q_PAYOFF_ALL] = "SELECT agent_id, version, opp_id, opp_version, episodes, wins, draws, losses, "
+        "score, cur_episodes + prev_episodes, cur_wins + prev_wins, cur_draws + prev_draws, "
+        "cur_losses + prev_losses, cur_score + prev_score, updated_at FROM payoff "
+        "ORDER BY agent_id, version, opp_id, opp_version",
 };
 
 struct _db_t {
@@ -307,6 +433,9 @@ struct _db_t {
     uint64_t matches_keep;
     bool lineage_keep;              // keep every snapshot an evolution copied
     uint32_t frozen_keep;           // frozen snapshots per agent at an evolution (0: none)
+    uint64_t payoff_window;         // episodes per recent bucket of a payoff cell
+    bool episode_rows;              // also write matches/match_seats (one row per episode)
+    uint64_t results_keep;          // results (assignments) kept without episode rows (0 = all)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
     //  The checkpointer thread and its own connection.
@@ -319,6 +448,26 @@ struct _db_t {
     int64_t wal_max;
     uint64_t checkpoints, checkpoint_frames;
 };
+
+static int s_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                            uint64_t frames, double value, double weight, const char *label);
+static int s_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
+                         uint64_t opp_version, const db_wdl_t *d, int64_t now);
+
+//  What one result says, per seat, before anything is written.
+typedef struct {
+    uint32_t n_seats;
+    int team [PROTO_MAX_AGENTS];
+    int idx [PROTO_MAX_AGENTS];         // seats, team 0's first (the team Elo order)
+    int n_a, n_b;                       // seats on team 0, on the other team
+    bool scripted;
+    double before [PROTO_MAX_AGENTS];   // ratings before the result
+    double rating [PROTO_MAX_AGENTS];   // ...and after it
+    db_wdl_t wdl [PROTO_MAX_AGENTS];    // per seat, by team score
+    int64_t last_match;                 // the last episode row written (episode rows only)
+} s_result_t;
+static int s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                          const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now);
 
 //  --------------------------------------------------------------------------
 //  Statement helpers: every call resets the statement so the next use
@@ -523,6 +672,192 @@ cleanup:
     return ret;
 }
 
+static int
+s_prepare_all (db_t *self)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        assert (s_sql [i]);
+        if (self->q [i])
+            continue;
+        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->q [i], NULL) != SQLITE_OK) {
+            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
+                       sqlite3_errmsg (self->handle));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  Schema 4 -> 5, one result being carried over: its seats' aggregates.
+typedef struct {
+    int64_t assignment, ts, created_at;
+    char script [PROTO_MAX_NAME];
+    db_assignment_t a;                  // seats (slot order), from the rows
+    s_result_t res;
+    bool seen [PROTO_MAX_AGENTS];
+    double ep_score [PROTO_MAX_AGENTS]; // the current episode's scores
+    int64_t match;                      // the current episode
+} s_carry_t;
+
+//  Close the current episode: each seat's win, draw or loss by team score
+//  (a scripted team has no rows: the games are zero-sum, so it scored
+//  minus the agents' team).
+static void
+s_carry_episode (s_carry_t *c)
+{
+    if (!c->match)
+        return;
+    double team_sum [2] = { 0, 0 };
+    bool other = false;
+    for (uint32_t i = 0; i < c->a.n_seats; i++)
+        if (c->seen [i]) {
+            team_sum [c->res.team [i] != 0] += c->ep_score [i];
+            other = other || c->res.team [i] != c->res.team [0];
+        }
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        if (!c->seen [i])
+            continue;
+        double my = team_sum [c->res.team [i] != 0];
+        double their = other ? team_sum [c->res.team [i] == 0] : -my;
+        db_wdl_t *w = &c->res.wdl [i];
+        w->episodes++;
+        w->wins += my > their;
+        w->draws += my == their;
+        w->losses += my < their;
+        w->score_sum += c->ep_score [i];
+        c->seen [i] = false;
+    }
+    c->match = 0;
+}
+
+//  Write one carried-over result (as s_result_record does, without
+//  counters: agents and frozen rows already hold them). Ratings before
+//  come from the agent's previous result in the file, or, for its first,
+//  its rating after that result's first episode.
+static int
+s_carry_flush (db_t *self, s_carry_t *c, double *last_rating, int64_t pop_frames)
+{
+    s_carry_episode (c);
+    if (!c->assignment)
+        return 0;
+    c->a.id = (uint64_t) c->assignment;
+    c->a.created_at = c->created_at;
+    snprintf (c->a.script, sizeof c->a.script, "%s", c->script);
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        const db_seat_t *s = &c->a.seats [i];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096
+        &&  !isnan (last_rating [s->agent_id]))
+            c->res.before [i] = last_rating [s->agent_id];
+        if (!s->frozen && s->agent_id >= 0 && s->agent_id < 4096)
+            last_rating [s->agent_id] = c->res.rating [i];
+    }
+    c->res.scripted = true;             // no counters move: they are already right
+    for (uint32_t i = 0; i < c->a.n_seats; i++) {
+        proto_result_t r = { 0 };
+        if (s_result_seat (self, &c->a, &r, &c->res, i, pop_frames, c->ts))
+            return -1;
+    }
+    memset (c, 0, sizeof *c);
+    return 0;
+}
+
+//  Schema 4 -> 5: the per-episode rows a version 4 file kept (the
+//  matches_keep window) become per-result aggregates, series points and
+//  payoff counters, inside db_new's upgrade transaction. The episode rows
+//  stay; result retention deletes them with their results. Population
+//  frames were not recorded per result before: each carried point gets an
+//  estimate, the current total scaled by its time since the run began.
+static int
+s_migrate_history (db_t *self)
+{
+    sqlite3_stmt *get = NULL;
+    int ret = -1, rc;
+    int64_t total = 0, t_first = 0, t_last = 0, n = 0;
+    double *last_rating = malloc (4096 * sizeof *last_rating);
+    s_carry_t *c = calloc (1, sizeof *c);
+    if (!last_rating || !c)
+        goto cleanup;
+    for (int i = 0; i < 4096; i++)
+        last_rating [i] = NAN;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &total, "migrate_frames") < 0)
+        goto cleanup;
+    char created [32];
+    if (sqlite3_prepare_v2 (self->handle, "SELECT MIN(ts), MAX(ts) FROM matches", -1, &get, NULL)
+    ||  sqlite3_step (get) != SQLITE_ROW) {
+        s_fail (self, "migrate_span");
+        goto cleanup;
+    }
+    t_first = sqlite3_column_int64 (get, 0);
+    t_last = sqlite3_column_int64 (get, 1);
+    sqlite3_finalize (get);
+    get = NULL;
+    if (db_meta_get (self, "created_at", created, sizeof created) == 0)
+        t_first = strtoll (created, NULL, 10);
+    //  Rows in insertion order: episode by episode, seats in slot order.
+    if (sqlite3_prepare_v2 (self->handle, "SELECT m.assignment_id, m.id, m.ts, s.slot, s.agent_id, "
+                            "s.team, s.score, s.rating_after, s.frozen_version, a.script, "
+                            "a.created_at FROM match_seats s JOIN matches m ON m.id = s.match_id "
+                            "LEFT JOIN assignments a ON a.id = m.assignment_id ORDER BY s.rowid",
+                            -1, &get, NULL)) {
+        s_fail (self, "migrate_prepare");
+        goto cleanup;
+    }
+    while ((rc = sqlite3_step (get)) == SQLITE_ROW) {
+        int64_t asg = sqlite3_column_int64 (get, 0), match = sqlite3_column_int64 (get, 1);
+        int64_t ts = sqlite3_column_int64 (get, 2);
+        if (asg != c->assignment) {
+            int64_t frames = t_last > t_first ? (int64_t) ((double) total * (double) (c->ts - t_first)
+                                                           / (double) (t_last - t_first)) : total;
+            if (s_carry_flush (self, c, last_rating, frames < 0 ? 0 : frames))
+                goto cleanup;
+            c->assignment = asg;
+            c->created_at = sqlite3_column_int64 (get, 10);
+            if (sqlite3_column_type (get, 9) == SQLITE_TEXT)
+                snprintf (c->script, sizeof c->script, "%s", (const char *) sqlite3_column_text (get, 9));
+            n++;
+        }
+        if (match != c->match) {
+            s_carry_episode (c);
+            c->match = match;
+        }
+        c->ts = ts;
+        uint32_t slot = (uint32_t) sqlite3_column_int64 (get, 3);
+        uint32_t i = 0;
+        while (i < c->a.n_seats && c->a.seats [i].slot != slot)
+            i++;
+        if (i == c->a.n_seats) {
+            if (i == PROTO_MAX_AGENTS)
+                continue;           // more seats than any result can have: not ours
+            c->a.n_seats++;
+            db_seat_t *s = &c->a.seats [i];
+            s->slot = slot;
+            s->agent_id = sqlite3_column_int64 (get, 4);
+            s->frozen = sqlite3_column_type (get, 8) != SQLITE_NULL;
+            s->version = s->frozen ? (uint64_t) sqlite3_column_int64 (get, 8) : 0;
+            c->res.team [i] = (int) sqlite3_column_int64 (get, 5);
+            c->res.before [i] = sqlite3_column_double (get, 7);
+            c->res.n_seats = c->a.n_seats;
+        }
+        c->seen [i] = true;
+        c->ep_score [i] = sqlite3_column_double (get, 6);
+        c->res.rating [i] = sqlite3_column_double (get, 7);
+    }
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "migrate_read");
+        goto cleanup;
+    }
+    if (s_carry_flush (self, c, last_rating, total))
+        goto cleanup;
+    log_info ("db_migrated_history", "results=%" PRId64, n);
+    ret = 0;
+cleanup:
+    sqlite3_finalize (get);
+    free (last_rating);
+    free (c);
+    return ret;
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -546,6 +881,8 @@ db_new (const char *path)
         goto fail;
     self->store = store_new (dir, DB_SEGMENT_BYTES);
     self->compact_age_s = DB_COMPACT_AGE_S;
+    self->payoff_window = DB_PAYOFF_WINDOW;
+    self->results_keep = DB_RESULTS_KEEP;
     free (dir);
     if (!self->store)
         goto fail;
@@ -596,6 +933,7 @@ db_new (const char *path)
             goto fail;
         bool upgrade = version >= 1 && version < 3;
         bool move_states = version >= 1 && version < 4;
+        bool carry_history = version >= 1 && version < 5;
         if ((move_states && (s_pragma (self, "ALTER TABLE snapshots RENAME TO snapshots_v3")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script TEXT")
                          ||  s_pragma (self, "ALTER TABLE assignments ADD COLUMN script_seats "
@@ -606,6 +944,7 @@ db_new (const char *path)
                                          "frozen_version INTEGER")))
         ||  s_pragma (self, s_schema)
         ||  (move_states && s_migrate_states (self))
+        ||  (carry_history && (s_prepare_all (self) || s_migrate_history (self)))
         ||  s_pragma (self, sql)
         ||  store_sync (self->store)) {
             s_pragma (self, "ROLLBACK");
@@ -617,15 +956,8 @@ db_new (const char *path)
     else
     if (s_pragma (self, s_schema))
         goto fail;              // an index added within a version: IF NOT EXISTS adds it
-    for (int i = 0; i < Q_COUNT; i++) {
-        assert (s_sql [i]);
-        if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &self->q [i], NULL) != SQLITE_OK) {
-            log_error ("db_prepare_failed", "sql=\"%s\" msg=\"%s\"", s_sql [i],
-                       sqlite3_errmsg (self->handle));
-            goto fail;
-        }
-    }
+    if (s_prepare_all (self))
+        goto fail;
     if (s_int (self, s_q (self, Q_MATCH_MIN), &self->match_cut, "match_min")
     ||  s_int (self, s_q (self, Q_ASG_MIN), &self->asg_cut, "assignment_min"))
         goto fail;
@@ -700,6 +1032,18 @@ db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep)
 {
     self->snapshots_keep = snapshots_keep;
     self->matches_keep = matches_keep;
+}
+
+void
+db_set_episode_rows (db_t *self, bool on)
+{
+    self->episode_rows = on;
+}
+
+void
+db_set_results_keep (db_t *self, uint64_t results_keep)
+{
+    self->results_keep = results_keep;
 }
 
 void
@@ -1384,9 +1728,14 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
                 break;
             }
             done += v;
-            st = s_q (self, Q_ASEAT_DEL_ONE);
+            st = s_q (self, Q_RSEAT_DEL_ONE);
             sqlite3_bind_int64 (st, 1, ids [k]);
-            rc = s_exec (self, st, "assignment_seats_delete");
+            rc = s_exec (self, st, "result_seats_delete");
+            if (rc == 0) {
+                st = s_q (self, Q_ASEAT_DEL_ONE);
+                sqlite3_bind_int64 (st, 1, ids [k]);
+                rc = s_exec (self, st, "assignment_seats_delete");
+            }
             if (rc == 0) {
                 st = s_q (self, Q_ASG_DEL_ONE);
                 sqlite3_bind_int64 (st, 1, ids [k]);
@@ -1417,6 +1766,11 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         if (s_int (self, st, &v, "assignments_cut_done"))
             return -1;
         done += v;
+        st = s_q (self, Q_RSEAT_CUT);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, "result_seats_cut"))
+            return -1;
         st = s_q (self, Q_ASEAT_CUT);
         sqlite3_bind_int64 (st, 1, self->asg_cut);
         sqlite3_bind_int64 (st, 2, top);
@@ -1438,6 +1792,258 @@ s_match_retention (db_t *self, int64_t last_id, uint32_t n)
         sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
         if (s_exec (self, st, "results_pruned"))
             return -1;
+    }
+    return 0;
+}
+
+//  Result retention without episode rows: the newest results_keep
+//  assignments keep their rows (result_seats, seats, and any episode rows
+//  an older pbtd left); older ones go, at most 64 assignment ids per
+//  result, so the work per result stays bounded while a backlog (after
+//  lowering results_keep, or an upgraded file) is worked off. Leased ones
+//  stay. Counters and series are untouched; 'done' ones deleted are added
+//  to meta results_pruned.
+static int
+s_result_retention (db_t *self, int64_t asg_id)
+{
+    if (self->results_keep == 0 || asg_id <= (int64_t) self->results_keep)
+        return 0;
+    int64_t lo = self->asg_cut, hi = asg_id - (int64_t) self->results_keep;
+    if (hi > lo + 64)
+        hi = lo + 64;
+    if (hi <= lo)
+        return 0;
+    int64_t done = 0;
+    sqlite3_stmt *st = s_q (self, Q_ASG_DONE_RANGE);
+    sqlite3_bind_int64 (st, 1, lo);
+    sqlite3_bind_int64 (st, 2, hi);
+    if (s_int (self, st, &done, "assignments_done_range"))
+        return -1;
+    static const query_t cuts [] = { Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RSEAT_CUT, Q_ASEAT_CUT,
+                                     Q_ASG_CUT };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts [0]; k++) {
+        st = s_q (self, cuts [k]);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        if (s_exec (self, st, "result_retention"))
+            return -1;
+    }
+    self->asg_cut = hi;
+    if (done > 0) {
+        char text [32];
+        snprintf (text, sizeof text, "%" PRId64, done);
+        st = s_q (self, Q_META_ADD);
+        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
+        if (s_exec (self, st, "results_pruned"))
+            return -1;
+    }
+    return 0;
+}
+
+
+//  Teams, ratings before, and each seat's wins/draws/losses and score sum.
+//  -1 if the seats do not form two teams.
+static int
+s_result_prepare (const db_assignment_t *a, const proto_result_t *r, int n_teams,
+                  const db_agent_t *agents, s_result_t *res)
+{
+    memset (res, 0, sizeof *res);
+    res->n_seats = a->n_seats;
+    res->scripted = a->script [0] != 0;
+    int per_team = (n_teams > 1 && a->n_seats > 2) ? (int) a->n_seats / n_teams : 1;
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        res->team [i] = (int) a->seats [i].slot / per_team;
+        res->before [i] = res->rating [i] = agents [i].rating;
+    }
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] == 0)
+            res->idx [res->n_a++] = (int) i;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (res->team [i] != 0)
+            res->idx [res->n_a + res->n_b++] = (int) i;
+    if (res->n_a == 0 || res->n_b == 0)
+        return -1;
+    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        double total = 0, mine [PROTO_MAX_AGENTS] = { 0 };
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            total += sc [i];
+            mine [res->team [i] != 0] += sc [i];
+        }
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            double my = mine [res->team [i] != 0], their = total - my;
+            db_wdl_t *w = &res->wdl [i];
+            w->episodes++;
+            w->wins += my > their;
+            w->draws += my == their;
+            w->losses += my < their;
+            w->score_sum += sc [i];
+        }
+    }
+    return 0;
+}
+
+//  The rating rule for one result is pbt_rate_result's (rating = result:
+//  one update from the result's aggregate; rating = episode: the seed's
+//  update per episode), from res->before into res->rating. ep_ratings
+//  (n_episodes x n_seats, may be NULL: per-episode rows are opt-in) gets
+//  every seat's rating after each episode under the per-episode rule, and
+//  the ratings after the result under the result rule.
+static void
+s_result_ratings (const pbt_config_t *pbt, s_result_t *res, const proto_result_t *r,
+                  double *ep_ratings)
+{
+    int n = (int) res->n_seats;
+    if (ep_ratings && pbt->rating == PBT_RATING_EPISODE)
+        for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+            pbt_rate_result (pbt, res->rating, res->team, n, &r->scores [(size_t) ep * n], 1);
+            memcpy (&ep_ratings [(size_t) ep * n], res->rating, (size_t) n * sizeof *res->rating);
+        }
+    else {
+        pbt_rate_result (pbt, res->rating, res->team, n, r->scores, r->n_episodes);
+        for (uint32_t ep = 0; ep_ratings && ep < r->n_episodes; ep++)
+            memcpy (&ep_ratings [(size_t) ep * n], res->rating, (size_t) n * sizeof *res->rating);
+    }
+}
+
+//  "agt_3", "agt_3@v7" (a frozen snapshot) or "script:random", joined by
+//  '+' for every seat on the other team(s) of seat i.
+static void
+s_opponent_label (const db_assignment_t *a, const s_result_t *res, uint32_t i,
+                  char *out, size_t len)
+{
+    size_t n = 0;
+    bool script = false;
+    out [0] = 0;
+    for (uint32_t j = 0; j < a->n_seats && n < len; j++) {
+        const db_seat_t *s = &a->seats [j];
+        if (res->team [j] == res->team [i] || (s->agent_id < 0 && script))
+            continue;
+        if (s->agent_id < 0) {
+            script = true;
+            n += (size_t) snprintf (out + n, len - n, "%sscript:%s", n ? "+" : "", a->script);
+        }
+        else
+        if (s->frozen)
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64 "@v%" PRIu64, n ? "+" : "",
+                                    s->agent_id, s->version);
+        else
+            n += (size_t) snprintf (out + n, len - n, "%sagt_%" PRId64, n ? "+" : "", s->agent_id);
+    }
+    //  A scripted team whose seats are not listed (carried over from
+    //  episode rows, which never had them).
+    if (!n && a->script [0])
+        snprintf (out, len, "script:%s", a->script);
+}
+
+//  One seat's counters and its result_seats row, series points and payoff
+//  cells.
+static int
+s_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+               const s_result_t *res, uint32_t i, int64_t pop_frames, int64_t now)
+{
+    const db_seat_t *s = &a->seats [i];
+    const db_wdl_t *w = &res->wdl [i];
+    sqlite3_stmt *st;
+    if (!res->scripted && w->episodes) {
+        st = s_q (self, s->frozen ? Q_FROZEN_RATED : Q_AGENT_RATED);
+        sqlite3_bind_int64 (st, 1, s->agent_id);
+        if (s->frozen) {
+            sqlite3_bind_int64 (st, 2, (int64_t) s->version);
+            sqlite3_bind_double (st, 3, res->rating [i]);
+        }
+        else {
+            sqlite3_bind_double (st, 2, res->rating [i]);
+            sqlite3_bind_int64 (st, 3, now);
+        }
+        sqlite3_bind_int64 (st, 4, (int64_t) w->episodes);
+        if (s_exec (self, st, "agent_rated"))
+            return -1;
+    }
+    char opp [256];
+    s_opponent_label (a, res, i, opp, sizeof opp);
+    st = s_q (self, Q_RSEAT_INSERT);
+    sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+    sqlite3_bind_int64 (st, 2, s->slot);
+    sqlite3_bind_int64 (st, 3, s->agent_id);
+    if (s->frozen)
+        sqlite3_bind_int64 (st, 4, (int64_t) s->version);
+    else
+        sqlite3_bind_null (st, 4);
+    sqlite3_bind_int (st, 5, res->team [i]);
+    sqlite3_bind_text (st, 6, opp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 7, (int64_t) w->episodes);
+    sqlite3_bind_int64 (st, 8, (int64_t) w->wins);
+    sqlite3_bind_int64 (st, 9, (int64_t) w->draws);
+    sqlite3_bind_int64 (st, 10, (int64_t) w->losses);
+    sqlite3_bind_double (st, 11, w->score_sum);
+    sqlite3_bind_double (st, 12, res->before [i]);
+    sqlite3_bind_double (st, 13, res->rating [i]);
+    sqlite3_bind_int64 (st, 14, s->frozen ? 0 : (int64_t) r->seats [i].frames);
+    sqlite3_bind_int64 (st, 15, now);
+    sqlite3_bind_int64 (st, 16, now - a->created_at);
+    sqlite3_bind_int64 (st, 17, pop_frames);
+    if (s_exec (self, st, "result_seat_insert"))
+        return -1;
+    if (w->episodes && !s->frozen) {
+        double n = (double) w->episodes;
+        if (s_series_append (self, s->agent_id, "score", now, (uint64_t) pop_frames,
+                             w->score_sum / n, n, opp)
+        ||  s_series_append (self, s->agent_id, "rating", now, (uint64_t) pop_frames,
+                             res->rating [i], n, opp))
+            return -1;
+    }
+    for (uint32_t j = 0; w->episodes && j < a->n_seats; j++) {
+        const db_seat_t *o = &a->seats [j];
+        if (res->team [j] == res->team [i] || o->agent_id < 0)
+            continue;
+        if (s_payoff_add (self, s->agent_id, s->frozen ? s->version : 0, o->agent_id,
+                          o->frozen ? o->version : 0, w, now))
+            return -1;
+    }
+    return 0;
+}
+
+//  Everything a valid result records after training: per seat the rating,
+//  counters, result_seats row, series and payoff; with episode rows on,
+//  one matches row per episode and one match_seats row per seat.
+static int
+s_result_record (db_t *self, const db_assignment_t *a, const proto_result_t *r,
+                 s_result_t *res, const double *ep_ratings, int64_t now)
+{
+    int64_t pop_frames = 0;
+    if (s_int (self, s_q (self, Q_POP_FRAMES), &pop_frames, "population_frames"))
+        return -1;
+    for (uint32_t i = 0; i < a->n_seats; i++)
+        if (a->seats [i].agent_id >= 0 && s_result_seat (self, a, r, res, i, pop_frames, now))
+            return -1;
+    for (uint32_t ep = 0; ep_ratings && ep < r->n_episodes; ep++) {
+        const float *sc = &r->scores [(size_t) ep * a->n_seats];
+        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
+        sqlite3_bind_int64 (st, 1, (int64_t) a->id);
+        sqlite3_bind_int64 (st, 2, ep);
+        sqlite3_bind_int64 (st, 3, now);
+        if (s_exec (self, st, "match_insert"))
+            return -1;
+        res->last_match = sqlite3_last_insert_rowid (self->handle);
+        for (uint32_t i = 0; i < a->n_seats; i++) {
+            if (a->seats [i].agent_id < 0)
+                continue;       // the script is in the assignment row
+            st = s_q (self, Q_MSEAT_INSERT);
+            sqlite3_bind_int64 (st, 1, res->last_match);
+            sqlite3_bind_int64 (st, 2, a->seats [i].slot);
+            sqlite3_bind_int64 (st, 3, a->seats [i].agent_id);
+            sqlite3_bind_int (st, 4, res->team [i]);
+            sqlite3_bind_double (st, 5, sc [i]);
+            sqlite3_bind_double (st, 6, ep_ratings [(size_t) ep * a->n_seats + i]);
+            if (a->seats [i].frozen)
+                sqlite3_bind_int64 (st, 7, (int64_t) a->seats [i].version);
+            else
+                sqlite3_bind_null (st, 7);
+            if (s_exec (self, st, "match_seat_insert"))
+                return -1;
+        }
     }
     return 0;
 }
@@ -1547,74 +2153,36 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             goto fail;
         applied->frames += o->frames;
     }
-    //  Ratings: one update for the whole result (pbt_rate_result; the
-    //  per-episode rule is its option). Against a scripted team ratings
-    //  stay: Elo measures the population against itself. Every episode row
-    //  records the ratings after the result.
-    double rating [PROTO_MAX_AGENTS];
-    int team [PROTO_MAX_AGENTS];
-    int per_team = (n_teams > 1 && a.n_seats > 2) ? (int) a.n_seats / n_teams : 1;
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        rating [i] = agents [i].rating;
-        team [i] = (int) a.seats [i].slot / per_team;
-    }
-    int64_t last_match = 0;
-    bool scripted = a.script [0] != 0;
-    if (!scripted
-    &&  pbt_rate_result (pbt, rating, team, (int) a.n_seats, r->scores, r->n_episodes))
+    //  Ratings, then everything recorded about the result.
+    s_result_t res;
+    if (s_result_prepare (&a, r, n_teams, agents, &res))
         S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
-    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
-        const float *sc = &r->scores [(size_t) ep * a.n_seats];
-        sqlite3_stmt *st = s_q (self, Q_MATCH_INSERT);
-        sqlite3_bind_int64 (st, 1, (int64_t) a.id);
-        sqlite3_bind_int64 (st, 2, ep);
-        sqlite3_bind_int64 (st, 3, now);
-        if (s_exec (self, st, "match_insert"))
+    double *ep_ratings = NULL;
+    if (self->episode_rows && r->n_episodes) {
+        ep_ratings = malloc ((size_t) r->n_episodes * a.n_seats * sizeof *ep_ratings);
+        if (!ep_ratings)
             goto fail;
-        int64_t match_id = sqlite3_last_insert_rowid (self->handle);
-        last_match = match_id;
-        for (uint32_t i = 0; i < a.n_seats; i++) {
-            if (a.seats [i].agent_id < 0)
-                continue;       // the script is in the assignment row
-            st = s_q (self, Q_MSEAT_INSERT);
-            sqlite3_bind_int64 (st, 1, match_id);
-            sqlite3_bind_int64 (st, 2, a.seats [i].slot);
-            sqlite3_bind_int64 (st, 3, a.seats [i].agent_id);
-            sqlite3_bind_int (st, 4, team [i]);
-            sqlite3_bind_double (st, 5, sc [i]);
-            sqlite3_bind_double (st, 6, rating [i]);
-            if (a.seats [i].frozen)
-                sqlite3_bind_int64 (st, 7, (int64_t) a.seats [i].version);
-            else
-                sqlite3_bind_null (st, 7);
-            if (s_exec (self, st, "match_seat_insert"))
-                goto fail;
-            if (a.seats [i].frozen) {
-                //  The snapshot's own rating takes the opposite of the live
-                //  agent's change; the agent's counters are the live seat's.
-                st = s_q (self, Q_FROZEN_RATED);
-                sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-                sqlite3_bind_int64 (st, 2, (int64_t) a.seats [i].version);
-                sqlite3_bind_double (st, 3, rating [i]);
-                if (s_exec (self, st, "frozen_rated"))
-                    goto fail;
-                continue;
-            }
-            if (scripted)
-                continue;       // unrated, and not a match for eligibility
-            st = s_q (self, Q_AGENT_RATED);
-            sqlite3_bind_int64 (st, 1, a.seats [i].agent_id);
-            sqlite3_bind_double (st, 2, rating [i]);
-            sqlite3_bind_int64 (st, 3, now);
-            if (s_exec (self, st, "agent_rated"))
-                goto fail;
-        }
     }
+    //  Against a scripted team ratings stay: Elo measures the population
+    //  against itself. The episodes are recorded all the same.
+    if (!res.scripted)
+        s_result_ratings (pbt, &res, r, ep_ratings);
+    else
+    for (size_t k = 0; ep_ratings && k < (size_t) r->n_episodes * a.n_seats; k++)
+        ep_ratings [k] = res.before [k % a.n_seats];
+    int rc_apply = s_result_record (self, &a, r, &res, ep_ratings, now);
+    free (ep_ratings);
+    if (rc_apply)
+        goto fail;
     applied->episodes = r->n_episodes;
     if (s_set_state (self, a.id, "done"))
         goto fail;
-    if (r->n_episodes
-    &&  s_match_retention (self, last_match, r->n_episodes))
+    if (self->episode_rows) {
+        if (r->n_episodes && s_match_retention (self, res.last_match, r->n_episodes))
+            goto fail;
+    }
+    else
+    if (s_result_retention (self, (int64_t) a.id))
         goto fail;
     if (s_commit (self))
         goto fail;
@@ -1991,6 +2559,292 @@ db_count_evolutions (db_t *self)
 {
     int64_t n = 0;
     return s_int (self, s_q (self, Q_COUNT_EVOS), &n, "count_evolutions") == 0 ? n : -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Series (db.h)
+
+//  The series' id, created if absent (create false: 1 if absent). 0 or -1.
+static int
+s_series_id (db_t *self, int64_t agent, const char *name, bool create, int64_t *id)
+{
+    sqlite3_stmt *st = s_q (self, Q_SER_ID);
+    sqlite3_bind_int64 (st, 1, agent);
+    sqlite3_bind_text (st, 2, name, -1, SQLITE_STATIC);
+    int rc = s_int (self, st, id, "series_id");
+    if (rc != 1 || !create)
+        return rc;
+    st = s_q (self, Q_SER_NEW);
+    sqlite3_bind_int64 (st, 1, agent);
+    sqlite3_bind_text (st, 2, name, -1, SQLITE_STATIC);
+    if (s_exec (self, st, "series_new"))
+        return -1;
+    *id = sqlite3_last_insert_rowid (self->handle);
+    return 0;
+}
+
+static int
+s_point_put (db_t *self, int64_t sid, uint32_t level, int64_t seq, const db_point_t *p)
+{
+    sqlite3_stmt *st = s_q (self, Q_SER_PUT);
+    sqlite3_bind_int64 (st, 1, sid);
+    sqlite3_bind_int64 (st, 2, level);
+    sqlite3_bind_int64 (st, 3, seq);
+    sqlite3_bind_int64 (st, 4, p->t0_ms);
+    sqlite3_bind_int64 (st, 5, p->t_ms);
+    sqlite3_bind_int64 (st, 6, (int64_t) p->frames);
+    sqlite3_bind_int64 (st, 7, (int64_t) p->samples);
+    sqlite3_bind_double (st, 8, p->weight);
+    sqlite3_bind_double (st, 9, p->mean);
+    sqlite3_bind_double (st, 10, p->lo);
+    sqlite3_bind_double (st, 11, p->hi);
+    sqlite3_bind_double (st, 12, p->last);
+    if (p->label [0])
+        sqlite3_bind_text (st, 13, p->label, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null (st, 13);
+    return s_exec (self, st, "series_put");
+}
+
+//  A point row (columns from col: t0_ms, t_ms, frames, level or skipped,
+//  samples, weight, mean, lo, hi, last, label).
+static void
+s_point_row (sqlite3_stmt *st, int col, bool has_level, db_point_t *p)
+{
+    memset (p, 0, sizeof *p);
+    p->t0_ms = sqlite3_column_int64 (st, col++);
+    p->t_ms = sqlite3_column_int64 (st, col++);
+    p->frames = (uint64_t) sqlite3_column_int64 (st, col++);
+    if (has_level)
+        p->level = (uint32_t) sqlite3_column_int64 (st, col++);
+    p->samples = (uint64_t) sqlite3_column_int64 (st, col++);
+    p->weight = sqlite3_column_double (st, col++);
+    p->mean = sqlite3_column_double (st, col++);
+    p->lo = sqlite3_column_double (st, col++);
+    p->hi = sqlite3_column_double (st, col++);
+    p->last = sqlite3_column_double (st, col++);
+    if (sqlite3_column_type (st, col) == SQLITE_TEXT)
+        snprintf (p->label, sizeof p->label, "%s", (const char *) sqlite3_column_text (st, col));
+}
+
+//  While a level holds more than DB_SERIES_LEVEL_POINTS points, merge its
+//  two oldest into one point of the next level. An append overflows level
+//  0 by one point, so each level merges at most once per append.
+static int
+s_series_settle (db_t *self, int64_t sid)
+{
+    for (uint32_t level = 0; level + 1 < DB_SERIES_MAX_LEVELS; level++) {
+        int64_t n = 0;
+        sqlite3_stmt *st = s_q (self, Q_SER_LEVEL_N);
+        sqlite3_bind_int64 (st, 1, sid);
+        sqlite3_bind_int64 (st, 2, level);
+        if (s_int (self, st, &n, "series_level_count"))
+            return -1;
+        if (n <= DB_SERIES_LEVEL_POINTS)
+            return 0;
+        db_point_t p [2];
+        int64_t seq [2];
+        int got = 0, rc;
+        st = s_q (self, Q_SER_OLDEST2);
+        sqlite3_bind_int64 (st, 1, sid);
+        sqlite3_bind_int64 (st, 2, level);
+        while (got < 2 && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            seq [got] = sqlite3_column_int64 (st, 0);
+            s_point_row (st, 1, false, &p [got]);
+            got++;
+        }
+        sqlite3_reset (st);
+        if (got < 2) {
+            s_fail (self, "series_oldest");
+            return -1;
+        }
+        db_point_t m = p [1];
+        m.t0_ms = p [0].t0_ms;
+        m.samples = p [0].samples + p [1].samples;
+        m.weight = p [0].weight + p [1].weight;
+        m.mean = (p [0].mean * p [0].weight + p [1].mean * p [1].weight) / m.weight;
+        m.lo = fmin (p [0].lo, p [1].lo);
+        m.hi = fmax (p [0].hi, p [1].hi);
+        if (strcmp (p [0].label, p [1].label))
+            m.label [0] = 0;
+        st = s_q (self, Q_SER_DEL);
+        sqlite3_bind_int64 (st, 1, sid);
+        sqlite3_bind_int64 (st, 2, level);
+        sqlite3_bind_int64 (st, 3, seq [1]);
+        if (s_exec (self, st, "series_delete")
+        ||  s_point_put (self, sid, level + 1, seq [1], &m))
+            return -1;
+    }
+    return 0;
+}
+
+//  Append inside the caller's transaction.
+static int
+s_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms, uint64_t frames,
+                 double value, double weight, const char *label)
+{
+    if (!name || !*name || strlen (name) >= DB_SERIES_NAME_MAX || !isfinite (value)
+    ||  !isfinite (weight) || !(weight > 0)) {
+        log_error ("series_refused", "agent=%" PRId64 " name=\"%s\" value=%g weight=%g "
+                   "why=\"name 1..63 bytes, value finite, weight finite and > 0\"",
+                   agent, name ? name : "", value, weight);
+        return -1;
+    }
+    int64_t sid = 0, seq = 0;
+    if (s_series_id (self, agent, name, true, &sid))
+        return -1;
+    sqlite3_stmt *st = s_q (self, Q_SER_SEQ);
+    sqlite3_bind_int64 (st, 1, sid);
+    if (s_int (self, st, &seq, "series_seq"))
+        return -1;
+    db_point_t p = {
+        .t0_ms = t_ms, .t_ms = t_ms, .frames = frames, .samples = 1, .weight = weight,
+        .mean = value, .lo = value, .hi = value, .last = value,
+    };
+    if (label)
+        snprintf (p.label, sizeof p.label, "%s", label);
+    if (s_point_put (self, sid, 0, seq, &p))
+        return -1;
+    return s_series_settle (self, sid);
+}
+
+int
+db_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms, uint64_t frames,
+                  double value, double weight, const char *label)
+{
+    if (s_begin (self))
+        return -1;
+    if (s_series_append (self, agent, name, t_ms, frames, value, weight, label)) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+int
+db_series_read (db_t *self, int64_t agent, const char *name, int64_t offset,
+                db_point_t *out, int max, int64_t *total)
+{
+    int64_t sid = 0, n = 0;
+    if (total)
+        *total = 0;
+    int rc = s_series_id (self, agent, name, false, &sid);
+    if (rc < 0)
+        return -1;
+    if (rc == 1)
+        return 0;
+    sqlite3_stmt *st = s_q (self, Q_SER_COUNT);
+    sqlite3_bind_int64 (st, 1, sid);
+    if (s_int (self, st, &n, "series_count"))
+        return -1;
+    if (total)
+        *total = n;
+    st = s_q (self, Q_SER_READ);
+    sqlite3_bind_int64 (st, 1, sid);
+    sqlite3_bind_int64 (st, 2, offset < 0 ? 0 : offset);
+    sqlite3_bind_int64 (st, 3, max);
+    int got = 0;
+    while (got < max && (rc = sqlite3_step (st)) == SQLITE_ROW)
+        s_point_row (st, 0, true, &out [got++]);
+    if (got < max && rc != SQLITE_DONE) {
+        sqlite3_reset (st);
+        s_fail (self, "series_read");
+        return -1;
+    }
+    sqlite3_reset (st);
+    return got;
+}
+
+int
+db_series_names (db_t *self, int64_t agent, char names [][DB_SERIES_NAME_MAX], int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_SER_NAMES);
+    sqlite3_bind_int64 (st, 1, agent);
+    int n = 0, rc = SQLITE_DONE;
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW)
+        snprintf (names [n++], DB_SERIES_NAME_MAX, "%s", (const char *) sqlite3_column_text (st, 0));
+    sqlite3_reset (st);
+    if (n < max && rc != SQLITE_DONE) {
+        s_fail (self, "series_names");
+        return -1;
+    }
+    return n;
+}
+
+//  --------------------------------------------------------------------------
+//  Payoff (db.h)
+
+void
+db_set_payoff_window (db_t *self, uint64_t episodes)
+{
+    self->payoff_window = episodes ? episodes : 1;
+}
+
+static int
+s_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp, uint64_t opp_version,
+              const db_wdl_t *d, int64_t now)
+{
+    sqlite3_stmt *st = s_q (self, Q_PAYOFF_ADD);
+    sqlite3_bind_int64 (st, 1, agent);
+    sqlite3_bind_int64 (st, 2, (int64_t) version);
+    sqlite3_bind_int64 (st, 3, opp);
+    sqlite3_bind_int64 (st, 4, (int64_t) opp_version);
+    sqlite3_bind_int64 (st, 5, (int64_t) d->episodes);
+    sqlite3_bind_int64 (st, 6, (int64_t) d->wins);
+    sqlite3_bind_int64 (st, 7, (int64_t) d->draws);
+    sqlite3_bind_int64 (st, 8, (int64_t) d->losses);
+    sqlite3_bind_double (st, 9, d->score_sum);
+    sqlite3_bind_int64 (st, 10, (int64_t) self->payoff_window);
+    sqlite3_bind_int64 (st, 11, now);
+    return s_exec (self, st, "payoff_add");
+}
+
+int
+db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp, uint64_t opp_version,
+               const db_wdl_t *delta, int64_t now)
+{
+    if (!isfinite (delta->score_sum)
+    ||  delta->wins + delta->draws + delta->losses != delta->episodes) {
+        log_error ("payoff_refused", "agent=%" PRId64 " opp=%" PRId64 " why=\"wins + draws + "
+                   "losses must equal episodes, score finite\"", agent, opp);
+        return -1;
+    }
+    if (s_begin (self))
+        return -1;
+    if (s_payoff_add (self, agent, version, opp, opp_version, delta, now)) {
+        s_rollback (self);
+        return -1;
+    }
+    return s_commit (self);
+}
+
+int
+db_payoff_list (db_t *self, db_payoff_t *out, int max)
+{
+    sqlite3_stmt *st = s_q (self, Q_PAYOFF_ALL);
+    int n = 0, rc = SQLITE_DONE;
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        db_payoff_t *c = &out [n++];
+        c->agent = sqlite3_column_int64 (st, 0);
+        c->version = (uint64_t) sqlite3_column_int64 (st, 1);
+        c->opp = sqlite3_column_int64 (st, 2);
+        c->opp_version = (uint64_t) sqlite3_column_int64 (st, 3);
+        db_wdl_t *w [2] = { &c->all, &c->recent };
+        for (int k = 0; k < 2; k++) {
+            w [k]->episodes = (uint64_t) sqlite3_column_int64 (st, 4 + 5 * k);
+            w [k]->wins = (uint64_t) sqlite3_column_int64 (st, 5 + 5 * k);
+            w [k]->draws = (uint64_t) sqlite3_column_int64 (st, 6 + 5 * k);
+            w [k]->losses = (uint64_t) sqlite3_column_int64 (st, 7 + 5 * k);
+            w [k]->score_sum = sqlite3_column_double (st, 8 + 5 * k);
+        }
+        c->updated_at = sqlite3_column_int64 (st, 14);
+    }
+    sqlite3_reset (st);
+    if (n < max && rc != SQLITE_DONE) {
+        s_fail (self, "payoff_list");
+        return -1;
+    }
+    return n;
 }
 
 //  --------------------------------------------------------------------------

@@ -20,7 +20,7 @@
 #include "pbt.h"
 #include "proto.h"
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 //  State store segments roll over at this size (store.h).
 #define DB_SEGMENT_BYTES (64ull << 20)
@@ -102,6 +102,16 @@ bool db_in_batch (db_t *self);
 //  0 = keep all), and the newest matches_keep match rows (episodes) with
 //  the assignments they belong to (0 = keep all).
 void db_set_retention (db_t *self, uint32_t snapshots_keep, uint64_t matches_keep);
+
+//  Per-episode rows (matches, match_seats): off by default; history,
+//  matches and the payoff matrix read the per-result aggregates. With
+//  them on, matches_keep bounds them (and the results they belong to).
+void db_set_episode_rows (db_t *self, bool on);
+//  Without episode rows: the newest results_keep results (assignments,
+//  their seats and result_seats rows) are kept (0 = all; default
+//  DB_RESULTS_KEEP). Counters, series and payoff cover the whole run.
+#define DB_RESULTS_KEEP 100000
+void db_set_results_keep (db_t *self, uint64_t results_keep);
 
 //  Lineage retention: true keeps every snapshot an evolution copied (the
 //  donor's version named in evolutions), beyond snapshots_keep, so the
@@ -227,6 +237,96 @@ int db_metrics_append (db_t *self, int64_t ts, uint64_t results, uint64_t sample
 //  retention deleted), evolutions; -1 on error.
 int64_t db_count_results (db_t *self);
 int64_t db_count_evolutions (db_t *self);
+
+//  --------------------------------------------------------------------------
+//  Series: bounded, multi-resolution time series of any metric.
+//
+//  A series is (agent, metric name) -> points; agent is an agent id, or
+//  DB_SERIES_POPULATION for a population-wide metric. Every point carries
+//  the wall-clock time (ms since the epoch) and the population's total
+//  frames at that moment, so series of different agents share one x axis
+//  (time or frames). A sample appended is a point at full resolution
+//  (level 0). Each level keeps at most DB_SERIES_LEVEL_POINTS points: when
+//  a level overflows, its two oldest points merge into one point of the
+//  next level (count-weighted mean, min, max, newest value, summed weight
+//  and sample count, the newer point's time and frames, the label if both
+//  had the same one). So a point at level L stands for about 2^L samples,
+//  recent samples stay at full resolution, and a series of N samples has
+//  at most DB_SERIES_LEVEL_POINTS * (log2 (N / DB_SERIES_LEVEL_POINTS) + 2)
+//  points: about 2,300 for a billion samples. Appending costs amortized one
+//  merge. Points read oldest first: by level descending, then by sequence.
+
+#define DB_SERIES_POPULATION    (-1)
+#define DB_SERIES_LEVEL_POINTS  128
+#define DB_SERIES_MAX_LEVELS    48
+#define DB_SERIES_NAME_MAX      64
+
+typedef struct {
+    int64_t t0_ms;                  // wall clock of the oldest sample merged in
+    int64_t t_ms;                   // ...and of the newest
+    uint64_t frames;                // population total frames at the newest sample
+    uint32_t level;                 // 0: one sample; L: about 2^L samples
+    uint64_t samples;               // samples merged into this point
+    double weight;                  // their summed weight (e.g. episodes)
+    double mean;                    // weight-weighted mean of their values
+    double lo, hi;                  // smallest and largest value
+    double last;                    // the newest sample's value
+    char label [DB_SERIES_NAME_MAX];    // shared label of every sample, else ""
+} db_point_t;
+
+//  Append one sample to (agent, name), created on first use: value and
+//  weight finite, weight > 0; label may be NULL. Joins the open batch or
+//  transaction as its own savepoint, else its own transaction. 0 or -1.
+int db_series_append (db_t *self, int64_t agent, const char *name, int64_t t_ms,
+                      uint64_t frames, double value, double weight, const char *label);
+//  Points of (agent, name), oldest first, skipping `offset`, at most max
+//  into out. Returns the number read (0 for an unknown series) or -1;
+//  *total (may be NULL) gets how many points the series has.
+int db_series_read (db_t *self, int64_t agent, const char *name, int64_t offset,
+                    db_point_t *out, int max, int64_t *total);
+//  Names of agent's series (DB_SERIES_POPULATION: the population's), in
+//  name order, into names[0..max); count or -1.
+int db_series_names (db_t *self, int64_t agent, char names [][DB_SERIES_NAME_MAX], int max);
+
+//  --------------------------------------------------------------------------
+//  Payoff: counters of every pairing, never derived from a scan.
+//
+//  One cell per (agent, version, opponent, opponent version): version 0
+//  is the live agent (all its versions together), a version > 0 the
+//  frozen snapshot agent@version. Each side of every rated or trained
+//  episode between agents (scripted teams are not cells) counts from its
+//  own side: episodes, wins, draws, losses (by team score) and the sum of
+//  its own score. `all` covers the whole run. `recent` is two buckets:
+//  when the current one holds the window's episodes (db_set_payoff_window,
+//  default DB_PAYOFF_WINDOW) it becomes the previous one and a new one
+//  starts; recent = previous + current, so once a pairing has played a
+//  window's worth it always covers between one and two windows of its most
+//  recent episodes (plus at most one result).
+
+#define DB_PAYOFF_WINDOW 20000
+
+typedef struct {
+    uint64_t episodes, wins, draws, losses;
+    double score_sum;
+} db_wdl_t;
+
+typedef struct {
+    int64_t agent;
+    uint64_t version;               // 0: the live agent; else a frozen snapshot
+    int64_t opp;
+    uint64_t opp_version;
+    db_wdl_t all, recent;
+    int64_t updated_at;
+} db_payoff_t;
+
+void db_set_payoff_window (db_t *self, uint64_t episodes);
+//  Add delta to a cell (created on first use). Joins the open batch or
+//  transaction as its own savepoint, else its own transaction. 0 or -1.
+int db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
+                   uint64_t opp_version, const db_wdl_t *delta, int64_t now);
+//  Every cell, ordered by agent, version, opponent, opponent version, into
+//  out[0..max); count or -1.
+int db_payoff_list (db_t *self, db_payoff_t *out, int max);
 
 //  Control-endpoint queries, packed as MessagePack bodies (see
 //  docs/schema.md and docs/protocol notes in daemon/ctl.c).

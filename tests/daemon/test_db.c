@@ -1,5 +1,6 @@
 //  db.c against real SQLite files in a temporary directory.
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -83,6 +84,9 @@ s_population (void)
         s_fill_state (&states [k], 1000.0f * k);
     }
     const char *meta [] = { "seed", "7", NULL };
+    //  Most tests look at the per-episode rows; the aggregates' tests
+    //  compare against them.
+    db_set_episode_rows (db, true);
     cr_assert_eq (db_create_population (db, 4, agents, states, meta, 1000), 0);
     for (int k = 0; k < 4; k++)
         proto_state_free (&states [k]);
@@ -1037,5 +1041,228 @@ Test (db, upgrades_schema_v2_in_place)
     cr_assert (!got.seats [0].frozen && !got.seats [1].frozen);
     cr_assert_eq (db_integrity_check (db), 0);
     s_assert_v3_states_moved (db);
+    db_destroy (&db);
+}
+
+//  Series: recent samples at full resolution, older ones merged pairwise
+//  level by level; nothing is lost from the totals, the whole span is
+//  covered and the size stays within the documented bound.
+Test (db, series_merge_bounded_and_exact)
+{
+    db_t *db = s_population ();
+    const int n = 5000;
+    double sum = 0, wsum = 0;
+    for (int i = 1; i <= n; i++) {
+        double v = (i % 7) - 3.0, w = 1 + i % 3;
+        sum += v * w;
+        wsum += w;
+        cr_assert_eq (db_series_append (db, 2, "score", 1000 + i, (uint64_t) i * 10, v, w,
+                                        i <= 300 ? "agt_1" : "agt_3"), 0);
+    }
+    static db_point_t p [4096];
+    int64_t total = 0;
+    int got = db_series_read (db, 2, "score", 0, p, 4096, &total);
+    cr_assert_eq (got, total);
+    //  Bound: at most 128 points per level, log2(5000/128) + 2 levels.
+    cr_assert_leq (got, DB_SERIES_LEVEL_POINTS * (int) (log2 (n / (double) DB_SERIES_LEVEL_POINTS) + 2));
+    cr_assert_gt (got, DB_SERIES_LEVEL_POINTS * 4);
+    uint64_t samples = 0;
+    double acc = 0, weight = 0;
+    for (int k = 0; k < got; k++) {
+        samples += p [k].samples;
+        acc += p [k].mean * p [k].weight;
+        weight += p [k].weight;
+        cr_assert_leq (p [k].lo, p [k].mean + 1e-12);
+        cr_assert_geq (p [k].hi, p [k].mean - 1e-12);
+        cr_assert_eq (p [k].frames, (uint64_t) (p [k].t_ms - 1000) * 10);
+        if (k > 0) {
+            //  Oldest first, contiguous: each point starts right after the previous one.
+            cr_assert_eq (p [k].t0_ms, p [k - 1].t_ms + 1, "point %d", k);
+            cr_assert_geq (p [k - 1].level, p [k].level);
+        }
+        cr_assert_eq (p [k].samples, 1ull << p [k].level);
+    }
+    cr_assert_eq (p [0].t0_ms, 1001);
+    cr_assert_eq (p [got - 1].t_ms, 1000 + n);
+    cr_assert_eq (samples, (uint64_t) n);
+    cr_assert_float_eq (weight, wsum, 1e-9);
+    cr_assert_float_eq (acc, sum, 1e-6);
+    //  The newest 127 samples are points of their own, with their values.
+    for (int k = 0; k < DB_SERIES_LEVEL_POINTS - 1; k++) {
+        const db_point_t *q = &p [got - 1 - k];
+        int i = n - k;
+        cr_assert_eq (q->level, 0);
+        cr_assert_float_eq (q->mean, (i % 7) - 3.0, 1e-12);
+        cr_assert_str_eq (q->label, "agt_3");
+    }
+    //  Labels survive a merge only when every sample had the same one.
+    cr_assert_str_eq (p [0].label, "agt_1");
+    bool mixed = false;
+    for (int k = 0; k < got; k++)
+        mixed = mixed || (p [k].label [0] == 0 && p [k].t0_ms <= 1300 && p [k].t_ms > 1300);
+    cr_assert (mixed);
+    //  Paging: an offset skips points in the same order.
+    db_point_t q [3];
+    cr_assert_eq (db_series_read (db, 2, "score", got - 2, q, 3, &total), 2);
+    cr_assert_eq (q [1].t_ms, p [got - 1].t_ms);
+    //  Unknown series: no points; bad samples are refused and change nothing.
+    cr_assert_eq (db_series_read (db, 2, "nope", 0, q, 3, &total), 0);
+    cr_assert_eq (total, 0);
+    cr_assert_eq (db_series_append (db, 2, "score", 9999, 1, NAN, 1, NULL), -1);
+    cr_assert_eq (db_series_append (db, 2, "score", 9999, 1, 1, 0, NULL), -1);
+    cr_assert_eq (db_series_read (db, 2, "score", 0, p, 4096, &total), got);
+    //  Population-wide series and names.
+    cr_assert_eq (db_series_append (db, DB_SERIES_POPULATION, "samples_per_s", 5, 5, 1e5, 1, NULL), 0);
+    char names [4][DB_SERIES_NAME_MAX];
+    cr_assert_eq (db_series_names (db, DB_SERIES_POPULATION, names, 4), 1);
+    cr_assert_str_eq (names [0], "samples_per_s");
+    cr_assert_eq (db_series_names (db, 2, names, 4), 1);
+    cr_assert_str_eq (names [0], "score");
+    db_destroy (&db);
+}
+
+//  Payoff counters: whole run, and a recent window of one to two buckets.
+Test (db, payoff_counters_and_recent_window)
+{
+    db_t *db = s_population ();
+    db_set_payoff_window (db, 10);
+    db_wdl_t d = { .episodes = 4, .wins = 2, .draws = 1, .losses = 1, .score_sum = 3 };
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &d, 100 + k), 0);
+    db_wdl_t frozen = { .episodes = 2, .wins = 0, .draws = 0, .losses = 2, .score_sum = -4 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 7, &frozen, 200), 0);
+    db_wdl_t bad = { .episodes = 3, .wins = 1 };
+    cr_assert_eq (db_payoff_add (db, 0, 0, 1, 0, &bad, 300), -1);
+    db_payoff_t cells [8];
+    cr_assert_eq (db_payoff_list (db, cells, 8), 2);
+    cr_assert_eq (cells [0].opp_version, 0);
+    cr_assert_eq (cells [0].all.episodes, 28);
+    cr_assert_eq (cells [0].all.wins, 14);
+    cr_assert_float_eq (cells [0].all.score_sum, 21, 1e-12);
+    //  Buckets of 4, 8, 12 (full: >= 10) -> prev 12, cur 4, 8, 12 -> prev 12,
+    //  cur 4: recent = 16 episodes, between one and two windows.
+    cr_assert_eq (cells [0].recent.episodes, 16);
+    cr_assert_eq (cells [0].recent.wins, 8);
+    cr_assert_eq (cells [0].recent.draws + cells [0].recent.losses, 8);
+    cr_assert_eq (cells [0].updated_at, 106);
+    cr_assert_eq (cells [1].opp_version, 7);
+    cr_assert_eq (cells [1].all.losses, 2);
+    db_destroy (&db);
+}
+
+//  Raw per-episode rows against the aggregates, as SQL on the file.
+static const char *s_agg_mismatch =
+    "SELECT COUNT(*) FROM result_seats r WHERE "
+    "r.episodes != (SELECT COUNT(*) FROM match_seats s JOIN matches m ON m.id = s.match_id "
+    "  WHERE m.assignment_id = r.assignment_id AND s.slot = r.slot) "
+    "OR abs(r.score_sum - (SELECT SUM(s.score) FROM match_seats s JOIN matches m ON m.id = s.match_id "
+    "  WHERE m.assignment_id = r.assignment_id AND s.slot = r.slot)) > 1e-9 "
+    "OR r.rating_after != (SELECT s.rating_after FROM match_seats s JOIN matches m ON m.id = s.match_id "
+    "  WHERE m.assignment_id = r.assignment_id AND s.slot = r.slot ORDER BY m.id DESC LIMIT 1) "
+    "OR r.wins != (SELECT COUNT(*) FROM match_seats s JOIN matches m ON m.id = s.match_id "
+    "  WHERE m.assignment_id = r.assignment_id AND s.slot = r.slot AND s.score > "
+    "  (SELECT SUM(o.score) FROM match_seats o WHERE o.match_id = s.match_id AND o.team != s.team)) "
+    "OR r.losses != (SELECT COUNT(*) FROM match_seats s JOIN matches m ON m.id = s.match_id "
+    "  WHERE m.assignment_id = r.assignment_id AND s.slot = r.slot AND s.score < "
+    "  (SELECT SUM(o.score) FROM match_seats o WHERE o.match_id = s.match_id AND o.team != s.team))";
+
+static const char *s_payoff_mismatch =
+    "SELECT COUNT(*) FROM payoff p WHERE p.episodes != (SELECT COUNT(*) FROM match_seats s "
+    "JOIN match_seats o ON o.match_id = s.match_id AND o.team != s.team "
+    "WHERE s.agent_id = p.agent_id AND COALESCE(s.frozen_version, 0) = p.version "
+    "AND o.agent_id = p.opp_id AND COALESCE(o.frozen_version, 0) = p.opp_version) "
+    "OR p.wins != (SELECT COUNT(*) FROM match_seats s "
+    "JOIN match_seats o ON o.match_id = s.match_id AND o.team != s.team "
+    "WHERE s.agent_id = p.agent_id AND COALESCE(s.frozen_version, 0) = p.version "
+    "AND o.agent_id = p.opp_id AND COALESCE(o.frozen_version, 0) = p.opp_version AND s.score > o.score)";
+
+//  The aggregates a result writes equal what its episode rows say; the
+//  series hold one point per result per agent until they merge.
+Test (db, aggregates_equal_episode_rows)
+{
+    db_t *db = s_population ();
+    s_train (db, 0, 1, 5);
+    s_train (db, 2, 0, 3);
+    s_train (db, 3, 2, 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats"), 20);
+    cr_assert_eq (s_sql_int (s_agg_mismatch), 0);
+    cr_assert_eq (s_sql_int (s_payoff_mismatch), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM payoff"), 6);
+    //  agents.matches equals the episodes of its live seats.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM agents g WHERE g.matches != (SELECT SUM(episodes) "
+                             "FROM result_seats WHERE agent_id = g.id AND frozen_version IS NULL)"), 0);
+    db_point_t p [16];
+    int64_t total;
+    cr_assert_eq (db_series_read (db, 0, "rating", 0, p, 16, &total), 8);
+    db_agent_t a0;
+    cr_assert_eq (db_load_agent (db, 0, &a0), 0);
+    cr_assert_float_eq (p [7].last, a0.rating, 1e-12);
+    cr_assert_str_eq (p [7].label, "agt_2");
+    cr_assert_str_eq (p [0].label, "agt_1");
+    cr_assert_eq (db_series_read (db, 0, "score", 0, p, 16, &total), 8);
+    cr_assert_float_eq (p [0].mean, (3 - 1) / 2.0, 1e-12);
+    cr_assert_float_eq (p [0].weight, 2, 1e-12);
+    db_destroy (&db);
+}
+
+//  Without episode rows a result writes only its aggregates, and results
+//  beyond results_keep go with their seats; counters stay exact.
+Test (db, results_keep_without_episode_rows)
+{
+    db_t *db = s_population ();
+    db_set_episode_rows (db, false);
+    db_set_results_keep (db, 3);
+    s_train (db, 0, 1, 6);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments"), 3);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats"), 6);
+    cr_assert_eq (s_sql_int ("SELECT MIN(assignment_id) FROM result_seats"), 4);
+    cr_assert_eq (db_count_results (db), 6);
+    cr_assert_eq (s_sql_int ("SELECT matches FROM agents WHERE id = 0"), 12);
+    cr_assert_eq (s_sql_int ("SELECT episodes FROM payoff WHERE agent_id = 0 AND opp_id = 1"), 12);
+    db_point_t p [16];
+    int64_t total;
+    cr_assert_eq (db_series_read (db, 1, "score", 0, p, 16, &total), 6);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    db_destroy (&db);
+}
+
+//  A version 4 file (episode rows only) upgrades to aggregates, series
+//  and payoff equal to what version 5 writes for the same results.
+Test (db, upgrades_schema_v4_carrying_history_over)
+{
+    db_t *db = s_population ();
+    s_train (db, 0, 1, 4);
+    s_train (db, 2, 3, 3);
+    s_train (db, 1, 2, 2);
+    db_destroy (&db);
+    int64_t want_rows = s_sql_int ("SELECT COUNT(*) FROM result_seats");
+    int64_t want_eps = s_sql_int ("SELECT SUM(episodes) FROM payoff");
+    s_sql_exec ("CREATE TABLE want AS SELECT assignment_id, slot, agent_id, team, opponent, episodes, "
+                "wins, draws, losses, score_sum, rating_after, ts FROM result_seats");
+    s_sql_exec ("DROP TABLE result_seats; DROP TABLE series_points; DROP TABLE series; "
+                "DROP TABLE payoff; PRAGMA user_version = 4");
+    db = db_new (s_path);
+    cr_assert_not_null (db);
+    cr_assert_eq (s_sql_int ("PRAGMA user_version"), DB_SCHEMA_VERSION);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats"), want_rows);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM want w JOIN result_seats r USING "
+                             "(assignment_id, slot, agent_id, team, opponent, episodes, wins, draws, "
+                             "losses, score_sum, rating_after, ts)"), want_rows);
+    cr_assert_eq (s_sql_int (s_agg_mismatch), 0);
+    cr_assert_eq (s_sql_int (s_payoff_mismatch), 0);
+    cr_assert_eq (s_sql_int ("SELECT SUM(episodes) FROM payoff"), want_eps);
+    //  Every agent's history: one point per result it played.
+    for (int64_t agent = 0; agent < 4; agent++) {
+        char sql [128];
+        snprintf (sql, sizeof sql, "SELECT COUNT(*) FROM want WHERE agent_id = %" PRId64, agent);
+        db_point_t p [16];
+        int64_t total;
+        cr_assert_eq (db_series_read (db, agent, "rating", 0, p, 16, &total), s_sql_int (sql));
+        db_agent_t a;
+        cr_assert_eq (db_load_agent (db, agent, &a), 0);
+        cr_assert_float_eq (p [total - 1].last, a.rating, 1e-12);
+    }
+    cr_assert_eq (db_integrity_check (db), 0);
     db_destroy (&db);
 }
