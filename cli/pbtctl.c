@@ -116,21 +116,27 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
         ctl_reply_clear (&reply);
         return EXIT_REFUSED;
     }
-    printf ("%-8s %9s %8s %11s %10s %7s %4s %-8s %-4s\n",
-            "agent", "rating", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
+    char rec [64];
+    s_str (body, "recommended", rec, sizeof rec);
+    printf ("%-8s %9s %6s %7s %8s %11s %10s %7s %4s %-8s %-4s\n",
+            "agent", "rating", "nash", "nash-sc", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
     int64_t n = proto_view_array_len (agents);
     for (int64_t i = 0; i < n; i++) {
         proto_view_t a;
         if (proto_view_array_at (agents, (uint32_t) i, &a) != 0)
             continue;
         char id [64], parent [64];
-        printf ("%-8s %9.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s\n",
-                s_str (a, "id", id, sizeof id), s_num (a, "rating", NAN), s_num (a, "matches", 0),
+        s_str (a, "id", id, sizeof id);
+        printf ("%-8s %9.3f %6.3f %+7.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s%s\n",
+                id, s_num (a, "rating", NAN), s_num (a, "nash_weight", NAN),
+                s_num (a, "nash_score", NAN), s_num (a, "matches", 0),
                 s_num (a, "frames", 0), s_num (a, "lr", NAN), s_num (a, "gamma", NAN),
                 s_num (a, "generation", 0), s_str (a, "parent", parent, sizeof parent),
-                s_bool (a, "busy") ? "busy" : "idle");
+                s_bool (a, "busy") ? "busy" : "idle", strcmp (id, rec) ? "" : "  <- recommended");
     }
-    printf ("\nworkers connected: %.0f   samples/s: %.0f   results: %.0f   evolutions: %.0f%s\n",
+    printf ("\nrecommended: %s (highest Nash weight in the payoff matrix's meta-game; ties by "
+            "Nash-averaged score)\n", rec [0] && strcmp (rec, "-") ? rec : "none yet (no games)");
+    printf ("workers connected: %.0f   samples/s: %.0f   results: %.0f   evolutions: %.0f%s\n",
             s_num (body, "workers", 0), s_num (body, "samples_per_s", 0),
             s_num (body, "results", 0), s_num (body, "evolutions", 0),
             s_bool (body, "paused") ? "   (paused)" : "");
@@ -404,7 +410,7 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
             break;
         proto_view_t body, agents;
         char best [64] = "-";
-        double best_rating = -INFINITY, frames = 0;
+        double best_rating = NAN, best_weight = NAN, frames = 0;
         if (proto_view_init (&body, reply.body, reply.body_len) == 0
         &&  proto_view_get (body, "agents", &agents) == 0) {
             int64_t n = proto_view_array_len (agents);
@@ -413,18 +419,24 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
                 if (proto_view_array_at (agents, (uint32_t) i, &a) != 0)
                     continue;
                 frames += s_num (a, "frames", 0);
-                double r = s_num (a, "rating", -INFINITY);
-                if (r > best_rating) {
-                    best_rating = r;
-                    s_str (a, "id", best, sizeof best);
+            }
+            //  The recommended agent (highest Nash weight), as status.
+            s_str (body, "recommended", best, sizeof best);
+            for (int64_t i = 0; i < n; i++) {
+                proto_view_t a;
+                char id [64];
+                if (proto_view_array_at (agents, (uint32_t) i, &a) == 0
+                &&  !strcmp (s_str (a, "id", id, sizeof id), best)) {
+                    best_rating = s_num (a, "rating", NAN);
+                    best_weight = s_num (a, "nash_weight", NAN);
                 }
             }
         }
         char line [256];
         snprintf (line, sizeof line,
-                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  best %s (%.2f)  evolutions %.0f  workers %.0f",
+                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  recommended %s (nash %.2f, elo %.1f)  evolutions %.0f  workers %.0f",
                   elapsed, s_num (body, "results", 0), frames, s_num (body, "samples_per_s", 0),
-                  best, best_rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
+                  best, best_weight, best_rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
         ctl_reply_clear (&reply);
         if (tty)
             printf ("\r\033[K%s", line);
@@ -441,6 +453,46 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
 }
 
 //  ---------------------------------------------------------------------
+
+//  ---------------------------------------------------------------------
+//  nash: the meta-game's equilibrium mixture over agents and snapshots.
+
+static int
+s_cmd_nash (ctl_t *ctl, int argc, char **argv)
+{
+    bool json = s_has_flag (argc, argv, "--json");
+    ctl_reply_t reply;
+    int rc = ctl_call (ctl, "nash", NULL, 0, &reply);
+    if (rc != 0)
+        return rc;
+    if (json) {
+        rc = s_print_json (&reply);
+        ctl_reply_clear (&reply);
+        return rc;
+    }
+    proto_view_t body, players;
+    if (proto_view_init (&body, reply.body, reply.body_len) != 0
+    ||  proto_view_get (body, "players", &players) != 0) {
+        fprintf (stderr, "pbtctl: nash reply from pbtd has no players list\n");
+        ctl_reply_clear (&reply);
+        return EXIT_REFUSED;
+    }
+    printf ("%-12s %10s %12s %10s\n", "player", "weight", "nash score", "episodes");
+    int64_t n = proto_view_array_len (players);
+    for (int64_t i = 0; i < n; i++) {
+        proto_view_t p;
+        char id [64];
+        if (proto_view_array_at (players, (uint32_t) i, &p) == 0)
+            printf ("%-12s %10.4f %+12.4f %10.0f\n", s_str (p, "id", id, sizeof id),
+                    s_num (p, "weight", NAN), s_num (p, "score", NAN), s_num (p, "episodes", 0));
+    }
+    char rec [64];
+    printf ("\nrecommended: %s   gap %.2g   episodes %.0f   (%.2f ms in pbtd)\n",
+            s_str (body, "recommended", rec, sizeof rec), s_num (body, "gap", NAN),
+            s_num (body, "episodes", 0), s_num (body, "ms", NAN));
+    ctl_reply_clear (&reply);
+    return 0;
+}
 
 //  ---------------------------------------------------------------------
 //  keygen: a CURVE key pair, as CZMQ certificates. Needs no pbtd.
@@ -488,6 +540,7 @@ static const command_t s_commands [] = {
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
     { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
+    { "nash", "the Nash mixture over agents and snapshots, and the recommended agent", "nash [--json]", s_cmd_nash },
     { "exploit", "train a best response against a frozen agent; rps: also the exact value", "exploit AGENT[@VERSION] [--exact] [--frames N] [--episodes N] [--lr X] ... [--json]", exploit_cmd },
     { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
     { NULL, NULL, NULL, NULL }
