@@ -194,7 +194,9 @@ s_nash (server_t *self, msgpack_packer *pk, char *err, size_t err_len)
         meta_nash_clear (&m);
         return;
     }
-    msgpack_pack_map (pk, 5);
+    msgpack_pack_map (pk, 6);
+    s_str (pk, "snapshots_left_out");
+    msgpack_pack_int32 (pk, m.snapshots_left_out);
     s_str (pk, "players");
     msgpack_pack_array (pk, (uint32_t) m.n);
     for (int i = 0; i < m.n; i++) {

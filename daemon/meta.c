@@ -70,11 +70,25 @@ meta_nash (db_t *db, int n_agents, meta_nash_t *out, char *err, size_t err_len)
         if (i >= 0 && j >= 0 && i != j)
             out->players [i].episodes += cells [c].all.episodes;
     }
-    int n = 0;
+    int n = 0, n_live = 0;
     for (int i = 0; i < out->n; i++)
-        if (out->players [i].episodes > 0)
+        if (out->players [i].episodes > 0) {
             out->players [n++] = out->players [i];
+            n_live += out->players [i].version == 0;
+        }
+    //  The solver runs on pbtd's reactor: past META_MAX_PLAYERS players the
+    //  snapshots are left out, and past that many live agents it refuses.
+    out->snapshots_left_out = 0;
+    if (n > META_MAX_PLAYERS) {
+        out->snapshots_left_out = n - n_live;
+        n = n_live;
+    }
     out->n = n;
+    if (n > META_MAX_PLAYERS) {
+        snprintf (err, err_len, "%d agents have played: more than the %d players pbtd solves the "
+                  "meta-game for", n, META_MAX_PLAYERS);
+        goto done;
+    }
     if (n < 2) {
         snprintf (err, err_len, "the payoff matrix has no games between agents yet");
         rc = 1;

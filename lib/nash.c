@@ -2,6 +2,7 @@
 #include "nash.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,14 +45,19 @@ static int
 s_simplex (double *T, double *z, int *basis, int n)
 {
     int W = 2 * n + 1;
-    //  Bland's rule terminates in at most C(2n, n) pivots; in practice a
-    //  few n. The cap only guards against a numerical loop.
+    //  Dantzig's rule (the most negative reduced cost) takes few pivots;
+    //  after a run of degenerate pivots (no progress) Bland's rule (the
+    //  lowest index), which cannot cycle, takes over. The cap only guards
+    //  against a numerical loop.
+    int degenerate = 0;
     for (long iter = 0; iter < 100L * n + 1000; iter++) {
         int enter = -1;
+        bool bland = degenerate > 2 * n;
         for (int c = 0; c < 2 * n; c++)
-            if (z [c] < -1e-12) {
+            if (z [c] < -1e-12 && (enter < 0 || (!bland && z [c] < z [enter]))) {
                 enter = c;
-                break;
+                if (bland)
+                    break;
             }
         if (enter < 0)
             return 0;
@@ -70,6 +76,7 @@ s_simplex (double *T, double *z, int *basis, int n)
         }
         if (leave < 0)
             return -1;          // unbounded: cannot happen with a positive matrix
+        degenerate = best < 1e-15 ? degenerate + 1 : 0;
         double *pr = T + (size_t) leave * W;
         double piv = pr [enter];
         for (int c = 0; c < W; c++)
