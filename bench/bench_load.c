@@ -56,6 +56,7 @@ typedef struct {
     int status_calls;
     int progress_s;
     long long matches_keep;     // pbtd's [daemon] matches_keep, -1: pbtd's default
+    bool episode_rows;          // pbtd's [daemon] episode_rows
     const char *pbtd;
     const char *log_level;
     const char *tmpdir;
@@ -313,6 +314,7 @@ s_write_config (load_t *self, char *path, size_t path_len)
         "# written by pbt-bench load\n"
         "[daemon]\n"
         "%s%s%s"
+        "episode_rows = %s\n"
         "lease_ms = %d\n"
         "heartbeat_ms = %d\n"
         "log_level = %s\n"
@@ -324,7 +326,7 @@ s_write_config (load_t *self, char *path, size_t path_len)
         "hidden = %d\n",
         self->o.matches_keep >= 0 ? "matches_keep = " : "", keep,
         self->o.matches_keep >= 0 ? "\n" : "",
-        self->o.lease_ms, hb, self->o.log_level, self->o.population,
+        self->o.episode_rows ? "true" : "false", self->o.lease_ms, hb, self->o.log_level, self->o.population,
         s_hidden_for (self->o.state_kib));
     return fclose (f);
 }
@@ -908,11 +910,12 @@ s_verify_db (load_t *self, uint64_t *lost, uint64_t *doubled, uint64_t *unacked_
     sqlite3_busy_timeout (db, 10000);
     int64_t results_pruned = s_db_int (db, "SELECT CAST(value AS INTEGER) FROM meta "
                                            "WHERE key = 'results_pruned'", 0);
-    //  One pass: matches has no index on assignment_id, so no per-id COUNT.
+    //  One pass over the per-result rows (every seat counts the result's
+    //  episodes; a result applied twice would show twice as many).
     const char *sql =
-        "SELECT a.id, a.state = 'done', COALESCE (m.n, 0), COALESCE (m.d, 0) FROM assignments a "
-        "LEFT JOIN (SELECT assignment_id, COUNT (*) AS n, COUNT (DISTINCT episode) AS d "
-        "           FROM matches GROUP BY assignment_id) m ON m.assignment_id = a.id";
+        "SELECT a.id, a.state = 'done', COALESCE (r.n, 0), COALESCE (r.n, 0) FROM assignments a "
+        "LEFT JOIN (SELECT assignment_id, SUM (episodes) / COUNT (*) AS n "
+        "           FROM result_seats GROUP BY assignment_id) r ON r.assignment_id = a.id";
     if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf (stderr, "pbt-bench: cannot query %s: %s\n", self->db_path, sqlite3_errmsg (db));
         goto cleanup;
@@ -1186,6 +1189,7 @@ s_usage (FILE *out)
         "  --matches-keep N     pbtd's [daemon] matches_keep (match rows kept; 0 = all;\n"
         "                       default: pbtd's); acked results whose rows retention\n"
         "                       deleted are counted as pruned_by_retention, not lost\n"
+        "  --episode-rows       pbtd's [daemon] episode_rows = true (one row per episode)\n"
         "  --keep               keep the temporary directory (database, pbtd.log)\n"
         "Prints key=value figures; exits 0 only if lost=0 doubled=0 stuck_busy=0 errors=0\n"
         "bad_frames=0 and pbtd stopped cleanly (pbtd_exit=0).\n");
@@ -1203,7 +1207,7 @@ s_parse (opts_t *o, int argc, char **argv)
         { "drain", required_argument, 0, 'd' }, { "log-level", required_argument, 0, 'L' },
         { "pbtd", required_argument, 0, 'b' }, { "tmpdir", required_argument, 0, 'T' },
         { "progress", required_argument, 0, 'g' }, { "keep", no_argument, 0, 'K' },
-        { "matches-keep", required_argument, 0, 'M' },
+        { "matches-keep", required_argument, 0, 'M' }, { "episode-rows", no_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
     };
     *o = (opts_t) { .workers = -1, .seconds = 10, .warmup = 2, .state_kib = 64, .population = 16,
@@ -1231,6 +1235,7 @@ s_parse (opts_t *o, int argc, char **argv)
             case 'g': o->progress_s = atoi (optarg); break;
             case 'K': o->keep = true; break;
             case 'M': o->matches_keep = atoll (optarg); break;
+            case 'R': o->episode_rows = true; break;
             case 'h': s_usage (stdout); return 1;
             default: s_usage (stderr); return -1;
         }

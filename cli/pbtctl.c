@@ -150,25 +150,37 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
 
 typedef void (render_fn) (proto_view_t body);
 
+//  Integer options a command passes on as arguments: "--offset N" -> offset.
+typedef struct {
+    const char *key;
+    bool set;
+    int64_t value;
+} int_arg_t;
+
 static int
-s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool json, render_fn *render)
+s_simple_args (ctl_t *ctl, const char *cmd, const char *agent, const int_arg_t *ints, int n_ints,
+               bool json, render_fn *render)
 {
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, (agent ? 1 : 0) + (limit > 0 ? 1 : 0));
+    uint32_t n = agent ? 1 : 0;
+    for (int i = 0; i < n_ints; i++)
+        n += ints [i].set;
+    msgpack_pack_map (&pk, n);
     if (agent) {
         msgpack_pack_str (&pk, 5);
         msgpack_pack_str_body (&pk, "agent", 5);
         msgpack_pack_str (&pk, strlen (agent));
         msgpack_pack_str_body (&pk, agent, strlen (agent));
     }
-    if (limit > 0) {
-        msgpack_pack_str (&pk, 5);
-        msgpack_pack_str_body (&pk, "limit", 5);
-        msgpack_pack_int64 (&pk, limit);
-    }
+    for (int i = 0; i < n_ints; i++)
+        if (ints [i].set) {
+            msgpack_pack_str (&pk, strlen (ints [i].key));
+            msgpack_pack_str_body (&pk, ints [i].key, strlen (ints [i].key));
+            msgpack_pack_int64 (&pk, ints [i].value);
+        }
     ctl_reply_t reply;
     int rc = ctl_call (ctl, cmd, (const uint8_t *) sbuf.data, sbuf.size, &reply);
     msgpack_sbuffer_destroy (&sbuf);
@@ -181,6 +193,35 @@ s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool js
         render (body);
     ctl_reply_clear (&reply);
     return rc;
+}
+
+static int
+s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool json, render_fn *render)
+{
+    int_arg_t lim = { "limit", limit > 0, limit };
+    return s_simple_args (ctl, cmd, agent, &lim, 1, json, render);
+}
+
+//  "--name N" options into ints (named by key); -1 (usage printed) if a
+//  value is missing or not an integer. Other arguments are left alone.
+static int
+s_int_options (const char *cmd, int argc, char **argv, int_arg_t *ints, int n_ints)
+{
+    for (int i = 1; i < argc; i++)
+        for (int k = 0; k < n_ints; k++) {
+            if (strncmp (argv [i], "--", 2) || strcmp (argv [i] + 2, ints [k].key))
+                continue;
+            char *end = NULL;
+            long long v = i + 1 < argc ? strtoll (argv [i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || end == argv [i + 1] || *end) {
+                fprintf (stderr, "pbtctl %s: %s needs an integer\n", cmd, argv [i]);
+                return -1;
+            }
+            ints [k].set = true;
+            ints [k].value = v;
+            i++;
+        }
+    return 0;
 }
 
 //  Readable forms. The JSON form (--json) carries everything; these pick
@@ -213,7 +254,7 @@ s_render_hparams (proto_view_t map, bool series, char *out, size_t len)
 static void
 s_render_history (proto_view_t body)
 {
-    printf ("%-8s %8s %10s %12s %9s  %s\n", "agent", "episodes", "rating", "mean score", "evolved",
+    printf ("%-8s %8s %10s %12s %9s  %s\n", "agent", "entries", "rating", "mean score", "evolved",
             "hyperparameters now");
     int64_t n_agents = proto_view_map_len (body);
     for (int64_t i = 0; i < n_agents; i++) {
@@ -245,10 +286,11 @@ s_render_history (proto_view_t body)
         char hps [512] = "";
         if (proto_view_get (a, "hyperparameters", &hp) == 0)
             s_render_hparams (hp, true, hps, sizeof hps);
-        printf ("%-8s %8" PRId64 " %10.3f %12.3f %9" PRId64 "  %s\n", id, n, last_rating,
+        printf ("%-8s %8" PRId64 " %10.3f %12.3f %9" PRId64 "  %s\n", id, n < 0 ? 0 : n, last_rating,
                 tail ? sum / (double) tail : 0.0, evolved < 0 ? 0 : evolved, hps);
     }
-    printf ("(mean score over each agent's last 100 episodes; --json for the full series)\n");
+    printf ("(entries are results, older ones merged; mean score over each agent's last 100 entries; "
+            "--json for the series)\n");
 }
 
 static void
@@ -280,21 +322,27 @@ s_render_lineage (proto_view_t body)
 static void
 s_render_matches (proto_view_t body)
 {
-    printf ("%8s %10s %7s  %s\n", "match", "assignment", "episode", "seats (agent team score rating-after)");
+    printf ("%10s %8s  %s\n", "assignment", "episodes",
+            "seats (agent team wins/draws/losses mean-score rating-after)");
     int64_t n = proto_view_array_len (body);
     for (int64_t i = 0; i < n; i++) {
         proto_view_t m, seats;
         if (proto_view_array_at (body, (uint32_t) i, &m) != 0)
             continue;
-        printf ("%8.0f %10.0f %7.0f ", s_num (m, "id", 0), s_num (m, "assignment", 0), s_num (m, "episode", 0));
+        printf ("%10.0f %8.0f ", s_num (m, "assignment", 0), s_num (m, "episodes", 0));
         if (proto_view_get (m, "seats", &seats) == 0) {
             int64_t k = proto_view_array_len (seats);
             for (int64_t j = 0; j < k; j++) {
-                proto_view_t seat;
+                proto_view_t seat, fv;
                 char agent [64];
-                if (proto_view_array_at (seats, (uint32_t) j, &seat) == 0)
-                    printf (" %s t%.0f %+.0f %.2f", s_str (seat, "agent", agent, sizeof agent),
-                            s_num (seat, "team", 0), s_num (seat, "score", 0), s_num (seat, "rating_after", 0));
+                if (proto_view_array_at (seats, (uint32_t) j, &seat) != 0)
+                    continue;
+                printf (" %s", s_str (seat, "agent", agent, sizeof agent));
+                if (proto_view_get (seat, "frozen_version", &fv) == 0 && !proto_view_is_nil (fv))
+                    printf ("@v%lld", (long long) proto_view_int (fv, 0));
+                printf (" t%.0f %.0f/%.0f/%.0f %+.2f %.2f", s_num (seat, "team", 0),
+                        s_num (seat, "wins", 0), s_num (seat, "draws", 0), s_num (seat, "losses", 0),
+                        s_num (seat, "score", 0), s_num (seat, "rating_after", 0));
             }
         }
         char script [64];
@@ -304,6 +352,8 @@ s_render_matches (proto_view_t body)
             printf ("  vs script %s (unrated)", script);
         printf ("\n");
     }
+    if (n > 0)
+        printf ("(one line per result, newest first; --before ASSIGNMENT for older ones)\n");
 }
 
 static void
@@ -337,10 +387,18 @@ static int
 s_cmd_history (ctl_t *ctl, int argc, char **argv)
 {
     const char *agent = NULL;
-    for (int i = 1; i < argc; i++)
+    int_arg_t ints [2] = { { "offset", false, 0 }, { "limit", false, 0 } };
+    if (s_int_options ("history", argc, argv, ints, 2))
+        return EXIT_USAGE;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp (argv [i], "--offset") || !strcmp (argv [i], "--limit"))
+            i++;
+        else
         if (argv [i][0] != '-')
             agent = argv [i];
-    return s_simple (ctl, "history", agent, 0, s_has_flag (argc, argv, "--json"), s_render_history);
+    }
+    return s_simple_args (ctl, "history", agent, ints, 2, s_has_flag (argc, argv, "--json"),
+                          s_render_history);
 }
 
 static int
@@ -360,11 +418,20 @@ s_cmd_lineage (ctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_matches (ctl_t *ctl, int argc, char **argv)
 {
-    int64_t limit = 20;
-    for (int i = 1; i < argc - 1; i++)
-        if (strcmp (argv [i], "--limit") == 0)
-            limit = atoll (argv [i + 1]);
-    return s_simple (ctl, "matches", NULL, limit, s_has_flag (argc, argv, "--json"), s_render_matches);
+    int_arg_t ints [2] = { { "limit", false, 0 }, { "before", false, 0 } };
+    if (s_int_options ("matches", argc, argv, ints, 2))
+        return EXIT_USAGE;
+    return s_simple_args (ctl, "matches", NULL, ints, 2, s_has_flag (argc, argv, "--json"),
+                          s_render_matches);
+}
+
+static int
+s_cmd_payoff (ctl_t *ctl, int argc, char **argv)
+{
+    int_arg_t ints [2] = { { "offset", false, 0 }, { "limit", false, 0 } };
+    if (s_int_options ("payoff", argc, argv, ints, 2))
+        return EXIT_USAGE;
+    return s_simple_args (ctl, "payoff", NULL, ints, 2, true, NULL);
 }
 
 static int
@@ -529,9 +596,10 @@ s_keygen (int argc, char **argv)
 
 static const command_t s_commands [] = {
     { "status", "one row per agent, then totals", "status [--json]", s_cmd_status },
-    { "history", "per-agent series in the seed's shape", "history [AGENT] [--json]", s_cmd_history },
+    { "history", "per-agent series in the seed's shape (one entry per result, older ones merged)", "history [AGENT] [--offset N] [--limit N] [--json]", s_cmd_history },
     { "lineage", "chain of evolutions back to the initial agent", "lineage AGENT [--json]", s_cmd_lineage },
-    { "matches", "recent results", "matches [--limit N] [--json]", s_cmd_matches },
+    { "matches", "recent results with each seat's aggregates", "matches [--limit N] [--before ASSIGNMENT] [--json]", s_cmd_matches },
+    { "payoff", "payoff matrix counters (whole run and recent window), as JSON", "payoff [--offset N] [--limit N]", s_cmd_payoff },
     { "workers", "connected workers", "workers [--json]", s_cmd_workers },
     { "pause", "stop handing out assignments (admin)", "pause", s_cmd_pause },
     { "resume", "hand out assignments again (admin)", "resume", s_cmd_resume },

@@ -25,7 +25,8 @@
 
 #define REPORT_MAX_AGENTS   256
 #define REPORT_MAX_POINTS   1500    // points drawn per series
-#define REPORT_MATCH_LIMIT  1000    // what pbtd's matches command serves at most
+#define REPORT_MATCH_LIMIT  200     // recent results listed (the matrix uses payoff)
+#define REPORT_METRICS_LIMIT 2000   // metrics rows, when pbtd has no samples_per_s series
 
 static const char *const s_palette [] = {
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -116,6 +117,8 @@ typedef struct {
 
 typedef struct {
     const msgpack_object *status, *history, *lineage, *matches, *metrics;
+    const msgpack_object *payoff;       // pbtd's payoff counters, may be NULL
+    const msgpack_object *rate;         // population series samples_per_s, may be NULL
     agent_t agents [REPORT_MAX_AGENTS];
     int n_agents;
     double t0, t1;                  // wall-clock span (ms) of everything timed
@@ -166,6 +169,10 @@ s_data_load (data_t *d, const msgpack_object *root)
     d->lineage = mpobj_get (root, "lineage");
     d->matches = mpobj_get (root, "matches");
     d->metrics = mpobj_get (root, "metrics");
+    d->payoff = mpobj_get (root, "payoff");
+    d->rate = mpobj_get (mpobj_get (root, "samples_per_s"), "points");
+    for (uint32_t i = 0; i < mpobj_len (d->rate); i++)
+        s_span (d, mpobj_num_or (mpobj_at (d->rate, i), "ts", 0));
     d->t0 = INFINITY;
     d->t1 = -INFINITY;
     char id [64];
@@ -397,26 +404,33 @@ s_summary (FILE *f, const data_t *d)
     fprintf (f, "</table>\n");
 }
 
-//  Elo: rating after each of the agent's episodes (history "rating";
-//  against history "ts" if pbtd sends one, else the episode index).
-static void
-s_elo (FILE *f, const data_t *d)
+//  Elo: each agent's rating after each history entry, against one x axis
+//  shared by every agent: wall-clock time (history "ts") or the
+//  population's total frames (history "frames") at that entry. Without
+//  either (an old bundle), the entry index.
+typedef enum { X_TIME, X_FRAMES, X_INDEX } xaxis_t;
+
+static double
+s_elo_x (const data_t *d, const msgpack_object *hist, uint32_t k, xaxis_t by)
 {
-    bool by_time = true;
+    if (by == X_TIME)
+        return (s_numv (mpobj_at (mpobj_get (hist, "ts"), k), d->t0) - d->t0) / 1000;
+    if (by == X_FRAMES)
+        return s_numv (mpobj_at (mpobj_get (hist, "frames"), k), 0);
+    return k;
+}
+
+static void
+s_elo_chart (FILE *f, const data_t *d, xaxis_t by)
+{
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < d->n_agents; i++) {
         const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
-        if (mpobj_len (r) && mpobj_len (ts) != mpobj_len (r))
-            by_time = false;
-    }
-    for (int i = 0; i < d->n_agents; i++) {
-        const msgpack_object *r = mpobj_get (d->agents [i].hist, "rating");
-        const msgpack_object *ts = mpobj_get (d->agents [i].hist, "ts");
         for (uint32_t k = 0; k < mpobj_len (r); k++) {
             double y = s_numv (mpobj_at (r, k), NAN);
-            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
-            if (!isfinite (y))
+            double x = s_elo_x (d, d->agents [i].hist, k, by);
+            //  Entry 0 is the placeholder before any result: frames 0.
+            if (!isfinite (y) || (by == X_FRAMES && k == 0))
                 continue;
             y0 = fmin (y0, y);
             y1 = fmax (y1, y);
@@ -424,9 +438,8 @@ s_elo (FILE *f, const data_t *d)
             x1 = fmax (x1, x);
         }
     }
-    fprintf (f, "<h2 id=\"elo\">Elo rating over time</h2>\n");
     if (!isfinite (x0)) {
-        fprintf (f, "<p class=\"note\">No rated episodes yet.</p>\n");
+        fprintf (f, "<p class=\"note\">No rated results yet.</p>\n");
         return;
     }
     plot_t p = { .logy = false };
@@ -436,31 +449,58 @@ s_elo (FILE *f, const data_t *d)
     p.y0 = y0;
     p.y1 = y1;
     s_plot_begin (&p, f, 1200, 380, "Elo rating of every agent",
-                  by_time ? "seconds since the first recorded event" : "episodes played by the agent",
+                  by == X_TIME ? "seconds since the first recorded event"
+                  : by == X_FRAMES ? "frames trained by the whole population" : "history entry",
                   "Elo rating");
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
         const msgpack_object *r = mpobj_get (a->hist, "rating");
-        const msgpack_object *ts = mpobj_get (a->hist, "ts");
         uint32_t n = mpobj_len (r);
         s_group (f, a, "elo");
         fprintf (f, "<title>");
         s_esc (f, a->id);
-        fprintf (f, ": %u episodes, rating now %.3f</title>", n ? n - 1 : 0,
+        fprintf (f, ": %u entries, rating now %.3f</title>", n ? n - 1 : 0,
                  n ? s_numv (mpobj_at (r, n - 1), NAN) : NAN);
         fprintf (f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", a->color);
         uint32_t stride = n > REPORT_MAX_POINTS ? (n + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
-        for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t k = by == X_FRAMES ? 1 : 0; k < n; k++) {
             if (k % stride != 0 && k != n - 1)
                 continue;
             double y = s_numv (mpobj_at (r, k), NAN);
-            double x = by_time ? (s_numv (mpobj_at (ts, k), d->t0) - d->t0) / 1000 : k;
             if (isfinite (y))
-                fprintf (f, "%.1f,%.1f ", s_px (&p, x), s_py (&p, y));
+                fprintf (f, "%.1f,%.1f ", s_px (&p, s_elo_x (d, a->hist, k, by)), s_py (&p, y));
         }
         fprintf (f, "\"/></g>\n");
     }
     s_plot_end (&p);
+}
+
+static void
+s_elo (FILE *f, const data_t *d)
+{
+    bool shared = d->n_agents > 0;
+    for (int i = 0; i < d->n_agents; i++) {
+        uint32_t n = mpobj_len (mpobj_get (d->agents [i].hist, "rating"));
+        if (n && (mpobj_len (mpobj_get (d->agents [i].hist, "ts")) != n
+              ||  mpobj_len (mpobj_get (d->agents [i].hist, "frames")) != n))
+            shared = false;
+    }
+    fprintf (f, "<h2 id=\"elo\">Elo rating over time</h2>\n");
+    if (!shared) {
+        s_elo_chart (f, d, X_INDEX);
+        s_legend (f, d);
+        return;
+    }
+    //  Both x axes are drawn; the radio buttons show one (CSS only, no script).
+    fprintf (f, "<div class=\"xsel\"><p class=\"note\">One point per result; older results are merged "
+                "several to a point, so a week-long run stays small. The x axis is the same for every "
+                "agent:</p>\n<input type=\"radio\" name=\"x\" id=\"xt\" checked=\"checked\"/>"
+                "<label for=\"xt\">wall-clock time</label> <input type=\"radio\" name=\"x\" id=\"xf\"/>"
+                "<label for=\"xf\">frames trained by the population</label>\n<div class=\"byt\">\n");
+    s_elo_chart (f, d, X_TIME);
+    fprintf (f, "</div>\n<div class=\"byf\">\n");
+    s_elo_chart (f, d, X_FRAMES);
+    fprintf (f, "</div>\n</div>\n");
     s_legend (f, d);
 }
 
@@ -726,7 +766,29 @@ s_matrix (FILE *f, const data_t *d)
     double *g = calloc ((size_t) n * n, sizeof (double));
     if (!w || !dr || !g)
         goto cleanup;
-    uint32_t n_matches = mpobj_len (d->matches);
+    //  pbtd's payoff counters when the bundle has them (the recent window
+    //  of every pairing, full whatever the assignment size), else the
+    //  recent matches as older bundles carried them.
+    const msgpack_object *cells = mpobj_get (d->payoff, "cells");
+    uint32_t n_cells = mpobj_len (cells), n_frozen = 0;
+    for (uint32_t k = 0; k < n_cells; k++) {
+        const msgpack_object *cell = mpobj_at (cells, k);
+        char a [64], b [64];
+        if (mpobj_num_or (cell, "version", 0) != 0 || mpobj_num_or (cell, "opp_version", 0) != 0) {
+            n_frozen++;
+            continue;           // a frozen snapshot's pairing: in pbtctl payoff
+        }
+        int i = s_agent_index (d, s_strv (mpobj_get (cell, "agent"), a, sizeof a));
+        int j = s_agent_index (d, s_strv (mpobj_get (cell, "opp"), b, sizeof b));
+        const msgpack_object *rc = mpobj_get (cell, "recent");
+        if (i < 0 || j < 0 || i == j)
+            continue;
+        size_t c = (size_t) i * n + j;
+        g [c] = mpobj_num_or (rc, "episodes", 0);
+        w [c] = mpobj_num_or (rc, "wins", 0);
+        dr [c] = mpobj_num_or (rc, "draws", 0);
+    }
+    uint32_t n_matches = cells ? 0 : mpobj_len (d->matches);
     for (uint32_t m = 0; m < n_matches; m++) {
         const msgpack_object *seats = mpobj_get (mpobj_at (d->matches, m), "seats");
         uint32_t ns = mpobj_len (seats);
@@ -756,9 +818,18 @@ s_matrix (FILE *f, const data_t *d)
                     dr [c]++;
             }
     }
-    fprintf (f, "<p class=\"note\">Row agent's wins over the column agent in the last %u recorded "
-                "episodes (draws count as neither; hover for counts). Blue: the row agent wins "
-                "more often than it loses; red: less.</p>\n", n_matches);
+    if (cells)
+        fprintf (f, "<p class=\"note\">Row agent's share of wins against the column agent over "
+                    "their recent episodes: pbtd's payoff counters keep, for every pairing, its "
+                    "last %.0f to %.0f episodes (and the whole run; <code>pbtctl payoff</code>, which "
+                    "also has the %u pairings with frozen snapshots). Draws count as neither; hover "
+                    "for counts. Blue: the row agent wins more often than it loses; red: less.</p>\n",
+                 mpobj_num_or (d->payoff, "window", 0), 2 * mpobj_num_or (d->payoff, "window", 0),
+                 n_frozen);
+    else
+        fprintf (f, "<p class=\"note\">Row agent's wins over the column agent in the last %u recorded "
+                    "episodes (draws count as neither; hover for counts). Blue: the row agent wins "
+                    "more often than it loses; red: less.</p>\n", n_matches);
     fprintf (f, "<table class=\"m\"><tr><th>row vs column</th>");
     for (int j = 0; j < n; j++) {
         fprintf (f, "<th>");
@@ -808,6 +879,18 @@ s_throughput (FILE *f, const data_t *d)
     double *x = NULL, *y = NULL;
     int k = 0;
     const char *what = "samples per second";
+    uint32_t n_rate = mpobj_len (d->rate);
+    if (n_rate >= 2) {
+        //  The population series: one point per 10 s, older ones merged.
+        x = calloc (n_rate, sizeof (double));
+        y = calloc (n_rate, sizeof (double));
+        for (uint32_t i = 0; x && y && i < n_rate; i++) {
+            const msgpack_object *pt = mpobj_at (d->rate, i);
+            x [k] = (mpobj_num_or (pt, "ts", 0) - d->t0) / 1000;
+            y [k++] = mpobj_num_or (pt, "mean", 0);
+        }
+    }
+    else
     if (n >= 2) {
         x = calloc (n, sizeof (double));
         y = calloc (n, sizeof (double));
@@ -893,7 +976,8 @@ static const char s_css [] =
     "table.t,table.m{border-collapse:collapse;margin:6px 0}"
     "table.t td,table.t th,table.m td,table.m th{border:1px solid #ddd;padding:3px 8px;text-align:right}"
     "table.t td:first-child,table.t td.hp,table.t td.l{text-align:left}td.hp{font-size:12px;color:#444}"
-    "table.m td{min-width:64px;text-align:center}table.m small{color:#555}td.na{background:#f4f4f4}";
+    "table.m td{min-width:64px;text-align:center}table.m small{color:#555}td.na{background:#f4f4f4}"
+    ".xsel input{margin-left:10px}#xt:checked~.byf,#xf:checked~.byt{display:none}";
 
 int
 report_render (const uint8_t *bytes, size_t len, FILE *out)
@@ -967,7 +1051,13 @@ s_collect (ctl_t *ctl, msgpack_packer *pk, const char *key, const char *cmd,
     msgpack_sbuffer_init (&args);
     msgpack_packer apk;
     msgpack_packer_init (&apk, &args, msgpack_sbuffer_write);
-    msgpack_pack_map (&apk, arg_key ? 1 : 0);
+    //  A series is named by agent and name: the population's here.
+    bool series = !strcmp (cmd, "series");
+    msgpack_pack_map (&apk, (arg_key ? 1 : 0) + series);
+    if (series) {
+        s_pack_str (&apk, "agent");
+        s_pack_str (&apk, "population");
+    }
     if (arg_key) {
         s_pack_str (&apk, arg_key);
         if (arg_str)
@@ -1060,7 +1150,7 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
     int n = s_agent_ids (reply.body, reply.body_len, ids, REPORT_MAX_AGENTS);
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
-    msgpack_pack_map (&pk, 6);
+    msgpack_pack_map (&pk, 8);
     s_pack_str (&pk, "generated_ms");
     msgpack_pack_int64 (&pk, (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     s_pack_str (&pk, "status");
@@ -1075,9 +1165,11 @@ s_collect_all (ctl_t *ctl, msgpack_sbuffer *sbuf)
         if ((rc = s_collect (ctl, &pk, NULL, "lineage", "agent", ids [i], 0, true)) != 0)
             return rc;
     }
-    if ((rc = s_collect (ctl, &pk, "matches", "matches", "limit", NULL, REPORT_MATCH_LIMIT, true)) != 0)
+    if ((rc = s_collect (ctl, &pk, "matches", "matches", "limit", NULL, REPORT_MATCH_LIMIT, true)) != 0
+    ||  (rc = s_collect (ctl, &pk, "payoff", "payoff", NULL, NULL, 0, true)) != 0
+    ||  (rc = s_collect (ctl, &pk, "samples_per_s", "series", "name", "samples_per_s", 0, true)) != 0)
         return rc;
-    return s_collect (ctl, &pk, "metrics", "metrics", NULL, NULL, 0, true);
+    return s_collect (ctl, &pk, "metrics", "metrics", "limit", NULL, REPORT_METRICS_LIMIT, true);
 }
 
 static void

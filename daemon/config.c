@@ -29,6 +29,9 @@ const char *config_embedded =
     "snapshots_keep = 4\n"
     "matches_keep = 1000000\n"
     "lineage_keep = false\n"
+    "episode_rows = false\n"
+    "results_keep = 100000\n"
+    "payoff_window = 20000\n"
     "checkpoint_ms = 100\n"
     "wal_max_mb = 256\n"
     "state_cache_mb = 1024\n"
@@ -187,6 +190,25 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
         cfg->lineage_keep = b;
     }
     else
+    if (!strcmp (k, "episode_rows")) {
+        bool b;
+        if (s_parse_bool (v, &b))
+            S_ERR (e, "expected true or false, got '%s'", v);
+        cfg->episode_rows = b;
+    }
+    else
+    if (!strcmp (k, "results_keep")) {
+        if (s_parse_u64 (v, &u) || u > (1ull << 62))
+            S_ERR (e, "expected a number of results (0 = keep all), got '%s'", v);
+        cfg->results_keep = u;
+    }
+    else
+    if (!strcmp (k, "payoff_window")) {
+        if (s_parse_u64 (v, &u) || u < 1 || u > (1ull << 40))
+            S_ERR (e, "expected a number of episodes >= 1, got '%s'", v);
+        cfg->payoff_window = u;
+    }
+    else
     if (!strcmp (k, "matches_keep")) {
         if (s_parse_u64 (v, &u) || u > (1ull << 62))
             S_ERR (e, "expected a number of episodes (0 = keep all), got '%s'", v);
@@ -213,7 +235,7 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
     else
         S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
                "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, lineage_keep, "
-               "checkpoint_ms, wal_max_mb, state_cache_mb)");
+               "episode_rows, results_keep, payoff_window, checkpoint_ms, wal_max_mb, state_cache_mb)");
     return 0;
 }
 
@@ -644,6 +666,8 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->housekeeping_ms = 1000;
     cfg->snapshots_keep = 4;
     cfg->matches_keep = 1000000;
+    cfg->results_keep = 100000;
+    cfg->payoff_window = 20000;
     cfg->checkpoint_ms = 100;
     cfg->wal_max_mb = 256;
     cfg->state_cache_mb = 1024;

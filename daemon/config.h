@@ -32,6 +32,9 @@ typedef struct {
     uint32_t snapshots_keep;
     uint64_t matches_keep;                  // newest match rows (episodes) kept, 0 = all
     bool lineage_keep;                      // keep the snapshots evolutions copied
+    bool episode_rows;                      // also one row per episode (matches, match_seats)
+    uint64_t results_keep;                  // newest results' rows kept without episode rows, 0 = all
+    uint64_t payoff_window;                 // episodes per recent bucket of a payoff cell
     uint32_t checkpoint_ms;                 // WAL checkpoint interval (checkpointer thread)
     uint32_t wal_max_mb;                    // WAL size that forces a truncating checkpoint
     uint32_t state_cache_mb;                // budget for keeping current states in memory

@@ -5,6 +5,7 @@
 #include "server_priv.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #ifdef HAVE_SYSTEMD
@@ -64,6 +65,11 @@ cron_run (server_t *self)
     //  a bulk delete. WAL checkpoints run on db.c's checkpointer thread.
     if (mono - self->last_metrics >= CRON_METRICS_MS) {
         db_metrics_append (self->db, now, self->results, self->samples, self->evolutions);
+        //  The same on the shared time axis, bounded for a run of any length.
+        double rate = server_samples_per_s (self);
+        if (db_series_append (self->db, DB_SERIES_POPULATION, "samples_per_s", now, self->samples,
+                              isfinite (rate) && rate >= 0 ? rate : 0, 1, NULL))
+            log_warn ("series_failed", "name=samples_per_s");
         self->last_metrics = mono;
         log_debug ("batches", "commits=%" PRIu64 " messages=%" PRIu64 " work_ms=%" PRIu64
                    " commit_ms=%" PRIu64 " checkpoints=%" PRIu64, self->batches, self->batched,

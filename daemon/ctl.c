@@ -106,7 +106,7 @@ s_status (server_t *self, msgpack_packer *pk)
     char merr [PROTO_MAX_TEXT];
     if (meta_nash (self->db, self->n_agents, &m, merr, sizeof merr) < 0)
         log_warn ("nash_failed", "error=\"%s\"", merr);
-    msgpack_pack_map (pk, 13);
+    msgpack_pack_map (pk, 15);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -175,6 +175,24 @@ s_status (server_t *self, msgpack_packer *pk)
     s_str (pk, self->cfg->env);
     s_str (pk, "assign_turnaround_ms");
     s_turnaround (self, pk);
+    //  Housekeeping ticks: a control call that stalled the reactor would
+    //  show as a tick count that did not move and a large slip.
+    s_str (pk, "housekeeping");
+    msgpack_pack_map (pk, 4);
+    s_str (pk, "ticks");
+    msgpack_pack_uint64 (pk, self->ticks);
+    s_str (pk, "period_ms");
+    msgpack_pack_uint32 (pk, self->cfg->housekeeping_ms);
+    s_str (pk, "slip_ms_max");
+    msgpack_pack_double (pk, self->tick_slip_ms_max);
+    s_str (pk, "slip_ms_last");
+    msgpack_pack_double (pk, self->tick_slip_ms_last);
+    s_str (pk, "reader");
+    msgpack_pack_map (pk, 2);
+    s_str (pk, "served");
+    msgpack_pack_uint64 (pk, self->reader ? reader_served (self->reader) : 0);
+    s_str (pk, "in_flight");
+    msgpack_pack_uint32 (pk, self->reader ? reader_in_flight (self->reader) : 0);
     s_str (pk, "recommended");
     if (m.recommended >= 0)
         s_agent_name (pk, m.recommended);
@@ -376,28 +394,6 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
     if (!strcmp (ctl->cmd, "status"))
         s_status (self, &pk);
     else
-    if (!strcmp (ctl->cmd, "history")) {
-        if (db_pack_history (self->db, &pk, has_agent ? id : -1, self->n_agents,
-                             self->cfg->pbt.elo_initial,
-                             proto_args_int (args, args_len, "stride", 1),
-                             proto_args_int (args, args_len, "last", 0)))
-            snprintf (err, sizeof err, "database error");
-    }
-    else
-    if (!strcmp (ctl->cmd, "lineage")) {
-        if (!has_agent)
-            snprintf (err, sizeof err, "lineage needs agent (e.g. agt_0)");
-        else
-        if (db_pack_lineage (self->db, &pk, id))
-            snprintf (err, sizeof err, "database error");
-    }
-    else
-    if (!strcmp (ctl->cmd, "matches")) {
-        int64_t limit = proto_args_int (args, args_len, "limit", 20);
-        if (db_pack_matches (self->db, &pk, (int) (limit < 1 ? 1 : limit > 1000 ? 1000 : limit)))
-            snprintf (err, sizeof err, "database error");
-    }
-    else
     if (!strcmp (ctl->cmd, "workers"))
         s_workers (self, &pk);
     else
@@ -407,11 +403,6 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
     if ((!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume"))
     &&  !s_admin_ok (self, ctl, err, sizeof err))
         ;   // refused: err says why
-    else
-    if (!strcmp (ctl->cmd, "metrics")) {
-        if (db_pack_metrics (self->db, &pk, proto_args_int (args, args_len, "limit", 100000)))
-            snprintf (err, sizeof err, "database error");
-    }
     else
     if (!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume")) {
         bool pause = ctl->cmd [0] == 'p';

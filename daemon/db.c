@@ -198,8 +198,7 @@ typedef enum {
     Q_AGENT_TRAINED, Q_AGENT_RATED, Q_MATCH_INSERT, Q_MSEAT_INSERT,
     Q_AGENT_EVOLVED, Q_EVO_INSERT, Q_METRICS_INSERT,
     Q_COUNT_RESULTS, Q_COUNT_EVOS,
-    Q_HIST_HP, Q_HIST_MATCHES, Q_HIST_OPP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO,
-    Q_MATCHES_RECENT, Q_MSEATS_GET, Q_METRICS_RECENT,
+    Q_HIST_HP, Q_HIST_EVOS, Q_LINEAGE, Q_DONOR_EVO, Q_METRICS_RECENT,
     Q_FROZEN_SET, Q_FROZEN_INSERT, Q_FROZEN_COUNT_AGENT, Q_FROZEN_OLDEST, Q_FROZEN_DELETE,
     Q_FROZEN_DRIFT_ADD, Q_FROZEN_GET, Q_FROZEN_RATED, Q_FROZEN_ALL, Q_FROZEN_COUNT,
     Q_SER_ID, Q_SER_NEW, Q_SER_SEQ, Q_SER_PUT, Q_SER_LEVEL_N, Q_SER_OLDEST2, Q_SER_DEL,
@@ -310,26 +309,14 @@ static const char *s_sql [Q_COUNT] = {
     [Q_COUNT_EVOS] = "SELECT COUNT(*) FROM evolutions",
     [Q_HIST_HP] = "SELECT seq, name, value FROM hparam_history WHERE agent_id = ?1 "
                   "ORDER BY seq, id",
-    [Q_HIST_MATCHES] = "SELECT ms.match_id, ms.team, ms.score, ms.rating_after "
-                       "FROM match_seats ms WHERE ms.agent_id = ?1 AND ms.frozen_version IS NULL "
-                       "ORDER BY ms.match_id",
     //  A scripted team has no seat rows: it shows as script:<name>.
-    [Q_HIST_OPP] = "SELECT COALESCE((SELECT group_concat('agt_' || agent_id || "
-                   "COALESCE('@v' || frozen_version, ''), '+') FROM match_seats "
-                   "WHERE match_id = ?1 AND team != ?2), (SELECT 'script:' || a.script "
-                   "FROM matches m JOIN assignments a ON a.id = m.assignment_id WHERE m.id = ?1))",
     [Q_HIST_EVOS] = "SELECT frames FROM evolutions WHERE agent_id = ?1 ORDER BY id",
     [Q_LINEAGE] = "SELECT id, donor_id, donor_version, ts, frames, old_version, new_version, "
                   "generation, old_hparams, new_hparams FROM evolutions WHERE agent_id = ?1 "
                   "ORDER BY id DESC",
     [Q_DONOR_EVO] = "SELECT MAX(id) FROM evolutions WHERE agent_id = ?1 AND id < ?2",
-    [Q_MATCHES_RECENT] = "SELECT m.id, m.assignment_id, m.episode, m.ts, a.script FROM matches m "
-                         "LEFT JOIN assignments a ON a.id = m.assignment_id "
-                         "ORDER BY m.id DESC LIMIT ?1",
     [Q_METRICS_RECENT] = "SELECT ts, results, samples, evolutions FROM "
                          "(SELECT rowid AS r, * FROM metrics ORDER BY rowid DESC LIMIT ?1) ORDER BY r",
-    [Q_MSEATS_GET] = "SELECT slot, agent_id, team, score, rating_after FROM match_seats "
-                     "WHERE match_id = ?1 ORDER BY slot",
     //  Frozen past snapshots (PFSP opponents). Freezing only flips the
     //  snapshot's flag (its bytes never change); retention skips frozen rows.
     [Q_FROZEN_SET] = "UPDATE snapshots SET frozen = ?3 WHERE agent_id = ?1 AND version = ?2",
@@ -965,6 +952,49 @@ db_new (const char *path)
 fail:
     db_destroy (&self);
     return NULL;
+}
+
+db_t *
+db_new_reader (const char *path)
+{
+    assert (path);
+    db_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->path = strdup (path);
+    self->payoff_window = DB_PAYOFF_WINDOW;
+    if (!self->path)
+        goto fail;
+    //  Read-only, no state store: WAL lets this connection read committed
+    //  data while pbtd's own connection writes.
+    if (sqlite3_open_v2 (path, &self->handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
+        != SQLITE_OK) {
+        log_error ("db_open_failed", "path=%s reader=1 msg=\"%s\"", path,
+                   self->handle ? sqlite3_errmsg (self->handle) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes (self->handle, 1);
+    if (s_pragma (self, "PRAGMA busy_timeout = 5000")
+    ||  s_pragma (self, "PRAGMA temp_store = MEMORY")
+    ||  s_prepare_all (self))
+        goto fail;
+    return self;
+fail:
+    db_destroy (&self);
+    return NULL;
+}
+
+int
+db_read_begin (db_t *self)
+{
+    return s_pragma (self, "BEGIN");
+}
+
+void
+db_read_end (db_t *self)
+{
+    if (!sqlite3_get_autocommit (self->handle))
+        s_pragma (self, "COMMIT");
 }
 
 void
@@ -2894,12 +2924,10 @@ s_pack_hp_json (msgpack_packer *pk, const char *json)
     }
 }
 
-//  Packs the history of one agent as the seed's global storage did.
+//  hyperparameters: name -> [value per history seq], in first-seen order.
 static int
-s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial,
-                    int64_t stride, int64_t last)
+s_pack_hparam_history (db_t *self, msgpack_packer *pk, int64_t id)
 {
-    //  hyperparameters: name -> [value per history seq]
     proto_kvs_t names = { 0 };
     int rc;
     sqlite3_stmt *st = s_q (self, Q_HIST_HP);
@@ -2909,9 +2937,7 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
             proto_kvs_set (&names, (const char *) sqlite3_column_text (st, 1), 0);
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
-        goto fail;
-    msgpack_pack_map (pk, 5);
-    s_pack_str (pk, "hyperparameters");
+        return -1;
     msgpack_pack_map (pk, names.count);
     for (uint32_t k = 0; k < names.count; k++) {
         s_pack_str (pk, names.items [k].name);
@@ -2922,105 +2948,38 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
                 msgpack_pack_array (pk, n);
             st = s_q (self, Q_HIST_HP);
             sqlite3_bind_int64 (st, 1, id);
+            uint32_t got = 0;
             while ((rc = sqlite3_step (st)) == SQLITE_ROW)
                 if (!strcmp ((const char *) sqlite3_column_text (st, 1), names.items [k].name)) {
                     if (pass == 0)
                         n++;
                     else
+                    if (got++ < n)
                         msgpack_pack_double (pk, sqlite3_column_double (st, 2));
                 }
             sqlite3_reset (st);
+            for (; pass == 1 && got < n; got++)
+                msgpack_pack_nil (pk);
             if (rc != SQLITE_DONE)
-                goto fail;
+                return -1;
         }
     }
-    //  opponent/score/rating per episode, after an initial 'NA'/0/initial
-    //  entry as the seed wrote. One scan collects the kept episodes (every
-    //  stride-th of the last `last`); opponents are looked up only for
-    //  those, so a long run's history costs one index walk, not one
-    //  subquery per episode per series.
-    size_t cap = 0, n = 0;
-    int64_t *mid = NULL, *team = NULL;
-    double *score = NULL, *rating = NULL;
-    int64_t total = 0;
-    st = s_q (self, Q_HIST_MATCHES);
-    sqlite3_bind_int64 (st, 1, id);
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-        total++;
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE)
-        goto fail;
-    int64_t skip = (last > 0 && total > last) ? total - last : 0;
-    st = s_q (self, Q_HIST_MATCHES);
-    sqlite3_bind_int64 (st, 1, id);
-    for (int64_t i = 0; (rc = sqlite3_step (st)) == SQLITE_ROW; i++) {
-        if (i < skip || (i - skip) % stride != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 256;
-            int64_t *m2 = realloc (mid, cap * sizeof *mid), *t2 = m2 ? realloc (team, cap * sizeof *team) : NULL;
-            if (m2)
-                mid = m2;
-            if (t2)
-                team = t2;
-            double *s2 = t2 ? realloc (score, cap * sizeof *score) : NULL;
-            if (s2)
-                score = s2;
-            double *r2 = s2 ? realloc (rating, cap * sizeof *rating) : NULL;
-            if (r2)
-                rating = r2;
-            if (!r2) {
-                sqlite3_reset (st);
-                goto fail_free;
-            }
-        }
-        mid [n] = sqlite3_column_int64 (st, 0);
-        team [n] = sqlite3_column_int64 (st, 1);
-        score [n] = sqlite3_column_double (st, 2);
-        rating [n] = sqlite3_column_double (st, 3);
-        n++;
-    }
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE)
-        goto fail_free;
-    s_pack_str (pk, "opponent");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    s_pack_str (pk, "NA");
-    st = s_q (self, Q_HIST_OPP);
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64 (st, 1, mid [i]);
-        sqlite3_bind_int64 (st, 2, team [i]);
-        rc = sqlite3_step (st);
-        const char *o = rc == SQLITE_ROW ? (const char *) sqlite3_column_text (st, 0) : NULL;
-        s_pack_str (pk, o ? o : "NA");
-        sqlite3_reset (st);
-    }
-    s_pack_str (pk, "score");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    msgpack_pack_double (pk, 0);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_double (pk, score [i]);
-    s_pack_str (pk, "rating");
-    msgpack_pack_array (pk, (uint32_t) n + 1);
-    msgpack_pack_double (pk, elo_initial);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_double (pk, rating [i]);
-    free (mid);
-    free (team);
-    free (score);
-    free (rating);
-    mid = team = NULL;
-    score = rating = NULL;
-    //  step: 0, then the agent's total frames at each evolution.
+    return 0;
+}
+
+//  step: 0, then the agent's total frames at each evolution.
+static int
+s_pack_steps (db_t *self, msgpack_packer *pk, int64_t id)
+{
     uint32_t n_evo = 0;
-    st = s_q (self, Q_HIST_EVOS);
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_HIST_EVOS);
     sqlite3_bind_int64 (st, 1, id);
     while ((rc = sqlite3_step (st)) == SQLITE_ROW)
         n_evo++;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE)
-        goto fail;
-    s_pack_str (pk, "step");
+        return -1;
     msgpack_pack_array (pk, n_evo + 1);
     msgpack_pack_uint64 (pk, 0);
     st = s_q (self, Q_HIST_EVOS);
@@ -3034,30 +2993,320 @@ s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initi
     for (; got < n_evo; got++)
         msgpack_pack_nil (pk);
     return 0;
-fail_free:
-    free (mid);
-    free (team);
-    free (score);
-    free (rating);
-fail:
-    s_fail (self, "history");
-    return -1;
+}
+
+//  One agent's history in the seed's shape (see db.h), from its "score"
+//  and "rating" series: they are appended together, so they merge alike
+//  and their points correspond one to one.
+static int
+s_pack_history_one (db_t *self, msgpack_packer *pk, int64_t id, double elo_initial,
+                    int64_t offset, int limit, db_point_t *score, db_point_t *rating)
+{
+    int64_t total = 0, total_r = 0;
+    int n = db_series_read (self, id, "score", offset, score, limit, &total);
+    int m = db_series_read (self, id, "rating", offset, rating, limit, &total_r);
+    if (n < 0 || m < 0)
+        return -1;
+    if (m != n || total_r != total) {
+        log_error ("db_history_misaligned", "agent=%" PRId64 " score=%" PRId64 " rating=%" PRId64,
+                   id, total, total_r);
+        return -1;
+    }
+    db_agent_t agent;
+    if (db_load_agent (self, id, &agent) != 0)
+        return -1;
+    bool merged = false;
+    for (int k = 0; k < n; k++)
+        merged = merged || score [k].level > 0;
+    msgpack_pack_map (pk, 9);
+    s_pack_str (pk, "hyperparameters");
+    if (s_pack_hparam_history (self, pk, id))
+        return -1;
+    //  Entry 0 is the seed's placeholder before any result.
+    s_pack_str (pk, "opponent");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    s_pack_str (pk, "NA");
+    for (int k = 0; k < n; k++)
+        s_pack_str (pk, score [k].label [0] ? score [k].label : "mixed");
+    s_pack_str (pk, "score");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, score [k].mean);
+    s_pack_str (pk, "rating");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_double (pk, elo_initial);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, rating [k].last);
+    s_pack_str (pk, "step");
+    if (s_pack_steps (self, pk, id))
+        return -1;
+    s_pack_str (pk, "ts");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_int64 (pk, agent.created_at);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_int64 (pk, score [k].t_ms);
+    s_pack_str (pk, "frames");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_uint64 (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_uint64 (pk, score [k].frames);
+    s_pack_str (pk, "episodes");
+    msgpack_pack_array (pk, (uint32_t) n + 1);
+    msgpack_pack_uint64 (pk, 0);
+    for (int k = 0; k < n; k++)
+        msgpack_pack_double (pk, score [k].weight);
+    s_pack_str (pk, "page");
+    msgpack_pack_map (pk, 6);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "count");
+    msgpack_pack_int64 (pk, n);
+    s_pack_str (pk, "total");
+    msgpack_pack_int64 (pk, total);
+    s_pack_str (pk, "more");
+    if (offset + n < total)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "downsampled");
+    if (merged)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "results");
+    uint64_t results = 0;
+    for (int k = 0; k < n; k++)
+        results += score [k].samples;
+    msgpack_pack_uint64 (pk, results);
+    return 0;
 }
 
 int
 db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                 double elo_initial, int64_t stride, int64_t last)
+                 double elo_initial, int64_t offset, int64_t limit, char *err, size_t err_len)
 {
-    if (stride < 1)
-        stride = 1;
     int64_t first = agent_id >= 0 ? agent_id : 0;
     int64_t final = agent_id >= 0 ? agent_id : n_agents - 1;
-    msgpack_pack_map (pk, (uint32_t) (final - first + 1));
-    for (int64_t id = first; id <= final; id++) {
-        s_pack_agent_name (pk, id);
-        if (s_pack_history_one (self, pk, id, elo_initial, stride, last))
-            return -1;
+    int64_t agents = final - first + 1;
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "history: offset must be >= 0 and limit >= 1 (got offset %"
+                  PRId64 ", limit %" PRId64 ")", offset, limit);
+        return 1;
     }
+    //  The reply is bounded whatever was asked: at most DB_HISTORY_REPLY_POINTS
+    //  points in all (each entry's page says whether more follow).
+    int64_t cap = DB_HISTORY_REPLY_POINTS / (agents > 0 ? agents : 1);
+    int per = (int) (limit < cap ? limit : cap < 1 ? 1 : cap);
+    int64_t longest = 0;
+    for (int64_t id = first; id <= final; id++) {
+        int64_t sid = 0, n = 0;
+        int rc = s_series_id (self, id, "score", false, &sid);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            sqlite3_stmt *st = s_q (self, Q_SER_COUNT);
+            sqlite3_bind_int64 (st, 1, sid);
+            if (s_int (self, st, &n, "series_count"))
+                return -1;
+        }
+        longest = n > longest ? n : longest;
+    }
+    if (offset > 0 && offset >= longest) {
+        snprintf (err, err_len, "history: offset %" PRId64 " is past the end (%s%" PRId64
+                  " entries after the first)", offset, agent_id >= 0 ? "" : "longest: ", longest);
+        return 1;
+    }
+    db_point_t *score = malloc ((size_t) per * sizeof *score);
+    db_point_t *rating = malloc ((size_t) per * sizeof *rating);
+    int ret = score && rating ? 0 : -1;
+    if (ret == 0)
+        msgpack_pack_map (pk, (uint32_t) agents);
+    for (int64_t id = first; ret == 0 && id <= final; id++) {
+        s_pack_agent_name (pk, id);
+        ret = s_pack_history_one (self, pk, id, elo_initial, offset, per, score, rating);
+    }
+    free (score);
+    free (rating);
+    if (ret)
+        s_fail (self, "history");
+    return ret;
+}
+
+//  series: the points of one series, or the names of an agent's series.
+int
+db_pack_series (db_t *self, msgpack_packer *pk, int64_t agent, const char *name,
+                int64_t offset, int64_t limit, char *err, size_t err_len)
+{
+    if (!name || !*name) {
+        char names [256][DB_SERIES_NAME_MAX];
+        int n = db_series_names (self, agent, names, 256);
+        if (n < 0)
+            return -1;
+        msgpack_pack_map (pk, 1);
+        s_pack_str (pk, "names");
+        msgpack_pack_array (pk, (uint32_t) n);
+        for (int k = 0; k < n; k++)
+            s_pack_str (pk, names [k]);
+        return 0;
+    }
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "series: offset must be >= 0 and limit >= 1");
+        return 1;
+    }
+    if (limit > DB_HISTORY_REPLY_POINTS)
+        limit = DB_HISTORY_REPLY_POINTS;
+    db_point_t *p = malloc ((size_t) limit * sizeof *p);
+    if (!p)
+        return -1;
+    int64_t total = 0;
+    int n = db_series_read (self, agent, name, offset, p, (int) limit, &total);
+    if (n < 0) {
+        free (p);
+        return -1;
+    }
+    if (total == 0 || (offset > 0 && offset >= total)) {
+        free (p);
+        if (total == 0)
+            snprintf (err, err_len, "series: no series '%s' for %s%" PRId64, name,
+                      agent < 0 ? "the population " : "agt_", agent);
+        else
+            snprintf (err, err_len, "series: offset %" PRId64 " is past the end (%" PRId64
+                      " points)", offset, total);
+        return 1;
+    }
+    msgpack_pack_map (pk, 7);
+    s_pack_str (pk, "agent");
+    if (agent < 0)
+        s_pack_str (pk, "population");
+    else
+        s_pack_agent_name (pk, agent);
+    s_pack_str (pk, "name");
+    s_pack_str (pk, name);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "total");
+    msgpack_pack_int64 (pk, total);
+    s_pack_str (pk, "more");
+    if (offset + n < total)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "level_points");
+    msgpack_pack_int64 (pk, DB_SERIES_LEVEL_POINTS);
+    s_pack_str (pk, "points");
+    msgpack_pack_array (pk, (uint32_t) n);
+    for (int k = 0; k < n; k++) {
+        msgpack_pack_map (pk, 11);
+        s_pack_str (pk, "t0_ms");
+        msgpack_pack_int64 (pk, p [k].t0_ms);
+        s_pack_str (pk, "ts");
+        msgpack_pack_int64 (pk, p [k].t_ms);
+        s_pack_str (pk, "frames");
+        msgpack_pack_uint64 (pk, p [k].frames);
+        s_pack_str (pk, "level");
+        msgpack_pack_uint32 (pk, p [k].level);
+        s_pack_str (pk, "samples");
+        msgpack_pack_uint64 (pk, p [k].samples);
+        s_pack_str (pk, "weight");
+        msgpack_pack_double (pk, p [k].weight);
+        s_pack_str (pk, "mean");
+        msgpack_pack_double (pk, p [k].mean);
+        s_pack_str (pk, "lo");
+        msgpack_pack_double (pk, p [k].lo);
+        s_pack_str (pk, "hi");
+        msgpack_pack_double (pk, p [k].hi);
+        s_pack_str (pk, "last");
+        msgpack_pack_double (pk, p [k].last);
+        s_pack_str (pk, "label");
+        if (p [k].label [0])
+            s_pack_str (pk, p [k].label);
+        else
+            msgpack_pack_nil (pk);
+    }
+    free (p);
+    return 0;
+}
+
+static void
+s_pack_wdl (msgpack_packer *pk, const db_wdl_t *w)
+{
+    msgpack_pack_map (pk, 6);
+    s_pack_str (pk, "episodes");
+    msgpack_pack_uint64 (pk, w->episodes);
+    s_pack_str (pk, "wins");
+    msgpack_pack_uint64 (pk, w->wins);
+    s_pack_str (pk, "draws");
+    msgpack_pack_uint64 (pk, w->draws);
+    s_pack_str (pk, "losses");
+    msgpack_pack_uint64 (pk, w->losses);
+    s_pack_str (pk, "score_sum");
+    msgpack_pack_double (pk, w->score_sum);
+    s_pack_str (pk, "mean_score");
+    if (w->episodes)
+        msgpack_pack_double (pk, w->score_sum / (double) w->episodes);
+    else
+        msgpack_pack_nil (pk);
+}
+
+//  payoff: every cell of the payoff matrix, counters as kept.
+int
+db_pack_payoff (db_t *self, msgpack_packer *pk, int64_t offset, int64_t limit,
+                char *err, size_t err_len)
+{
+    if (offset < 0 || limit < 1) {
+        snprintf (err, err_len, "payoff: offset must be >= 0 and limit >= 1");
+        return 1;
+    }
+    if (limit > DB_HISTORY_REPLY_POINTS)
+        limit = DB_HISTORY_REPLY_POINTS;
+    int64_t want = offset + limit;
+    db_payoff_t *cells = malloc ((size_t) (want + 1) * sizeof *cells);
+    if (!cells)
+        return -1;
+    int n = db_payoff_list (self, cells, (int) want + 1);
+    if (n < 0) {
+        free (cells);
+        return -1;
+    }
+    if (offset > 0 && offset >= n) {
+        free (cells);
+        snprintf (err, err_len, "payoff: offset %" PRId64 " is past the end (%d cells)", offset, n);
+        return 1;
+    }
+    bool more = n > want;
+    int last = n > want ? (int) want : n;
+    msgpack_pack_map (pk, 4);
+    s_pack_str (pk, "window");
+    msgpack_pack_uint64 (pk, self->payoff_window);
+    s_pack_str (pk, "offset");
+    msgpack_pack_int64 (pk, offset);
+    s_pack_str (pk, "more");
+    if (more)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    s_pack_str (pk, "cells");
+    msgpack_pack_array (pk, (uint32_t) (last - offset));
+    for (int k = (int) offset; k < last; k++) {
+        const db_payoff_t *c = &cells [k];
+        msgpack_pack_map (pk, 7);
+        s_pack_str (pk, "agent");
+        s_pack_agent_name (pk, c->agent);
+        s_pack_str (pk, "version");
+        msgpack_pack_uint64 (pk, c->version);
+        s_pack_str (pk, "opp");
+        s_pack_agent_name (pk, c->opp);
+        s_pack_str (pk, "opp_version");
+        msgpack_pack_uint64 (pk, c->opp_version);
+        s_pack_str (pk, "all");
+        s_pack_wdl (pk, &c->all);
+        s_pack_str (pk, "recent");
+        s_pack_wdl (pk, &c->recent);
+        s_pack_str (pk, "updated_at");
+        msgpack_pack_int64 (pk, c->updated_at);
+    }
+    free (cells);
     return 0;
 }
 
@@ -3068,8 +3317,11 @@ db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
     uint32_t n = 0;
     sqlite3_stmt *st = s_q (self, Q_LINEAGE);
     sqlite3_bind_int64 (st, 1, agent_id);
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    //  Bounded reply: the newest DB_LINEAGE_REPLY_MAX evolutions.
+    while (n < DB_LINEAGE_REPLY_MAX && (rc = sqlite3_step (st)) == SQLITE_ROW)
         n++;
+    if (n == DB_LINEAGE_REPLY_MAX)
+        rc = SQLITE_DONE;
     sqlite3_reset (st);
     if (rc != SQLITE_DONE) {
         s_fail (self, "lineage");
@@ -3151,33 +3403,72 @@ db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id)
 }
 
 int
-db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
+db_pack_matches (db_t *self, msgpack_packer *pk, int limit, int64_t before)
 {
-    typedef struct { int64_t id, assignment, episode, ts; char script [PROTO_MAX_NAME]; } row_t;
-    row_t rows [1000];
+    typedef struct { int64_t id, ts; char script [PROTO_MAX_NAME]; } row_t;
     if (limit < 1)
         limit = 1;
     if (limit > 1000)
         limit = 1000;
-    int n = 0, rc;
-    sqlite3_stmt *st = s_q (self, Q_MATCHES_RECENT);
+    row_t *rows = malloc ((size_t) limit * sizeof *rows);
+    if (!rows)
+        return -1;
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = s_q (self, Q_RESULTS_RECENT);
     sqlite3_bind_int (st, 1, limit);
+    sqlite3_bind_int64 (st, 2, before > 0 ? before : INT64_MAX);
     while (n < limit && (rc = sqlite3_step (st)) == SQLITE_ROW) {
         rows [n].id = sqlite3_column_int64 (st, 0);
-        rows [n].assignment = sqlite3_column_int64 (st, 1);
-        rows [n].episode = sqlite3_column_int64 (st, 2);
-        rows [n].ts = sqlite3_column_int64 (st, 3);
+        rows [n].ts = sqlite3_column_int64 (st, 1);
         rows [n].script [0] = 0;
-        if (sqlite3_column_type (st, 4) == SQLITE_TEXT)
+        if (sqlite3_column_type (st, 2) == SQLITE_TEXT)
             snprintf (rows [n].script, sizeof rows [n].script, "%s",
-                      (const char *) sqlite3_column_text (st, 4));
+                      (const char *) sqlite3_column_text (st, 2));
         n++;
     }
     sqlite3_reset (st);
+    if (n < limit && rc != SQLITE_DONE) {
+        free (rows);
+        s_fail (self, "matches");
+        return -1;
+    }
     msgpack_pack_array (pk, (uint32_t) n);
     for (int i = 0; i < n; i++) {
-        msgpack_pack_map (pk, 6);
+        struct {
+            int64_t slot, agent, frozen, team, episodes, wins, draws, losses, frames, wall_ms, pop;
+            double score, before, after;
+            char opp [256];
+        } seats [PROTO_MAX_AGENTS];
+        int k = 0;
+        int64_t episodes = 0;
+        st = s_q (self, Q_RSEATS_GET);
+        sqlite3_bind_int64 (st, 1, rows [i].id);
+        while (k < PROTO_MAX_AGENTS && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            seats [k].slot = sqlite3_column_int64 (st, 0);
+            seats [k].agent = sqlite3_column_int64 (st, 1);
+            seats [k].frozen = sqlite3_column_type (st, 2) == SQLITE_NULL ? 0
+                             : sqlite3_column_int64 (st, 2);
+            seats [k].team = sqlite3_column_int64 (st, 3);
+            snprintf (seats [k].opp, sizeof seats [k].opp, "%s", (const char *) sqlite3_column_text (st, 4));
+            seats [k].episodes = sqlite3_column_int64 (st, 5);
+            seats [k].wins = sqlite3_column_int64 (st, 6);
+            seats [k].draws = sqlite3_column_int64 (st, 7);
+            seats [k].losses = sqlite3_column_int64 (st, 8);
+            seats [k].score = sqlite3_column_double (st, 9);
+            seats [k].before = sqlite3_column_double (st, 10);
+            seats [k].after = sqlite3_column_double (st, 11);
+            seats [k].frames = sqlite3_column_int64 (st, 12);
+            seats [k].wall_ms = sqlite3_column_int64 (st, 13);
+            seats [k].pop = sqlite3_column_int64 (st, 14);
+            if (seats [k].episodes > episodes)
+                episodes = seats [k].episodes;
+            k++;
+        }
+        sqlite3_reset (st);
+        msgpack_pack_map (pk, 8);
         s_pack_str (pk, "id");
+        msgpack_pack_int64 (pk, rows [i].id);
+        s_pack_str (pk, "assignment");
         msgpack_pack_int64 (pk, rows [i].id);
         //  The scripted team's policy, nil in population play.
         s_pack_str (pk, "script");
@@ -3185,41 +3476,51 @@ db_pack_matches (db_t *self, msgpack_packer *pk, int limit)
             s_pack_str (pk, rows [i].script);
         else
             msgpack_pack_nil (pk);
-        s_pack_str (pk, "assignment");
-        msgpack_pack_int64 (pk, rows [i].assignment);
-        s_pack_str (pk, "episode");
-        msgpack_pack_int64 (pk, rows [i].episode);
         s_pack_str (pk, "ts");
         msgpack_pack_int64 (pk, rows [i].ts);
+        s_pack_str (pk, "episodes");
+        msgpack_pack_int64 (pk, episodes);
+        s_pack_str (pk, "wall_ms");
+        msgpack_pack_int64 (pk, k ? seats [0].wall_ms : 0);
+        s_pack_str (pk, "population_frames");
+        msgpack_pack_int64 (pk, k ? seats [0].pop : 0);
         s_pack_str (pk, "seats");
-        struct { int64_t slot, agent, team; double score, rating; } seats [PROTO_MAX_AGENTS];
-        int k = 0;
-        st = s_q (self, Q_MSEATS_GET);
-        sqlite3_bind_int64 (st, 1, rows [i].id);
-        while (k < PROTO_MAX_AGENTS && (rc = sqlite3_step (st)) == SQLITE_ROW) {
-            seats [k].slot = sqlite3_column_int64 (st, 0);
-            seats [k].agent = sqlite3_column_int64 (st, 1);
-            seats [k].team = sqlite3_column_int64 (st, 2);
-            seats [k].score = sqlite3_column_double (st, 3);
-            seats [k].rating = sqlite3_column_double (st, 4);
-            k++;
-        }
-        sqlite3_reset (st);
         msgpack_pack_array (pk, (uint32_t) k);
         for (int j = 0; j < k; j++) {
-            msgpack_pack_map (pk, 5);
+            msgpack_pack_map (pk, 13);
             s_pack_str (pk, "slot");
             msgpack_pack_int64 (pk, seats [j].slot);
             s_pack_str (pk, "agent");
             s_pack_agent_name (pk, seats [j].agent);
+            s_pack_str (pk, "frozen_version");
+            if (seats [j].frozen)
+                msgpack_pack_int64 (pk, seats [j].frozen);
+            else
+                msgpack_pack_nil (pk);
             s_pack_str (pk, "team");
             msgpack_pack_int64 (pk, seats [j].team);
+            s_pack_str (pk, "opponent");
+            s_pack_str (pk, seats [j].opp);
+            s_pack_str (pk, "episodes");
+            msgpack_pack_int64 (pk, seats [j].episodes);
+            s_pack_str (pk, "wins");
+            msgpack_pack_int64 (pk, seats [j].wins);
+            s_pack_str (pk, "draws");
+            msgpack_pack_int64 (pk, seats [j].draws);
+            s_pack_str (pk, "losses");
+            msgpack_pack_int64 (pk, seats [j].losses);
+            //  Mean score per episode (the sum is score * episodes).
             s_pack_str (pk, "score");
-            msgpack_pack_double (pk, seats [j].score);
+            msgpack_pack_double (pk, seats [j].episodes ? seats [j].score / (double) seats [j].episodes : 0);
+            s_pack_str (pk, "rating_before");
+            msgpack_pack_double (pk, seats [j].before);
             s_pack_str (pk, "rating_after");
-            msgpack_pack_double (pk, seats [j].rating);
+            msgpack_pack_double (pk, seats [j].after);
+            s_pack_str (pk, "frames");
+            msgpack_pack_int64 (pk, seats [j].frames);
         }
     }
+    free (rows);
     return 0;
 }
 

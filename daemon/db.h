@@ -328,20 +328,47 @@ int db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
 //  out[0..max); count or -1.
 int db_payoff_list (db_t *self, db_payoff_t *out, int max);
 
-//  Control-endpoint queries, packed as MessagePack bodies (see
-//  docs/schema.md and docs/protocol notes in daemon/ctl.c).
-//  history: map agt_<id> -> {hyperparameters, opponent, score, rating, step}
-//  for agent_id (or every agent 0..n_agents-1 when agent_id < 0). The
-//  per-episode series keep every stride-th episode of the last `last`
-//  (last <= 0: all), so long runs can be plotted without shipping them whole.
+//  Control-endpoint queries, packed as MessagePack bodies (docs/schema.md
+//  "Control commands" has the shapes). They only read, so pbtd runs them
+//  on a read-only connection (db_new_reader) off the reactor. Replies are
+//  bounded: at most DB_HISTORY_REPLY_POINTS points (history, series) or
+//  cells (payoff) per reply, paged by offset and limit, and each says
+//  whether more follow. Returns 0, -1 on a database error, 1 on a bad
+//  request (err says what).
+#define DB_HISTORY_REPLY_POINTS 100000
+#define DB_LINEAGE_REPLY_MAX    10000
+
+//  A read-only connection to the database at path (which must exist, at
+//  the current schema): for queries only, never for writes or states.
+db_t *db_new_reader (const char *path);
+//  One consistent snapshot for several queries on a reader: 0 or -1.
+int db_read_begin (db_t *self);
+void db_read_end (db_t *self);
+
+//  history: map agt_<id> -> {hyperparameters, opponent, score, rating,
+//  step, ts, frames, episodes, page} for agent_id (every agent
+//  0..n_agents-1 when < 0), from the agent's "score" and "rating" series:
+//  entry 0 is the seed's placeholder, entry k >= 1 the series point
+//  offset + k - 1 (one result at full resolution, several merged when
+//  older), at most limit (and the reply's cap) entries per agent.
 int db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                     double elo_initial, int64_t stride, int64_t last);
+                     double elo_initial, int64_t offset, int64_t limit, char *err, size_t err_len);
+//  series: {agent, name, offset, total, more, level_points, points: [...]};
+//  with no name, {names: [...]} of the agent's (or population's, agent < 0) series.
+int db_pack_series (db_t *self, msgpack_packer *pk, int64_t agent, const char *name,
+                    int64_t offset, int64_t limit, char *err, size_t err_len);
+//  payoff: {window, offset, more, cells: [{agent, version, opp, opp_version,
+//  all: {...}, recent: {...}, updated_at}]}.
+int db_pack_payoff (db_t *self, msgpack_packer *pk, int64_t offset, int64_t limit,
+                    char *err, size_t err_len);
 //  metrics: [{"ts","results","samples","evolutions"}], oldest first, the
 //  last `limit` rows that housekeeping appended (cumulative counters).
 int db_pack_metrics (db_t *self, msgpack_packer *pk, int64_t limit);
-//  lineage: {"agent", "evolutions": [...newest first]}
+//  lineage: {"agent", "evolutions": [...newest first, at most DB_LINEAGE_REPLY_MAX]}
 int db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id);
-//  matches: array of the latest `limit` matches, newest first.
-int db_pack_matches (db_t *self, msgpack_packer *pk, int limit);
+//  matches: the latest `limit` (1..1000) results with an assignment id
+//  below `before` (<= 0: the newest), newest first, with each seat's
+//  aggregates.
+int db_pack_matches (db_t *self, msgpack_packer *pk, int limit, int64_t before);
 
 #endif

@@ -1032,6 +1032,28 @@ server_batch_end (server_t *self)
 //  --------------------------------------------------------------------------
 //  Control messages
 
+//  A reply from the reader thread: send it to the pbtctl that asked.
+static int
+s_reader_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    (void) sock;
+    server_t *self = arg;
+    zframe_t *rid = NULL, *reply = NULL;
+    if (reader_recv (self->reader, &rid, &reply))
+        return 0;
+    size_t len = zframe_size (reply);
+    uint8_t *buf = malloc (len ? len : 1);
+    if (len == 0 || !buf || (memcpy (buf, zframe_data (reply), len), 0)
+    ||  s_send_raw (self->control, rid, buf, len))
+        log_warn ("ctl_reply_failed", "from=reader bytes=%zu", len);
+    if (len == 0)
+        free (buf);
+    zframe_destroy (&rid);
+    zframe_destroy (&reply);
+    return 0;
+}
+
 static int
 s_control_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -1063,6 +1085,18 @@ s_control_readable (zloop_t *loop, zsock_t *sock, void *arg)
         s_send_error (self, sock, rid, PROTO_E_STATE, 0,
                       "only 'ctl' is served on the control endpoint, got '%s'",
                       proto_type_name (msg.type));
+    else
+    if (reader_serves (msg.u.ctl.cmd)) {
+        //  Its work grows with history: the reader thread runs it and the
+        //  reply comes back through s_reader_readable.
+        if (reader_submit (self->reader, rid, body)) {
+            proto_msg_t reply = { .type = PROTO_CTL_REPLY };
+            snprintf (reply.u.ctl_reply.error, sizeof reply.u.ctl_reply.error,
+                      "busy: %u queries in flight, try again", reader_in_flight (self->reader));
+            if (s_send (self, sock, rid, &reply))
+                log_warn ("ctl_reply_failed", "cmd=%s", msg.u.ctl.cmd);
+        }
+    }
     else {
         proto_msg_t reply = { .type = PROTO_CTL_REPLY };
         ctl_handle (self, &msg.u.ctl, &reply.u.ctl_reply);
@@ -1111,7 +1145,19 @@ s_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
-    cron_run ((server_t *) arg);
+    server_t *self = arg;
+    int64_t now = zclock_usecs ();
+    if (self->last_tick_us) {
+        double slip = (double) (now - self->last_tick_us) / 1000.0 - self->cfg->housekeeping_ms;
+        self->tick_slip_ms_last = slip;
+        if (slip > self->tick_slip_ms_max)
+            self->tick_slip_ms_max = slip;
+        if (slip > 100)
+            log_warn ("housekeeping_late", "slip_ms=%.1f period_ms=%u", slip, self->cfg->housekeeping_ms);
+    }
+    self->last_tick_us = now;
+    self->ticks++;
+    cron_run (self);
     return 0;
 }
 
@@ -1215,6 +1261,9 @@ s_load (server_t *self)
     if (pruned > 0)
         log_info ("snapshots_pruned", "rows=%d", pruned);
     db_set_retention (self->db, self->cfg->snapshots_keep, self->cfg->matches_keep);
+    db_set_episode_rows (self->db, self->cfg->episode_rows);
+    db_set_results_keep (self->db, self->cfg->results_keep);
+    db_set_payoff_window (self->db, self->cfg->payoff_window);
     //  Keep every current state in memory if the population fits the budget.
     uint64_t state_bytes = 3ull * sizeof (float) * self->cfg->n_params + sizeof (proto_state_t);
     self->cache_states = (uint64_t) self->n_agents * state_bytes
@@ -1347,6 +1396,9 @@ server_new (config_t *cfg, int sigfd)
         goto fail;
     if (s_security_start (self))
         goto fail;
+    self->reader = reader_new (cfg->db, self->n_agents, cfg->pbt.elo_initial, cfg->payoff_window);
+    if (!self->reader)
+        goto fail;
     self->worker = s_bind (self, cfg->worker_endpoint, false);
     self->control = s_bind (self, cfg->control_endpoint, true);
     if (!self->worker || !self->control)
@@ -1358,6 +1410,7 @@ server_new (config_t *cfg, int sigfd)
         goto fail;
     zloop_reader (self->loop, self->worker, s_worker_readable, self);
     zloop_reader (self->loop, self->control, s_control_readable, self);
+    zloop_reader (self->loop, reader_sock (self->reader), s_reader_readable, self);
     if (sigfd >= 0) {
         zmq_pollitem_t item = { NULL, sigfd, ZMQ_POLLIN, 0 };
         zloop_poller (self->loop, &item, s_signal_readable, self);
@@ -1379,6 +1432,7 @@ server_destroy (server_t **self_p)
     if (!self)
         return;
     zloop_destroy (&self->loop);
+    reader_destroy (&self->reader);
     zsock_destroy (&self->worker);
     zsock_destroy (&self->control);
     zactor_destroy (&self->auth);

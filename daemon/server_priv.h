@@ -10,6 +10,7 @@
 #include "config.h"
 #include "db.h"
 #include "env.h"
+#include "reader.h"
 #include "rng.h"
 #include "server.h"
 
@@ -116,6 +117,12 @@ struct _server_t {
     uint32_t rate_head, rate_count;
     int64_t started;                // zclock_mono at start
     int64_t last_metrics;           // zclock_mono of the last metrics row
+    reader_t *reader;               // history-sized queries, off the reactor (reader.h)
+    //  Housekeeping ticks: how many ran, and how late the timer fired
+    //  against its period (the systemd watchdog is fed from it).
+    uint64_t ticks;
+    int64_t last_tick_us;
+    double tick_slip_ms_max, tick_slip_ms_last;
 };
 
 //  server.c

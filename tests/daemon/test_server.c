@@ -291,7 +291,7 @@ Test (server, protocol_happy_path_and_errors)
     s_send (w, &res);
     s_expect_error (w, PROTO_E_UNKNOWN);
     res.u.result.assignment_id = as->assignment_id;
-    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats"), 0);
 
     //  The real thing: ack applied, DB updated.
     s_send (w, &res);
@@ -302,7 +302,9 @@ Test (server, protocol_happy_path_and_errors)
     snprintf (sql, sizeof sql, "SELECT version * 1000 + frames FROM agents WHERE id = %lld",
               (long long) as->seats [0].id);
     cr_assert_eq (s_sql_int (sql), 2 * 1000 + 100);
-    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 1);
+    //  One result of one episode: a row per seat (no episode rows by default).
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats WHERE episodes = 1"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
     //  Seat 0 won the only episode, K = 16 per result (seed preset), equal
     //  ratings: +8.
     snprintf (sql, sizeof sql, "SELECT CAST(rating * 1e6 AS INTEGER) FROM agents WHERE id = %lld",
@@ -563,8 +565,12 @@ Test (server, four_player_teams)
     proto_msg_t r;
     s_recv (w, &r);
     cr_assert_eq (r.type, PROTO_ACK, "got %s: %s", proto_type_name (r.type), r.u.error.message);
-    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE team = 0 AND slot IN (0, 1)"), 2);
-    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM match_seats WHERE team = 1 AND slot IN (2, 3)"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats WHERE team = 0 AND slot IN (0, 1) "
+                             "AND wins = 1"), 2);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats WHERE team = 1 AND slot IN (2, 3) "
+                             "AND losses = 1"), 2);
+    //  Each agent faced both of the other team: four payoff cells per side.
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM payoff WHERE episodes = 1"), 8);
     //  Equal ratings: each winner +8, each loser -8.
     cr_assert_eq (s_sql_int ("SELECT CAST(ROUND(SUM(ABS(rating)) * 1000) AS INTEGER) FROM agents"), 32000);
     cr_assert_eq (s_sql_int ("SELECT CAST(ROUND(SUM(rating) * 1000) AS INTEGER) FROM agents"), 0);

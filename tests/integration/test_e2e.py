@@ -120,11 +120,28 @@ def test_history_and_lineage():
         for key in ("hyperparameters", "opponent", "score", "rating", "step"):
             check(key in h, f"history lacks '{key}'")
         check("lr" in h["hyperparameters"] and "gamma" in h["hyperparameters"], "history lacks lr/gamma series")
-        n = c.sql("SELECT COUNT(*) FROM match_seats WHERE agent_id = 0 AND frozen_version IS NULL")[0][0]
-        # The seed's format starts every series with a placeholder ('NA', 0, initial rating).
-        check(len(h["score"]) == n + 1 and len(h["opponent"]) == len(h["score"]) == len(h["rating"]),
+        # One entry per result (fewer than 128: none merged yet), after the
+        # seed format's placeholder ('NA', 0, initial rating).
+        rows = c.sql("SELECT r.opponent, r.score_sum / r.episodes, r.rating_after, r.ts FROM result_seats r "
+                     "WHERE r.agent_id = 0 AND r.frozen_version IS NULL ORDER BY r.assignment_id")
+        n = len(rows)
+        check(len(h["score"]) == n + 1 and len(h["opponent"]) == len(h["score"]) == len(h["rating"])
+              == len(h["ts"]) == len(h["frames"]),
               f"history series lengths: score {len(h['score'])}, opponent {len(h['opponent'])}, "
-              f"rating {len(h['rating'])}; agt_0 played {n} episodes")
+              f"rating {len(h['rating'])}; agt_0 played {n} results")
+        check(h["page"]["downsampled"] is False and h["page"]["total"] == n, f"page: {h['page']}")
+        for k, (opp, mean, rating, ts) in enumerate(rows):
+            check(h["opponent"][k + 1] == opp and abs(h["score"][k + 1] - mean) < 1e-9
+                  and h["rating"][k + 1] == rating and h["ts"][k + 1] == ts,
+                  f"entry {k + 1}: {h['opponent'][k + 1]}, {h['score'][k + 1]}, {h['rating'][k + 1]} "
+                  f"!= result row {opp}, {mean}, {rating}")
+        # The mean score over the episode rows of agt_0's live seats equals the series'.
+        raw = c.sql("SELECT AVG(score), COUNT(*) FROM match_seats WHERE agent_id = 0 AND frozen_version IS NULL")[0]
+        eps = sum(h["episodes"][1:])
+        mean = sum(s * e for s, e in zip(h["score"][1:], h["episodes"][1:])) / eps
+        check(eps == raw[1] and abs(mean - raw[0]) < 1e-9, f"history: {eps} episodes mean {mean}; rows: {raw}")
+        bad = c.ctl("history", "--offset", str(n + 5), "agt_0", check_rc=False)
+        check(bad.returncode == 1 and "past the end" in bad.stderr, f"page past the end: {bad.returncode} {bad.stderr}")
         allh = json.loads(c.ctl("history", "--json").stdout)
         check(sorted(allh) == sorted(f"agt_{i}" for i in range(8)), f"history for all: {sorted(allh)}")
         evolved = c.sql("SELECT agent_id, COUNT(*) FROM evolutions GROUP BY agent_id ORDER BY 2 DESC LIMIT 1")
@@ -138,6 +155,9 @@ def test_history_and_lineage():
 
 
 SOCCER_CONFIG = """
+[daemon]
+episode_rows = true
+
 [population]
 size = 6
 env = soccer
