@@ -910,6 +910,9 @@ db_new (const char *path)
     //  training states as blobs in the snapshots table:
     //  they move into the store (s_migrate_states); the freed pages stay
     //  in the file until a VACUUM (docs/schema.md).
+    //  Version 4 kept history only as per-episode rows: they become
+    //  per-result aggregates, series points and payoff counters
+    //  (s_migrate_history), with the statements prepared for it.
     //  Version 2 lacked the frozen table and the frozen seat columns
     //  (PFSP over frozen snapshots): the columns are added in place (an
     //  existing table ignores CREATE TABLE IF NOT EXISTS).

@@ -5,16 +5,19 @@ docs/scaling.md ("Looking at a long run"). Prints key=value lines.
 1. Databases. A: the equivalent of a 1-hour default run (~16,500 results of
    3,264 episodes; made by pbtd itself under `pbt-bench load`, one
    107 KiB state per seat as the default model's). B: 10^7 episodes with the
-   opt-in per-episode rows on (3,064 results of 3,264 episodes: 10^7
-   `matches` rows, 2x10^7 `match_seats` rows), also made by pbtd.
+   opt-in per-episode rows on: pbtd writes them under `pbt-bench load` for
+   150 s (~3 results/s here: each result is ~10,000 row inserts), then
+   SQL tops the rows up to 10^7 `matches` and 2x10^7 `match_seats` rows
+   (TOPUP below; they are only read by retention and the upgrade).
 2. On each, pbtd serves `pbtctl report`, `history`, `matches`, `lineage`
    and `status` (5 calls each; the slowest is printed) and pbtctl report's
    peak RSS is read from wait4.
 3. Live load: pbtd on its embedded default config with two real workers,
    its database filled with a week of synthesized history (100,000
    results, every agent's series 12 levels deep; tests/integration/synth.py),
-   30 s without queries, then 30 s with report and history in a loop, each
-   phase on a fresh pbtd: samples/s, pbtd's assignment turnaround p99, the
+   30 s without queries, 30 s with report and history back to back, 30 s
+   with one of them a second, 30 s without again, each phase on a fresh
+   pbtd: samples/s, pbtd's assignment turnaround p99, the
    housekeeping slip, results resent (pbtd's error_sent code=duplicate,
    workers' no_ack) and control replies lost (ctl_reply_failed).
 
@@ -44,6 +47,19 @@ import synth  # noqa: E402
 
 def out(**kv):
     print(" ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
+
+
+TOPUP = """
+CREATE TEMP TABLE base AS SELECT MAX(id) AS m FROM matches;
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n
+                        WHERE i < 10000000 - (SELECT COUNT(*) FROM matches) - 1)
+INSERT INTO matches (assignment_id, episode, ts)
+  SELECT (SELECT MIN(id) FROM assignments) + i % 500, 3264 + i / 500, 0 FROM n;
+INSERT INTO match_seats (match_id, slot, agent_id, team, score, rating_after, frozen_version)
+  SELECT id, 0, id % 8, 0, 1.0, 0.0, NULL FROM matches WHERE id > (SELECT m FROM temp.base);
+INSERT INTO match_seats (match_id, slot, agent_id, team, score, rating_after, frozen_version)
+  SELECT id, 1, (id + 1) % 8, 1, -1.0, 0.0, NULL FROM matches WHERE id > (SELECT m FROM temp.base);
+"""
 
 
 def make_db(tmp, name, seconds, extra):
@@ -136,13 +152,15 @@ def queries(name, d, calls=5):
 
 
 def live(tmp, seconds=30):
-    """Two phases on fresh pbtds over the same week-long database."""
+    """Phases on fresh pbtds over the same week-long database: quiet, calls
+    back to back, one call a second, quiet again (other users of a shared
+    machine come and go: the two quiet phases bracket the others)."""
     d = tempfile.mkdtemp(prefix="pbt-hist-live-", dir=tmp)
     db = os.path.join(d, "pbt.db")
     p = Pbtd(d, None, db)
     p.stop()
     synth.fill(db, results=100000, levels=12)
-    for phase in ("quiet", "queries"):
+    for phase in ("quiet", "queries", "queries_1s", "quiet2"):
         p = Pbtd(d, None, db)
         p.worker()
         p.worker()
@@ -152,10 +170,12 @@ def live(tmp, seconds=30):
         n_calls = 0
         html = os.path.join(d, "report.html")
         while time.time() - t0 < seconds:
-            if phase == "queries":
+            if phase.startswith("queries"):
                 for args in (["report", "-o", html], ["history", "--json"]):
                     timed(p, args)
                     n_calls += 1
+                    if phase == "queries_1s":
+                        time.sleep(1)
             else:
                 time.sleep(0.5)
         s1 = p.status()
@@ -185,7 +205,10 @@ def main():
         queries("A_1h_default", a)
         shutil.rmtree(a, ignore_errors=True)
         if "--skip-b" not in sys.argv:
-            b = make_db(tmp, "B_1e7_episode_rows", 60, ["--episode-rows", "--matches-keep", "0"])
+            b = make_db(tmp, "B_1e7_episode_rows", 150, ["--episode-rows", "--matches-keep", "0"])
+            con = sqlite3.connect(os.path.join(b, "pbt.db"))
+            con.executescript("BEGIN;" + TOPUP + "COMMIT;")
+            con.close()
             queries("B_1e7_episode_rows", b)
             shutil.rmtree(b, ignore_errors=True)
         live(tmp)
