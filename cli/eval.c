@@ -62,11 +62,23 @@ eval_t95 (int df)
 //  ---------------------------------------------------------------------
 //  Playing
 
-typedef struct {
-    float *team_a;          // [n] score of AGENT's team per episode
-    float *team_b;          // [n] the opponent's
-    size_t n, cap;
-} episodes_t;
+typedef eval_episodes_t episodes_t;
+
+double
+eval_mean_ci (const float *x, size_t n, double *half, double *sd_out)
+{
+    double sum = 0, ss = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += x [i];
+    double mean = n ? sum / (double) n : NAN;
+    for (size_t i = 0; i < n; i++)
+        ss += (x [i] - mean) * (x [i] - mean);
+    double sd = n > 1 ? sqrt (ss / (double) (n - 1)) : 0;
+    *half = n > 1 ? eval_t95 ((int) fmin ((double) n - 1, 1e9)) * sd / sqrt ((double) n) : INFINITY;
+    if (sd_out)
+        *sd_out = sd;
+    return mean;
+}
 
 static int
 s_episodes_push (episodes_t *ep, float a, float b)
@@ -89,9 +101,8 @@ s_episodes_push (episodes_t *ep, float a, float b)
     return 0;
 }
 
-//  Play until ep holds >= want episodes. Returns 0 or EXIT_REFUSED (printed).
-static int
-s_play (const export_agent_t *a, const export_agent_t *b, const char *script,
+int
+eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
         const env_class_t *cls, size_t want, uint64_t seed, episodes_t *ep)
 {
     proto_assign_t assign;
@@ -295,7 +306,7 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
             goto cleanup;
         }
     }
-    rc = s_play (&a, script ? NULL : &b, script, cls, (size_t) episodes, seed, &ep);
+    rc = eval_play (&a, script ? NULL : &b, script, cls, (size_t) episodes, seed, &ep);
     if (rc != 0)
         goto cleanup;
 

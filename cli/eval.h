@@ -13,7 +13,29 @@
 #ifndef PBT_EVAL_H
 #define PBT_EVAL_H
 
+#include <stddef.h>
+
 #include "ctl.h"
+#include "env.h"
+#include "export.h"
+
+//  Episode scores of the two teams, AGENT's first.
+typedef struct {
+    float *team_a;          // [n] score of AGENT's team per episode
+    float *team_b;          // [n] the opponent's
+    size_t n, cap;
+} eval_episodes_t;
+
+//  Play a (every seat of team 0) against b, or the script when b is NULL,
+//  without training, until ep holds >= want episodes; seeds from seed on.
+//  Returns 0 or a pbtctl exit code (the reason printed). The caller frees
+//  ep->team_a and ep->team_b.
+int eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
+               const env_class_t *cls, size_t want, uint64_t seed, eval_episodes_t *ep);
+
+//  Mean of x [n] and the half-width of its 95% t interval (INFINITY if
+//  n < 2); sd (may be NULL) gets the sample standard deviation.
+double eval_mean_ci (const float *x, size_t n, double *half, double *sd);
 
 //  pbtctl eval. argv[0] is "eval". Returns a pbtctl exit code.
 int eval_cmd (ctl_t *ctl, int argc, char **argv);

@@ -30,6 +30,8 @@
 #define EXIT_REFUSED     1
 #define EXIT_USAGE       2
 
+#define NASH_EXPORT_SCAN 4096
+
 //  A map of name -> number into kvs; other entries are skipped.
 static int
 s_kvs (const msgpack_object *map, proto_kvs_t *kvs)
@@ -289,10 +291,14 @@ s_kvs_text (const proto_kvs_t *kvs)
     return text;
 }
 
-//  The JSON header (unpadded), malloc'd; NULL on failure.
+//  The JSON header (unpadded), malloc'd; NULL on failure. With k > 0 the
+//  file is a mixture of k agents (all of agent [0]'s architecture): the
+//  tensors of agent i are named "policies.<i>.<name>", and mixture (a JSON
+//  text) and the "mixture.weights" tensor [k] follow them.
 static char *
-s_header (const export_agent_t *agent, size_t *len_p)
+s_header_mix (const export_agent_t *agents, int k, const char *mixture, size_t *len_p)
 {
+    const export_agent_t *agent = &agents [0];
     char *text = NULL, *env_opts = s_kvs_text (&agent->env_options),
          *hparams = s_kvs_text (&agent->hparams);
     size_t len = 0;
@@ -325,6 +331,35 @@ s_header (const export_agent_t *agent, size_t *len_p)
     s_meta (f, &first, "actor_layers", layers);
     snprintf (layers + n, sizeof layers - (size_t) n, ", 1]");
     s_meta (f, &first, "critic_layers", layers);
+    if (k > 0) {
+        s_meta (f, &first, "policy", "a mixture: draw policy i with probability mixture.weights[i] "
+                "(once per episode), then act by softmax(policies.i.actor(obs)); "
+                "policies.i.critic(obs) is that policy's value");
+        s_meta (f, &first, "mixture", mixture);
+        fputc ('}', f);
+        nn_tensor_t tensors [4 * (NN_MAX_HIDDEN + 1)];
+        int nt = nn_tensors (arch, tensors, (int) (sizeof tensors / sizeof tensors [0]));
+        size_t base = 0, per = nn_param_count (arch);
+        for (int i = 0; i < k; i++, base += per)
+            for (int t = 0; t < nt; t++) {
+                const nn_tensor_t *ts = &tensors [t];
+                size_t count = ts->cols ? (size_t) ts->rows * ts->cols : (size_t) ts->rows;
+                fprintf (f, ",\"policies.%d.%s\"", i, ts->name);
+                if (ts->cols)
+                    fprintf (f, ":{\"dtype\":\"F32\",\"shape\":[%d,%d]", ts->rows, ts->cols);
+                else
+                    fprintf (f, ":{\"dtype\":\"F32\",\"shape\":[%d]", ts->rows);
+                fprintf (f, ",\"data_offsets\":[%zu,%zu]}", (base + ts->offset) * 4,
+                         (base + ts->offset + count) * 4);
+            }
+        fprintf (f, ",\"mixture.weights\":{\"dtype\":\"F32\",\"shape\":[%d],"
+                    "\"data_offsets\":[%zu,%zu]}}", k, base * 4, (base + (size_t) k) * 4);
+        fclose (f);
+        free (env_opts);
+        free (hparams);
+        *len_p = len;
+        return text;
+    }
     s_meta (f, &first, "policy", "softmax(actor(obs)) over the actions; critic(obs) is the value");
     snprintf (num, sizeof num, "%.10g", agent->rating);
     s_meta (f, &first, "rating", num);
@@ -356,6 +391,95 @@ s_header (const export_agent_t *agent, size_t *len_p)
     free (hparams);
     *len_p = len;
     return text;
+}
+
+static char *
+s_header (const export_agent_t *agent, size_t *len_p)
+{
+    return s_header_mix (agent, 0, NULL, len_p);
+}
+
+//  Little-endian float32s.
+static bool
+s_write_floats (FILE *f, const float *x, size_t n)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        uint32_t bits;
+        memcpy (&bits, &x [i], 4);
+        uint8_t b [4] = { (uint8_t) bits, (uint8_t) (bits >> 8), (uint8_t) (bits >> 16),
+                          (uint8_t) (bits >> 24) };
+        ok = fwrite (b, 1, 4, f) == 4;
+    }
+    return ok;
+}
+
+int
+export_write_mixture (const char *path, const export_agent_t *agents, const float *weights,
+                      int k, char *err, size_t err_len)
+{
+    assert (agents && weights && k > 0);
+    for (int i = 1; i < k; i++)
+        if (agents [i].n_params != agents [0].n_params
+        ||  agents [i].arch.obs_dim != agents [0].arch.obs_dim
+        ||  strcmp (agents [i].env, agents [0].env)) {
+            snprintf (err, err_len, "%s and %s have different models", agents [0].id, agents [i].id);
+            return -1;
+        }
+    //  The mixture as JSON: index, agent, version, weight.
+    char *mix = NULL;
+    size_t mlen = 0;
+    FILE *m = open_memstream (&mix, &mlen);
+    if (!m) {
+        snprintf (err, err_len, "out of memory");
+        return -1;
+    }
+    fputc ('[', m);
+    for (int i = 0; i < k; i++) {
+        fprintf (m, "%s{\"index\": %d, \"agent\": ", i ? ", " : "", i);
+        s_json_str (m, agents [i].id);
+        fprintf (m, ", \"version\": %llu, \"weight\": %.9g}",
+                 (unsigned long long) agents [i].version, weights [i]);
+    }
+    fputc (']', m);
+    fclose (m);
+    size_t hlen = 0;
+    char *header = s_header_mix (agents, k, mix, &hlen);
+    free (mix);
+    int rc = -1;
+    FILE *f = NULL;
+    if (!header) {
+        snprintf (err, err_len, "out of memory");
+        goto cleanup;
+    }
+    size_t padded = (hlen + 7) / 8 * 8;
+    f = fopen (path, "wb");
+    if (!f) {
+        snprintf (err, err_len, "cannot write %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    uint8_t le [8];
+    for (int i = 0; i < 8; i++)
+        le [i] = (uint8_t) ((uint64_t) padded >> (8 * i));
+    bool ok = fwrite (le, 1, 8, f) == 8 && fwrite (header, 1, hlen, f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++)
+        ok = fputc (' ', f) != EOF;
+    for (int i = 0; ok && i < k; i++)
+        ok = s_write_floats (f, agents [i].params, agents [i].n_params);
+    ok = ok && s_write_floats (f, weights, (size_t) k);
+    if (fclose (f) != 0)
+        ok = false;
+    f = NULL;
+    if (!ok) {
+        snprintf (err, err_len, "cannot write %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (f)
+        fclose (f);
+    free (header);
+    return rc;
 }
 
 int
@@ -472,15 +596,116 @@ cleanup:
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: pbtctl export AGENT[@VERSION] -o FILE.safetensors [--json]\n");
+    fprintf (stderr, "usage: pbtctl export AGENT[@VERSION] -o FILE.safetensors [--json]\n"
+                     "       pbtctl export --nash -o FILE.safetensors [--json]\n");
+}
+
+//  export --nash: every player with a positive weight in pbtd's Nash
+//  mixture (agents and kept frozen snapshots), in one file.
+static int
+s_export_nash (ctl_t *ctl, const char *path, bool json)
+{
+    ctl_reply_t reply;
+    int rc = ctl_call (ctl, "nash", NULL, 0, &reply);
+    if (rc != 0)
+        return rc;
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    export_agent_t *agents = calloc (EXPORT_MAX_MIXTURE, sizeof *agents);
+    float weights [EXPORT_MAX_MIXTURE];
+    int k = 0;
+    rc = EXIT_REFUSED;
+    const msgpack_object *players = NULL;
+    if (!agents) {
+        fprintf (stderr, "pbtctl export: out of memory\n");
+        goto cleanup;
+    }
+    if (mpobj_unpack (&up, reply.body, reply.body_len) == 0)
+        players = mpobj_get (&up.data, "players");
+    if (!players || players->type != MSGPACK_OBJECT_ARRAY) {
+        fprintf (stderr, "pbtctl export: pbtd's nash reply has no players\n");
+        goto cleanup;
+    }
+    //  Heaviest first.
+    uint32_t n = mpobj_len (players);
+    bool taken [NASH_EXPORT_SCAN] = { false };
+    for (;;) {
+        int best = -1;
+        double bw = 0;
+        for (uint32_t i = 0; i < n && i < NASH_EXPORT_SCAN; i++) {
+            double w = mpobj_num_or (mpobj_at (players, i), "weight", 0);
+            if (!taken [i] && w > 1e-9 && w > bw) {
+                best = (int) i;
+                bw = w;
+            }
+        }
+        if (best < 0)
+            break;
+        taken [best] = true;
+        if (k == EXPORT_MAX_MIXTURE) {
+            fprintf (stderr, "pbtctl export: more than %d players in the mixture\n", EXPORT_MAX_MIXTURE);
+            goto cleanup;
+        }
+        char id [PROTO_MAX_NAME];
+        if (!mpobj_str (mpobj_get (mpobj_at (players, (uint32_t) best), "id"), id, sizeof id)) {
+            fprintf (stderr, "pbtctl export: a player of the nash reply has no id\n");
+            goto cleanup;
+        }
+        if ((rc = export_agent_fetch (ctl, id, &agents [k])) != 0) {
+            rc = rc ? rc : EXIT_REFUSED;
+            goto cleanup;
+        }
+        weights [k++] = (float) bw;
+        rc = EXIT_REFUSED;
+    }
+    if (k == 0) {
+        fprintf (stderr, "pbtctl export: the Nash mixture is empty\n");
+        goto cleanup;
+    }
+    char err [256];
+    if (export_write_mixture (path, agents, weights, k, err, sizeof err) != 0) {
+        fprintf (stderr, "pbtctl export: %s\n", err);
+        goto cleanup;
+    }
+    if (json) {
+        printf ("{\"file\": ");
+        s_json_str (stdout, path);
+        printf (", \"mixture\": [");
+        for (int i = 0; i < k; i++) {
+            printf ("%s{\"agent\": ", i ? ", " : "");
+            s_json_str (stdout, agents [i].id);
+            printf (", \"version\": %llu, \"weight\": %.9g}", (unsigned long long) agents [i].version,
+                    weights [i]);
+        }
+        printf ("]}\n");
+    }
+    else {
+        printf ("wrote %s: the Nash mixture of %d polic%s:", path, k, k == 1 ? "y" : "ies");
+        for (int i = 0; i < k; i++)
+            printf (" %s@%llu (%.3f)", agents [i].id, (unsigned long long) agents [i].version,
+                    weights [i]);
+        printf ("\n");
+    }
+    rc = 0;
+cleanup:
+    for (int i = 0; i < k; i++)
+        export_agent_clear (&agents [i]);
+    free (agents);
+    msgpack_unpacked_destroy (&up);
+    ctl_reply_clear (&reply);
+    return rc;
 }
 
 int
 export_cmd (ctl_t *ctl, int argc, char **argv)
 {
     const char *agent_name = NULL, *path = NULL, *probe_obs = NULL, *probe_out = NULL;
-    bool json = false;
+    bool json = false, nash = false;
     for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--nash") == 0) {
+            nash = true;
+            continue;
+        }
         if ((strcmp (argv [i], "-o") == 0 || strcmp (argv [i], "--output") == 0) && i + 1 < argc)
             path = argv [++i];
         else
@@ -501,7 +726,9 @@ export_cmd (ctl_t *ctl, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!agent_name || !path || (!probe_obs != !probe_out)) {
+    if (nash && path && !agent_name && !probe_obs && !probe_out)
+        return s_export_nash (ctl, path, json);
+    if (nash || !agent_name || !path || (!probe_obs != !probe_out)) {
         s_usage ();
         return EXIT_USAGE;
     }

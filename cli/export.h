@@ -58,6 +58,18 @@ void export_agent_clear (export_agent_t *agent);
 int export_write_safetensors (const char *path, const export_agent_t *agent,
                               char *err, size_t err_len);
 
+//  At most this many policies in an exported mixture.
+#define EXPORT_MAX_MIXTURE 256
+
+//  Write k agents (one architecture) and their mixture weights [k] as one
+//  safetensors file: agent i's tensors are "policies.<i>.actor.0.weight",
+//  ..., "policies.<i>.critic.<2L>.bias", then "mixture.weights" [k]; the
+//  __metadata__ holds the shared description (env, observation, layers)
+//  and "mixture", a JSON list of {index, agent, version, weight}. Returns
+//  0, or -1 with err.
+int export_write_mixture (const char *path, const export_agent_t *agents, const float *weights,
+                          int k, char *err, size_t err_len);
+
 //  What an observation of env (with options) holds, in words.
 const char *export_obs_description (const char *env, const proto_kvs_t *options);
 

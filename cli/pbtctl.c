@@ -21,6 +21,7 @@
 #include "replay.h"
 #include "eval.h"
 #include "export.h"
+#include "exploit.h"
 #include "report.h"
 #include "proto.h"
 
@@ -116,6 +117,8 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
         ctl_reply_clear (&reply);
         return EXIT_REFUSED;
     }
+    char rec [64];
+    s_str (body, "recommended", rec, sizeof rec);
     int64_t n = proto_view_array_len (agents);
     //  Is it learning: the trend of each agent's game return and policy
     //  entropy over its newest results (curves.h; README "Is it learning").
@@ -123,8 +126,8 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
     curves_trend_t *ent = calloc ((size_t) (n > 0 ? n : 1), sizeof *ent);
     bool learn = ret && ent && curves_status_trends (ctl, "game_return", ret, (int) n) == 0
               && curves_status_trends (ctl, "entropy", ent, (int) n) == 0;
-    printf ("%-8s %9s %8s %11s %10s %7s %4s %-8s %-4s",
-            "agent", "rating", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
+    printf ("%-8s %9s %6s %7s %8s %11s %10s %7s %4s %-8s %-4s",
+            "agent", "rating", "nash", "nash-sc", "matches", "frames", "lr", "gamma", "gen", "parent", "busy");
     if (learn)
         printf (" %8s %-12s %7s %-12s", "return", "trend", "entropy", "trend");
     printf ("\n");
@@ -133,8 +136,10 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
         if (proto_view_array_at (agents, (uint32_t) i, &a) != 0)
             continue;
         char id [64], parent [64], t1 [32], t2 [32];
-        printf ("%-8s %9.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s",
-                s_str (a, "id", id, sizeof id), s_num (a, "rating", NAN), s_num (a, "matches", 0),
+        s_str (a, "id", id, sizeof id);
+        printf ("%-8s %9.3f %6.3f %+7.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s",
+                id, s_num (a, "rating", NAN), s_num (a, "nash_weight", NAN),
+                s_num (a, "nash_score", NAN), s_num (a, "matches", 0),
                 s_num (a, "frames", 0), s_num (a, "lr", NAN), s_num (a, "gamma", NAN),
                 s_num (a, "generation", 0), s_str (a, "parent", parent, sizeof parent),
                 s_bool (a, "busy") ? "busy" : "idle");
@@ -145,7 +150,7 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
         else
         if (learn)
             printf (" %8s %-12s %7s %-12s", "-", "-", "-", "-");
-        printf ("\n");
+        printf ("%s\n", strcmp (id, rec) ? "" : "  <- recommended");
     }
     if (learn)
         printf ("\n(return: mean game return per episode over the newer half of each agent's last "
@@ -153,7 +158,9 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
                 "standard error)\n", CURVES_STATUS_POINTS);
     free (ret);
     free (ent);
-    printf ("\nworkers connected: %.0f   samples/s: %.0f   results: %.0f   evolutions: %.0f%s\n",
+    printf ("\nrecommended: %s (highest Nash weight in the payoff matrix's meta-game; ties by "
+            "Nash-averaged score)\n", rec [0] && strcmp (rec, "-") ? rec : "none yet (no games)");
+    printf ("workers connected: %.0f   samples/s: %.0f   results: %.0f   evolutions: %.0f%s\n",
             s_num (body, "workers", 0), s_num (body, "samples_per_s", 0),
             s_num (body, "results", 0), s_num (body, "evolutions", 0),
             s_bool (body, "paused") ? "   (paused)" : "");
@@ -494,7 +501,7 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
             break;
         proto_view_t body, agents;
         char best [64] = "-";
-        double best_rating = -INFINITY, frames = 0;
+        double best_rating = NAN, best_weight = NAN, frames = 0;
         if (proto_view_init (&body, reply.body, reply.body_len) == 0
         &&  proto_view_get (body, "agents", &agents) == 0) {
             int64_t n = proto_view_array_len (agents);
@@ -503,18 +510,24 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
                 if (proto_view_array_at (agents, (uint32_t) i, &a) != 0)
                     continue;
                 frames += s_num (a, "frames", 0);
-                double r = s_num (a, "rating", -INFINITY);
-                if (r > best_rating) {
-                    best_rating = r;
-                    s_str (a, "id", best, sizeof best);
+            }
+            //  The recommended agent (highest Nash weight), as status.
+            s_str (body, "recommended", best, sizeof best);
+            for (int64_t i = 0; i < n; i++) {
+                proto_view_t a;
+                char id [64];
+                if (proto_view_array_at (agents, (uint32_t) i, &a) == 0
+                &&  !strcmp (s_str (a, "id", id, sizeof id), best)) {
+                    best_rating = s_num (a, "rating", NAN);
+                    best_weight = s_num (a, "nash_weight", NAN);
                 }
             }
         }
         char line [256];
         snprintf (line, sizeof line,
-                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  best %s (%.2f)  evolutions %.0f  workers %.0f",
+                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  recommended %s (nash %.2f, elo %.1f)  evolutions %.0f  workers %.0f",
                   elapsed, s_num (body, "results", 0), frames, s_num (body, "samples_per_s", 0),
-                  best, best_rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
+                  best, best_weight, best_rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
         ctl_reply_clear (&reply);
         if (tty)
             printf ("\r\033[K%s", line);
@@ -531,6 +544,46 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
 }
 
 //  ---------------------------------------------------------------------
+
+//  ---------------------------------------------------------------------
+//  nash: the meta-game's equilibrium mixture over agents and snapshots.
+
+static int
+s_cmd_nash (ctl_t *ctl, int argc, char **argv)
+{
+    bool json = s_has_flag (argc, argv, "--json");
+    ctl_reply_t reply;
+    int rc = ctl_call (ctl, "nash", NULL, 0, &reply);
+    if (rc != 0)
+        return rc;
+    if (json) {
+        rc = s_print_json (&reply);
+        ctl_reply_clear (&reply);
+        return rc;
+    }
+    proto_view_t body, players;
+    if (proto_view_init (&body, reply.body, reply.body_len) != 0
+    ||  proto_view_get (body, "players", &players) != 0) {
+        fprintf (stderr, "pbtctl: nash reply from pbtd has no players list\n");
+        ctl_reply_clear (&reply);
+        return EXIT_REFUSED;
+    }
+    printf ("%-12s %10s %12s %10s\n", "player", "weight", "nash score", "episodes");
+    int64_t n = proto_view_array_len (players);
+    for (int64_t i = 0; i < n; i++) {
+        proto_view_t p;
+        char id [64];
+        if (proto_view_array_at (players, (uint32_t) i, &p) == 0)
+            printf ("%-12s %10.4f %+12.4f %10.0f\n", s_str (p, "id", id, sizeof id),
+                    s_num (p, "weight", NAN), s_num (p, "score", NAN), s_num (p, "episodes", 0));
+    }
+    char rec [64];
+    printf ("\nrecommended: %s   gap %.2g   episodes %.0f   (%.2f ms in pbtd)\n",
+            s_str (body, "recommended", rec, sizeof rec), s_num (body, "gap", NAN),
+            s_num (body, "episodes", 0), s_num (body, "ms", NAN));
+    ctl_reply_clear (&reply);
+    return 0;
+}
 
 //  ---------------------------------------------------------------------
 //  keygen: a CURVE key pair, as CZMQ certificates. Needs no pbtd.
@@ -582,6 +635,8 @@ static const command_t s_commands [] = {
     { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--smooth A] [--json]", report_cmd },
     { "curves", "print agents' series (training statistics, ...) over time and frames", "curves [AGENT...] [--metric M] [--last N] [--json|--csv]", curves_cmd },
     { "export-run", "write every series, and the evolutions, as CSV files into DIR", "export-run DIR [--last N]", export_run_cmd },
+    { "nash", "the Nash mixture over agents and snapshots, and the recommended agent", "nash [--json]", s_cmd_nash },
+    { "exploit", "train a best response against a frozen agent; rps: also the exact value", "exploit AGENT[@VERSION] [--exact] [--frames N] [--episodes N] [--lr X] ... [--json]", exploit_cmd },
     { NULL, NULL, NULL, NULL }
 };
 

@@ -397,8 +397,16 @@ s_legend (FILE *f, const data_t *d)
 static void
 s_summary (FILE *f, const data_t *d)
 {
-    char buf [64];
-    fprintf (f, "<table class=\"t\"><tr><th>agent</th><th>rating</th><th>matches</th><th>frames</th>"
+    char buf [64], rec [64] = "";
+    const msgpack_object *ro = mpobj_get (d->status, "recommended");
+    if (ro && ro->type != MSGPACK_OBJECT_NIL)
+        s_strv (ro, rec, sizeof rec);
+    fprintf (f, "<p>Recommended agent: <b>");
+    s_esc (f, rec [0] ? rec : "none yet (no games between agents)");
+    fprintf (f, "</b> (the highest weight in the Nash equilibrium of the meta-game over the payoff "
+                "matrix, ties by Nash-averaged score; see docs/evaluation.md)</p>\n");
+    fprintf (f, "<table class=\"t\"><tr><th>agent</th><th>rating</th><th>Nash weight</th>"
+                "<th>Nash-averaged score</th><th>matches</th><th>frames</th>"
                 "<th>generation</th><th>parent</th><th>hyperparameters</th></tr>\n");
     for (int i = 0; i < d->n_agents; i++) {
         const agent_t *a = &d->agents [i];
@@ -406,8 +414,11 @@ s_summary (FILE *f, const data_t *d)
         s_esc (f, a->id);
         fprintf (f, "\"><td><i class=\"sw\" style=\"background:%s\"></i>", a->color);
         s_esc (f, a->id);
-        fprintf (f, "</td><td>%.3f</td><td>%.0f</td><td>%.0f</td><td>%.0f</td><td>",
-                 mpobj_num_or (a->row, "rating", NAN), mpobj_num_or (a->row, "matches", 0),
+        if (rec [0] && !strcmp (a->id, rec))
+            fprintf (f, " &#9733;");
+        fprintf (f, "</td><td>%.3f</td><td>%.3f</td><td>%+.3f</td><td>%.0f</td><td>%.0f</td><td>%.0f</td><td>",
+                 mpobj_num_or (a->row, "rating", NAN), mpobj_num_or (a->row, "nash_weight", NAN),
+                 mpobj_num_or (a->row, "nash_score", NAN), mpobj_num_or (a->row, "matches", 0),
                  mpobj_num_or (a->row, "frames", 0), mpobj_num_or (a->row, "generation", 0));
         const msgpack_object *parent = mpobj_get (a->row, "parent");
         s_esc (f, parent && parent->type != MSGPACK_OBJECT_NIL ? s_strv (parent, buf, sizeof buf) : "-");

@@ -44,6 +44,13 @@ const char *config_embedded =
     "preset = seed\n"
     "[env]\n"
     "episode_len = 10\n"
+    "[hparam.ent_coef]\n"
+    "# An entropy bonus strong enough that self-play settles near rps's Nash\n"
+    "# equilibrium (uniform play) instead of chasing the last opponent: the\n"
+    "# seed preset's 0.01 leaves agents exploitable (docs/evaluation.md).\n"
+    "init = 0.3\n"
+    "min = 0.3\n"
+    "max = 0.3\n"
     "[model]\n"
     "hidden = 64,64\n"
     "activation = tanh\n"
@@ -410,6 +417,16 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
         p->frozen_keep = (uint32_t) u;
     }
     else
+    if (!strcmp (k, "rating")) {
+        if (!strcmp (v, "result"))
+            p->rating = PBT_RATING_RESULT;
+        else
+        if (!strcmp (v, "episode"))
+            p->rating = PBT_RATING_EPISODE;
+        else
+            S_ERR (e, "expected result or episode, got '%s'", v);
+    }
+    else
     if (!strcmp (k, "selection")) {
         if (!strcmp (v, "paper"))
             p->selection = PBT_SELECT_PAPER;
@@ -451,7 +468,7 @@ s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t 
             S_ERR (e, "expected a comma-separated list of script names");
     }
     else
-        S_ERR (e, "unknown key (known: elo_k, elo_initial, eligible_frames, eligible_matches, "
+        S_ERR (e, "unknown key (known: rating, elo_k, elo_initial, eligible_frames, eligible_matches, "
                "selection, t_select, truncation_quantile, crossover_prob, matchmaking, "
                "ftw_sigma, pfsp_p, snapshot_prob, frozen_keep, eval_rate, script_rate, "
                "script_opponents)");
@@ -601,6 +618,10 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const env_class_t *
                       "required", ini_name (ini), line [i], p->hparams [i].name, preset);
             return -1;
         }
+    //  The seed's own rule, asked for without a K: the seed's K per episode.
+    if (p->rating == PBT_RATING_EPISODE && !ini_find (ini, "pbt", "elo_k")
+    &&  !strcmp (preset, "seed"))
+        p->elo_k = 0.1;
     //  Scripted opponents must be the environment's; none named means all.
     for (uint32_t i = 0; i < p->n_scripts; i++)
         if (env_script_index (env, p->scripts [i]) < 0) {

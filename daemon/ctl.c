@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "meta.h"
 
 static void
 s_str (msgpack_packer *pk, const char *s)
@@ -83,20 +84,43 @@ s_turnaround (server_t *self, msgpack_packer *pk)
     free (v);
 }
 
+//  The meta-game's Nash weight and score of live agent id (nil if it is
+//  not a player yet).
+static void
+s_nash_of (msgpack_packer *pk, const meta_nash_t *m, int64_t id, bool weight)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->players [i].agent == id && m->players [i].version == 0) {
+            msgpack_pack_double (pk, weight ? m->players [i].weight : m->players [i].score);
+            return;
+        }
+    msgpack_pack_nil (pk);
+}
+
 static void
 s_status (server_t *self, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 13);
+    //  Nash over the payoff counters, for each agent's weight and the
+    //  recommendation (none before any games).
+    meta_nash_t m;
+    char merr [PROTO_MAX_TEXT];
+    if (meta_nash (self->db, self->n_agents, &m, merr, sizeof merr) < 0)
+        log_warn ("nash_failed", "error=\"%s\"", merr);
+    msgpack_pack_map (pk, 15);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
         const agent_t *ag = &self->agents [i];
         const db_agent_t *a = &ag->a;
-        msgpack_pack_map (pk, 12);
+        msgpack_pack_map (pk, 14);
         s_str (pk, "id");
         s_agent_name (pk, a->id);
         s_str (pk, "rating");
         msgpack_pack_double (pk, a->rating);
+        s_str (pk, "nash_weight");
+        s_nash_of (pk, &m, a->id, true);
+        s_str (pk, "nash_score");
+        s_nash_of (pk, &m, a->id, false);
         s_str (pk, "matches");
         msgpack_pack_uint64 (pk, a->matches);
         s_str (pk, "frames");
@@ -169,6 +193,64 @@ s_status (server_t *self, msgpack_packer *pk)
     msgpack_pack_uint64 (pk, self->reader ? reader_served (self->reader) : 0);
     s_str (pk, "in_flight");
     msgpack_pack_uint32 (pk, self->reader ? reader_in_flight (self->reader) : 0);
+    s_str (pk, "recommended");
+    if (m.recommended >= 0)
+        s_agent_name (pk, m.recommended);
+    else
+        msgpack_pack_nil (pk);
+    s_str (pk, "nash_ms");
+    msgpack_pack_double (pk, m.ms);
+    meta_nash_clear (&m);
+}
+
+//  nash: the meta-game's equilibrium over agents and kept snapshots.
+static void
+s_nash (server_t *self, msgpack_packer *pk, char *err, size_t err_len)
+{
+    meta_nash_t m;
+    if (meta_nash (self->db, self->n_agents, &m, err, err_len) != 0) {
+        meta_nash_clear (&m);
+        return;
+    }
+    msgpack_pack_map (pk, 6);
+    s_str (pk, "snapshots_left_out");
+    msgpack_pack_int32 (pk, m.snapshots_left_out);
+    s_str (pk, "players");
+    msgpack_pack_array (pk, (uint32_t) m.n);
+    for (int i = 0; i < m.n; i++) {
+        const meta_player_t *p = &m.players [i];
+        char name [48];
+        if (p->version)
+            snprintf (name, sizeof name, "agt_%" PRId64 "@%" PRIu64, p->agent, p->version);
+        else
+            snprintf (name, sizeof name, "agt_%" PRId64, p->agent);
+        msgpack_pack_map (pk, 5);
+        s_str (pk, "id");
+        s_str (pk, name);
+        s_str (pk, "frozen");
+        if (p->version)
+            msgpack_pack_true (pk);
+        else
+            msgpack_pack_false (pk);
+        s_str (pk, "weight");
+        msgpack_pack_double (pk, p->weight);
+        s_str (pk, "score");
+        msgpack_pack_double (pk, p->score);
+        s_str (pk, "episodes");
+        msgpack_pack_uint64 (pk, p->episodes);
+    }
+    s_str (pk, "recommended");
+    if (m.recommended >= 0)
+        s_agent_name (pk, m.recommended);
+    else
+        msgpack_pack_nil (pk);
+    s_str (pk, "gap");
+    msgpack_pack_double (pk, m.gap);
+    s_str (pk, "episodes");
+    msgpack_pack_uint64 (pk, m.episodes);
+    s_str (pk, "ms");
+    msgpack_pack_double (pk, m.ms);
+    meta_nash_clear (&m);
 }
 
 static void
@@ -314,6 +396,9 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
     else
     if (!strcmp (ctl->cmd, "workers"))
         s_workers (self, &pk);
+    else
+    if (!strcmp (ctl->cmd, "nash"))
+        s_nash (self, &pk, err, sizeof err);
     else
     if ((!strcmp (ctl->cmd, "pause") || !strcmp (ctl->cmd, "resume"))
     &&  !s_admin_ok (self, ctl, err, sizeof err))

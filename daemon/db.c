@@ -1917,38 +1917,26 @@ s_result_prepare (const db_assignment_t *a, const proto_result_t *r, int n_teams
     return 0;
 }
 
-//  The rating rule for one result: Elo episode by episode, in order, from
-//  res->before into res->rating; ep_ratings (n_episodes x n_seats, may be
-//  NULL) gets every seat's rating after each episode. Two seats: plain
-//  Elo; more: the team form, each team's score the mean of its seats.
+//  The rating rule for one result is pbt_rate_result's (rating = result:
+//  one update from the result's aggregate; rating = episode: the seed's
+//  update per episode), from res->before into res->rating. ep_ratings
+//  (n_episodes x n_seats, may be NULL: per-episode rows are opt-in) gets
+//  every seat's rating after each episode under the per-episode rule, and
+//  the ratings after the result under the result rule.
 static void
 s_result_ratings (const pbt_config_t *pbt, s_result_t *res, const proto_result_t *r,
                   double *ep_ratings)
 {
-    double *rating = res->rating;
-    for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
-        const float *sc = &r->scores [(size_t) ep * res->n_seats];
-        if (res->n_seats == 2) {
-            int p0 = res->idx [0], p1 = res->idx [1];
-            pbt_elo_update (pbt, &rating [p0], &rating [p1], sc [p0], sc [p1]);
+    int n = (int) res->n_seats;
+    if (ep_ratings && pbt->rating == PBT_RATING_EPISODE)
+        for (uint32_t ep = 0; ep < r->n_episodes; ep++) {
+            pbt_rate_result (pbt, res->rating, res->team, n, &r->scores [(size_t) ep * n], 1);
+            memcpy (&ep_ratings [(size_t) ep * n], res->rating, (size_t) n * sizeof *res->rating);
         }
-        else {
-            double tmp [PROTO_MAX_AGENTS], sa = 0, sb = 0;
-            int n = res->n_a + res->n_b;
-            for (int k = 0; k < n; k++) {
-                tmp [k] = rating [res->idx [k]];
-                if (k < res->n_a)
-                    sa += sc [res->idx [k]];
-                else
-                    sb += sc [res->idx [k]];
-            }
-            pbt_elo_update_teams (pbt, tmp, res->n_a, res->n_b, sa / res->n_a, sb / res->n_b);
-            for (int k = 0; k < n; k++)
-                rating [res->idx [k]] = tmp [k];
-        }
-        if (ep_ratings)
-            memcpy (&ep_ratings [(size_t) ep * res->n_seats], rating,
-                    res->n_seats * sizeof *rating);
+    else {
+        pbt_rate_result (pbt, res->rating, res->team, n, r->scores, r->n_episodes);
+        for (uint32_t ep = 0; ep_ratings && ep < r->n_episodes; ep++)
+            memcpy (&ep_ratings [(size_t) ep * n], res->rating, (size_t) n * sizeof *res->rating);
     }
 }
 

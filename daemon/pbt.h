@@ -24,6 +24,7 @@ typedef enum { PBT_PRIOR_UNIFORM = 0, PBT_PRIOR_LOGUNIFORM = 1 } pbt_prior_t;
 typedef enum { PBT_MODE_PERTURB = 0, PBT_MODE_RESAMPLE = 1, PBT_MODE_BOTH = 2 } pbt_mode_t;
 typedef enum { PBT_SELECT_PAPER = 0, PBT_SELECT_TRUNCATION = 1 } pbt_selection_t;
 typedef enum { PBT_MATCH_UNIFORM = 0, PBT_MATCH_FTW = 1, PBT_MATCH_PFSP = 2 } pbt_matchmaking_t;
+typedef enum { PBT_RATING_RESULT = 0, PBT_RATING_EPISODE = 1 } pbt_rating_t;
 
 //  How one hyperparameter is initialised and mutated.
 typedef struct {
@@ -41,7 +42,8 @@ typedef struct {
 
 typedef struct {
     //  Rating (B.1)
-    double elo_k;                   // default 0.1 (seed); paper-like runs use larger K
+    pbt_rating_t rating;            // result (default): one update per result; episode: the seed's
+    double elo_k;                   // K per result (16); with rating = episode, K per episode
     double elo_initial;             // default 0
     //  Eligibility (B.2)
     uint64_t eligible_frames;       // frames trained since creation / last evolution
@@ -112,6 +114,28 @@ void pbt_elo_update (const pbt_config_t *cfg, double *ra, double *rb, double sa,
 //  ratings[0..n_a-1] are team A, ratings[n_a..n_a+n_b-1] team B.
 void pbt_elo_update_teams (const pbt_config_t *cfg, double *ratings, int n_a, int n_b,
                            double score_a, double score_b);
+
+//  One result's rating update, by cfg->rating, from the episodes' scores
+//  [n_episodes][n_seats] (seat order). ratings [n_seats] are updated in
+//  place; team [n_seats] is each seat's team (0 or 1).
+//
+//  PBT_RATING_RESULT: one Elo update from the result's aggregate. For each
+//  seat, s is its team's mean outcome over the episodes, (wins + draws/2) /
+//  episodes, and delta = K (s - E), E against the opponent (two seats) or
+//  the opposing team's mean rating (teams, as pbt_elo_update_teams). K does
+//  not depend on the number of episodes: a result moves a rating by less
+//  than K whatever the assignment's size, and a result's update depends on
+//  its episodes only through their outcome counts, so the same games in
+//  any order, or every episode count scaled by the same factor, give the
+//  same ratings. The fixed point of a pair playing only each other is the
+//  Elo gap whose expected score is their win fraction.
+//
+//  PBT_RATING_EPISODE: the seed's rule, pbt_elo_update (or the team form)
+//  once per episode in order.
+//
+//  Returns 0, or -1 if the seats do not form two non-empty teams.
+int pbt_rate_result (const pbt_config_t *cfg, double *ratings, const int *team, int n_seats,
+                     const float *scores, uint32_t n_episodes);
 
 //  B.2: may this member evolve now?
 bool pbt_eligible (const pbt_config_t *cfg, const pbt_member_t *member);

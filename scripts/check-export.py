@@ -10,6 +10,13 @@ Run with /usr/bin/python3 (the python with torch):
         wrote (per row: the action probabilities, then the value); exits 1
         if any number differs by more than --tol (default 1e-5).
 
+A Nash-mixture file (`pbtctl export --nash -o FILE`) holds several policies:
+    /usr/bin/python3 scripts/check-export.py MIX.safetensors [--policy I --obs OBS.txt --expect OUT.txt]
+        loads every policy ("policies.<i>.actor.0.weight", ...) into its own
+        Agent, checks "mixture.weights" (positive, summing to 1, as the
+        metadata's "mixture" list says), and with --policy compares policy I
+        with the worker's forward pass as above.
+
 The safetensors format is parsed by hand (the safetensors package need not
 be installed): 8-byte little-endian header length N, N bytes of JSON, the
 raw data. The model is rebuilt from the metadata as two nn.Sequential MLPs
@@ -91,6 +98,34 @@ def load(path):
     return meta, agent
 
 
+def load_mixture(path):
+    """(meta, [Agent], weights) of a mixture file."""
+    meta, tensors = read_safetensors(path)
+    mix = json.loads(meta["mixture"])
+    weights = tensors.pop("mixture.weights")
+    agents = []
+    for i, entry in enumerate(mix):
+        if entry["index"] != i:
+            raise ValueError(f"mixture entry {i} has index {entry['index']}")
+        prefix = f"policies.{i}."
+        sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        agent = Agent(meta)
+        agent.load_state_dict(sub, strict=True)
+        agent.eval()
+        agents.append(agent)
+    left = [k for k in tensors if not any(k.startswith(f"policies.{i}.") for i in range(len(mix)))]
+    if left:
+        raise ValueError(f"tensors outside the mixture: {left}")
+    if weights.shape != (len(mix),):
+        raise ValueError(f"mixture.weights has shape {tuple(weights.shape)}, {len(mix)} policies")
+    if (weights <= 0).any() or abs(weights.sum().item() - 1) > 1e-5:
+        raise ValueError(f"mixture.weights {weights.tolist()} are not a distribution")
+    for i, entry in enumerate(mix):
+        if abs(entry["weight"] - weights[i].item()) > 1e-6:
+            raise ValueError(f"policy {i}: metadata weight {entry['weight']}, tensor {weights[i].item()}")
+    return meta, agents, weights
+
+
 def read_rows(path):
     with open(path) as f:
         return [[float(x) for x in line.split()] for line in f if line.strip()]
@@ -102,8 +137,22 @@ def main():
     ap.add_argument("--obs", help="observations, one row per line")
     ap.add_argument("--expect", help="the worker's probabilities and value per row")
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--policy", type=int, help="a mixture file: which policy --obs/--expect check")
     args = ap.parse_args()
-    meta, agent = load(args.file)
+    meta, _ = read_safetensors(args.file)
+    if "mixture" in meta:
+        meta, agents, weights = load_mixture(args.file)
+        for entry in json.loads(meta["mixture"]):
+            print(f"policy {entry['index']}: {entry['agent']} version {entry['version']} weight {entry['weight']:.6f}")
+        print(f"OK: {len(agents)} policies loaded, weights sum to {weights.sum().item():.6f}")
+        if args.policy is None:
+            return 0
+        if not 0 <= args.policy < len(agents):
+            print(f"FAIL: --policy {args.policy}: the file has {len(agents)} policies")
+            return 1
+        agent = agents[args.policy]
+    else:
+        meta, agent = load(args.file)
     for k in ("agent", "env", "env_options", "observation", "activation", "actor_layers", "rating",
               "frames", "hyperparameters"):
         print(f"{k}: {meta.get(k)}")

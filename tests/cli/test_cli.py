@@ -104,6 +104,104 @@ def test_export_errors():
     check(r.returncode == 3, f"no pbtd: rc {r.returncode}")
 
 
+def rps_exact(probs, episode_len=10):
+    """Best-response value against a policy table probs[opp_prev][move]
+    (obs_both = 0), by the dynamic program over the responder's previous
+    move, written out here from env_rps's rules."""
+    v = [0.0, 0.0, 0.0]
+    for _ in range(episode_len):
+        v = [max(sum(probs[b][x] * ((0, 1, -1)[(m - x) % 3] + v[m]) for x in range(3))
+                 for m in range(3)) for b in range(3)]
+    return v[0]
+
+
+def payoff_gap(weights):
+    """The mixture's gap in the meta-game read straight from the payoff
+    table: max over players i of sum_j A_ij w_j, A = (M - M^T) / 2, M the
+    mean score (recent window, else whole run)."""
+    rows = cluster.sql("SELECT agent_id, version, opp_id, opp_version, episodes, score, "
+                       "cur_episodes + prev_episodes, cur_score + prev_score FROM payoff")
+    name = lambda a, v: f"agt_{a}" + (f"@{v}" if v else "")
+    m = {}
+    for a, v, o, ov, n, sc, rn, rsc in rows:
+        if rn:
+            m[(name(a, v), name(o, ov))] = rsc / rn
+        elif n:
+            m[(name(a, v), name(o, ov))] = sc / n
+    players = list(weights)
+    return max(sum(0.5 * (m.get((i, j), 0) - m.get((j, i), 0)) * weights[j] for j in players)
+               for i in players)
+
+
+def test_nash_and_exploit():
+    nash = json.loads(cluster.ctl("nash", "--json").stdout)
+    weights = {p["id"]: p["weight"] for p in nash["players"]}
+    check(abs(sum(weights.values()) - 1) < 1e-9 and min(weights.values()) >= 0, f"weights {weights}")
+    check(payoff_gap(weights) <= 1e-6, f"the mixture is not an equilibrium: gap {payoff_gap(weights)}")
+    live = {k: w for k, w in weights.items() if "@" not in k}
+    rec = nash["recommended"]
+    check(rec in live and live[rec] >= max(live.values()) - 1e-9, f"recommended {rec}, weights {live}")
+    st = cluster.status()
+    check(st["recommended"] == rec, f"status recommends {st['recommended']}, nash {rec}")
+    for a in st["agents"]:
+        if a["id"] in weights:
+            check(abs(a["nash_weight"] - weights[a["id"]]) < 1e-12, f"{a['id']}: status and nash differ")
+    text = cluster.ctl("status").stdout
+    check(f"{rec} " in text and "<- recommended" in text, text)
+
+    # Exact exploitability against the worker's own policy table.
+    obs, out = os.path.join(tmp, "eye.txt"), os.path.join(tmp, "eye-probs.txt")
+    with open(obs, "w") as f:
+        f.write("1 0 0\n0 1 0\n0 0 1\n")
+    cluster.ctl("export", "agt_2", "-o", os.path.join(tmp, "a2.safetensors"), "--probe-obs", obs,
+                "--probe-out", out)
+    with open(out) as f:
+        probs = [[float(x) for x in line.split()[:3]] for line in f]
+    ex = json.loads(cluster.ctl("exploit", "agt_2", "--exact", "--json").stdout)
+    check(abs(ex["exact"] - rps_exact(probs)) < 1e-4, f"exact {ex['exact']}, recomputed {rps_exact(probs)}")
+
+    # A small RL best response: a curve, an interval, never far above exact.
+    j = json.loads(cluster.ctl("exploit", "agt_2", "--frames", "40960", "--points", "4", "--episodes", "400",
+                               "--json", timeout=30000).stdout)
+    check(len(j["curve"]) == 4 and j["curve"][-1]["frames"] == j["frames"] >= 40960, j["curve"])
+    lo, hi = j["best_response"]["ci95"]
+    check(lo <= j["best_response"]["mean_score"] <= hi and j["best_response"]["episodes"] == 400, j)
+    check(lo <= j["exact"] + 0.3, f"best response {lo}..{hi} beats the exact value {j['exact']}")
+
+    # Bad input: clear errors, and pbtd keeps serving.
+    r = cluster.ctl("exploit", "agt_2", "--frames", "0", check_rc=False)
+    check(r.returncode == 2 and "budget" in r.stderr, r.stderr)
+    r = cluster.ctl("exploit", "agt_2@999", "--exact", check_rc=False)
+    check(r.returncode == 1 and "agt_2" in r.stderr, r.stderr)
+    r = cluster.ctl("exploit", "agt_99", check_rc=False)
+    check(r.returncode == 1 and "agt_99" in r.stderr, r.stderr)
+    check(cluster.status()["results"] > 0, "pbtd stopped serving")
+
+    # The mixture as one file: every policy loads in PyTorch, and policy 0
+    # is the heaviest player's own forward pass.
+    mix = os.path.join(tmp, "mix.safetensors")
+    e = json.loads(cluster.ctl("export", "--nash", "-o", mix, "--json").stdout)
+    top = e["mixture"][0]
+    name = f"{top['agent']}@{top['version']}"
+    check(abs(top["weight"] - max(weights.values())) < 1e-6, f"{e} vs {weights}")
+    check(abs(sum(m["weight"] for m in e["mixture"]) - 1) < 1e-6, e)
+    cluster.ctl("export", name, "-o", os.path.join(tmp, "top.safetensors"), "--probe-obs", obs, "--probe-out", out)
+    r = subprocess.run(["/usr/bin/python3", CHECK_EXPORT, mix, "--policy", "0", "--obs", obs, "--expect", out],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "OK" in r.stdout, f"{name}: {r.stdout}{r.stderr}")
+
+
+def test_nash_without_games():
+    fresh = SanitizedCluster(harness.FAST_CONFIG.format(size=3, t_select=0.3), name="cli-nogames")
+    try:
+        fresh.start_pbtd()
+        r = fresh.ctl("nash", check_rc=False)
+        check(r.returncode == 1 and "no games" in r.stderr, r.stderr)
+        check(fresh.status()["recommended"] is None, "a recommendation without games")
+    finally:
+        fresh.stop()
+
+
 def wilson(k, n, z=1.959963984540054):
     p = k / n
     d = 1 + z * z / n
@@ -282,7 +380,8 @@ if __name__ == "__main__":
     try:
         setup()
         harness.run_tests([test_export_roundtrip, test_export_errors, test_eval_vs_random,
-                           test_eval_vs_agent, test_eval_soccer, test_report_live, test_report_fixture])
+                           test_eval_vs_agent, test_eval_soccer, test_report_live, test_report_fixture,
+                           test_nash_and_exploit, test_nash_without_games])
     finally:
         if cluster:
             cluster.stop()

@@ -231,6 +231,7 @@ Test (db, result_applies_everything)
 {
     db_t *db = s_population ();
     pbt_config_t pbt = s_pbt ();
+    pbt.rating = PBT_RATING_EPISODE;        // the seed's rule, episode by episode
     uint64_t id = s_assign (db, 0, 1, 3, 1, 1LL << 60);
     result_t res;
     s_result (&res, id, 0, 1, 3, 1);
@@ -814,16 +815,6 @@ Test (db, checkpointer_backfills_the_file)
     db_destroy (&db);
 }
 
-//  Elo by hand (400-point scale), independent of pbt.c.
-static void
-s_elo (double k, double *ra, double *rb, double sa, double sb)
-{
-    double e = 1.0 / (1.0 + pow (10.0, (*rb - *ra) / 400.0));
-    double s = sa > sb ? 1.0 : sa < sb ? 0.0 : 0.5;
-    *ra += k * (s - e);
-    *rb -= k * (s - e);
-}
-
 static double
 s_sql_double (const char *sql)
 {
@@ -892,9 +883,12 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_OK, "%s", err);
     s_result_free (&res);
+    //  One update from the result (K = 16): one win, one loss, s = 1/2
+    //  against E(0, 50) = 1/(1+10^(50/400)).
     double live = 0, snap = 50;
-    s_elo (16, &live, &snap, 3, -3);
-    s_elo (16, &live, &snap, -1, 2);
+    double e = 1.0 / (1.0 + pow (10.0, 50.0 / 400.0));
+    live += 16 * (0.5 - e);
+    snap -= 16 * (0.5 - e);
     cr_assert_eq (applied.frames, 640, "only the live seat's frames count");
     cr_assert_float_eq (s_sql_double ("SELECT rating FROM agents WHERE id = 1"), live, 1e-9);
     cr_assert_float_eq (s_sql_double ("SELECT rating FROM frozen WHERE agent_id = 0 AND version = 2"),

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pbt.h"
@@ -44,7 +45,7 @@ Test (elo, expected_known_values)
 Test (elo, update_hand_worked)
 {
     pbt_config_t cfg = s_config ("seed");
-    cr_assert_float_eq (cfg.elo_k, 0.1, 0);
+    cfg.elo_k = 0.1;        // the seed's K per episode
 
     //  Equal ratings, a wins: E = 1/2, delta = 0.1 * (1 - 1/2)
     double ra = 0, rb = 0;
@@ -88,6 +89,152 @@ Test (elo, update_hand_worked)
     pbt_elo_update (&paper, &ra, &rb, 1, 0);
     cr_assert_float_eq (ra, 8, 1e-12);
     cr_assert_float_eq (rb, -8, 1e-12);
+}
+
+//  ------------------------------------------------- Rating one result
+
+//  Scores [n][2] of a result with w wins of seat 0, d draws, l losses, in
+//  the order win, draw, loss repeated (scores 3:1, 2:2, 0:4).
+static float *
+s_result_scores (int w, int d, int l, uint32_t *n)
+{
+    *n = (uint32_t) (w + d + l);
+    float *sc = calloc ((size_t) *n * 2, sizeof *sc);
+    static const float kind [3][2] = { { 3, 1 }, { 2, 2 }, { 0, 4 } };
+    int left [3] = { w, d, l }, k = 0;
+    while (left [0] + left [1] + left [2] > 0)
+        for (int c = 0; c < 3; c++)
+            if (left [c] > 0) {
+                left [c]--;
+                sc [2 * k] = kind [c][0];
+                sc [2 * k + 1] = kind [c][1];
+                k++;
+            }
+    return sc;
+}
+
+//  One update from the aggregate: s = (wins + draws / 2) / episodes.
+//  Equal ratings, 6 wins, 2 draws, 2 losses of 10: s = 0.7, E = 0.5,
+//  delta = 16 (0.7 - 0.5) = 3.2. Rated 400 vs 0 and all 10 lost:
+//  E = 10/11, delta = -16 * 10/11.
+Test (rating, result_hand_worked)
+{
+    pbt_config_t cfg = s_config ("seed");
+    int team [2] = { 0, 1 };
+    uint32_t n;
+    float *sc = s_result_scores (6, 2, 2, &n);
+    double r [2] = { 0, 0 };
+    cr_assert_eq (pbt_rate_result (&cfg, r, team, 2, sc, n), 0);
+    cr_assert_float_eq (r [0], 3.2, 1e-12);
+    cr_assert_float_eq (r [1], -3.2, 1e-12);
+    free (sc);
+    sc = s_result_scores (0, 0, 10, &n);
+    r [0] = 400, r [1] = 0;
+    cr_assert_eq (pbt_rate_result (&cfg, r, team, 2, sc, n), 0);
+    cr_assert_float_eq (r [0], 400 - 160.0 / 11, 1e-12);
+    cr_assert_float_eq (r [1], 160.0 / 11, 1e-12);
+    //  Seats listed team 1 first: the same update, to the same agents.
+    int swapped [2] = { 1, 0 };
+    float flip [20];
+    for (uint32_t e = 0; e < n; e++)
+        flip [2 * e] = sc [2 * e + 1], flip [2 * e + 1] = sc [2 * e];
+    double q [2] = { 0, 400 };
+    cr_assert_eq (pbt_rate_result (&cfg, q, swapped, 2, flip, n), 0);
+    cr_assert_float_eq (q [1], 400 - 160.0 / 11, 1e-12);
+    free (sc);
+    //  No episodes, or one team only: nothing moves / refused.
+    r [0] = 5, r [1] = -5;
+    cr_assert_eq (pbt_rate_result (&cfg, r, team, 2, NULL, 0), 0);
+    cr_assert (r [0] == 5 && r [1] == -5);
+    int one [2] = { 0, 0 };
+    float two [2] = { 1, 0 };
+    cr_assert_eq (pbt_rate_result (&cfg, r, one, 2, two, 1), -1);
+}
+
+//  Teams (2v2): each agent against the other team's mean rating with its
+//  team's aggregate. Team A {100, 300} (mean 200) vs B {0, 0}; team A wins
+//  3 of 4 episodes (s = 0.75): delta_a1 = 16 (0.75 - E(100, 0)),
+//  delta_a2 = 16 (0.75 - E(300, 0)), each B agent 16 (0.25 - E(0, 200)).
+Test (rating, result_teams)
+{
+    pbt_config_t cfg = s_config ("paper");
+    int team [4] = { 0, 0, 1, 1 };
+    float sc [16] = { 1, 1, 0, 0,   1, 1, 0, 0,   0, 0, 1, 1,   1, 1, 0, 0 };
+    double r [4] = { 100, 300, 0, 0 };
+    cr_assert_eq (pbt_rate_result (&cfg, r, team, 4, sc, 4), 0);
+    double e1 = 1 / (1 + pow (10, -100.0 / 400)), e2 = 1 / (1 + pow (10, -300.0 / 400));
+    double eb = 1 / (1 + pow (10, 200.0 / 400));
+    cr_assert_float_eq (r [0], 100 + 16 * (0.75 - e1), 1e-9);
+    cr_assert_float_eq (r [1], 300 + 16 * (0.75 - e2), 1e-9);
+    cr_assert_float_eq (r [2], 16 * (0.25 - eb), 1e-9);
+    cr_assert_float_eq (r [3], 16 * (0.25 - eb), 1e-9);
+}
+
+//  "The same games split differently": a run is a sequence of results,
+//  each one pair's assignment. Two runs play the same games when they have
+//  the same sequence of pairs and each result's episodes have the same
+//  win/draw/loss proportions, whatever the assignment's size (how many
+//  envs x steps x iterations, so how many episodes) and whatever the order
+//  of the episodes inside a result. Under the result rule such runs end
+//  with identical ratings (bit for bit); under the per-episode rule they
+//  do not, which is what makes the scale of the seed's ratings depend on
+//  the assignment's size.
+Test (rating, same_games_split_differently)
+{
+    pbt_config_t res = s_config ("seed"), epi = s_config ("seed");
+    epi.rating = PBT_RATING_EPISODE;
+    epi.elo_k = 0.1;
+    int team [2] = { 0, 1 };
+    //  12 results among 4 agents: pair, wins, draws, losses (small run).
+    struct { int a, b, w, d, l; } seq [12] = {
+        { 0, 1, 7, 2, 1 }, { 2, 3, 1, 1, 8 }, { 0, 2, 5, 0, 5 }, { 1, 3, 3, 4, 3 },
+        { 0, 3, 9, 0, 1 }, { 1, 2, 2, 6, 2 }, { 3, 0, 4, 4, 2 }, { 2, 1, 6, 1, 3 },
+        { 0, 1, 1, 1, 8 }, { 3, 2, 5, 5, 0 }, { 1, 0, 2, 2, 6 }, { 2, 0, 0, 3, 7 } };
+    double small [4] = { 0 }, big [4] = { 0 }, esmall [4] = { 0 }, ebig [4] = { 0 };
+    for (int k = 0; k < 12; k++) {
+        uint32_t n1, n2;
+        float *s1 = s_result_scores (seq [k].w, seq [k].d, seq [k].l, &n1);
+        //  The big assignment: 326x the episodes (3,260, about the
+        //  default's 3,264), losses first, then draws, then wins.
+        int m = 326;
+        n2 = n1 * (uint32_t) m;
+        float *s2 = calloc ((size_t) n2 * 2, sizeof *s2);
+        uint32_t at = 0;
+        for (int pass = 0; pass < 3; pass++)
+            for (int i = 0; i < m; i++)
+                for (uint32_t e = 0; e < n1; e++) {
+                    float x = s1 [2 * e], y = s1 [2 * e + 1];
+                    int kind = x < y ? 0 : x == y ? 1 : 2;
+                    if (kind == pass) {
+                        s2 [2 * at] = x;
+                        s2 [2 * at + 1] = y;
+                        at++;
+                    }
+                }
+        cr_assert_eq (at, n2);
+        int a = seq [k].a, b = seq [k].b;
+        double p [2] = { small [a], small [b] }, q [2] = { big [a], big [b] };
+        cr_assert_eq (pbt_rate_result (&res, p, team, 2, s1, n1), 0);
+        cr_assert_eq (pbt_rate_result (&res, q, team, 2, s2, n2), 0);
+        small [a] = p [0], small [b] = p [1], big [a] = q [0], big [b] = q [1];
+        double ep [2] = { esmall [a], esmall [b] }, eq [2] = { ebig [a], ebig [b] };
+        pbt_rate_result (&epi, ep, team, 2, s1, n1);
+        pbt_rate_result (&epi, eq, team, 2, s2, n2);
+        esmall [a] = ep [0], esmall [b] = ep [1], ebig [a] = eq [0], ebig [b] = eq [1];
+        free (s1);
+        free (s2);
+    }
+    double spread = 0, espread = 0, sum = 0;
+    for (int i = 0; i < 4; i++) {
+        cr_assert (small [i] == big [i], "agent %d: %.17g vs %.17g", i, small [i], big [i]);
+        spread = fmax (spread, fabs (small [i]));
+        espread = fmax (espread, fabs (esmall [i] - ebig [i]));
+        sum += small [i];
+    }
+    cr_assert (spread > 1, "the ratings moved (%.3g)", spread);
+    cr_assert_float_eq (sum, 0, 1e-9);
+    //  The per-episode rule moves 326x further on the big assignments.
+    cr_assert (espread > 10, "per-episode rule: %.3g", espread);
 }
 
 Test (elo, zero_sum_over_random_updates)
@@ -669,7 +816,8 @@ Test (presets, seed)
 {
     pbt_config_t cfg;
     cr_assert_eq (pbt_config_preset (&cfg, "seed"), 0);
-    cr_assert_float_eq (cfg.elo_k, 0.1, 0);
+    cr_assert_eq (cfg.rating, PBT_RATING_RESULT);
+    cr_assert_float_eq (cfg.elo_k, 16, 0);
     cr_assert_float_eq (cfg.elo_initial, 0, 0);
     cr_assert_eq (cfg.eligible_frames, 0);
     cr_assert_eq (cfg.eligible_matches, 0);

@@ -305,10 +305,11 @@ Test (server, protocol_happy_path_and_errors)
     //  One result of one episode: a row per seat (no episode rows by default).
     cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM result_seats WHERE episodes = 1"), 2);
     cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM matches"), 0);
-    //  Seat 0 won the only episode, K = 0.1 (seed preset), equal ratings.
+    //  Seat 0 won the only episode, K = 16 per result (seed preset), equal
+    //  ratings: +8.
     snprintf (sql, sizeof sql, "SELECT CAST(rating * 1e6 AS INTEGER) FROM agents WHERE id = %lld",
               (long long) as->seats [0].id);
-    cr_assert_eq (s_sql_int (sql), 50000);
+    cr_assert_eq (s_sql_int (sql), 8000000);
     //  Twice: duplicate.
     s_send (w, &res);
     s_expect_error (w, PROTO_E_DUPLICATE);
