@@ -44,8 +44,8 @@ tmp = tempfile.mkdtemp(prefix="pbt-stats-")
 
 def setup():
     global cluster
-    # elo_k 8: ratings spread fast enough for evolutions to happen (and be marked).
-    cluster = harness.Cluster(harness.FAST_CONFIG.format(size=4, t_select=0.45) + "elo_k = 8\n", name="stats")
+    # Per-episode Elo with K 8: ratings spread fast enough for evolutions to happen (and be marked).
+    cluster = harness.Cluster(harness.FAST_CONFIG.format(size=4, t_select=0.45) + "rating = episode\nelo_k = 8\n", name="stats")
     cluster.start_pbtd()
     cluster.start_worker("--log-level", "debug")
     cluster.wait_results(40, timeout=90)
