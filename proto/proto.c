@@ -62,6 +62,7 @@ static const char *s_code_names [] = {
     [PROTO_E_DENIED] = "denied",
     [PROTO_E_INTERNAL] = "internal",
     [PROTO_E_PAUSED] = "paused",
+    [PROTO_E_NOT_YOURS] = "not_yours",
 };
 #define N_CODES (sizeof (s_code_names) / sizeof (s_code_names [0]))
 
@@ -679,6 +680,46 @@ s_outcome (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
     return PROTO_OK;
 }
 
+//  Length in bytes of the valid UTF-8 sequence at s[0..n), or 0 if none
+//  (overlong forms, surrogates and code points past U+10FFFF are invalid).
+static size_t
+s_utf8_char (const unsigned char *s, size_t n)
+{
+    unsigned char b = s [0];
+    if (b < 0x80)
+        return 1;
+    size_t len = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3
+               : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s [i] & 0xc0) != 0x80)
+            return 0;
+    if ((b == 0xe0 && s [1] < 0xa0) || (b == 0xed && s [1] > 0x9f)
+    ||  (b == 0xf0 && s [1] < 0x90) || (b == 0xf4 && s [1] > 0x8f))
+        return 0;
+    return len;
+}
+
+//  Identities (hello's worker_id, host, software) end up in logs, status
+//  and the database: valid UTF-8 without control characters, or bad_field.
+static proto_code_t
+s_check_identity (dc_t *c, const char *field, const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = strlen (s);
+    for (size_t i = 0; i < n; ) {
+        if (p [i] < 0x20 || p [i] == 0x7f)
+            return s_fail (c, PROTO_E_FIELD, "hello.%s: control character 0x%02x at byte %zu",
+                           field, p [i], i);
+        size_t len = s_utf8_char (p + i, n - i);
+        if (len == 0)
+            return s_fail (c, PROTO_E_FIELD, "hello.%s: invalid UTF-8 at byte %zu", field, i);
+        i += len;
+    }
+    return PROTO_OK;
+}
+
 static proto_code_t
 s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
 {
@@ -692,6 +733,9 @@ s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
         TRY (s_get_u32 (c, "hello", &fl [2], 0, UINT32_MAX, &m->pid));
     if (fl [3].have)
         TRY (s_get_str (c, "hello", &fl [3], m->software, sizeof (m->software), false, false));
+    TRY (s_check_identity (c, "worker_id", m->worker_id));
+    TRY (s_check_identity (c, "host", m->host));
+    TRY (s_check_identity (c, "software", m->software));
     return PROTO_OK;
 }
 

@@ -60,6 +60,7 @@ typedef enum {
     PROTO_E_DENIED,         // "denied": not allowed (e.g. admin command on read-only endpoint)
     PROTO_E_INTERNAL,       // "internal": pbtd could not complete (e.g. disk error)
     PROTO_E_PAUSED,         // "paused": population is paused / daemon is stopping
+    PROTO_E_NOT_YOURS,      // "not_yours": the assignment was given to another worker
 } proto_code_t;
 
 //  Name/value pair: hyperparameters, environment options, PPO settings.

@@ -413,7 +413,7 @@ Test (proto, round_trip_heartbeat_ack_error)
     cr_assert_eq (out.u.ack.assignment_id, UINT64_MAX);
     cr_assert (out.u.ack.applied);
 
-    for (proto_code_t code = PROTO_E_TOO_LARGE; code <= PROTO_E_PAUSED; code++) {
+    for (proto_code_t code = PROTO_E_TOO_LARGE; code <= PROTO_E_NOT_YOURS; code++) {
         proto_msg_t e = { .type = PROTO_ERROR, .u.error = { .code = code, .assignment_id = 77 } };
         snprintf (e.u.error.message, sizeof (e.u.error.message), "problem \"%s\" \xc3\xa9", proto_code_name (code));
         round_trip (&e, &out);
@@ -629,6 +629,37 @@ Test (proto, field_errors)
     static const uint8_t intkey [] = { 0x83, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p', 'e',
                                        0xa7, 'r', 'e', 'q', 'u', 'e', 's', 't', 0x01, 0x02 };
     cr_assert_eq (decode (intkey, sizeof (intkey), &m), PROTO_E_FIELD);
+}
+
+//  A hello whose worker_id is the given bytes, packed by msgpack-c.
+static proto_code_t
+decode_hello_id (const char *id, size_t len, proto_msg_t *m)
+{
+    pack_t p;
+    pk_init (&p);
+    pk_head (&p, 1, "hello");
+    pk_str (&p, "worker_id");
+    msgpack_pack_str (&p.pk, len);
+    msgpack_pack_str_body (&p.pk, id, len);
+    proto_code_t code = decode (p.sb.data, p.sb.size, m);
+    msgpack_sbuffer_destroy (&p.sb);
+    return code;
+}
+
+Test (proto, identities_are_utf8_without_controls)
+{
+    proto_msg_t m;
+    cr_assert_eq (decode_hello_id ("n\xc3\xb6" "de \"7\"", 9, &m), PROTO_OK, "%s", err);
+    cr_assert_str_eq (m.u.hello.worker_id, "n\xc3\xb6" "de \"7\"");
+    cr_assert_eq (decode_hello_id ("a\nlevel=error", 13, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "hello.worker_id: control character 0x0a at byte 1"), "%s", err);
+    cr_assert_eq (decode_hello_id ("ab\xff", 3, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "hello.worker_id: invalid UTF-8 at byte 2"), "%s", err);
+    //  Overlong "/" and a UTF-16 surrogate are not UTF-8 either.
+    cr_assert_eq (decode_hello_id ("\xc0\xaf", 2, &m), PROTO_E_FIELD);
+    cr_assert_eq (decode_hello_id ("\xed\xa0\x80", 3, &m), PROTO_E_FIELD);
+    cr_assert_eq (proto_code_parse ("not_yours"), PROTO_E_NOT_YOURS);
+    cr_assert_str_eq (proto_code_name (PROTO_E_NOT_YOURS), "not_yours");
 }
 
 Test (proto, unknown_keys_are_ignored)
