@@ -69,7 +69,8 @@ static const char *s_schema =
     "  deadline_ms INTEGER NOT NULL,"
     "  seed INTEGER NOT NULL,"
     "  script TEXT,"
-    "  script_seats INTEGER NOT NULL DEFAULT 0);"
+    "  script_seats INTEGER NOT NULL DEFAULT 0,"
+    "  worker_key TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS assignments_state ON assignments (state);"
     "CREATE TABLE IF NOT EXISTS assignment_seats ("
     "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
@@ -217,11 +218,12 @@ static const char *s_sql [Q_COUNT] = {
                      "e.donor_id = snapshots.agent_id AND e.donor_version = snapshots.version))",
     [Q_ASG_NEXTID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM assignments",
     [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
-                     "seed, script, script_seats) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "seed, script, script_seats, worker_key) "
+                     "VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_SEAT_INSERT] = "INSERT INTO assignment_seats (assignment_id, slot, agent_id, version, "
                       "train, frozen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed, script, "
-                  "script_seats FROM assignments WHERE id = ?1",
+                  "script_seats, worker_key FROM assignments WHERE id = ?1",
     [Q_SEATS_GET] = "SELECT slot, agent_id, version, train, frozen FROM assignment_seats "
                     "WHERE assignment_id = ?1 ORDER BY rowid",
     [Q_ASG_LEASED] = "SELECT id FROM assignments WHERE state = 'leased' ORDER BY id",
@@ -523,6 +525,27 @@ cleanup:
     return ret;
 }
 
+//  assignments.worker_key (the CURVE key an assignment is bound to) came
+//  within schema 4: added in place where absent, as IF NOT EXISTS does
+//  for indexes.
+static int
+s_add_worker_key (db_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int have = -1;
+    if (sqlite3_prepare_v2 (self->handle, "SELECT COUNT(*) FROM pragma_table_info('assignments') "
+                            "WHERE name = 'worker_key'", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        have = sqlite3_column_int (st, 0);
+    sqlite3_finalize (st);
+    if (have < 0) {
+        s_fail (self, "worker_key_check");
+        return -1;
+    }
+    return have ? 0 : s_pragma (self, "ALTER TABLE assignments ADD COLUMN worker_key TEXT "
+                                      "NOT NULL DEFAULT ''");
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -617,6 +640,8 @@ db_new (const char *path)
     else
     if (s_pragma (self, s_schema))
         goto fail;              // an index added within a version: IF NOT EXISTS adds it
+    if (s_add_worker_key (self))
+        goto fail;
     for (int i = 0; i < Q_COUNT; i++) {
         assert (s_sql [i]);
         if (sqlite3_prepare_v3 (self->handle, s_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -1139,6 +1164,7 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
     else
         sqlite3_bind_null (st, 7);
     sqlite3_bind_int64 (st, 8, script_seats);
+    sqlite3_bind_text (st, 9, a->worker_key, -1, SQLITE_STATIC);
     if (s_exec (self, st, "assignment_insert"))
         goto fail;
     for (uint32_t i = 0; i < a->n_seats; i++) {
@@ -1184,6 +1210,8 @@ db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
         if (sqlite3_column_type (st, 6) == SQLITE_TEXT)
             snprintf (a->script, sizeof a->script, "%s", (const char *) sqlite3_column_text (st, 6));
         script_seats = sqlite3_column_int64 (st, 7);
+        snprintf (a->worker_key, sizeof a->worker_key, "%s",
+                  (const char *) sqlite3_column_text (st, 8));
     }
     sqlite3_reset (st);
     if (rc == SQLITE_DONE)

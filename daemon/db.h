@@ -66,6 +66,9 @@ typedef struct {
     char state [16];                // "leased", "done", "expired"
     bool eval;                      // kind 'eval' (no seat trains)
     char worker [PROTO_MAX_TEXT];
+    //  The CURVE public key (Z85) of the peer it was given to, "" without
+    //  CURVE: results and heartbeats are taken from that worker only.
+    char worker_key [64];
     int64_t created_at;
     int64_t deadline_ms;
     uint64_t seed;

@@ -522,6 +522,7 @@ s_assign_to (server_t *self, peer_t *peer)
     if (s_form_match (self, &a))
         return;
     snprintf (a.worker, sizeof a.worker, "%s", peer->worker_id);
+    snprintf (a.worker_key, sizeof a.worker_key, "%s", peer->curve_key);
     a.created_at = server_now_ms ();
     a.deadline_ms = a.created_at + self->cfg->lease_ms;
     if (db_assignment_create (self->db, &a, self->cfg->seed)) {
@@ -654,8 +655,28 @@ s_evolve (server_t *self, int64_t id)
 //  --------------------------------------------------------------------------
 //  Worker messages
 
+//  A lease is this peer's if it was handed to (or re-bound to) its routing
+//  id and the peer still says the worker id and, under CURVE, holds the key
+//  the assignment was given to.
+static bool
+s_lease_owned (const lease_t *lease, const peer_t *peer)
+{
+    return !strcmp (lease->peer_key, peer->key) && !strcmp (lease->a.worker, peer->worker_id)
+        && !strcmp (lease->a.worker_key, peer->curve_key);
+}
+
 static void
-s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
+s_not_yours (server_t *self, zframe_t *rid, const peer_t *peer, const lease_t *lease,
+             const char *what)
+{
+    log_warn ("not_yours", "assignment=%" PRIu64 " %s_from=\"%s\" key=\"%s\" assigned_to=\"%s\"",
+              lease->a.id, what, peer->worker_id, peer->curve_key, lease->a.worker);
+    s_send_error (self, self->worker, rid, PROTO_E_NOT_YOURS, lease->a.id,
+                  "assignment %" PRIu64 " was given to another worker", lease->a.id);
+}
+
+static void
+s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_hello_t *hello)
 {
     peer_t *peer = s_peer_find (self, rid);
     if (!peer) {
@@ -670,10 +691,19 @@ s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
     snprintf (peer->worker_id, sizeof peer->worker_id, "%s", hello->worker_id);
     snprintf (peer->host, sizeof peer->host, "%s", hello->host);
     snprintf (peer->software, sizeof peer->software, "%s", hello->software);
+    snprintf (peer->curve_key, sizeof peer->curve_key, "%s", curve_key);
     peer->pid = hello->pid;
+    //  Its leases (same worker id, same key) follow it to this routing id.
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        if (!strcmp (l->a.worker, peer->worker_id) && !strcmp (l->a.worker_key, peer->curve_key)
+        &&  strcmp (l->peer_key, peer->key)) {
+            snprintf (l->peer_key, sizeof l->peer_key, "%s", peer->key);
+            log_info ("lease_rebound", "assignment=%" PRIu64 " worker=\"%s\"", l->a.id,
+                      peer->worker_id);
+        }
     peer->last_seen = zclock_mono ();
-    log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\"",
-              hello->worker_id, hello->host, hello->pid, hello->software);
+    log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\" key=\"%s\"",
+              hello->worker_id, hello->host, hello->pid, hello->software, curve_key);
     proto_msg_t msg = { .type = PROTO_WELCOME };
     msg.u.welcome.heartbeat_ms = self->cfg->heartbeat_ms;
     msg.u.welcome.lease_ms = self->cfg->lease_ms;
@@ -711,12 +741,69 @@ s_not_in_flight (server_t *self, zframe_t *rid, uint64_t id)
                       "no assignment %" PRIu64, id);
 }
 
+//  The most one assignment can produce (PROTOCOL.md, "Bounds on results"):
+//  each seat plays n_envs x n_steps x iterations frames (absent keys take
+//  the worker's defaults), and each environment ends at most one episode
+//  per min_steps of them, one in all with first_episode_only. min_steps
+//  is rps's episode_len (episodes last exactly that long); other
+//  environments can end an episode at any step (a soccer goal), so 1.
+static void
+s_budget (server_t *self, uint64_t *frames, uint64_t *episodes)
+{
+    const proto_kvs_t *ppo = &self->cfg->ppo;
+    double e = proto_kvs_get (ppo, "n_envs", 64), t = proto_kvs_get (ppo, "n_steps", 128);
+    double it = proto_kvs_get (ppo, "iterations", 1);
+    uint64_t n_envs = e >= 1 ? (uint64_t) e : 1;
+    uint64_t steps = (t >= 1 ? (uint64_t) t : 1) * (it >= 1 ? (uint64_t) it : 1);
+    uint64_t min_steps = 1;
+    if (!strcmp (self->env->name, "rps")) {
+        double len = proto_kvs_get (&self->cfg->env_options, "episode_len", 10);
+        min_steps = len >= 1 ? (uint64_t) len : 1;
+    }
+    *frames = n_envs * steps;
+    *episodes = proto_kvs_get (ppo, "first_episode_only", 0) != 0 ? n_envs
+              : n_envs * (steps / min_steps);
+}
+
+//  A result's counters within the budget, or bad_field naming the first
+//  that is not (checked before anything is applied: a claim costs nothing).
+static bool
+s_result_in_bounds (server_t *self, const proto_result_t *r, char *err, size_t err_len)
+{
+    uint64_t max_frames, max_episodes;
+    s_budget (self, &max_frames, &max_episodes);
+    for (uint32_t i = 0; i < r->n_seats; i++)
+        if (r->seats [i].frames > max_frames) {
+            snprintf (err, err_len, "result.seats[%u].frames: %" PRIu64 " is over the "
+                      "assignment's budget of %" PRIu64, i, r->seats [i].frames, max_frames);
+            return false;
+        }
+    if (r->n_episodes > max_episodes) {
+        snprintf (err, err_len, "result.n_episodes: %u is over the %" PRIu64 " episodes the "
+                  "assignment can produce", r->n_episodes, max_episodes);
+        return false;
+    }
+    return true;
+}
+
 static void
 s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbeat_t *hb)
 {
     lease_t *lease = s_lease_find (self, hb->assignment_id);
     if (!lease) {
         s_not_in_flight (self, rid, hb->assignment_id);
+        return;
+    }
+    if (!s_lease_owned (lease, peer)) {
+        s_not_yours (self, rid, peer, lease, "heartbeat");
+        return;
+    }
+    uint64_t max_frames, max_episodes;
+    s_budget (self, &max_frames, &max_episodes);
+    if (hb->frames_done > max_frames) {
+        s_send_error (self, self->worker, rid, PROTO_E_FIELD, hb->assignment_id,
+                      "heartbeat.frames_done: %" PRIu64 " is over the assignment's budget of %"
+                      PRIu64, hb->frames_done, max_frames);
         return;
     }
     int64_t now = server_now_ms ();
@@ -747,6 +834,10 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
 {
     lease_t *lease = s_lease_find (self, r->assignment_id);
     int64_t now = server_now_ms ();
+    if (lease && !s_lease_owned (lease, peer)) {
+        s_not_yours (self, rid, peer, lease, "result");
+        return;
+    }
     if (lease && now > lease->a.deadline_ms) {
         server_expire_lease (self, lease, "result_late");
         s_send_error (self, self->worker, rid, PROTO_E_EXPIRED, r->assignment_id,
@@ -755,6 +846,10 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
         return;
     }
     char err [PROTO_MAX_TEXT];
+    if (!s_result_in_bounds (self, r, err, sizeof err)) {
+        s_send_error (self, self->worker, rid, PROTO_E_FIELD, r->assignment_id, "%s", err);
+        return;
+    }
     db_applied_t applied;
     proto_code_t code = db_apply_result (self->db, r, self->cfg->n_params, self->env->n_teams,
                                          &self->cfg->pbt, now, &applied, err, sizeof err);
@@ -810,6 +905,17 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     server_dispatch (self);
 }
 
+//  The CURVE public key the handshake proved, as zauth reported it to
+//  libzmq (the ZAP User-Id), or "" on a plaintext endpoint.
+static const char *
+s_curve_key (server_t *self, zframe_t *frame)
+{
+    if (!self->worker_curve)
+        return "";
+    const char *key = zframe_meta (frame, "User-Id");
+    return key ? key : "";
+}
+
 static void
 s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
 {
@@ -841,7 +947,7 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
     if (peer)
         peer->last_seen = zclock_mono ();
     if (msg.type == PROTO_HELLO)
-        s_on_hello (self, rid, &msg.u.hello);
+        s_on_hello (self, rid, s_curve_key (self, body), &msg.u.hello);
     else
     if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT)
         s_send_error (self, sock, rid, PROTO_E_STATE, 0,
@@ -1274,6 +1380,8 @@ s_bind (server_t *self, const char *endpoint, bool control)
     zsock_set_sndhwm (sock, 10000);
     bool ipc = !strncmp (endpoint, "ipc://", 6);
     if (self->cert && !ipc) {
+        if (!control)
+            self->worker_curve = true;
         zcert_apply (self->cert, sock);
         zsock_set_curve_server (sock, 1);
         zsock_set_zap_domain (sock, "pbt");

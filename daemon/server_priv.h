@@ -47,6 +47,7 @@ typedef struct {
     char host [PROTO_MAX_TEXT];
     uint32_t pid;
     char software [PROTO_MAX_NAME];
+    char curve_key [64];            // its CURVE public key (Z85) from the handshake, "" without CURVE
     int64_t last_seen;              // zclock_mono ms
     int64_t request_us;             // when its pending request was read (zclock_usecs)
     bool parked;                    // in the waiting FIFO
@@ -55,10 +56,13 @@ typedef struct {
     double samples_per_s;           // from its last result
 } peer_t;
 
-//  A leased assignment in flight.
+//  A leased assignment in flight. It belongs to the peer it was handed
+//  to (peer_key); a hello with the lease's worker id and CURVE key
+//  (a.worker, a.worker_key) binds it to that peer's routing id again
+//  after a reconnect or a pbtd restart.
 typedef struct {
     db_assignment_t a;
-    char peer_key [2 * 256 + 1];    // "" if leased before a restart
+    char peer_key [2 * 256 + 1];    // "" if leased before a restart and not re-bound yet
 } lease_t;
 
 #define SERVER_RATE_WINDOW_MS 30000
@@ -82,6 +86,7 @@ struct _server_t {
     zsock_t *control;
     zactor_t *auth;                 // zauth (ZAP) when CURVE is on
     zcert_t *cert;                  // pbtd's CURVE certificate, or NULL
+    bool worker_curve;              // the worker endpoint speaks CURVE
     zloop_t *loop;
     int sigfd;
     rng_t rng;

@@ -159,7 +159,8 @@ s_handle_while_working (worker_t *self, proto_msg_t *msg)
 {
     if (msg->type == PROTO_ERROR) {
         proto_error_t *e = &msg->u.error;
-        if (e->code == PROTO_E_EXPIRED || e->code == PROTO_E_UNKNOWN) {
+        if (e->code == PROTO_E_EXPIRED || e->code == PROTO_E_UNKNOWN
+        ||  e->code == PROTO_E_NOT_YOURS) {
             if (e->assignment_id == self->working_id) {
                 log_warn ("lease_lost", "assignment=%" PRIu64 " code=%s", e->assignment_id,
                           proto_code_name (e->code));
@@ -267,7 +268,10 @@ s_handle (worker_t *self, proto_msg_t *msg)
             s_work (self, &msg->u.assign);
             break;
         case PROTO_ACK:
-            if (self->state == W_EXPECT_ACK && msg->u.ack.assignment_id == self->pending_id) {
+            //  Only applied:true acknowledges a result: a heartbeat's ack
+            //  (applied:false) for the same assignment may arrive late.
+            if (self->state == W_EXPECT_ACK && msg->u.ack.assignment_id == self->pending_id
+            &&  msg->u.ack.applied) {
                 log_info ("result_acked", "assignment=%" PRIu64, self->pending_id);
                 s_drop_pending (self);
                 self->done++;
