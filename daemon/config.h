@@ -39,6 +39,7 @@ typedef struct {
     char cert [CONFIG_MAX_PATH];            // pbtd's CURVE certificate (secret file); "" = no CURVE
     char allowed_keys [CONFIG_MAX_PATH];    // directory of public certificates allowed to connect
     bool plaintext;                         // explicitly allow plaintext on non-local endpoints
+    bool repair;                            // --repair: start on a damaged state store, falling back
     uint32_t control_mode;                  // file mode of an ipc:// control socket (default 0660)
     char admin_token [128];                 // read from admin_token_file; "" = none
     char admin_token_file [CONFIG_MAX_PATH];

@@ -86,7 +86,7 @@ s_turnaround (server_t *self, msgpack_packer *pk)
 static void
 s_status (server_t *self, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 11);
+    msgpack_pack_map (pk, 13);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -151,6 +151,15 @@ s_status (server_t *self, msgpack_packer *pk)
     s_str (pk, self->cfg->env);
     s_str (pk, "assign_turnaround_ms");
     s_turnaround (self, pk);
+    //  Damaged state records: agents that fell back to an intact snapshot
+    //  (all time), and agents left out of matches for want of one.
+    s_str (pk, "state_fallbacks");
+    msgpack_pack_uint64 (pk, self->state_fallbacks);
+    s_str (pk, "agents_unreadable");
+    uint32_t unreadable = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        unreadable += self->agents [i].unreadable;
+    msgpack_pack_uint32 (pk, unreadable);
 }
 
 static void

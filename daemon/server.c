@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -371,7 +374,7 @@ s_form_match (server_t *self, db_assignment_t *a)
     int n_players = self->env->n_players;
     int idle [self->n_agents], n_idle = 0;
     for (int i = 0; i < self->n_agents; i++)
-        if (!self->agents [i].busy)
+        if (!self->agents [i].busy && !self->agents [i].unreadable)
             idle [n_idle++] = i;
     if (n_idle < n_players)
         return -1;
@@ -458,7 +461,8 @@ s_form_match (server_t *self, db_assignment_t *a)
 //  lent from the cache (lent[i] true: zero them before proto_msg_clear)
 //  or loaded from their snapshots. Returns 0 or -1; msg must be cleared.
 static int
-s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool *lent)
+s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool *lent,
+                int64_t *unreadable)
 {
     memset (msg, 0, sizeof *msg);
     msg->type = PROTO_ASSIGN;
@@ -492,6 +496,7 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
             if (db_load_state (self->db, s->agent_id, s->version, &seat->state)) {
                 log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64 " frozen=1",
                            s->agent_id, s->version);
+                *unreadable = s->agent_id;
                 return -1;
             }
             continue;
@@ -501,6 +506,7 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
             if (db_load_state (self->db, s->agent_id, s->version, &st)) {
                 log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64,
                            s->agent_id, s->version);
+                *unreadable = s->agent_id;
                 return -1;
             }
             if (!self->cache_states) {
@@ -513,6 +519,35 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
         lent [i] = true;
     }
     return 0;
+}
+
+//  agent_id's state did not read back: fall back to its newest intact
+//  snapshot, or leave it out of matches if it has none.
+static void
+s_state_fallback (server_t *self, int64_t agent_id)
+{
+    agent_t *agent = s_agent (self, agent_id);
+    if (!agent)
+        return;
+    db_fallback_t fb;
+    int rc = db_state_fallback (self->db, agent_id, server_now_ms (), &fb);
+    s_cache_drop (agent);
+    if (rc == 0) {
+        s_reload_agent (self, agent_id);
+        self->state_fallbacks++;
+        self->fell_back = true;
+        log_warn ("state_fallback", "agent=agt_%" PRId64 " version=%" PRIu64 " from_version=%"
+                  PRIu64 " was_version=%" PRIu64 " rows_dropped=%u", agent_id, fb.new_version,
+                  fb.fell_back ? fb.from_version : fb.old_version, fb.old_version, fb.dropped);
+        return;
+    }
+    if (rc == 1) {
+        agent->unreadable = true;
+        self->fell_back = true;
+        log_error ("state_unreadable", "agent=agt_%" PRId64 " why=\"no snapshot of it reads "
+                   "back\" hint=\"left out of matches; restore the state store from the backup\"",
+                   agent_id);
+    }
 }
 
 static void
@@ -547,7 +582,8 @@ s_assign_to (server_t *self, peer_t *peer)
 
     proto_msg_t msg;
     bool lent [PROTO_MAX_AGENTS] = { false };
-    int rc = s_build_assign (self, &a, &msg, lent);
+    int64_t unreadable = -1;
+    int rc = s_build_assign (self, &a, &msg, lent, &unreadable);
     //  Turnaround starts when this assignment became possible.
     int64_t saved_in = self->msg_in_us;
     self->msg_in_us = peer->request_us;
@@ -563,6 +599,18 @@ s_assign_to (server_t *self, peer_t *peer)
         if (lent [i])
             memset (&msg.u.assign.seats [i].state, 0, sizeof msg.u.assign.seats [i].state);
     proto_msg_clear (&msg);
+    if (rc && unreadable >= 0) {
+        //  A damaged record: that agent falls back to an intact snapshot;
+        //  the worker keeps waiting and the others play on.
+        server_expire_lease (self, lease, "state_unreadable");
+        s_state_fallback (self, unreadable);
+        char *key = strdup (peer->key);
+        assert (key);
+        zlistx_add_end (self->waiting, key);
+        peer->parked = true;
+        peer->assignment = 0;
+        return;
+    }
     if (rc) {
         //  Nobody will run it: give the agents back now, not at the deadline.
         //  (In a batch the send is queued; a failure there is handled by
@@ -595,8 +643,9 @@ s_dispatch_now (server_t *self)
             continue;
         }
         size_t before = zlistx_size (self->waiting);
+        self->fell_back = false;
         s_assign_to (self, peer);
-        if (zlistx_size (self->waiting) == before)
+        if (zlistx_size (self->waiting) == before && !self->fell_back)
             break;              // no match could be formed (or recording failed)
     }
 }
@@ -1270,12 +1319,70 @@ cleanup:
     return rc;
 }
 
+//  Every record the database names reads back whole, or, with --repair,
+//  each agent whose records do not falls back to its newest intact
+//  snapshot. Cost: one read of each kept record (measured in README).
+static int
+s_check_store (server_t *self)
+{
+    db_store_check_t chk;
+    int64_t t0 = zclock_usecs ();
+    int64_t bad = db_store_check (self->db, &chk);
+    if (bad < 0)
+        return -1;
+    log_info ("store_checked", "records=%" PRIu64 " bytes=%" PRIu64 " bad=%" PRIu64 " ms=%.1f",
+              chk.records, chk.bytes, chk.bad, (double) (zclock_usecs () - t0) / 1000.0);
+    if (bad == 0)
+        return 0;
+    if (!self->cfg->repair) {
+        log_error ("store_mismatch", "db=%s bad_records=%" PRIu64 " of=%" PRIu64 " first=agt_%"
+                   PRId64 "@%" PRIu64 " seg=%" PRIu32 " off=%" PRIu64 " why=\"the state store "
+                   "does not match the database\" hint=\"restore the database and %s-states "
+                   "together from a backup, or start with --repair: each damaged agent falls "
+                   "back to its newest intact snapshot\"", self->cfg->db, chk.bad, chk.records,
+                   chk.first_agent, chk.first_version, chk.first.seg, chk.first.off,
+                   self->cfg->db);
+        return -1;
+    }
+    int count = db_agent_count (self->db);
+    for (int64_t id = 0; id < count; id++) {
+        db_fallback_t fb;
+        int rc = db_state_fallback (self->db, id, server_now_ms (), &fb);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            log_error ("repair_failed", "agent=agt_%" PRId64 " why=\"no snapshot of it reads "
+                       "back\" hint=\"restore %s-states from the backup\"", id, self->cfg->db);
+            return -1;
+        }
+        if (fb.dropped) {
+            self->state_fallbacks++;
+            log_warn ("state_fallback", "agent=agt_%" PRId64 " version=%" PRIu64 " from_version=%"
+                      PRIu64 " was_version=%" PRIu64 " rows_dropped=%u repair=1", id,
+                      fb.new_version, fb.fell_back ? fb.from_version : fb.old_version,
+                      fb.old_version, fb.dropped);
+        }
+    }
+    bad = db_store_check (self->db, &chk);
+    return bad == 0 ? 0 : -1;
+}
+
 static int
 s_load (server_t *self)
 {
     int count = db_agent_count (self->db);
     if (count < 0)
         return -1;
+    uint64_t stored = db_store_segment_bytes (self->db);
+    if (count == 0 && stored > 0) {
+        //  Starting afresh here would recycle those segments.
+        log_error ("db_empty_store_full", "db=%s states=%s-states bytes=%" PRIu64 " why=\"the "
+                   "database holds no population but the state store beside it holds training "
+                   "states\" hint=\"restore %s from the backup; to start a new population "
+                   "instead, move %s-states away\"", self->cfg->db, self->cfg->db, stored,
+                   self->cfg->db, self->cfg->db);
+        return -1;
+    }
     if (count == 0 && s_create_population (self))
         return -1;
     char value [256];
@@ -1288,6 +1395,11 @@ s_load (server_t *self)
                    fingerprint);
         return -1;
     }
+    if (s_check_store (self))
+        return -1;
+    char fallbacks [32];
+    if (db_meta_get (self->db, "state_fallbacks", fallbacks, sizeof fallbacks) == 0)
+        self->state_fallbacks = strtoull (fallbacks, NULL, 10);
     self->n_agents = (int) self->cfg->size;
     self->agents = calloc ((size_t) self->n_agents, sizeof *self->agents);
     if (!self->agents)
@@ -1405,6 +1517,12 @@ s_security_start (server_t *self)
 {
     if (!self->cfg->cert [0])
         return 0;
+    if (!strcmp (self->cfg->allowed_keys, "*")) {
+        //  CZMQ's wildcard: any key at all would get in.
+        log_error ("allowed_keys_wildcard", "why=\"allowed_keys = * admits every CURVE key\" "
+                   "hint=\"name a directory of the public certificates to admit\"");
+        return -1;
+    }
     self->cert = zcert_load (self->cfg->cert);
     if (!self->cert) {
         log_error ("cert_load_failed", "path=%s hint=\"make one with pbtctl keygen\"", self->cfg->cert);
@@ -1424,6 +1542,37 @@ s_security_start (server_t *self)
     return 0;
 }
 
+//  One pbtd per database: an exclusive flock on <db>.lock, held until exit
+//  (the kernel drops it if pbtd dies). The file says who holds it.
+static int
+s_lock_db (server_t *self)
+{
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s.lock", self->cfg->db);
+    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (self->lock_fd < 0) {
+        log_error ("db_lock_failed", "path=%s msg=\"%s\"", path, strerror (errno));
+        return -1;
+    }
+    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        char holder [32] = "";
+        ssize_t n = pread (self->lock_fd, holder, sizeof holder - 1, 0);
+        holder [n > 0 ? n : 0] = 0;
+        holder [strcspn (holder, "\n")] = 0;
+        log_error ("db_locked", "db=%s lock=%s holder_pid=%s why=\"another pbtd is running on "
+                   "this database\" hint=\"stop it first, or give this one another --db\"",
+                   self->cfg->db, path, holder [0] ? holder : "?");
+        close (self->lock_fd);
+        self->lock_fd = -1;
+        return -1;
+    }
+    char pid [32];
+    int n = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) n, 0) != n)
+        log_warn ("db_lock_pid_failed", "path=%s msg=\"%s\"", path, strerror (errno));
+    return 0;
+}
+
 server_t *
 server_new (config_t *cfg, int sigfd)
 {
@@ -1433,6 +1582,7 @@ server_new (config_t *cfg, int sigfd)
         return NULL;
     self->cfg = cfg;
     self->sigfd = sigfd;
+    self->lock_fd = -1;
     self->started = zclock_mono ();
     self->last_metrics = self->started;
     rng_seed_stream (&self->rng, cfg->seed, 0x9b7d);
@@ -1447,6 +1597,8 @@ server_new (config_t *cfg, int sigfd)
     zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
     self->turn_ms = calloc (SERVER_TURN_RING, sizeof *self->turn_ms);
     if (!self->turn_ms)
+        goto fail;
+    if (s_lock_db (self))
         goto fail;
     self->db = db_new (cfg->db);
     if (!self->db || s_load (self))
@@ -1507,6 +1659,8 @@ server_destroy (server_t **self_p)
     zhashx_destroy (&self->peers);
     free (self->turn_ms);
     db_destroy (&self->db);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);
     if (self->agents)
         s_cache_clear (self);
     free (self->agents);

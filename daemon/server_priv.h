@@ -24,6 +24,7 @@ typedef struct {
     uint64_t state_version;
     proto_state_t state;
     int64_t freed_us;               // when it last became free (zclock_usecs)
+    bool unreadable;                // no snapshot of it reads back: left out of matches
 } agent_t;
 
 //  A message encoded during a batch, sent only after the batch commits.
@@ -87,6 +88,8 @@ struct _server_t {
     zactor_t *auth;                 // zauth (ZAP) when CURVE is on
     zcert_t *cert;                  // pbtd's CURVE certificate, or NULL
     bool worker_curve;              // the worker endpoint speaks CURVE
+    int lock_fd;                    // flock'ed <db>.lock, -1 if none
+    bool fell_back;                 // a state fallback made progress: dispatch may retry
     zloop_t *loop;
     int sigfd;
     rng_t rng;
@@ -114,6 +117,7 @@ struct _server_t {
     uint32_t turn_n, turn_i;
     uint64_t results;               // results applied (all time)
     uint64_t evolutions;            // evolutions (all time)
+    uint64_t state_fallbacks;       // agents fallen back to an intact snapshot (all time)
     uint64_t samples;               // frames trained (all time)
     //  Recent results for samples_per_s: (mono ms, frames) ring.
     int64_t rate_t [SERVER_RATE_EVENTS];
