@@ -198,6 +198,12 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
         cfg->wal_max_mb = (uint32_t) u;
     }
     else
+    if (!strcmp (k, "frame_timeout_ms")) {
+        if (s_parse_u64 (v, &u) || u < 100 || u > 3600000)
+            S_ERR (e, "expected milliseconds in 100..3600000, got '%s'", v);
+        cfg->frame_timeout_ms = (uint32_t) u;
+    }
+    else
     if (!strcmp (k, "state_cache_mb")) {
         if (s_parse_u64 (v, &u) || u > 1048576)
             S_ERR (e, "expected MiB in 0..1048576 (0 = no cache), got '%s'", v);
@@ -206,7 +212,7 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
     else
         S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
                "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, lineage_keep, "
-               "checkpoint_ms, wal_max_mb, state_cache_mb)");
+               "checkpoint_ms, wal_max_mb, state_cache_mb, frame_timeout_ms)");
     return 0;
 }
 
@@ -621,6 +627,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->seed = 1;
     cfg->log_level = PBT_LOG_INFO;
     cfg->housekeeping_ms = 1000;
+    cfg->frame_timeout_ms = 60000;
     cfg->snapshots_keep = 4;
     cfg->matches_keep = 1000000;
     cfg->checkpoint_ms = 100;

@@ -1487,6 +1487,19 @@ s_bind (server_t *self, const char *endpoint, bool control)
     if (!sock)
         return NULL;
     zsock_set_maxmsgsize (sock, PROTO_MAX_FRAME);
+    //  Frames are bounded in time too. libzmq cannot see a partial frame,
+    //  but it buffers one whole (a 60 MiB header and 48 MiB of body hold
+    //  48 MiB), so a slow sender could pin memory for as long as it likes.
+    //  ZMTP heartbeats bound it: pbtd pings every ivl, and a connection
+    //  that sends no complete message (a pong included: it would queue
+    //  behind the partial frame) within timeout of a ping is closed,
+    //  freeing the buffer. So a partial frame lives at most
+    //  frame_timeout_ms, and a frame that takes under half of it to arrive
+    //  is never cut (README, "Failure behaviour"). Idle peers answer the
+    //  pings from libzmq's I/O thread, whatever their application does.
+    int half = (int) self->cfg->frame_timeout_ms / 2;
+    zsock_set_heartbeat_ivl (sock, half);
+    zsock_set_heartbeat_timeout (sock, half);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_linger (sock, 1000);
     zsock_set_sndhwm (sock, 10000);
