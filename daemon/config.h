@@ -29,7 +29,8 @@ typedef struct {
     uint64_t seed;
     int log_level;
     uint32_t housekeeping_ms;
-    uint32_t frame_timeout_ms;              // a connection whose frame is still partial this long is closed
+    uint32_t frame_timeout_ms;
+    uint32_t segment_mb;                    // state store segments roll over (and are freed) at this size              // a connection whose frame is still partial this long is closed
     uint32_t snapshots_keep;
     uint64_t matches_keep;                  // newest match rows (episodes) kept, 0 = all
     bool lineage_keep;                      // keep the snapshots evolutions copied

@@ -1395,6 +1395,8 @@ s_load (server_t *self)
                    fingerprint);
         return -1;
     }
+    //  Space comes back a segment at a time: on a small disk, smaller ones.
+    db_set_segment_bytes (self->db, (uint64_t) self->cfg->segment_mb << 20, DB_COMPACT_AGE_S);
     if (s_check_store (self))
         return -1;
     char fallbacks [32];
