@@ -716,6 +716,48 @@ def test_database_files_private():
         c.stop()
 
 
+# ---------------------------------------------------------------------------
+# Disk full
+
+
+def test_disk_full_then_space_back():
+    """On a 4 MiB tmpfs the database and store fill up: nothing is
+    acknowledged that is not on disk, status keeps answering, and once the
+    mount grows training resumes by itself. Needs the right to mount
+    (root); says so and passes without running otherwise."""
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3) + "\n[daemon]\nsegment_mb = 1\n", name="full")
+    mnt = os.path.join(c.dir, "mnt")
+    os.mkdir(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"SKIP test_disk_full_then_space_back: cannot mount a tmpfs here ({r.stderr.strip()})")
+        c.stop()
+        return
+    try:
+        c.db = os.path.join(mnt, "pbt.db")
+        c.start_pbtd()
+        c.start_worker()
+        c.start_worker()
+        deadline, last, still = time.time() + 120, -1, 0
+        while time.time() < deadline and still < 6:
+            n = c.status()["results"]
+            still = still + 1 if n == last else 0
+            last = n
+            time.sleep(0.5)
+        check(still >= 6, "results never stopped on a 4 MiB disk")
+        check("No space left on device" in pbtd_log(c) or "disk is full" in pbtd_log(c),
+              "pbtd never met a full disk")
+        subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+        c.wait_results(last + 5, timeout=120)
+        c.stop(keep=True)
+        check(c.sql("PRAGMA integrity_check")[0][0] == "ok", "integrity_check")
+        check(harness.check_state_store(c.db) > 0, "no records")
+    finally:
+        c.stop(keep=True)
+        subprocess.run(["umount", mnt], capture_output=True)
+        c.stop()
+
+
 if __name__ == "__main__":
     run_tests([test_work_bound_to_its_worker, test_binding_survives_restart_plaintext,
                test_binding_by_curve_key, test_worker_waits_for_applied_ack,
@@ -724,4 +766,4 @@ if __name__ == "__main__":
                test_empty_database_beside_store_refused, test_second_pbtd_refused,
                test_slow_partial_frame_dropped, test_oversize_frame_dropped_without_reply,
                test_log_injection_and_identities, test_keygen_never_overwrites_or_follows_links,
-               test_database_files_private])
+               test_database_files_private, test_disk_full_then_space_back])
