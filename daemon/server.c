@@ -810,6 +810,42 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     server_dispatch (self);
 }
 
+//  The worker is leaving: everything it holds goes back at once instead
+//  of at its lease's deadline, its parked request is dropped and the peer
+//  forgotten. It gives back the assignments it names in bye.returned
+//  (unfinished work, possibly leased under an earlier socket with the
+//  same worker id) and pbtd adds every lease it gave to this socket (an
+//  assign may have crossed the bye on the wire). Named assignments that
+//  are not in flight, or are another worker's, are left alone.
+static void
+s_on_bye (server_t *self, zframe_t *rid, peer_t *peer, const proto_bye_t *bye)
+{
+    uint32_t returned = 0;
+    for (;;) {
+        lease_t *mine = NULL;
+        for (lease_t *l = zlistx_first (self->leases); l && !mine; l = zlistx_next (self->leases)) {
+            bool named = false;
+            for (uint32_t i = 0; i < bye->n_returned; i++)
+                named = named || bye->returned [i] == l->a.id;
+            if (!strcmp (l->peer_key, peer->key)
+            ||  (named && !strcmp (l->a.worker, peer->worker_id)))
+                mine = l;
+        }
+        if (!mine)
+            break;
+        //  Restart the scan: expiring deletes from the list (as in cron).
+        server_expire_lease (self, mine, "returned");
+        returned++;
+    }
+    log_info ("bye", "worker=\"%s\" returned=%u named=%u parked=%d", peer->worker_id,
+              returned, bye->n_returned, peer->parked);
+    proto_msg_t msg = { .type = PROTO_ACK };
+    s_send (self, self->worker, rid, &msg);
+    server_forget_peer (self, peer);
+    if (returned)
+        server_dispatch (self);
+}
+
 static void
 s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
 {
@@ -834,21 +870,28 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
     proto_code_t code = proto_decode (zframe_data (body), zframe_size (body), &msg,
                                       err, sizeof err);
     if (code != PROTO_OK) {
-        s_send_error (self, sock, rid, code, 0, "%s", err);
+        //  A result or heartbeat that names its assignment gets an error
+        //  naming it too, so its sender knows which message failed.
+        s_send_error (self, sock, rid, code,
+                      proto_peek_assignment_id (zframe_data (body), zframe_size (body)),
+                      "%s", err);
         goto cleanup;
     }
+    uint64_t about = msg.type == PROTO_HEARTBEAT ? msg.u.heartbeat.assignment_id
+                   : msg.type == PROTO_RESULT ? msg.u.result.assignment_id : 0;
     peer_t *peer = s_peer_find (self, rid);
     if (peer)
         peer->last_seen = zclock_mono ();
     if (msg.type == PROTO_HELLO)
         s_on_hello (self, rid, &msg.u.hello);
     else
-    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT)
+    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT
+    &&  msg.type != PROTO_BYE)
         s_send_error (self, sock, rid, PROTO_E_STATE, 0,
                       "'%s' is not a message a worker sends", proto_type_name (msg.type));
     else
     if (!peer)
-        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+        s_send_error (self, sock, rid, PROTO_E_STATE, about,
                       "'%s' before hello: send hello first", proto_type_name (msg.type));
     else
     if (msg.type == PROTO_REQUEST)
@@ -856,6 +899,9 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
     else
     if (msg.type == PROTO_HEARTBEAT)
         s_on_heartbeat (self, rid, peer, &msg.u.heartbeat);
+    else
+    if (msg.type == PROTO_BYE)
+        s_on_bye (self, rid, peer, &msg.u.bye);
     else
         s_on_result (self, rid, peer, &msg.u.result);
     proto_msg_clear (&msg);

@@ -43,6 +43,7 @@ static const char *s_type_names [] = {
     [PROTO_ERROR] = "error",
     [PROTO_CTL] = "ctl",
     [PROTO_CTL_REPLY] = "ctl_reply",
+    [PROTO_BYE] = "bye",
 };
 #define N_TYPES (sizeof (s_type_names) / sizeof (s_type_names [0]))
 
@@ -142,6 +143,34 @@ proto_state_finite (const proto_state_t *state)
     return s_finite (state->params, state->n_params)
         && s_finite (state->adam_m, state->n_params)
         && s_finite (state->adam_v, state->n_params);
+}
+
+int
+proto_state_check (const proto_state_t *state, char *err, size_t err_len)
+{
+    assert (state);
+    const struct { const char *name; const float *v; } vecs [] = {
+        { "params", state->params }, { "adam_m", state->adam_m }, { "adam_v", state->adam_v },
+    };
+    for (int k = 0; k < 3; k++) {
+        if (!vecs [k].v) {
+            if (state->n_params == 0)
+                continue;
+            snprintf (err, err_len, "%s missing", vecs [k].name);
+            return -1;
+        }
+        for (uint32_t i = 0; i < state->n_params; i++) {
+            float x = vecs [k].v [i];
+            //  The second moment goes under a square root in the next
+            //  Adam step: a negative one would turn the weights to NaN.
+            if (isfinite (x) && (k < 2 || x >= 0))
+                continue;
+            snprintf (err, err_len, "%s[%u] is %g%s", vecs [k].name, i, (double) x,
+                      isfinite (x) ? " (must be >= 0)" : "");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 double
@@ -797,6 +826,30 @@ s_decode_error (dc_t *c, proto_view_t top, proto_error_t *m)
     return PROTO_OK;
 }
 
+static proto_code_t
+s_decode_bye (dc_t *c, proto_view_t top, proto_bye_t *m)
+{
+    fld_t fl [] = { { .name = "returned" } };
+    TRY (s_fields (c, top, "bye", fl, 1));
+    if (fl [0].have) {
+        mp_rd_t rd;
+        mp_tok_t tok;
+        TRY (s_tok (c, fl [0].v, &rd, &tok));
+        if (tok.kind != MP_ARRAY || tok.count > PROTO_MAX_RETURNED)
+            return s_fail (c, PROTO_E_FIELD, "bye.returned: expected array of at most %d uints, "
+                           "got %s of %u", PROTO_MAX_RETURNED, mp_kind_name (&tok), tok.count);
+        for (uint32_t i = 0; i < tok.count; i++) {
+            char name [32];
+            snprintf (name, sizeof name, "returned[%u]", i);
+            fld_t f = { .name = name, .have = true };
+            TRY (s_next (c, &rd, &f.v));
+            TRY (s_get_uint (c, "bye", &f, 1, UINT64_MAX, &m->returned [i]));
+        }
+        m->n_returned = tok.count;
+    }
+    return PROTO_OK;
+}
+
 //  Copies one value's bytes (already checked as part of the frame).
 static proto_code_t
 s_get_raw (dc_t *c, const char *path, const fld_t *f, uint8_t **out, size_t *out_len)
@@ -910,6 +963,7 @@ s_decode (dc_t *c, const uint8_t *buf, size_t len, proto_msg_t *msg)
         case PROTO_ERROR:     return s_decode_error (c, top, &msg->u.error);
         case PROTO_CTL:       return s_decode_ctl (c, top, &msg->u.ctl);
         case PROTO_CTL_REPLY: return s_decode_ctl_reply (c, top, &msg->u.ctl_reply);
+        case PROTO_BYE:       return s_decode_bye (c, top, &msg->u.bye);
     }
     return s_fail (c, PROTO_E_TYPE, "unknown message type");
 }
@@ -926,6 +980,41 @@ proto_decode (const uint8_t *buf, size_t len, proto_msg_t *msg, char *err, size_
     if (rc != PROTO_OK)
         proto_msg_clear (msg);
     return rc;
+}
+
+uint64_t
+proto_peek_assignment_id (const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0 || len > PROTO_MAX_FRAME)
+        return 0;
+    mp_rd_t rd;
+    mp_tok_t tok;
+    mp_rd_init (&rd, buf, len);
+    if (mp_read (&rd, &tok, NULL, 0) || tok.kind != MP_MAP)
+        return 0;
+    bool carries = false;
+    int n_ids = 0;
+    uint64_t id = 0;
+    for (uint32_t k = 0; k < tok.count; k++) {
+        mp_tok_t key, val;
+        if (mp_read (&rd, &key, NULL, 0) || key.kind != MP_STR)
+            break;
+        size_t at = rd.pos;
+        if (mp_read (&rd, &val, NULL, 0))
+            break;
+        rd.pos = at;
+        if (mp_skip (&rd, 2, NULL, 0))
+            break;
+        if (key.len == 4 && !memcmp (key.data, "type", 4) && val.kind == MP_STR)
+            carries = (val.len == 9 && !memcmp (val.data, "heartbeat", 9))
+                   || (val.len == 6 && !memcmp (val.data, "result", 6));
+        else
+        if (key.len == 13 && !memcmp (key.data, "assignment_id", 13)) {
+            n_ids++;
+            id = val.kind == MP_INT && !val.neg ? val.u : 0;
+        }
+    }
+    return carries && n_ids == 1 ? id : 0;
 }
 
 //  Every check proto_decode makes, without copying the state vectors out.
@@ -1085,6 +1174,10 @@ s_precheck (const proto_msg_t *msg)
             if (!s_str_ok (msg->u.error.message, PROTO_MAX_TEXT))
                 return "error: unterminated message";
             break;
+        case PROTO_BYE:
+            if (msg->u.bye.n_returned > PROTO_MAX_RETURNED)
+                return "bye: more returned assignments than the limit";
+            break;
         case PROTO_CTL:
             if (!s_str_ok (msg->u.ctl.cmd, PROTO_MAX_NAME) || !s_str_ok (msg->u.ctl.token, PROTO_MAX_TEXT))
                 return "ctl: unterminated string";
@@ -1126,6 +1219,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
         case PROTO_ERROR:     n = 3; break;
         case PROTO_CTL:       n = 1 + (msg->u.ctl.token [0] != 0) + (msg->u.ctl.args != NULL); break;
         case PROTO_CTL_REPLY: n = 1 + (msg->u.ctl_reply.error [0] != 0) + (msg->u.ctl_reply.body != NULL); break;
+        case PROTO_BYE:       n = 1; break;
     }
     PK (msgpack_pack_map (pk, 2 + n));
     PK (s_pack_key (pk, "v"));
@@ -1230,6 +1324,11 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
                 PK (s_pack_key (pk, "body"));
                 PK (msgpack_sbuffer_write (pk->data, (const char *) msg->u.ctl_reply.body, msg->u.ctl_reply.body_len));
             }
+            break;
+        case PROTO_BYE:
+            PK (s_pack_key (pk, "returned") || msgpack_pack_array (pk, msg->u.bye.n_returned));
+            for (uint32_t i = 0; i < msg->u.bye.n_returned; i++)
+                PK (msgpack_pack_uint64 (pk, msg->u.bye.returned [i]));
             break;
     }
     return 0;

@@ -41,6 +41,10 @@ typedef struct {
     uint64_t working_id;
     int64_t next_heartbeat;
     bool lease_lost;
+    //  Stopping: the assignment abandoned unfinished, handed back in bye.
+    uint64_t abandoned_id;
+    bool bye_sent;
+    bool bye_acked;                 // answered: ack, or an error about no assignment
 } worker_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -99,6 +103,11 @@ s_send_hello (worker_t *self)
 static void
 s_send_request (worker_t *self)
 {
+    if (s_stop) {
+        //  Leaving: ask for nothing more (bye follows).
+        self->state = W_WAITING;
+        return;
+    }
     proto_msg_t msg = { .type = PROTO_REQUEST };
     s_send (self, &msg);
     self->state = W_WAITING;
@@ -215,6 +224,9 @@ s_work (worker_t *self, proto_assign_t *assign)
     char err [256] = "";
     int rc = match_run (assign, &out.u.result, s_progress, self, err, sizeof err);
     self->working_id = 0;
+    if (rc != 0 && s_stop && !self->lease_lost)
+        //  Stopped mid-match: bye hands it back so its agents are free at once.
+        self->abandoned_id = assign->assignment_id;
     if (rc != 0) {
         //  Nothing to deliver: the lease lapses and pbtd hands the agents out again.
         log_warn ("assignment_failed", "assignment=%" PRIu64 " error=\"%s\"", assign->assignment_id, err);
@@ -267,6 +279,8 @@ s_handle (worker_t *self, proto_msg_t *msg)
             s_work (self, &msg->u.assign);
             break;
         case PROTO_ACK:
+            if (self->bye_sent && msg->u.ack.assignment_id == 0)
+                self->bye_acked = true;     // only bye is acknowledged without an id
             if (self->state == W_EXPECT_ACK && msg->u.ack.assignment_id == self->pending_id) {
                 log_info ("result_acked", "assignment=%" PRIu64, self->pending_id);
                 s_drop_pending (self);
@@ -279,6 +293,14 @@ s_handle (worker_t *self, proto_msg_t *msg)
             break;
         case PROTO_ERROR: {
             proto_error_t *e = &msg->u.error;
+            if (self->bye_sent && e->assignment_id == 0) {
+                //  pbtd did not take the bye (e.g. it restarted and does
+                //  not know us): the leases lapse at their deadlines.
+                log_warn ("bye_refused", "code=%s message=\"%s\"", proto_code_name (e->code),
+                          e->message);
+                self->bye_acked = true;
+                break;
+            }
             log_warn ("error_reply", "code=%s assignment=%" PRIu64 " message=\"%s\"",
                       proto_code_name (e->code), e->assignment_id, e->message);
             if (e->code == PROTO_E_STATE) {
@@ -355,6 +377,60 @@ s_timeout (worker_t *self)
     }
 }
 
+//  Wait up to timeout_ms for replies, handling each, until done() holds.
+static void
+s_drain_until (worker_t *self, int timeout_ms, bool (*done) (worker_t *))
+{
+    int64_t until = zclock_mono () + timeout_ms;
+    while (!done (self) && zclock_mono () < until) {
+        proto_msg_t msg;
+        //  A second signal only interrupts the wait; the deadline holds.
+        if (s_recv (self, &msg, (int) (until - zclock_mono ())) == 1) {
+            s_handle (self, &msg);
+            proto_msg_clear (&msg);
+        }
+    }
+}
+
+static bool
+s_nothing_pending (worker_t *self)
+{
+    return !self->pending;
+}
+
+static bool
+s_bye_done (worker_t *self)
+{
+    return self->bye_acked;
+}
+
+//  Leaving (SIGTERM/SIGINT or --max-assignments reached): a finished
+//  result still owed is delivered first (one more try, up to the reply
+//  timeout); then bye hands back the match abandoned mid-way, if any, and
+//  withdraws a parked request, so pbtd frees the agents now instead of at
+//  the lease's deadline and forgets this worker. Waiting for bye's ack
+//  keeps the socket open until pbtd has it (linger is 0).
+static void
+s_goodbye (worker_t *self)
+{
+    if (self->state == W_EXPECT_WELCOME)
+        return;                 // pbtd does not know us (yet, or any more)
+    if (self->pending) {
+        log_info ("delivering_before_exit", "assignment=%" PRIu64, self->pending_id);
+        s_send_pending (self);
+        s_drain_until (self, self->cfg.reply_timeout_ms, s_nothing_pending);
+    }
+    proto_msg_t bye = { .type = PROTO_BYE };
+    if (self->abandoned_id)
+        bye.u.bye.returned [bye.u.bye.n_returned++] = self->abandoned_id;
+    if (s_send (self, &bye) != 0)
+        return;
+    self->bye_sent = true;
+    s_drain_until (self, self->cfg.reply_timeout_ms, s_bye_done);
+    log_info (self->bye_acked ? "bye_answered" : "bye_unanswered", "returned=%" PRIu64,
+              self->abandoned_id);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -392,6 +468,7 @@ main (int argc, char **argv)
         if (zclock_mono () >= self.deadline)
             s_timeout (&self);
     }
+    s_goodbye (&self);
     log_info ("stopped", "assignments=%" PRIu64, self.done);
     s_drop_pending (&self);
     zsock_destroy (&self.sock);

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Failure behaviour with real processes (issue 5): workers and pbtd killed
 with SIGKILL mid-run, hostile input, SIGTERM."""
+import json
 import os
 import random
 import re
@@ -95,6 +96,64 @@ def test_worker_killed_mid_assignment():
         check(leased == 0, f"{leased} assignments still leased")
         expired = c.sql("SELECT COUNT(*) FROM assignments WHERE state = 'expired'")[0][0]
         check(expired >= 1, "the killed worker's assignment never expired")
+    finally:
+        c.stop()
+
+
+def workers_listed(c):
+    return json.loads(c.ctl("workers", "--json").stdout)
+
+
+def test_worker_sigterm_says_bye():
+    """SIGTERM to a worker mid-assignment: it hands the assignment back with
+    bye before exiting, so its agents are free and it is no longer listed
+    as soon as it has exited; the 60 s lease and the housekeeping timer
+    play no part. Then a worker whose request is parked (population
+    paused) withdraws it the same way."""
+    cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=60000), 40)
+    cfg = cfg.replace("housekeeping_ms = 200", "housekeeping_ms = 1000")
+    c = Cluster(cfg, name="bye")
+    try:
+        c.start_pbtd()
+        w = c.start_worker()
+        deadline = time.time() + 30
+        while time.time() < deadline and "assignment_started" not in open(w.log_path).read():
+            time.sleep(0.05)
+        m = re.search(r"event=assignment_started assignment=(\d+)", open(w.log_path).read())
+        check(m, "the worker never started an assignment")
+        aid = int(m.group(1))
+        check(sum(a["busy"] for a in c.status()["agents"]) == 2, "the assignment's agents are not busy")
+        check(len(workers_listed(c)) == 1, "the worker is not listed")
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(timeout=30)
+        c.workers.remove(w)
+        check(rc == 0, f"worker exit code on SIGTERM: {rc}")
+        log = open(w.log_path).read()
+        check(f"event=bye_answered returned={aid}" in log, f"no answered bye returning {aid}:\n{log[-800:]}")
+        st = c.status()
+        busy = [a["id"] for a in st["agents"] if a["busy"]]
+        check(not busy, f"agents still busy after the worker said bye: {busy}")
+        check(st["assignments_in_flight"] == 0, f"{st['assignments_in_flight']} assignments in flight")
+        check(workers_listed(c) == [], f"the worker is still listed: {workers_listed(c)}")
+        state = c.sql("SELECT state FROM assignments WHERE id = ?", (aid,))[0][0]
+        check(state == "expired", f"the returned assignment is '{state}', expected expired")
+
+        # A waiting worker: its parked request goes with it.
+        c.ctl("pause")
+        w2 = c.start_worker()
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(x["waiting"] for x in workers_listed(c)):
+            time.sleep(0.05)
+        check(any(x["waiting"] for x in workers_listed(c)), "the second worker never parked a request")
+        w2.send_signal(signal.SIGTERM)
+        check(w2.wait(timeout=30) == 0, "second worker's exit code")
+        c.workers.remove(w2)
+        check(workers_listed(c) == [], f"the waiting worker is still listed: {workers_listed(c)}")
+        check("event=bye_answered returned=0" in open(w2.log_path).read(), "the waiting worker's bye")
+        # pbtd kept serving: a new worker trains once resumed.
+        c.ctl("resume")
+        c.start_worker()
+        c.wait_results(1, timeout=120)
     finally:
         c.stop()
 
@@ -197,6 +256,7 @@ def test_sigterm_exits_zero():
 
 
 if __name__ == "__main__":
-    run_tests([test_worker_killed_mid_assignment, test_pbtd_killed_and_restarted,
+    run_tests([test_worker_killed_mid_assignment, test_worker_sigterm_says_bye,
+               test_pbtd_killed_and_restarted,
                test_restart_with_leases_in_flight_then_expiry,
                test_hostile_messages, test_sigterm_exits_zero])
