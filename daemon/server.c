@@ -677,12 +677,59 @@ s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
     proto_msg_t msg = { .type = PROTO_WELCOME };
     msg.u.welcome.heartbeat_ms = self->cfg->heartbeat_ms;
     msg.u.welcome.lease_ms = self->cfg->lease_ms;
+    msg.u.welcome.max_held = SERVER_MAX_HELD;
     s_send (self, self->worker, rid, &msg);
 }
 
-static void
-s_on_request (server_t *self, peer_t *peer)
+uint32_t
+server_peer_held (server_t *self, const peer_t *peer)
 {
+    uint32_t n = 0;
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        n += !strcmp (l->peer_key, peer->key);
+    return n;
+}
+
+double
+server_peer_duty (const peer_t *peer)
+{
+    const proto_duty_t *a = &peer->duty_base, *b = &peer->duty_last;
+    if (!b->uptime_ms)
+        return -1;
+    if (b->uptime_ms > a->uptime_ms && b->busy_ms >= a->busy_ms)
+        return (double) (b->busy_ms - a->busy_ms) / (double) (b->uptime_ms - a->uptime_ms);
+    return (double) b->busy_ms / (double) b->uptime_ms;
+}
+
+//  A worker's counters from a heartbeat or result. The window restarts
+//  if they go backwards (not the same process any more).
+static void
+s_duty_note (peer_t *peer, const proto_duty_t *d)
+{
+    if (!d->uptime_ms)
+        return;
+    if (!peer->duty_last.uptime_ms || d->uptime_ms < peer->duty_last.uptime_ms)
+        peer->duty_base = peer->duty_mid = *d;
+    else
+    if (d->uptime_ms - peer->duty_mid.uptime_ms >= SERVER_DUTY_WINDOW_MS) {
+        peer->duty_base = peer->duty_mid;
+        peer->duty_mid = *d;
+    }
+    peer->duty_last = *d;
+}
+
+static void
+s_on_request (server_t *self, zframe_t *rid, peer_t *peer)
+{
+    uint32_t held = server_peer_held (self, peer);
+    if (held >= SERVER_MAX_HELD) {
+        //  Refused, not parked: what it holds is untouched.
+        s_send_error (self, self->worker, rid, PROTO_E_OVER_LIMIT, 0,
+                      "request refused: this worker holds %u assignments, the most it may "
+                      "(welcome.max_held = %d); deliver or return one first", held,
+                      SERVER_MAX_HELD);
+        return;
+    }
     if (!peer->parked) {
         char *key = strdup (peer->key);
         assert (key);
@@ -735,6 +782,7 @@ s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbe
     }
     lease->a.deadline_ms = deadline;
     peer->frames_done = hb->frames_done;
+    s_duty_note (peer, &hb->duty);
     peer->assignment = lease->a.id;
     proto_msg_t msg = { .type = PROTO_ACK };
     msg.u.ack.assignment_id = hb->assignment_id;
@@ -776,6 +824,7 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     self->samples += applied.frames;
     s_rate_add (self, applied.frames);
     peer->samples_per_s = r->samples_per_s;
+    s_duty_note (peer, &r->duty);
     if (peer->assignment == r->assignment_id)
         peer->assignment = 0;
     int64_t ids [PROTO_MAX_AGENTS];
@@ -895,7 +944,7 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
                       "'%s' before hello: send hello first", proto_type_name (msg.type));
     else
     if (msg.type == PROTO_REQUEST)
-        s_on_request (self, peer);
+        s_on_request (self, rid, peer);
     else
     if (msg.type == PROTO_HEARTBEAT)
         s_on_heartbeat (self, rid, peer, &msg.u.heartbeat);

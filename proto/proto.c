@@ -63,6 +63,7 @@ static const char *s_code_names [] = {
     [PROTO_E_DENIED] = "denied",
     [PROTO_E_INTERNAL] = "internal",
     [PROTO_E_PAUSED] = "paused",
+    [PROTO_E_OVER_LIMIT] = "over_limit",
 };
 #define N_CODES (sizeof (s_code_names) / sizeof (s_code_names [0]))
 
@@ -727,10 +728,12 @@ s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
 static proto_code_t
 s_decode_welcome (dc_t *c, proto_view_t top, proto_welcome_t *m)
 {
-    fld_t fl [] = { { .name = "heartbeat_ms" }, { .name = "lease_ms" } };
-    TRY (s_fields (c, top, "welcome", fl, 2));
+    fld_t fl [] = { { .name = "heartbeat_ms" }, { .name = "lease_ms" }, { .name = "max_held" } };
+    TRY (s_fields (c, top, "welcome", fl, 3));
     TRY (s_get_u32 (c, "welcome", &fl [0], 1, UINT32_MAX, &m->heartbeat_ms));
     TRY (s_get_u32 (c, "welcome", &fl [1], 1, UINT32_MAX, &m->lease_ms));
+    if (fl [2].have)
+        TRY (s_get_u32 (c, "welcome", &fl [2], 1, PROTO_MAX_RETURNED, &m->max_held));
     return PROTO_OK;
 }
 
@@ -756,13 +759,28 @@ s_decode_assign (dc_t *c, proto_view_t top, proto_assign_t *m)
     return PROTO_OK;
 }
 
+//  The optional busy_ms/uptime_ms pair: both or neither, busy <= uptime.
+static proto_code_t
+s_get_duty (dc_t *c, const char *path, const fld_t *busy, const fld_t *up, proto_duty_t *d)
+{
+    if (!busy->have && !up->have)
+        return PROTO_OK;
+    if (!busy->have || !up->have)
+        return s_missing (c, path, busy->have ? up : busy);
+    TRY (s_get_uint (c, path, up, 1, UINT64_MAX, &d->uptime_ms));
+    TRY (s_get_uint (c, path, busy, 0, d->uptime_ms, &d->busy_ms));
+    return PROTO_OK;
+}
+
 static proto_code_t
 s_decode_heartbeat (dc_t *c, proto_view_t top, proto_heartbeat_t *m)
 {
-    fld_t fl [] = { { .name = "assignment_id" }, { .name = "frames_done" } };
-    TRY (s_fields (c, top, "heartbeat", fl, 2));
+    fld_t fl [] = { { .name = "assignment_id" }, { .name = "frames_done" },
+                    { .name = "busy_ms" }, { .name = "uptime_ms" } };
+    TRY (s_fields (c, top, "heartbeat", fl, 4));
     TRY (s_get_uint (c, "heartbeat", &fl [0], 0, UINT64_MAX, &m->assignment_id));
     TRY (s_get_uint (c, "heartbeat", &fl [1], 0, UINT64_MAX, &m->frames_done));
+    TRY (s_get_duty (c, "heartbeat", &fl [2], &fl [3], &m->duty));
     return PROTO_OK;
 }
 
@@ -772,8 +790,10 @@ s_decode_result (dc_t *c, proto_view_t top, proto_result_t *m)
     fld_t fl [] = {
         { .name = "assignment_id" }, { .name = "samples_per_s" }, { .name = "seconds" },
         { .name = "seats" }, { .name = "n_episodes" }, { .name = "scores" },
+        { .name = "busy_ms" }, { .name = "uptime_ms" },
     };
-    TRY (s_fields (c, top, "result", fl, 6));
+    TRY (s_fields (c, top, "result", fl, 8));
+    TRY (s_get_duty (c, "result", &fl [6], &fl [7], &m->duty));
     TRY (s_get_uint (c, "result", &fl [0], 0, UINT64_MAX, &m->assignment_id));
     TRY (s_get_double (c, "result", &fl [1], 0, HUGE_VAL, &m->samples_per_s));
     TRY (s_get_double (c, "result", &fl [2], 0, HUGE_VAL, &m->seconds));
@@ -1087,6 +1107,15 @@ s_pack_kvs (msgpack_packer *pk, const proto_kvs_t *kvs)
 }
 
 static int
+s_pack_duty (msgpack_packer *pk, const proto_duty_t *d)
+{
+    if (!d->uptime_ms)
+        return 0;
+    return s_pack_key (pk, "busy_ms") || msgpack_pack_uint64 (pk, d->busy_ms)
+        || s_pack_key (pk, "uptime_ms") || msgpack_pack_uint64 (pk, d->uptime_ms);
+}
+
+static int
 s_pack_state (msgpack_packer *pk, const proto_state_t *st)
 {
     return msgpack_pack_map (pk, 5)
@@ -1210,11 +1239,11 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
     uint32_t n = 0;
     switch (msg->type) {
         case PROTO_HELLO:     n = 4; break;
-        case PROTO_WELCOME:   n = 2; break;
+        case PROTO_WELCOME:   n = 2 + (msg->u.welcome.max_held != 0); break;
         case PROTO_REQUEST:   n = 0; break;
         case PROTO_ASSIGN:    n = 8; break;
-        case PROTO_HEARTBEAT: n = 2; break;
-        case PROTO_RESULT:    n = 6; break;
+        case PROTO_HEARTBEAT: n = 2 + 2 * (msg->u.heartbeat.duty.uptime_ms != 0); break;
+        case PROTO_RESULT:    n = 6 + 2 * (msg->u.result.duty.uptime_ms != 0); break;
         case PROTO_ACK:       n = 2; break;
         case PROTO_ERROR:     n = 3; break;
         case PROTO_CTL:       n = 1 + (msg->u.ctl.token [0] != 0) + (msg->u.ctl.args != NULL); break;
@@ -1239,6 +1268,8 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
         case PROTO_WELCOME:
             PK (s_pack_key (pk, "heartbeat_ms") || msgpack_pack_uint32 (pk, msg->u.welcome.heartbeat_ms));
             PK (s_pack_key (pk, "lease_ms") || msgpack_pack_uint32 (pk, msg->u.welcome.lease_ms));
+            if (msg->u.welcome.max_held)
+                PK (s_pack_key (pk, "max_held") || msgpack_pack_uint32 (pk, msg->u.welcome.max_held));
             break;
         case PROTO_REQUEST:
             break;
@@ -1276,6 +1307,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
         case PROTO_HEARTBEAT:
             PK (s_pack_key (pk, "assignment_id") || msgpack_pack_uint64 (pk, msg->u.heartbeat.assignment_id));
             PK (s_pack_key (pk, "frames_done") || msgpack_pack_uint64 (pk, msg->u.heartbeat.frames_done));
+            PK (s_pack_duty (pk, &msg->u.heartbeat.duty));
             break;
         case PROTO_RESULT: {
             const proto_result_t *m = &msg->u.result;
@@ -1295,6 +1327,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
             }
             PK (s_pack_key (pk, "n_episodes") || msgpack_pack_uint32 (pk, m->n_episodes));
             PK (s_pack_key (pk, "scores") || s_pack_floats (pk, m->scores, m->n_episodes * m->n_seats));
+            PK (s_pack_duty (pk, &m->duty));
             break;
         }
         case PROTO_ACK:

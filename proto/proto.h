@@ -62,6 +62,7 @@ typedef enum {
     PROTO_E_DENIED,         // "denied": not allowed (e.g. admin command on read-only endpoint)
     PROTO_E_INTERNAL,       // "internal": pbtd could not complete (e.g. disk error)
     PROTO_E_PAUSED,         // "paused": population is paused / daemon is stopping
+    PROTO_E_OVER_LIMIT,     // "over_limit": a request from a worker that holds max_held assignments
 } proto_code_t;
 
 //  Name/value pair: hyperparameters, environment options, PPO settings.
@@ -115,7 +116,17 @@ typedef struct {
 typedef struct {
     uint32_t heartbeat_ms;  // worker sends heartbeats at least this often
     uint32_t lease_ms;      // leases last this long after each renewal
+    uint32_t max_held;      // assignments a worker may hold at once; 0 = absent (means 1)
 } proto_welcome_t;
+
+//  A worker's own time counters, in heartbeats and results (optional:
+//  uptime_ms 0 = absent): time spent playing and training since it
+//  started, and time since it started. pbtd shows their ratio, the
+//  worker's duty cycle.
+typedef struct {
+    uint64_t busy_ms;
+    uint64_t uptime_ms;
+} proto_duty_t;
 
 typedef struct {
     uint64_t assignment_id;
@@ -132,6 +143,7 @@ typedef struct {
 typedef struct {
     uint64_t assignment_id;
     uint64_t frames_done;           // progress so far, for pbtctl workers
+    proto_duty_t duty;
 } proto_heartbeat_t;
 
 //  Per seat outcome of an assignment.
@@ -150,6 +162,7 @@ typedef struct {
     proto_outcome_t seats [PROTO_MAX_AGENTS];
     uint32_t n_episodes;
     float *scores;                  // [n_episodes][n_seats] episode score per seat, seat order as assigned
+    proto_duty_t duty;
 } proto_result_t;
 
 typedef struct {

@@ -70,7 +70,7 @@ CLUSTERS = {}
 CTX = zmq.Context.instance()
 ERROR_CODES = {"too_large", "malformed", "bad_version", "unknown_type", "bad_field", "bad_state",
                "unknown_assignment", "expired", "duplicate", "stale_version", "bad_weights",
-               "denied", "internal", "paused"}
+               "denied", "internal", "paused", "over_limit"}
 
 
 def cluster(name):
@@ -123,12 +123,14 @@ def state(n, params=None, adam_m=None, adam_v=None, adam_t=1):
 
 class Peer:
     """A worker-side DEALER speaking the protocol by hand."""
+    count = 0
 
     def __init__(self, endpoint, worker_id=None):
         self.sock = CTX.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
-        self.worker_id = worker_id or f"conf-{os.getpid()}-{id(self) & 0xffff:x}"
+        Peer.count += 1
+        self.worker_id = worker_id or f"conf-{os.getpid()}-{Peer.count}"
         self.greeted = False
 
     def send(self, msg):
@@ -280,7 +282,8 @@ def test_session_happy_path():
     p = Peer(c.wep)
     try:
         w = p.hello()
-        check(w["heartbeat_ms"] == 1000 and w["lease_ms"] == 30000, f"§3.2 welcome fields: {w}")
+        check(w["heartbeat_ms"] == 1000 and w["lease_ms"] == 30000 and w.get("max_held", 1) == 2,
+              f"§3.2 welcome fields: {w}")
         p.hello()                                          # KNOWN + hello: idempotent
         a = p.request()
         for k in ("assignment_id", "seed", "lease_ms", "env", "model", "seats"):
@@ -493,6 +496,8 @@ def test_decode_errors():
             (pk({**hb, "frames_done": "many"}), "bad_field", 4242),
             (pk({**hb, "v": 9}), "bad_version", 4242),
             (pk({"v": V, "type": "heartbeat", "assignment_id": -4}), "bad_field", 0),
+            (pk({**hb, "busy_ms": 5}), "bad_field", 4242),                 # uptime_ms missing
+            (pk({**hb, "busy_ms": 5, "uptime_ms": 4}), "bad_field", 4242),  # busy > uptime
         ]
         for frame, code, aid in probes:
             p.send_raw(frame)
@@ -576,6 +581,42 @@ def test_bye_returns_work():
         ctl(c, "resume")
         for p in (owner, same, stranger):
             p.close()
+
+
+def test_holding_two_and_over_limit():
+    """§4 pipelining: a worker may hold welcome.max_held (2) assignments;
+    pbtd gives no agent to two of them; a request beyond the limit is
+    refused with error{over_limit} (id 0) and the worker keeps what it
+    holds (both leases renew, both results apply); the duty cycle pbtd
+    shows is the worker's own busy_ms/uptime_ms (§3.5)."""
+    c = cluster("A")
+    p = Peer(c.wep)
+    try:
+        check(p.hello().get("max_held") == 2, "welcome.max_held")
+        a, b = p.request(), p.request()
+        seats_a = {s["id"] for s in a["seats"]}
+        seats_b = {s["id"] for s in b["seats"]}
+        check(not seats_a & seats_b, f"§4: one agent in two assignments: {seats_a} {seats_b}")
+        expect_error(p.call({"v": V, "type": "request"}), "over_limit", 0, "§4 a third request")
+        me = [w for w in workers(c) if w["worker_id"] == p.worker_id]
+        check(me and me[0]["held"] == 2 and not me[0]["waiting"], f"the refused request was parked: {me}")
+        for x in (a, b):
+            r = p.heartbeat(x["assignment_id"], 0) if x is a else p.call(
+                {"v": V, "type": "heartbeat", "assignment_id": x["assignment_id"], "frames_done": 0,
+                 "busy_ms": 300, "uptime_ms": 1000})
+            check(r["type"] == "ack" and r["assignment_id"] == x["assignment_id"], f"kept {x['assignment_id']}: {r}")
+        duty = [w for w in workers(c) if w["worker_id"] == p.worker_id][0]["duty_cycle"]
+        check(abs(duty - 0.3) < 1e-9, f"duty cycle from busy 300 / uptime 1000: {duty}")
+        r = p.call({"v": V, "type": "heartbeat", "assignment_id": b["assignment_id"], "frames_done": 0,
+                    "busy_ms": 900, "uptime_ms": 2000})
+        duty = [w for w in workers(c) if w["worker_id"] == p.worker_id][0]["duty_cycle"]
+        check(abs(duty - 0.6) < 1e-9, f"duty cycle over the window (900-300)/(2000-1000): {duty}")
+        check(p.call(result_for(a))["applied"] is True, "result a")
+        c3 = p.request()                              # one fewer held: asking is fine again
+        for x in (b, c3):
+            check(p.call(result_for(x))["applied"] is True, f"result {x['assignment_id']}")
+    finally:
+        p.close()
 
 
 # ---------------------------------------------------------------------------
@@ -696,7 +737,7 @@ def main():
         harness.run_tests([test_session_happy_path, test_request_parking_hello_and_pause,
                            test_bad_state_rows, test_result_refusals, test_zero_episodes_accepted,
                            test_decode_errors, test_oversize_frame_drops_connection,
-                           test_bye_returns_work, test_expiry_rows, test_untrained_seats_and_control,
+                           test_bye_returns_work, test_holding_two_and_over_limit, test_expiry_rows, test_untrained_seats_and_control,
                            test_unprovokable])
     finally:
         for c in CLUSTERS.values():

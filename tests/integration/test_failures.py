@@ -105,38 +105,46 @@ def workers_listed(c):
 
 
 def test_worker_sigterm_says_bye():
-    """SIGTERM to a worker mid-assignment: it hands the assignment back with
-    bye before exiting, so its agents are free and it is no longer listed
-    as soon as it has exited; the 60 s lease and the housekeeping timer
-    play no part. Then a worker whose request is parked (population
-    paused) withdraws it the same way."""
+    """SIGTERM to a worker mid-assignment, holding a second one it has not
+    started (pipelining, max_held 2): it hands both back with bye before
+    exiting, so their agents are free and it is no longer listed as soon
+    as it has exited; the 60 s lease and the housekeeping timer play no
+    part. Then a worker whose request is parked (population paused)
+    withdraws it the same way."""
     cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=60000), 40)
     cfg = cfg.replace("housekeeping_ms = 200", "housekeeping_ms = 1000")
     c = Cluster(cfg, name="bye")
     try:
         c.start_pbtd()
         w = c.start_worker()
+        # Both assignments the 4 agents allow are this worker's: one playing,
+        # one waiting.
         deadline = time.time() + 30
-        while time.time() < deadline and "assignment_started" not in open(w.log_path).read():
+        while time.time() < deadline and not ("assignment_started" in open(w.log_path).read()
+                                              and c.status()["assignments_in_flight"] == 2):
             time.sleep(0.05)
-        m = re.search(r"event=assignment_started assignment=(\d+)", open(w.log_path).read())
-        check(m, "the worker never started an assignment")
-        aid = int(m.group(1))
-        check(sum(a["busy"] for a in c.status()["agents"]) == 2, "the assignment's agents are not busy")
-        check(len(workers_listed(c)) == 1, "the worker is not listed")
+        check(c.status()["assignments_in_flight"] == 2, "the worker never held two assignments")
+        held = [r[0] for r in c.sql("SELECT id FROM assignments WHERE state = 'leased'")]
+        check(len(held) == 2, f"leased in the database: {held}")
+        check(sum(a["busy"] for a in c.status()["agents"]) == 4, "the assignments' agents are not busy")
+        listed = workers_listed(c)
+        check(len(listed) == 1 and listed[0]["held"] == 2, f"workers: {listed}")
         w.send_signal(signal.SIGTERM)
         rc = w.wait(timeout=30)
         c.workers.remove(w)
         check(rc == 0, f"worker exit code on SIGTERM: {rc}")
         log = open(w.log_path).read()
-        check(f"event=bye_answered returned={aid}" in log, f"no answered bye returning {aid}:\n{log[-800:]}")
+        m = re.search(r"event=bye_answered returned=([\d,]+)", log)
+        check(m and sorted(int(x) for x in m.group(1).split(",")) == sorted(held),
+              f"the bye did not return {held}:\n{log[-800:]}")
         st = c.status()
         busy = [a["id"] for a in st["agents"] if a["busy"]]
         check(not busy, f"agents still busy after the worker said bye: {busy}")
         check(st["assignments_in_flight"] == 0, f"{st['assignments_in_flight']} assignments in flight")
         check(workers_listed(c) == [], f"the worker is still listed: {workers_listed(c)}")
-        state = c.sql("SELECT state FROM assignments WHERE id = ?", (aid,))[0][0]
-        check(state == "expired", f"the returned assignment is '{state}', expected expired")
+        for aid in held:
+            state = c.sql("SELECT state FROM assignments WHERE id = ?", (aid,))[0][0]
+            check(state == "expired", f"returned assignment {aid} is '{state}', expected expired")
 
         # A waiting worker: its parked request goes with it.
         c.ctl("pause")
@@ -154,6 +162,40 @@ def test_worker_sigterm_says_bye():
         c.ctl("resume")
         c.start_worker()
         c.wait_results(1, timeout=120)
+    finally:
+        c.stop()
+
+
+def test_worker_killed_holding_two():
+    """A pipelined worker SIGKILLed with two assignments in hand (one
+    playing, one waiting): both leases lapse, their agents are released,
+    another worker trains on, and nothing acknowledged is lost or doubled."""
+    cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000), 40)
+    c = Cluster(cfg, name="wkill2")
+    try:
+        c.start_pbtd()
+        victim = c.start_worker()
+        deadline = time.time() + 30
+        while time.time() < deadline and not ("assignment_started" in open(victim.log_path).read()
+                                              and c.status()["assignments_in_flight"] == 2):
+            time.sleep(0.05)
+        check(c.status()["assignments_in_flight"] == 2, "the victim never held two assignments")
+        held = [r[0] for r in c.sql("SELECT id FROM assignments WHERE state = 'leased'")]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        c.workers.remove(victim)
+        deadline = time.time() + 30
+        while time.time() < deadline and c.status()["assignments_in_flight"] > 0:
+            time.sleep(0.1)
+        for aid in held:
+            state = c.sql("SELECT state FROM assignments WHERE id = ?", (aid,))[0][0]
+            check(state == "expired", f"assignment {aid} held by the killed worker is '{state}'")
+        check(not any(a["busy"] for a in c.status()["agents"]), "agents stuck busy")
+        c.start_worker()
+        c.wait_results(2, timeout=120)
+        rc = c.stop(keep=True)
+        check(rc == 0, f"pbtd exit code on SIGTERM: {rc}")
+        check_no_loss_no_double(c)
     finally:
         c.stop()
 
@@ -257,6 +299,7 @@ def test_sigterm_exits_zero():
 
 if __name__ == "__main__":
     run_tests([test_worker_killed_mid_assignment, test_worker_sigterm_says_bye,
+               test_worker_killed_holding_two,
                test_pbtd_killed_and_restarted,
                test_restart_with_leases_in_flight_then_expiry,
                test_hostile_messages, test_sigterm_exits_zero])
