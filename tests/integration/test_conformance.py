@@ -273,10 +273,10 @@ def wait_for(cond, what, timeout=30):
 # Worker session, §4 "Worker states" and §4 "pbtd, per peer"
 
 def test_session_happy_path():
-    """START→EXPECT_WELCOME (welcome), EXPECT_WELCOME→WAITING (request),
-    WAITING→WORKING (assign, validated field by field against §3.4 and
-    §7.1), WORKING heartbeat→ack{A, applied:false}, WORKING→EXPECT_ACK
-    (result), EXPECT_ACK→WAITING on ack{A, applied:true}; pbtd KNOWN rows
+    """START→EXPECT_WELCOME (hello), EXPECT_WELCOME→READY (welcome),
+    READY request→assign (QUEUED; validated field by field against §3.4
+    and §7.1), PLAYING heartbeat→ack{A, applied:false}, PLAYING→OWED
+    (result), OWED→resolved on ack{A, applied:true}; pbtd KNOWN rows
     hello (idempotent), request, heartbeat, result."""
     c = cluster("A")
     p = Peer(c.wep)
@@ -320,8 +320,8 @@ def test_session_happy_path():
             check(now["frames"] >= before[s["id"]]["frames"] + 160, f"§3.6: frames not counted: {now}")
             check(now["matches"] == before[s["id"]]["matches"] + 2, f"§3.6: 2 episodes, {now}")
             check(not now["busy"], "agents free after the result")
-        # EXPECT_ACK + error{duplicate}: the same result again.
-        expect_error(p.call(result_for(a)), "duplicate", aid, "§4 EXPECT_ACK resend")
+        # OWED + error{duplicate}: the same result again.
+        expect_error(p.call(result_for(a)), "duplicate", aid, "§4 OWED resend")
         # A heartbeat for a finished assignment: unknown_assignment (§3.5).
         r = expect_error(p.heartbeat(aid), "unknown_assignment", aid, "§3.5 heartbeat after done")
     finally:
@@ -395,7 +395,7 @@ def test_bad_state_rows():
 
 
 def test_result_refusals():
-    """EXPECT_ACK + error{...} naming A for each refusal of §3.6's check
+    """OWED + error{...} naming A for each refusal of §3.6's check
     order: unknown_assignment, stale_version, bad_weights (missing state,
     wrong n_params, NaN params, Inf adam_m, negative adam_v), bad_field
     (seat count, seat id, non-finite score; decode errors of a result
@@ -623,8 +623,8 @@ def test_holding_two_and_over_limit():
 # Leases (cluster B: lease_ms 1000)
 
 def test_expiry_rows():
-    """WORKING + error{expired} (heartbeat after the lease lapsed),
-    EXPECT_ACK + error{expired} (result after it), the agents released;
+    """PLAYING + error{expired} (heartbeat after the lease lapsed),
+    OWED + error{expired} (result after it), the agents released;
     KNOWN silent for 3 × lease_ms → forgotten (UNKNOWN again)."""
     c = cluster("B")
     p, silent = Peer(c.wep), Peer(c.wep)
@@ -701,12 +701,12 @@ UNPROVOKABLE = """
 Rows and codes of PROTOCOL.md this test cannot provoke from outside:
 - §5 too_large: over ZeroMQ an oversize frame drops the connection
   (test_oversize_frame_drops_connection checks that instead).
-- §5 internal, and the EXPECT_ACK + error{internal} row: needs a database
+- §5 internal, and the OWED + error{internal} row: needs a database
   that fails to commit or renew (a failing disk); no test provokes it.
-- §5 paused, denied, and the EXPECT_ACK + error{paused} row: pbtd never
+- §5 paused, denied, and the OWED + error{paused} row: pbtd never
   sends them (PROTOCOL.md §5 says so); admin refusals are ctl_reply{ok:false}.
 - Worker-side rows driven by the worker's own timers or its own decoder
-  (EXPECT_WELCOME / EXPECT_ACK "no reply within T", WAITING "every 2 s",
+  (EXPECT_WELCOME / OWED "no reply within T", READY "a request out for 2 s",
   "a message that does not decode", stale replies): they concern what a
   client does, not what pbtd sends; pbt-worker's behaviour for them is
   exercised by test_failures.py (pbtd killed and restarted).
