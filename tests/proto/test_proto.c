@@ -1081,3 +1081,28 @@ Test (proto, state_check_names_the_offender)
     cr_assert (strstr (why, "adam_m[1] is inf"), "%s", why);
     proto_state_free (&st);
 }
+
+Test (proto, max_held_and_duty_counters)
+{
+    proto_msg_t w = { .type = PROTO_WELCOME, .u.welcome = { .heartbeat_ms = 5, .lease_ms = 50, .max_held = 2 } };
+    proto_msg_t out;
+    round_trip (&w, &out);
+    cr_assert_eq (out.u.welcome.max_held, 2);
+    w.u.welcome.max_held = PROTO_MAX_RETURNED + 1;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq (proto_encode (&w, &buf, &len), -1, "max_held over its range");
+    proto_msg_t hb = { .type = PROTO_HEARTBEAT };
+    hb.u.heartbeat.assignment_id = 9;
+    hb.u.heartbeat.duty = (proto_duty_t) { .busy_ms = 700, .uptime_ms = 1000 };
+    round_trip (&hb, &out);
+    cr_assert_eq (out.u.heartbeat.duty.busy_ms, 700);
+    cr_assert_eq (out.u.heartbeat.duty.uptime_ms, 1000);
+    //  Absent counters stay absent (uptime 0), and busy may not exceed uptime.
+    hb.u.heartbeat.duty = (proto_duty_t) { 0 };
+    round_trip (&hb, &out);
+    cr_assert_eq (out.u.heartbeat.duty.uptime_ms, 0);
+    hb.u.heartbeat.duty = (proto_duty_t) { .busy_ms = 1001, .uptime_ms = 1000 };
+    cr_assert_eq (proto_encode (&hb, &buf, &len), -1, "busy_ms over uptime_ms");
+    cr_assert_eq (proto_code_parse ("over_limit"), PROTO_E_OVER_LIMIT);
+}
