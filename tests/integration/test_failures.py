@@ -24,9 +24,13 @@ housekeeping_ms = 200
 
 def long_assignments(cfg, iterations):
     """Assignments of a few seconds each (64 envs x 128 steps per iteration),
-    so a kill surely lands while they are in flight."""
+    so a kill surely lands while they are in flight. Episodes of 1000
+    rounds keep each result to a few hundred episodes: with 10 it would
+    carry tens of thousands, whose rows take pbtd seconds to write under
+    ASan, longer than pbtctl's timeout."""
     return (cfg.replace("n_envs = 8", "n_envs = 64").replace("n_steps = 20", "n_steps = 128")
-               .replace("iterations = 1", f"iterations = {iterations}"))
+               .replace("iterations = 1", f"iterations = {iterations}")
+            + "\n[env]\nepisode_len = 1000\n")
 
 
 def acked_results(c):
