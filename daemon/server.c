@@ -583,16 +583,44 @@ s_assign_to (server_t *self, peer_t *peer)
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
 
+//  The next waiting peer to serve: the first that holds nothing, else the
+//  first whose second (prefetched) assignment would still leave a whole
+//  match's worth of agents idle. Without that margin the agents a result
+//  just freed would be the only idle ones, and the same pair would meet
+//  again and again. NULL if none may be served now.
+static peer_t *
+s_next_waiting (server_t *self)
+{
+    int idle = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        idle += !self->agents [i].busy;
+    peer_t *second = NULL;
+    char *key = zlistx_first (self->waiting);
+    while (key) {
+        peer_t *peer = zhashx_lookup (self->peers, key);
+        if (!peer) {
+            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+            key = zlistx_first (self->waiting);
+            second = NULL;
+            continue;
+        }
+        uint32_t held = server_peer_held (self, peer);
+        if (held == 0)
+            return peer;
+        if (!second && idle >= 2 * self->env->n_players)
+            second = peer;
+        key = zlistx_next (self->waiting);
+    }
+    return second;
+}
+
 static void
 s_dispatch_now (server_t *self)
 {
     while (!self->paused && !self->stopping && zlistx_size (self->waiting) > 0) {
-        char *key = zlistx_first (self->waiting);
-        peer_t *peer = zhashx_lookup (self->peers, key);
-        if (!peer) {
-            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
-            continue;
-        }
+        peer_t *peer = s_next_waiting (self);
+        if (!peer)
+            break;
         size_t before = zlistx_size (self->waiting);
         s_assign_to (self, peer);
         if (zlistx_size (self->waiting) == before)

@@ -42,7 +42,9 @@ iterations = 1
 epochs = 1
 minibatches = 2
 """
-CONFIG_A = BASE + """
+# Six agents in A: a worker's second assignment is formed only while it
+# leaves a whole match (two agents) idle (PROTOCOL.md §3.3).
+CONFIG_A = BASE.replace("size = 4", "size = 6") + """
 [daemon]
 lease_ms = 30000
 heartbeat_ms = 1000
@@ -585,7 +587,8 @@ def test_bye_returns_work():
 
 def test_holding_two_and_over_limit():
     """§4 pipelining: a worker may hold welcome.max_held (2) assignments;
-    pbtd gives no agent to two of them; a request beyond the limit is
+    pbtd gives no agent to two of them, and forms the second only while
+    it leaves a match's worth of agents idle (§3.3); a request beyond the limit is
     refused with error{over_limit} (id 0) and the worker keeps what it
     holds (both leases renew, both results apply); the duty cycle pbtd
     shows is the worker's own busy_ms/uptime_ms (§3.5)."""
@@ -593,7 +596,8 @@ def test_holding_two_and_over_limit():
     p = Peer(c.wep)
     try:
         check(p.hello().get("max_held") == 2, "welcome.max_held")
-        a, b = p.request(), p.request()
+        a, b = p.request(), p.request()           # 6 idle, then 4: both formed
+        check(sum(not x["busy"] for x in status(c)["agents"]) == 2, "two agents stay idle")
         seats_a = {s["id"] for s in a["seats"]}
         seats_b = {s["id"] for s in b["seats"]}
         check(not seats_a & seats_b, f"§4: one agent in two assignments: {seats_a} {seats_b}")
@@ -613,8 +617,21 @@ def test_holding_two_and_over_limit():
         check(abs(duty - 0.6) < 1e-9, f"duty cycle over the window (900-300)/(2000-1000): {duty}")
         check(p.call(result_for(a))["applied"] is True, "result a")
         c3 = p.request()                              # one fewer held: asking is fine again
-        for x in (b, c3):
-            check(p.call(result_for(x))["applied"] is True, f"result {x['assignment_id']}")
+        # Holding two, with only two agents idle: another worker that holds
+        # one is not given its second until a match's worth more are free.
+        q = Peer(c.wep)
+        q.hello()
+        check(p.call(result_for(c3))["applied"] is True, "result c3")
+        d = q.request()                               # q holds none: served first (4 idle)
+        q.send({"v": V, "type": "request"})
+        wait_for(lambda: any(w["worker_id"] == q.worker_id and w["waiting"] for w in workers(c)), "parking")
+        check(q.quiet(300), "§3.3: a second assignment that leaves fewer than a match idle")
+        check(p.call(result_for(b))["applied"] is True, "result b")
+        e = q.recv()                                  # b's agents freed: 4 idle again
+        check(e["type"] == "assign", f"the parked second assignment after b: {e}")
+        for x in (d, e):
+            check(q.call(result_for(x))["applied"] is True, f"result {x['assignment_id']}")
+        q.close()
     finally:
         p.close()
 

@@ -115,14 +115,14 @@ def test_worker_sigterm_says_bye():
     as it has exited; the 60 s lease and the housekeeping timer play no
     part. Then a worker whose request is parked (population paused)
     withdraws it the same way."""
-    cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=60000), 40)
+    cfg = long_assignments(LEASE_CONFIG.format(size=6, t_select=0.3, lease_ms=60000), 40)
     cfg = cfg.replace("housekeeping_ms = 200", "housekeeping_ms = 1000")
     c = Cluster(cfg, name="bye")
     try:
         c.start_pbtd()
         w = c.start_worker()
-        # Both assignments the 4 agents allow are this worker's: one playing,
-        # one waiting.
+        # Two assignments of the 6 agents are this worker's: one playing, one
+        # waiting (the second leaves two agents idle, as pbtd requires).
         deadline = time.time() + 30
         while time.time() < deadline and not ("assignment_started" in open(w.log_path).read()
                                               and c.status()["assignments_in_flight"] == 2):
@@ -174,7 +174,7 @@ def test_worker_killed_holding_two():
     """A pipelined worker SIGKILLed with two assignments in hand (one
     playing, one waiting): both leases lapse, their agents are released,
     another worker trains on, and nothing acknowledged is lost or doubled."""
-    cfg = long_assignments(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=2000), 40)
+    cfg = long_assignments(LEASE_CONFIG.format(size=6, t_select=0.3, lease_ms=2000), 40)
     c = Cluster(cfg, name="wkill2")
     try:
         c.start_pbtd()
