@@ -238,7 +238,7 @@ def test_restart_with_leases_in_flight_then_expiry():
     """pbtd restarts on a database with several leased assignments whose
     workers are gone: the leases survive the restart, then lapse together,
     the agents are released, and pbtd keeps serving."""
-    cfg = long_assignments(LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=1500), 20)
+    cfg = long_assignments(LEASE_CONFIG.format(size=8, t_select=0.3, lease_ms=4000), 20)
     c = Cluster(cfg, name="leases")
     try:
         c.start_pbtd()
@@ -260,7 +260,7 @@ def test_restart_with_leases_in_flight_then_expiry():
         check(leased >= 3, f"only {leased} leases were in flight at the kill")
         c.start_pbtd()
         check(sum(a["busy"] for a in c.status()["agents"]) >= 6, "leases did not survive the restart")
-        time.sleep(3.5)
+        time.sleep(6.0)
         check(c.pbtd.poll() is None, f"pbtd died when the leases lapsed (exit {c.pbtd.returncode})")
         st = c.status()
         check(not any(a["busy"] for a in st["agents"]), "agents still busy after their leases lapsed")
