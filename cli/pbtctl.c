@@ -306,7 +306,8 @@ s_render_matches (proto_view_t body)
 static void
 s_render_workers (proto_view_t body)
 {
-    printf ("%-24s %-16s %8s %11s %10s %10s\n", "worker", "host", "pid", "assignment", "samples/s", "last seen");
+    printf ("%-24s %-16s %8s %11s %4s %10s %5s %10s\n", "worker", "host", "pid", "assignment",
+            "held", "samples/s", "duty", "last seen");
     int64_t n = proto_view_array_len (body);
     for (int64_t i = 0; i < n; i++) {
         proto_view_t w, v;
@@ -315,9 +316,14 @@ s_render_workers (proto_view_t body)
         char id [256], host [256], assignment [32] = "-";
         if (proto_view_get (w, "assignment", &v) == 0 && !proto_view_is_nil (v))
             snprintf (assignment, sizeof assignment, "%lld", (long long) proto_view_int (v, 0));
-        printf ("%-24s %-16s %8.0f %11s %10.0f %8.1fs\n", s_str (w, "worker_id", id, sizeof id),
+        //  duty: the share of its wall time the worker spent computing.
+        char duty [16] = "-";
+        if (proto_view_get (w, "duty_cycle", &v) == 0 && !proto_view_is_nil (v))
+            snprintf (duty, sizeof duty, "%.0f%%", 100.0 * proto_view_double (v, 0));
+        printf ("%-24s %-16s %8.0f %11s %4.0f %10.0f %5s %8.1fs\n", s_str (w, "worker_id", id, sizeof id),
                 s_str (w, "host", host, sizeof host), s_num (w, "pid", 0), assignment,
-                s_num (w, "samples_per_s", 0), s_num (w, "last_seen_ms_ago", 0) / 1000.0);
+                s_num (w, "held", 0), s_num (w, "samples_per_s", 0), duty,
+                s_num (w, "last_seen_ms_ago", 0) / 1000.0);
     }
     if (n == 0)
         printf ("(no workers connected)\n");

@@ -168,7 +168,7 @@ s_workers (server_t *self, msgpack_packer *pk)
     int64_t now = zclock_mono ();
     msgpack_pack_array (pk, (uint32_t) zhashx_size (self->peers));
     for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers)) {
-        msgpack_pack_map (pk, 9);
+        msgpack_pack_map (pk, 13);
         s_str (pk, "worker_id");
         s_str (pk, p->worker_id);
         s_str (pk, "host");
@@ -193,6 +193,20 @@ s_workers (server_t *self, msgpack_packer *pk)
         msgpack_pack_double (pk, p->samples_per_s);
         s_str (pk, "last_seen_ms_ago");
         msgpack_pack_int64 (pk, now - p->last_seen);
+        s_str (pk, "held");
+        msgpack_pack_uint32 (pk, server_peer_held (self, p));
+        //  Compute time / wall time, from the worker's own counters over
+        //  the last 15-30 s (nil until it sends them).
+        s_str (pk, "duty_cycle");
+        double duty = server_peer_duty (p);
+        if (duty < 0)
+            msgpack_pack_nil (pk);
+        else
+            msgpack_pack_double (pk, duty);
+        s_str (pk, "busy_ms");
+        msgpack_pack_uint64 (pk, p->duty_last.busy_ms);
+        s_str (pk, "uptime_ms");
+        msgpack_pack_uint64 (pk, p->duty_last.uptime_ms);
     }
 }
 

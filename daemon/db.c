@@ -1554,10 +1554,21 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             ||  !o->state.adam_v)
                 S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": %u params, "
                           "model has %u", i, s->agent_id, o->state.n_params, n_params);
-            if (!proto_state_finite (&o->state))
-                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": state has "
-                          "NaN or Inf", i, s->agent_id);
+            char why [128];
+            if (proto_state_check (&o->state, why, sizeof why))
+                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u].state agt_%" PRId64 ": %s",
+                          i, s->agent_id, why);
         }
+    }
+    //  Only trained seats return a state: one anywhere else would be
+    //  dropped unread, so it is refused rather than silently ignored.
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        const db_seat_t *s = &a.seats [i];
+        bool trained = s->train && !a.eval && !s->frozen && s->agent_id >= 0;
+        if (!trained && r->seats [i].state.n_params > 0)
+            S_REJECT (PROTO_E_FIELD, "seats[%u].state: the seat was not trained (%s), "
+                      "it returns no state", i, s->agent_id < 0 ? "a script"
+                      : s->frozen ? "a frozen snapshot" : a.eval ? "an evaluation" : "train false");
     }
     if (r->n_episodes && !r->scores)
         S_REJECT (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);

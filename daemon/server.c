@@ -632,16 +632,44 @@ s_assign_to (server_t *self, peer_t *peer)
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
 
+//  The next waiting peer to serve: the first that holds nothing, else the
+//  first whose second (prefetched) assignment would still leave a whole
+//  match's worth of agents idle. Without that margin the agents a result
+//  just freed would be the only idle ones, and the same pair would meet
+//  again and again. NULL if none may be served now.
+static peer_t *
+s_next_waiting (server_t *self)
+{
+    int idle = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        idle += !self->agents [i].busy;
+    peer_t *second = NULL;
+    char *key = zlistx_first (self->waiting);
+    while (key) {
+        peer_t *peer = zhashx_lookup (self->peers, key);
+        if (!peer) {
+            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+            key = zlistx_first (self->waiting);
+            second = NULL;
+            continue;
+        }
+        uint32_t held = server_peer_held (self, peer);
+        if (held == 0)
+            return peer;
+        if (!second && idle >= 2 * self->env->n_players)
+            second = peer;
+        key = zlistx_next (self->waiting);
+    }
+    return second;
+}
+
 static void
 s_dispatch_now (server_t *self)
 {
     while (!self->paused && !self->stopping && zlistx_size (self->waiting) > 0) {
-        char *key = zlistx_first (self->waiting);
-        peer_t *peer = zhashx_lookup (self->peers, key);
-        if (!peer) {
-            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
-            continue;
-        }
+        peer_t *peer = s_next_waiting (self);
+        if (!peer)
+            break;
         size_t before = zlistx_size (self->waiting);
         self->fell_back = false;
         s_assign_to (self, peer);
@@ -756,12 +784,59 @@ s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_he
     proto_msg_t msg = { .type = PROTO_WELCOME };
     msg.u.welcome.heartbeat_ms = self->cfg->heartbeat_ms;
     msg.u.welcome.lease_ms = self->cfg->lease_ms;
+    msg.u.welcome.max_held = SERVER_MAX_HELD;
     s_send (self, self->worker, rid, &msg);
 }
 
-static void
-s_on_request (server_t *self, peer_t *peer)
+uint32_t
+server_peer_held (server_t *self, const peer_t *peer)
 {
+    uint32_t n = 0;
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        n += !strcmp (l->peer_key, peer->key);
+    return n;
+}
+
+double
+server_peer_duty (const peer_t *peer)
+{
+    const proto_duty_t *a = &peer->duty_base, *b = &peer->duty_last;
+    if (!b->uptime_ms)
+        return -1;
+    if (b->uptime_ms > a->uptime_ms && b->busy_ms >= a->busy_ms)
+        return (double) (b->busy_ms - a->busy_ms) / (double) (b->uptime_ms - a->uptime_ms);
+    return (double) b->busy_ms / (double) b->uptime_ms;
+}
+
+//  A worker's counters from a heartbeat or result. The window restarts
+//  if they go backwards (not the same process any more).
+static void
+s_duty_note (peer_t *peer, const proto_duty_t *d)
+{
+    if (!d->uptime_ms)
+        return;
+    if (!peer->duty_last.uptime_ms || d->uptime_ms < peer->duty_last.uptime_ms)
+        peer->duty_base = peer->duty_mid = *d;
+    else
+    if (d->uptime_ms - peer->duty_mid.uptime_ms >= SERVER_DUTY_WINDOW_MS) {
+        peer->duty_base = peer->duty_mid;
+        peer->duty_mid = *d;
+    }
+    peer->duty_last = *d;
+}
+
+static void
+s_on_request (server_t *self, zframe_t *rid, peer_t *peer)
+{
+    uint32_t held = server_peer_held (self, peer);
+    if (held >= SERVER_MAX_HELD) {
+        //  Refused, not parked: what it holds is untouched.
+        s_send_error (self, self->worker, rid, PROTO_E_OVER_LIMIT, 0,
+                      "request refused: this worker holds %u assignments, the most it may "
+                      "(welcome.max_held = %d); deliver or return one first", held,
+                      SERVER_MAX_HELD);
+        return;
+    }
     if (!peer->parked) {
         char *key = strdup (peer->key);
         assert (key);
@@ -871,6 +946,7 @@ s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbe
     }
     lease->a.deadline_ms = deadline;
     peer->frames_done = hb->frames_done;
+    s_duty_note (peer, &hb->duty);
     peer->assignment = lease->a.id;
     proto_msg_t msg = { .type = PROTO_ACK };
     msg.u.ack.assignment_id = hb->assignment_id;
@@ -920,6 +996,7 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     self->samples += applied.frames;
     s_rate_add (self, applied.frames);
     peer->samples_per_s = r->samples_per_s;
+    s_duty_note (peer, &r->duty);
     if (peer->assignment == r->assignment_id)
         peer->assignment = 0;
     int64_t ids [PROTO_MAX_AGENTS];
@@ -965,6 +1042,43 @@ s_curve_key (server_t *self, zframe_t *frame)
     return key ? key : "";
 }
 
+//  The worker is leaving: everything it holds goes back at once instead
+//  of at its lease's deadline, its parked request is dropped and the peer
+//  forgotten. It gives back the assignments it names in bye.returned
+//  (unfinished work, possibly leased under an earlier socket with the
+//  same worker id and CURVE key, §4.1) and pbtd adds every lease it gave to this socket (an
+//  assign may have crossed the bye on the wire). Named assignments that
+//  are not in flight, or are another worker's, are left alone.
+static void
+s_on_bye (server_t *self, zframe_t *rid, peer_t *peer, const proto_bye_t *bye)
+{
+    uint32_t returned = 0;
+    for (;;) {
+        lease_t *mine = NULL;
+        for (lease_t *l = zlistx_first (self->leases); l && !mine; l = zlistx_next (self->leases)) {
+            bool named = false;
+            for (uint32_t i = 0; i < bye->n_returned; i++)
+                named = named || bye->returned [i] == l->a.id;
+            if (!strcmp (l->peer_key, peer->key)
+            ||  (named && !strcmp (l->a.worker, peer->worker_id)
+                && !strcmp (l->a.worker_key, peer->curve_key)))
+                mine = l;
+        }
+        if (!mine)
+            break;
+        //  Restart the scan: expiring deletes from the list (as in cron).
+        server_expire_lease (self, mine, "returned");
+        returned++;
+    }
+    log_info ("bye", "worker=\"%s\" returned=%u named=%u parked=%d", peer->worker_id,
+              returned, bye->n_returned, peer->parked);
+    proto_msg_t msg = { .type = PROTO_ACK };
+    s_send (self, self->worker, rid, &msg);
+    server_forget_peer (self, peer);
+    if (returned)
+        server_dispatch (self);
+}
+
 static void
 s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
 {
@@ -989,28 +1103,38 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
     proto_code_t code = proto_decode (zframe_data (body), zframe_size (body), &msg,
                                       err, sizeof err);
     if (code != PROTO_OK) {
-        s_send_error (self, sock, rid, code, 0, "%s", err);
+        //  A result or heartbeat that names its assignment gets an error
+        //  naming it too, so its sender knows which message failed.
+        s_send_error (self, sock, rid, code,
+                      proto_peek_assignment_id (zframe_data (body), zframe_size (body)),
+                      "%s", err);
         goto cleanup;
     }
+    uint64_t about = msg.type == PROTO_HEARTBEAT ? msg.u.heartbeat.assignment_id
+                   : msg.type == PROTO_RESULT ? msg.u.result.assignment_id : 0;
     peer_t *peer = s_peer_find (self, rid);
     if (peer)
         peer->last_seen = zclock_mono ();
     if (msg.type == PROTO_HELLO)
         s_on_hello (self, rid, s_curve_key (self, body), &msg.u.hello);
     else
-    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT)
+    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT
+    &&  msg.type != PROTO_BYE)
         s_send_error (self, sock, rid, PROTO_E_STATE, 0,
                       "'%s' is not a message a worker sends", proto_type_name (msg.type));
     else
     if (!peer)
-        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+        s_send_error (self, sock, rid, PROTO_E_STATE, about,
                       "'%s' before hello: send hello first", proto_type_name (msg.type));
     else
     if (msg.type == PROTO_REQUEST)
-        s_on_request (self, peer);
+        s_on_request (self, rid, peer);
     else
     if (msg.type == PROTO_HEARTBEAT)
         s_on_heartbeat (self, rid, peer, &msg.u.heartbeat);
+    else
+    if (msg.type == PROTO_BYE)
+        s_on_bye (self, rid, peer, &msg.u.bye);
     else
         s_on_result (self, rid, peer, &msg.u.result);
     proto_msg_clear (&msg);

@@ -55,7 +55,15 @@ typedef struct {
     uint64_t assignment;            // last assignment handed to it, 0 if none
     uint64_t frames_done;           // from its last heartbeat
     double samples_per_s;           // from its last result
+    //  The worker's own busy/uptime counters (heartbeats, results): the
+    //  duty cycle shown is (last - base), base trailing by 15-30 s.
+    proto_duty_t duty_base, duty_mid, duty_last;
 } peer_t;
+
+//  Assignments one worker may hold at once (welcome.max_held): one it
+//  plays and one waiting, so it never waits for an assign between two.
+#define SERVER_MAX_HELD       2
+#define SERVER_DUTY_WINDOW_MS 15000
 
 //  A leased assignment in flight. It belongs to the peer it was handed
 //  to (peer_key); a hello with the lease's worker id and CURVE key
@@ -144,6 +152,10 @@ void server_dispatch (server_t *self);
 void server_batch_begin (server_t *self);
 void server_batch_end (server_t *self);
 double server_samples_per_s (server_t *self);
+//  Assignments in flight handed to this peer.
+uint32_t server_peer_held (server_t *self, const peer_t *peer);
+//  The peer's recent duty cycle from its own counters, or -1 if unknown.
+double server_peer_duty (const peer_t *peer);
 uint32_t server_leases_in_flight (server_t *self);
 
 //  ctl.c: run one control command; fills reply (body malloc'd).

@@ -10,7 +10,7 @@ PKGS=(
   sqlite3 iproute2 procps systemd   # systemd-analyze verify/security in the tests
   clang libclang-rt-14-dev          # libFuzzer target and the sanitizer build
   python3 python3-torch python3-numpy   # PyTorch reference / export checks
-  python3-zmq python3-msgpack       # the hostile peer and fake pbtd of tests/integration/test_trust.py
+  python3-zmq python3-msgpack       # test_trust.py's hostile peer and fake pbtd; test_conformance.py's own client
 )
 
 SUDO=""
