@@ -227,6 +227,18 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
         cfg->wal_max_mb = (uint32_t) u;
     }
     else
+    if (!strcmp (k, "segment_mb")) {
+        if (s_parse_u64 (v, &u) || u < 1 || u > 1024)
+            S_ERR (e, "expected MiB in 1..1024, got '%s'", v);
+        cfg->segment_mb = (uint32_t) u;
+    }
+    else
+    if (!strcmp (k, "frame_timeout_ms")) {
+        if (s_parse_u64 (v, &u) || u < 100 || u > 3600000)
+            S_ERR (e, "expected milliseconds in 100..3600000, got '%s'", v);
+        cfg->frame_timeout_ms = (uint32_t) u;
+    }
+    else
     if (!strcmp (k, "state_cache_mb")) {
         if (s_parse_u64 (v, &u) || u > 1048576)
             S_ERR (e, "expected MiB in 0..1048576 (0 = no cache), got '%s'", v);
@@ -235,7 +247,8 @@ s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t
     else
         S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
                "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, lineage_keep, "
-               "episode_rows, results_keep, payoff_window, checkpoint_ms, wal_max_mb, state_cache_mb)");
+               "episode_rows, results_keep, payoff_window, checkpoint_ms, wal_max_mb, state_cache_mb, "
+               "frame_timeout_ms, segment_mb)");
     return 0;
 }
 
@@ -664,6 +677,8 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->seed = 1;
     cfg->log_level = PBT_LOG_INFO;
     cfg->housekeeping_ms = 1000;
+    cfg->frame_timeout_ms = 60000;
+    cfg->segment_mb = 64;
     cfg->snapshots_keep = 4;
     cfg->matches_keep = 1000000;
     cfg->results_keep = 100000;

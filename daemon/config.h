@@ -29,6 +29,8 @@ typedef struct {
     uint64_t seed;
     int log_level;
     uint32_t housekeeping_ms;
+    uint32_t frame_timeout_ms;
+    uint32_t segment_mb;                    // state store segments roll over (and are freed) at this size              // a connection whose frame is still partial this long is closed
     uint32_t snapshots_keep;
     uint64_t matches_keep;                  // newest match rows (episodes) kept, 0 = all
     bool lineage_keep;                      // keep the snapshots evolutions copied
@@ -42,6 +44,7 @@ typedef struct {
     char cert [CONFIG_MAX_PATH];            // pbtd's CURVE certificate (secret file); "" = no CURVE
     char allowed_keys [CONFIG_MAX_PATH];    // directory of public certificates allowed to connect
     bool plaintext;                         // explicitly allow plaintext on non-local endpoints
+    bool repair;                            // --repair: start on a damaged state store, falling back
     uint32_t control_mode;                  // file mode of an ipc:// control socket (default 0660)
     char admin_token [128];                 // read from admin_token_file; "" = none
     char admin_token_file [CONFIG_MAX_PATH];

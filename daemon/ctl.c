@@ -106,7 +106,7 @@ s_status (server_t *self, msgpack_packer *pk)
     char merr [PROTO_MAX_TEXT];
     if (meta_nash (self->db, self->n_agents, &m, merr, sizeof merr) < 0)
         log_warn ("nash_failed", "error=\"%s\"", merr);
-    msgpack_pack_map (pk, 15);
+    msgpack_pack_map (pk, 17);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -193,6 +193,15 @@ s_status (server_t *self, msgpack_packer *pk)
     msgpack_pack_uint64 (pk, self->reader ? reader_served (self->reader) : 0);
     s_str (pk, "in_flight");
     msgpack_pack_uint32 (pk, self->reader ? reader_in_flight (self->reader) : 0);
+    //  Damaged state records: agents that fell back to an intact snapshot
+    //  (all time), and agents left out of matches for want of one.
+    s_str (pk, "state_fallbacks");
+    msgpack_pack_uint64 (pk, self->state_fallbacks);
+    s_str (pk, "agents_unreadable");
+    uint32_t unreadable = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        unreadable += self->agents [i].unreadable;
+    msgpack_pack_uint32 (pk, unreadable);
     s_str (pk, "recommended");
     if (m.recommended >= 0)
         s_agent_name (pk, m.recommended);
@@ -259,7 +268,7 @@ s_workers (server_t *self, msgpack_packer *pk)
     int64_t now = zclock_mono ();
     msgpack_pack_array (pk, (uint32_t) zhashx_size (self->peers));
     for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers)) {
-        msgpack_pack_map (pk, 9);
+        msgpack_pack_map (pk, 13);
         s_str (pk, "worker_id");
         s_str (pk, p->worker_id);
         s_str (pk, "host");
@@ -284,6 +293,20 @@ s_workers (server_t *self, msgpack_packer *pk)
         msgpack_pack_double (pk, p->samples_per_s);
         s_str (pk, "last_seen_ms_ago");
         msgpack_pack_int64 (pk, now - p->last_seen);
+        s_str (pk, "held");
+        msgpack_pack_uint32 (pk, server_peer_held (self, p));
+        //  Compute time / wall time, from the worker's own counters over
+        //  the last 15-30 s (nil until it sends them).
+        s_str (pk, "duty_cycle");
+        double duty = server_peer_duty (p);
+        if (duty < 0)
+            msgpack_pack_nil (pk);
+        else
+            msgpack_pack_double (pk, duty);
+        s_str (pk, "busy_ms");
+        msgpack_pack_uint64 (pk, p->duty_last.busy_ms);
+        s_str (pk, "uptime_ms");
+        msgpack_pack_uint64 (pk, p->duty_last.uptime_ms);
     }
 }
 

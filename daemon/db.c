@@ -69,7 +69,8 @@ static const char *s_schema =
     "  deadline_ms INTEGER NOT NULL,"
     "  seed INTEGER NOT NULL,"
     "  script TEXT,"
-    "  script_seats INTEGER NOT NULL DEFAULT 0);"
+    "  script_seats INTEGER NOT NULL DEFAULT 0,"
+    "  worker_key TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS assignments_state ON assignments (state);"
     "CREATE TABLE IF NOT EXISTS assignment_seats ("
     "  assignment_id INTEGER NOT NULL REFERENCES assignments(id),"
@@ -206,6 +207,7 @@ typedef enum {
     Q_PAYOFF_ADD, Q_PAYOFF_ALL,
     Q_RSEAT_INSERT, Q_RSEAT_DEL_ONE, Q_RSEAT_CUT, Q_POP_FRAMES, Q_ASG_DONE_RANGE,
     Q_MSEAT_CUT_ASG, Q_MATCH_CUT_ASG, Q_RESULTS_RECENT, Q_RSEATS_GET,
+    Q_CHK_RECORDS, Q_CHK_AGENT_SNAPS, Q_CHK_SNAP_DELETE, Q_CHK_AGENT_VERSION,
     Q_COUNT
 } query_t;
 
@@ -278,11 +280,12 @@ static const char *s_sql [Q_COUNT] = {
                      "e.donor_id = snapshots.agent_id AND e.donor_version = snapshots.version))",
     [Q_ASG_NEXTID] = "SELECT COALESCE(MAX(id), 0) + 1 FROM assignments",
     [Q_ASG_INSERT] = "INSERT INTO assignments (id, state, kind, worker, created_at, deadline_ms, "
-                     "seed, script, script_seats) VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     "seed, script, script_seats, worker_key) "
+                     "VALUES (?1, 'leased', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_SEAT_INSERT] = "INSERT INTO assignment_seats (assignment_id, slot, agent_id, version, "
                       "train, frozen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_ASG_GET] = "SELECT state, kind, worker, created_at, deadline_ms, seed, script, "
-                  "script_seats FROM assignments WHERE id = ?1",
+                  "script_seats, worker_key FROM assignments WHERE id = ?1",
     [Q_SEATS_GET] = "SELECT slot, agent_id, version, train, frozen FROM assignment_seats "
                     "WHERE assignment_id = ?1 ORDER BY rowid",
     [Q_ASG_LEASED] = "SELECT id FROM assignments WHERE state = 'leased' ORDER BY id",
@@ -402,6 +405,13 @@ static const char *s_sql [Q_COUNT] = {
         "score, cur_episodes + prev_episodes, cur_wins + prev_wins, cur_draws + prev_draws, "
         "cur_losses + prev_losses, cur_score + prev_score, updated_at FROM payoff "
         "ORDER BY agent_id, version, opp_id, opp_version",
+    //  State store checks and falling back to an intact snapshot.
+    [Q_CHK_RECORDS] = "SELECT seg, off, len, MIN(n_params), MIN(agent_id), MIN(version) "
+                      "FROM snapshots GROUP BY seg, off, len ORDER BY seg, off",
+    [Q_CHK_AGENT_SNAPS] = "SELECT version, seg, off, len, n_params, frozen FROM snapshots "
+                          "WHERE agent_id = ?1 ORDER BY version DESC",
+    [Q_CHK_SNAP_DELETE] = "DELETE FROM snapshots WHERE agent_id = ?1 AND version = ?2",
+    [Q_CHK_AGENT_VERSION] = "UPDATE agents SET version = ?2, updated_at = ?3 WHERE id = ?1",
 };
 
 struct _db_t {
@@ -845,6 +855,27 @@ cleanup:
     return ret;
 }
 
+//  assignments.worker_key (the CURVE key an assignment is bound to) came
+//  within schema 4: added in place where absent, as IF NOT EXISTS does
+//  for indexes.
+static int
+s_add_worker_key (db_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int have = -1;
+    if (sqlite3_prepare_v2 (self->handle, "SELECT COUNT(*) FROM pragma_table_info('assignments') "
+                            "WHERE name = 'worker_key'", -1, &st, NULL) == SQLITE_OK
+    &&  sqlite3_step (st) == SQLITE_ROW)
+        have = sqlite3_column_int (st, 0);
+    sqlite3_finalize (st);
+    if (have < 0) {
+        s_fail (self, "worker_key_check");
+        return -1;
+    }
+    return have ? 0 : s_pragma (self, "ALTER TABLE assignments ADD COLUMN worker_key TEXT "
+                                      "NOT NULL DEFAULT ''");
+}
+
 db_t *
 db_new (const char *path)
 {
@@ -933,6 +964,7 @@ db_new (const char *path)
                      ||  s_pragma (self, "ALTER TABLE match_seats ADD COLUMN "
                                          "frozen_version INTEGER")))
         ||  s_pragma (self, s_schema)
+        ||  s_add_worker_key (self)
         ||  (move_states && s_migrate_states (self))
         ||  (carry_history && (s_prepare_all (self) || s_migrate_history (self)))
         ||  s_pragma (self, sql)
@@ -944,8 +976,8 @@ db_new (const char *path)
             goto fail;
     }
     else
-    if (s_pragma (self, s_schema))
-        goto fail;              // an index added within a version: IF NOT EXISTS adds it
+    if (s_pragma (self, s_schema) || s_add_worker_key (self))
+        goto fail;              // an index or column added within a version: added here
     if (s_prepare_all (self))
         goto fail;
     if (s_int (self, s_q (self, Q_MATCH_MIN), &self->match_cut, "match_min")
@@ -1516,6 +1548,7 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
     else
         sqlite3_bind_null (st, 7);
     sqlite3_bind_int64 (st, 8, script_seats);
+    sqlite3_bind_text (st, 9, a->worker_key, -1, SQLITE_STATIC);
     if (s_exec (self, st, "assignment_insert"))
         goto fail;
     for (uint32_t i = 0; i < a->n_seats; i++) {
@@ -1561,6 +1594,8 @@ db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a)
         if (sqlite3_column_type (st, 6) == SQLITE_TEXT)
             snprintf (a->script, sizeof a->script, "%s", (const char *) sqlite3_column_text (st, 6));
         script_seats = sqlite3_column_int64 (st, 7);
+        snprintf (a->worker_key, sizeof a->worker_key, "%s",
+                  (const char *) sqlite3_column_text (st, 8));
     }
     sqlite3_reset (st);
     if (rc == SQLITE_DONE)
@@ -2212,14 +2247,25 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
             ||  !o->state.adam_v)
                 S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": %u params, "
                           "model has %u", i, s->agent_id, o->state.n_params, n_params);
-            if (!proto_state_finite (&o->state))
-                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": state has "
-                          "NaN or Inf", i, s->agent_id);
+            char why [128];
+            if (proto_state_check (&o->state, why, sizeof why))
+                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u].state agt_%" PRId64 ": %s",
+                          i, s->agent_id, why);
         }
     }
     char why [PROTO_MAX_TEXT];
     if (s_stats_refuse (&a, r, why, sizeof why))
         S_REJECT (PROTO_E_FIELD, "%s", why);
+    //  Only trained seats return a state: one anywhere else would be
+    //  dropped unread, so it is refused rather than silently ignored.
+    for (uint32_t i = 0; i < a.n_seats; i++) {
+        const db_seat_t *s = &a.seats [i];
+        bool trained = s->train && !a.eval && !s->frozen && s->agent_id >= 0;
+        if (!trained && r->seats [i].state.n_params > 0)
+            S_REJECT (PROTO_E_FIELD, "seats[%u].state: the seat was not trained (%s), "
+                      "it returns no state", i, s->agent_id < 0 ? "a script"
+                      : s->frozen ? "a frozen snapshot" : a.eval ? "an evaluation" : "train false");
+    }
     if (r->n_episodes && !r->scores)
         S_REJECT (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);
     for (uint64_t k = 0; k < (uint64_t) r->n_episodes * a.n_seats; k++)
@@ -2577,6 +2623,184 @@ uint64_t
 db_store_bytes (db_t *self)
 {
     return store_bytes (self->store);
+}
+
+uint64_t
+db_store_segment_bytes (db_t *self)
+{
+    return store_segment_bytes (self->store);
+}
+
+//  --------------------------------------------------------------------------
+//  State store checks
+
+//  Whether the record ref names reads back whole: header, length, n_params
+//  and both checksums (store_read logs why not).
+static bool
+s_record_ok (db_t *self, const store_ref_t *ref, uint32_t n_params)
+{
+    proto_state_t st;
+    if (store_read (self->store, ref, n_params, &st, NULL))
+        return false;
+    proto_state_free (&st);
+    return true;
+}
+
+int64_t
+db_store_check (db_t *self, db_store_check_t *out)
+{
+    memset (out, 0, sizeof *out);
+    out->first_agent = -1;
+    sqlite3_stmt *st = s_q (self, Q_CHK_RECORDS);
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        store_ref_t ref = {
+            .seg = (uint32_t) sqlite3_column_int64 (st, 0),
+            .off = (uint64_t) sqlite3_column_int64 (st, 1),
+            .len = (uint32_t) sqlite3_column_int64 (st, 2),
+        };
+        out->records++;
+        out->bytes += ref.len;
+        if (s_record_ok (self, &ref, (uint32_t) sqlite3_column_int64 (st, 3)))
+            continue;
+        if (out->bad++ == 0) {
+            out->first = ref;
+            out->first_agent = sqlite3_column_int64 (st, 4);
+            out->first_version = (uint64_t) sqlite3_column_int64 (st, 5);
+        }
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "store_check");
+        return -1;
+    }
+    return (int64_t) out->bad;
+}
+
+//  One snapshot row of an agent, newest first, for s_fallback.
+typedef struct {
+    uint64_t version;
+    store_ref_t ref;
+    uint32_t n_params;
+    bool frozen;
+} snap_row_t;
+
+static int
+s_delete_snapshot (db_t *self, int64_t agent_id, const snap_row_t *row)
+{
+    sqlite3_stmt *st = s_q (self, Q_CHK_SNAP_DELETE);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) row->version);
+    if (s_exec (self, st, "snapshot_delete"))
+        return -1;
+    if (!row->frozen)
+        return 0;
+    st = s_q (self, Q_FROZEN_DELETE);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) row->version);
+    return s_exec (self, st, "frozen_delete");
+}
+
+int
+db_state_fallback (db_t *self, int64_t agent_id, int64_t now, db_fallback_t *out)
+{
+    memset (out, 0, sizeof *out);
+    db_agent_t agent;
+    if (db_load_agent (self, agent_id, &agent))
+        return -1;
+    out->old_version = out->new_version = agent.version;
+    //  Every row of the agent, newest first (snapshots_keep + frozen +
+    //  lineage: a handful, not a scan).
+    snap_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = s_q (self, Q_CHK_AGENT_SNAPS);
+    sqlite3_bind_int64 (st, 1, agent_id);
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            snap_row_t *grown = realloc (rows, cap * sizeof *rows);
+            if (!grown)
+                break;
+            rows = grown;
+        }
+        rows [n++] = (snap_row_t) {
+            .version = (uint64_t) sqlite3_column_int64 (st, 0),
+            .ref = { (uint32_t) sqlite3_column_int64 (st, 1),
+                     (uint64_t) sqlite3_column_int64 (st, 2),
+                     (uint32_t) sqlite3_column_int64 (st, 3) },
+            .n_params = (uint32_t) sqlite3_column_int64 (st, 4),
+            .frozen = sqlite3_column_int (st, 5) != 0,
+        };
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        free (rows);
+        s_fail (self, "fallback_list");
+        return -1;
+    }
+    int ret = -1;
+    if (s_begin (self))
+        goto done;
+    const snap_row_t *intact = NULL;
+    bool current_ok = false;
+    for (size_t i = 0; i < n; i++) {
+        if (s_record_ok (self, &rows [i].ref, rows [i].n_params)) {
+            if (!intact)
+                intact = &rows [i];
+            if (rows [i].version == agent.version)
+                current_ok = true;
+            continue;
+        }
+        out->dropped++;
+        if (s_delete_snapshot (self, agent_id, &rows [i]))
+            goto fail;
+    }
+    if (!intact) {
+        //  Nothing to fall back to: leave the rows for a restore.
+        s_rollback (self);
+        out->dropped = 0;
+        ret = 1;
+        goto done;
+    }
+    if (!current_ok) {
+        //  The intact state becomes a new version, so nothing handed out
+        //  under the broken one can be applied over it (stale_version).
+        uint64_t v = agent.version + 1;
+        st = s_q (self, Q_SNAP_COPY);
+        sqlite3_bind_int64 (st, 1, agent_id);
+        sqlite3_bind_int64 (st, 2, (int64_t) v);
+        sqlite3_bind_int64 (st, 3, now);
+        sqlite3_bind_int64 (st, 4, agent_id);
+        sqlite3_bind_int64 (st, 5, (int64_t) intact->version);
+        if (s_exec (self, st, "fallback_copy"))
+            goto fail;
+        st = s_q (self, Q_CHK_AGENT_VERSION);
+        sqlite3_bind_int64 (st, 1, agent_id);
+        sqlite3_bind_int64 (st, 2, (int64_t) v);
+        sqlite3_bind_int64 (st, 3, now);
+        if (s_exec (self, st, "fallback_version"))
+            goto fail;
+        out->from_version = intact->version;
+        out->new_version = v;
+        out->fell_back = true;
+    }
+    if (out->dropped) {
+        st = s_q (self, Q_META_ADD);
+        sqlite3_bind_text (st, 1, "state_fallbacks", -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, "1", -1, SQLITE_STATIC);
+        if (s_exec (self, st, "state_fallbacks"))
+            goto fail;
+    }
+    if (s_commit (self))
+        goto done;
+    ret = 0;
+    goto done;
+fail:
+    s_rollback (self);
+done:
+    free (rows);
+    return ret;
 }
 
 void

@@ -19,6 +19,7 @@
 
 #include "pbt.h"
 #include "proto.h"
+#include "store.h"
 
 #define DB_SCHEMA_VERSION 5
 
@@ -66,6 +67,9 @@ typedef struct {
     char state [16];                // "leased", "done", "expired"
     bool eval;                      // kind 'eval' (no seat trains)
     char worker [PROTO_MAX_TEXT];
+    //  The CURVE public key (Z85) of the peer it was given to, "" without
+    //  CURVE: results and heartbeats are taken from that worker only.
+    char worker_key [64];
     int64_t created_at;
     int64_t deadline_ms;
     uint64_t seed;
@@ -212,6 +216,36 @@ int db_store_gc (db_t *self, uint64_t max_move_bytes);
 //  Bytes of training states on disk (every segment), and how many records
 //  compaction has moved since open.
 uint64_t db_store_bytes (db_t *self);
+//  Bytes in the state store's segment files (0: no state was ever kept).
+uint64_t db_store_segment_bytes (db_t *self);
+
+//  What db_store_check found.
+typedef struct {
+    uint64_t records, bytes;        // distinct records the rows name, their bytes
+    uint64_t bad;                   // records that do not read back whole
+    store_ref_t first;              // the first bad one, and a row naming it
+    int64_t first_agent;
+    uint64_t first_version;
+} db_store_check_t;
+
+//  Read back every record a snapshot row names (header, length and both
+//  checksums). Returns the number of bad records (0: the store matches
+//  the database) or -1 on a database error.
+int64_t db_store_check (db_t *self, db_store_check_t *out);
+
+//  What db_state_fallback did.
+typedef struct {
+    bool fell_back;                 // the current state was unreadable: new_version holds from_version's
+    uint64_t old_version, new_version, from_version;
+    uint32_t dropped;               // rows naming unreadable records, deleted
+} db_fallback_t;
+
+//  Some of agent_id's snapshots do not read back: delete the rows that
+//  name unreadable records and, if its current one is among them, make
+//  its newest intact snapshot (kept, frozen or lineage) its state again as
+//  a new version. Counted in meta state_fallbacks. 0 done, 1 no intact
+//  snapshot left (nothing changed), -1 error.
+int db_state_fallback (db_t *self, int64_t agent_id, int64_t now, db_fallback_t *out);
 
 //  Segments the state store has started since open: a change means one
 //  more may now be free to retire.

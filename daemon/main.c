@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -50,6 +51,8 @@ s_usage (FILE *f)
         "  --cert FILE            CURVE certificate of pbtd ([security] cert)\n"
         "  --allowed-keys DIR     public certificates allowed to connect ([security] allowed_keys)\n"
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
+        "  --repair               start on a damaged state store: each agent whose records\n"
+        "                         do not read back falls back to its newest intact snapshot\n"
         "  --print-config         print the embedded default configuration and exit\n");
 }
 
@@ -67,12 +70,13 @@ main (int argc, char **argv)
         { "cert", required_argument, NULL, 'K' },
         { "allowed-keys", required_argument, NULL, 'A' },
         { "plaintext", no_argument, NULL, 'P' },
+        { "repair", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
                *level = NULL, *cert = NULL, *allowed = NULL;
-    bool plaintext = false;
+    bool plaintext = false, repair = false;
     //  Every result and assignment allocates and frees buffers of a few
     //  hundred KiB. glibc's defaults hand those to mmap or trim them off
     //  the heap's top, so each one page-faults its memory in again
@@ -93,6 +97,7 @@ main (int argc, char **argv)
             case 'K': cert = optarg; break;
             case 'A': allowed = optarg; break;
             case 'P': plaintext = true; break;
+            case 'R': repair = true; break;
             case 'h': s_usage (stdout); return 0;
             default: s_usage (stderr); return 2;
         }
@@ -102,6 +107,9 @@ main (int argc, char **argv)
         return 2;
     }
     log_set_component ("pbtd");
+    //  The database, its WAL and SHM, the state store and the lock file
+    //  hold the population: readable by pbtd's user only, wherever it runs.
+    umask (077);
     static config_t cfg;
     char err [1024];
     if (config_load (&cfg, config_path, err, sizeof err)) {
@@ -139,6 +147,7 @@ main (int argc, char **argv)
         snprintf (cfg.allowed_keys, sizeof cfg.allowed_keys, "%s", allowed);
     if (plaintext)
         cfg.plaintext = true;
+    cfg.repair = repair;
     if (config_check_security (&cfg, err, sizeof err)) {
         fprintf (stderr, "pbtd: %s\n", err);
         return 1;

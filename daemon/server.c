@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -371,7 +374,7 @@ s_form_match (server_t *self, db_assignment_t *a)
     int n_players = self->env->n_players;
     int idle [self->n_agents], n_idle = 0;
     for (int i = 0; i < self->n_agents; i++)
-        if (!self->agents [i].busy)
+        if (!self->agents [i].busy && !self->agents [i].unreadable)
             idle [n_idle++] = i;
     if (n_idle < n_players)
         return -1;
@@ -458,7 +461,8 @@ s_form_match (server_t *self, db_assignment_t *a)
 //  lent from the cache (lent[i] true: zero them before proto_msg_clear)
 //  or loaded from their snapshots. Returns 0 or -1; msg must be cleared.
 static int
-s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool *lent)
+s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool *lent,
+                int64_t *unreadable)
 {
     memset (msg, 0, sizeof *msg);
     msg->type = PROTO_ASSIGN;
@@ -492,6 +496,7 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
             if (db_load_state (self->db, s->agent_id, s->version, &seat->state)) {
                 log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64 " frozen=1",
                            s->agent_id, s->version);
+                *unreadable = s->agent_id;
                 return -1;
             }
             continue;
@@ -501,6 +506,7 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
             if (db_load_state (self->db, s->agent_id, s->version, &st)) {
                 log_error ("snapshot_missing", "agent=%" PRId64 " version=%" PRIu64,
                            s->agent_id, s->version);
+                *unreadable = s->agent_id;
                 return -1;
             }
             if (!self->cache_states) {
@@ -515,6 +521,35 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
     return 0;
 }
 
+//  agent_id's state did not read back: fall back to its newest intact
+//  snapshot, or leave it out of matches if it has none.
+static void
+s_state_fallback (server_t *self, int64_t agent_id)
+{
+    agent_t *agent = s_agent (self, agent_id);
+    if (!agent)
+        return;
+    db_fallback_t fb;
+    int rc = db_state_fallback (self->db, agent_id, server_now_ms (), &fb);
+    s_cache_drop (agent);
+    if (rc == 0) {
+        s_reload_agent (self, agent_id);
+        self->state_fallbacks++;
+        self->fell_back = true;
+        log_warn ("state_fallback", "agent=agt_%" PRId64 " version=%" PRIu64 " from_version=%"
+                  PRIu64 " was_version=%" PRIu64 " rows_dropped=%u", agent_id, fb.new_version,
+                  fb.fell_back ? fb.from_version : fb.old_version, fb.old_version, fb.dropped);
+        return;
+    }
+    if (rc == 1) {
+        agent->unreadable = true;
+        self->fell_back = true;
+        log_error ("state_unreadable", "agent=agt_%" PRId64 " why=\"no snapshot of it reads "
+                   "back\" hint=\"left out of matches; restore the state store from the backup\"",
+                   agent_id);
+    }
+}
+
 static void
 s_assign_to (server_t *self, peer_t *peer)
 {
@@ -522,6 +557,7 @@ s_assign_to (server_t *self, peer_t *peer)
     if (s_form_match (self, &a))
         return;
     snprintf (a.worker, sizeof a.worker, "%s", peer->worker_id);
+    snprintf (a.worker_key, sizeof a.worker_key, "%s", peer->curve_key);
     a.created_at = server_now_ms ();
     a.deadline_ms = a.created_at + self->cfg->lease_ms;
     if (db_assignment_create (self->db, &a, self->cfg->seed)) {
@@ -546,7 +582,8 @@ s_assign_to (server_t *self, peer_t *peer)
 
     proto_msg_t msg;
     bool lent [PROTO_MAX_AGENTS] = { false };
-    int rc = s_build_assign (self, &a, &msg, lent);
+    int64_t unreadable = -1;
+    int rc = s_build_assign (self, &a, &msg, lent, &unreadable);
     //  Turnaround starts when this assignment became possible.
     int64_t saved_in = self->msg_in_us;
     self->msg_in_us = peer->request_us;
@@ -562,6 +599,18 @@ s_assign_to (server_t *self, peer_t *peer)
         if (lent [i])
             memset (&msg.u.assign.seats [i].state, 0, sizeof msg.u.assign.seats [i].state);
     proto_msg_clear (&msg);
+    if (rc && unreadable >= 0) {
+        //  A damaged record: that agent falls back to an intact snapshot;
+        //  the worker keeps waiting and the others play on.
+        server_expire_lease (self, lease, "state_unreadable");
+        s_state_fallback (self, unreadable);
+        char *key = strdup (peer->key);
+        assert (key);
+        zlistx_add_end (self->waiting, key);
+        peer->parked = true;
+        peer->assignment = 0;
+        return;
+    }
     if (rc) {
         //  Nobody will run it: give the agents back now, not at the deadline.
         //  (In a batch the send is queued; a failure there is handled by
@@ -583,19 +632,48 @@ s_assign_to (server_t *self, peer_t *peer)
               a.id, a.eval ? "eval" : "train", peer->worker_id, seats);
 }
 
+//  The next waiting peer to serve: the first that holds nothing, else the
+//  first whose second (prefetched) assignment would still leave a whole
+//  match's worth of agents idle. Without that margin the agents a result
+//  just freed would be the only idle ones, and the same pair would meet
+//  again and again. NULL if none may be served now.
+static peer_t *
+s_next_waiting (server_t *self)
+{
+    int idle = 0;
+    for (int i = 0; i < self->n_agents; i++)
+        idle += !self->agents [i].busy;
+    peer_t *second = NULL;
+    char *key = zlistx_first (self->waiting);
+    while (key) {
+        peer_t *peer = zhashx_lookup (self->peers, key);
+        if (!peer) {
+            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+            key = zlistx_first (self->waiting);
+            second = NULL;
+            continue;
+        }
+        uint32_t held = server_peer_held (self, peer);
+        if (held == 0)
+            return peer;
+        if (!second && idle >= 2 * self->env->n_players)
+            second = peer;
+        key = zlistx_next (self->waiting);
+    }
+    return second;
+}
+
 static void
 s_dispatch_now (server_t *self)
 {
     while (!self->paused && !self->stopping && zlistx_size (self->waiting) > 0) {
-        char *key = zlistx_first (self->waiting);
-        peer_t *peer = zhashx_lookup (self->peers, key);
-        if (!peer) {
-            zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
-            continue;
-        }
+        peer_t *peer = s_next_waiting (self);
+        if (!peer)
+            break;
         size_t before = zlistx_size (self->waiting);
+        self->fell_back = false;
         s_assign_to (self, peer);
-        if (zlistx_size (self->waiting) == before)
+        if (zlistx_size (self->waiting) == before && !self->fell_back)
             break;              // no match could be formed (or recording failed)
     }
 }
@@ -654,8 +732,28 @@ s_evolve (server_t *self, int64_t id)
 //  --------------------------------------------------------------------------
 //  Worker messages
 
+//  A lease is this peer's if it was handed to (or re-bound to) its routing
+//  id and the peer still says the worker id and, under CURVE, holds the key
+//  the assignment was given to.
+static bool
+s_lease_owned (const lease_t *lease, const peer_t *peer)
+{
+    return !strcmp (lease->peer_key, peer->key) && !strcmp (lease->a.worker, peer->worker_id)
+        && !strcmp (lease->a.worker_key, peer->curve_key);
+}
+
 static void
-s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
+s_not_yours (server_t *self, zframe_t *rid, const peer_t *peer, const lease_t *lease,
+             const char *what)
+{
+    log_warn ("not_yours", "assignment=%" PRIu64 " %s_from=\"%s\" key=\"%s\" assigned_to=\"%s\"",
+              lease->a.id, what, peer->worker_id, peer->curve_key, lease->a.worker);
+    s_send_error (self, self->worker, rid, PROTO_E_NOT_YOURS, lease->a.id,
+                  "assignment %" PRIu64 " was given to another worker", lease->a.id);
+}
+
+static void
+s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_hello_t *hello)
 {
     peer_t *peer = s_peer_find (self, rid);
     if (!peer) {
@@ -670,19 +768,75 @@ s_on_hello (server_t *self, zframe_t *rid, const proto_hello_t *hello)
     snprintf (peer->worker_id, sizeof peer->worker_id, "%s", hello->worker_id);
     snprintf (peer->host, sizeof peer->host, "%s", hello->host);
     snprintf (peer->software, sizeof peer->software, "%s", hello->software);
+    snprintf (peer->curve_key, sizeof peer->curve_key, "%s", curve_key);
     peer->pid = hello->pid;
+    //  Its leases (same worker id, same key) follow it to this routing id.
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        if (!strcmp (l->a.worker, peer->worker_id) && !strcmp (l->a.worker_key, peer->curve_key)
+        &&  strcmp (l->peer_key, peer->key)) {
+            snprintf (l->peer_key, sizeof l->peer_key, "%s", peer->key);
+            log_info ("lease_rebound", "assignment=%" PRIu64 " worker=\"%s\"", l->a.id,
+                      peer->worker_id);
+        }
     peer->last_seen = zclock_mono ();
-    log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\"",
-              hello->worker_id, hello->host, hello->pid, hello->software);
+    log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\" key=\"%s\"",
+              hello->worker_id, hello->host, hello->pid, hello->software, curve_key);
     proto_msg_t msg = { .type = PROTO_WELCOME };
     msg.u.welcome.heartbeat_ms = self->cfg->heartbeat_ms;
     msg.u.welcome.lease_ms = self->cfg->lease_ms;
+    msg.u.welcome.max_held = SERVER_MAX_HELD;
     s_send (self, self->worker, rid, &msg);
 }
 
-static void
-s_on_request (server_t *self, peer_t *peer)
+uint32_t
+server_peer_held (server_t *self, const peer_t *peer)
 {
+    uint32_t n = 0;
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        n += !strcmp (l->peer_key, peer->key);
+    return n;
+}
+
+double
+server_peer_duty (const peer_t *peer)
+{
+    const proto_duty_t *a = &peer->duty_base, *b = &peer->duty_last;
+    if (!b->uptime_ms)
+        return -1;
+    if (b->uptime_ms > a->uptime_ms && b->busy_ms >= a->busy_ms)
+        return (double) (b->busy_ms - a->busy_ms) / (double) (b->uptime_ms - a->uptime_ms);
+    return (double) b->busy_ms / (double) b->uptime_ms;
+}
+
+//  A worker's counters from a heartbeat or result. The window restarts
+//  if they go backwards (not the same process any more).
+static void
+s_duty_note (peer_t *peer, const proto_duty_t *d)
+{
+    if (!d->uptime_ms)
+        return;
+    if (!peer->duty_last.uptime_ms || d->uptime_ms < peer->duty_last.uptime_ms)
+        peer->duty_base = peer->duty_mid = *d;
+    else
+    if (d->uptime_ms - peer->duty_mid.uptime_ms >= SERVER_DUTY_WINDOW_MS) {
+        peer->duty_base = peer->duty_mid;
+        peer->duty_mid = *d;
+    }
+    peer->duty_last = *d;
+}
+
+static void
+s_on_request (server_t *self, zframe_t *rid, peer_t *peer)
+{
+    uint32_t held = server_peer_held (self, peer);
+    if (held >= SERVER_MAX_HELD) {
+        //  Refused, not parked: what it holds is untouched.
+        s_send_error (self, self->worker, rid, PROTO_E_OVER_LIMIT, 0,
+                      "request refused: this worker holds %u assignments, the most it may "
+                      "(welcome.max_held = %d); deliver or return one first", held,
+                      SERVER_MAX_HELD);
+        return;
+    }
     if (!peer->parked) {
         char *key = strdup (peer->key);
         assert (key);
@@ -711,12 +865,69 @@ s_not_in_flight (server_t *self, zframe_t *rid, uint64_t id)
                       "no assignment %" PRIu64, id);
 }
 
+//  The most one assignment can produce (PROTOCOL.md, "Bounds on results"):
+//  each seat plays n_envs x n_steps x iterations frames (absent keys take
+//  the worker's defaults), and each environment ends at most one episode
+//  per min_steps of them, one in all with first_episode_only. min_steps
+//  is rps's episode_len (episodes last exactly that long); other
+//  environments can end an episode at any step (a soccer goal), so 1.
+static void
+s_budget (server_t *self, uint64_t *frames, uint64_t *episodes)
+{
+    const proto_kvs_t *ppo = &self->cfg->ppo;
+    double e = proto_kvs_get (ppo, "n_envs", 64), t = proto_kvs_get (ppo, "n_steps", 128);
+    double it = proto_kvs_get (ppo, "iterations", 1);
+    uint64_t n_envs = e >= 1 ? (uint64_t) e : 1;
+    uint64_t steps = (t >= 1 ? (uint64_t) t : 1) * (it >= 1 ? (uint64_t) it : 1);
+    uint64_t min_steps = 1;
+    if (!strcmp (self->env->name, "rps")) {
+        double len = proto_kvs_get (&self->cfg->env_options, "episode_len", 10);
+        min_steps = len >= 1 ? (uint64_t) len : 1;
+    }
+    *frames = n_envs * steps;
+    *episodes = proto_kvs_get (ppo, "first_episode_only", 0) != 0 ? n_envs
+              : n_envs * (steps / min_steps);
+}
+
+//  A result's counters within the budget, or bad_field naming the first
+//  that is not (checked before anything is applied: a claim costs nothing).
+static bool
+s_result_in_bounds (server_t *self, const proto_result_t *r, char *err, size_t err_len)
+{
+    uint64_t max_frames, max_episodes;
+    s_budget (self, &max_frames, &max_episodes);
+    for (uint32_t i = 0; i < r->n_seats; i++)
+        if (r->seats [i].frames > max_frames) {
+            snprintf (err, err_len, "result.seats[%u].frames: %" PRIu64 " is over the "
+                      "assignment's budget of %" PRIu64, i, r->seats [i].frames, max_frames);
+            return false;
+        }
+    if (r->n_episodes > max_episodes) {
+        snprintf (err, err_len, "result.n_episodes: %u is over the %" PRIu64 " episodes the "
+                  "assignment can produce", r->n_episodes, max_episodes);
+        return false;
+    }
+    return true;
+}
+
 static void
 s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbeat_t *hb)
 {
     lease_t *lease = s_lease_find (self, hb->assignment_id);
     if (!lease) {
         s_not_in_flight (self, rid, hb->assignment_id);
+        return;
+    }
+    if (!s_lease_owned (lease, peer)) {
+        s_not_yours (self, rid, peer, lease, "heartbeat");
+        return;
+    }
+    uint64_t max_frames, max_episodes;
+    s_budget (self, &max_frames, &max_episodes);
+    if (hb->frames_done > max_frames) {
+        s_send_error (self, self->worker, rid, PROTO_E_FIELD, hb->assignment_id,
+                      "heartbeat.frames_done: %" PRIu64 " is over the assignment's budget of %"
+                      PRIu64, hb->frames_done, max_frames);
         return;
     }
     int64_t now = server_now_ms ();
@@ -735,6 +946,7 @@ s_on_heartbeat (server_t *self, zframe_t *rid, peer_t *peer, const proto_heartbe
     }
     lease->a.deadline_ms = deadline;
     peer->frames_done = hb->frames_done;
+    s_duty_note (peer, &hb->duty);
     peer->assignment = lease->a.id;
     proto_msg_t msg = { .type = PROTO_ACK };
     msg.u.ack.assignment_id = hb->assignment_id;
@@ -747,6 +959,10 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
 {
     lease_t *lease = s_lease_find (self, r->assignment_id);
     int64_t now = server_now_ms ();
+    if (lease && !s_lease_owned (lease, peer)) {
+        s_not_yours (self, rid, peer, lease, "result");
+        return;
+    }
     if (lease && now > lease->a.deadline_ms) {
         server_expire_lease (self, lease, "result_late");
         s_send_error (self, self->worker, rid, PROTO_E_EXPIRED, r->assignment_id,
@@ -755,6 +971,10 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
         return;
     }
     char err [PROTO_MAX_TEXT];
+    if (!s_result_in_bounds (self, r, err, sizeof err)) {
+        s_send_error (self, self->worker, rid, PROTO_E_FIELD, r->assignment_id, "%s", err);
+        return;
+    }
     db_applied_t applied;
     proto_code_t code = db_apply_result (self->db, r, self->cfg->n_params, self->env->n_teams,
                                          &self->cfg->pbt, now, &applied, err, sizeof err);
@@ -776,6 +996,7 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     self->samples += applied.frames;
     s_rate_add (self, applied.frames);
     peer->samples_per_s = r->samples_per_s;
+    s_duty_note (peer, &r->duty);
     if (peer->assignment == r->assignment_id)
         peer->assignment = 0;
     int64_t ids [PROTO_MAX_AGENTS];
@@ -810,6 +1031,54 @@ s_on_result (server_t *self, zframe_t *rid, peer_t *peer, proto_result_t *r)
     server_dispatch (self);
 }
 
+//  The CURVE public key the handshake proved, as zauth reported it to
+//  libzmq (the ZAP User-Id), or "" on a plaintext endpoint.
+static const char *
+s_curve_key (server_t *self, zframe_t *frame)
+{
+    if (!self->worker_curve)
+        return "";
+    const char *key = zframe_meta (frame, "User-Id");
+    return key ? key : "";
+}
+
+//  The worker is leaving: everything it holds goes back at once instead
+//  of at its lease's deadline, its parked request is dropped and the peer
+//  forgotten. It gives back the assignments it names in bye.returned
+//  (unfinished work, possibly leased under an earlier socket with the
+//  same worker id and CURVE key, §4.1) and pbtd adds every lease it gave to this socket (an
+//  assign may have crossed the bye on the wire). Named assignments that
+//  are not in flight, or are another worker's, are left alone.
+static void
+s_on_bye (server_t *self, zframe_t *rid, peer_t *peer, const proto_bye_t *bye)
+{
+    uint32_t returned = 0;
+    for (;;) {
+        lease_t *mine = NULL;
+        for (lease_t *l = zlistx_first (self->leases); l && !mine; l = zlistx_next (self->leases)) {
+            bool named = false;
+            for (uint32_t i = 0; i < bye->n_returned; i++)
+                named = named || bye->returned [i] == l->a.id;
+            if (!strcmp (l->peer_key, peer->key)
+            ||  (named && !strcmp (l->a.worker, peer->worker_id)
+                && !strcmp (l->a.worker_key, peer->curve_key)))
+                mine = l;
+        }
+        if (!mine)
+            break;
+        //  Restart the scan: expiring deletes from the list (as in cron).
+        server_expire_lease (self, mine, "returned");
+        returned++;
+    }
+    log_info ("bye", "worker=\"%s\" returned=%u named=%u parked=%d", peer->worker_id,
+              returned, bye->n_returned, peer->parked);
+    proto_msg_t msg = { .type = PROTO_ACK };
+    s_send (self, self->worker, rid, &msg);
+    server_forget_peer (self, peer);
+    if (returned)
+        server_dispatch (self);
+}
+
 static void
 s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
 {
@@ -834,28 +1103,38 @@ s_worker_message (server_t *self, zsock_t *sock, zmsg_t *zmsg)
     proto_code_t code = proto_decode (zframe_data (body), zframe_size (body), &msg,
                                       err, sizeof err);
     if (code != PROTO_OK) {
-        s_send_error (self, sock, rid, code, 0, "%s", err);
+        //  A result or heartbeat that names its assignment gets an error
+        //  naming it too, so its sender knows which message failed.
+        s_send_error (self, sock, rid, code,
+                      proto_peek_assignment_id (zframe_data (body), zframe_size (body)),
+                      "%s", err);
         goto cleanup;
     }
+    uint64_t about = msg.type == PROTO_HEARTBEAT ? msg.u.heartbeat.assignment_id
+                   : msg.type == PROTO_RESULT ? msg.u.result.assignment_id : 0;
     peer_t *peer = s_peer_find (self, rid);
     if (peer)
         peer->last_seen = zclock_mono ();
     if (msg.type == PROTO_HELLO)
-        s_on_hello (self, rid, &msg.u.hello);
+        s_on_hello (self, rid, s_curve_key (self, body), &msg.u.hello);
     else
-    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT)
+    if (msg.type != PROTO_REQUEST && msg.type != PROTO_HEARTBEAT && msg.type != PROTO_RESULT
+    &&  msg.type != PROTO_BYE)
         s_send_error (self, sock, rid, PROTO_E_STATE, 0,
                       "'%s' is not a message a worker sends", proto_type_name (msg.type));
     else
     if (!peer)
-        s_send_error (self, sock, rid, PROTO_E_STATE, 0,
+        s_send_error (self, sock, rid, PROTO_E_STATE, about,
                       "'%s' before hello: send hello first", proto_type_name (msg.type));
     else
     if (msg.type == PROTO_REQUEST)
-        s_on_request (self, peer);
+        s_on_request (self, rid, peer);
     else
     if (msg.type == PROTO_HEARTBEAT)
         s_on_heartbeat (self, rid, peer, &msg.u.heartbeat);
+    else
+    if (msg.type == PROTO_BYE)
+        s_on_bye (self, rid, peer, &msg.u.bye);
     else
         s_on_result (self, rid, peer, &msg.u.result);
     proto_msg_clear (&msg);
@@ -1210,12 +1489,70 @@ cleanup:
     return rc;
 }
 
+//  Every record the database names reads back whole, or, with --repair,
+//  each agent whose records do not falls back to its newest intact
+//  snapshot. Cost: one read of each kept record (measured in README).
+static int
+s_check_store (server_t *self)
+{
+    db_store_check_t chk;
+    int64_t t0 = zclock_usecs ();
+    int64_t bad = db_store_check (self->db, &chk);
+    if (bad < 0)
+        return -1;
+    log_info ("store_checked", "records=%" PRIu64 " bytes=%" PRIu64 " bad=%" PRIu64 " ms=%.1f",
+              chk.records, chk.bytes, chk.bad, (double) (zclock_usecs () - t0) / 1000.0);
+    if (bad == 0)
+        return 0;
+    if (!self->cfg->repair) {
+        log_error ("store_mismatch", "db=%s bad_records=%" PRIu64 " of=%" PRIu64 " first=agt_%"
+                   PRId64 "@%" PRIu64 " seg=%" PRIu32 " off=%" PRIu64 " why=\"the state store "
+                   "does not match the database\" hint=\"restore the database and %s-states "
+                   "together from a backup, or start with --repair: each damaged agent falls "
+                   "back to its newest intact snapshot\"", self->cfg->db, chk.bad, chk.records,
+                   chk.first_agent, chk.first_version, chk.first.seg, chk.first.off,
+                   self->cfg->db);
+        return -1;
+    }
+    int count = db_agent_count (self->db);
+    for (int64_t id = 0; id < count; id++) {
+        db_fallback_t fb;
+        int rc = db_state_fallback (self->db, id, server_now_ms (), &fb);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            log_error ("repair_failed", "agent=agt_%" PRId64 " why=\"no snapshot of it reads "
+                       "back\" hint=\"restore %s-states from the backup\"", id, self->cfg->db);
+            return -1;
+        }
+        if (fb.dropped) {
+            self->state_fallbacks++;
+            log_warn ("state_fallback", "agent=agt_%" PRId64 " version=%" PRIu64 " from_version=%"
+                      PRIu64 " was_version=%" PRIu64 " rows_dropped=%u repair=1", id,
+                      fb.new_version, fb.fell_back ? fb.from_version : fb.old_version,
+                      fb.old_version, fb.dropped);
+        }
+    }
+    bad = db_store_check (self->db, &chk);
+    return bad == 0 ? 0 : -1;
+}
+
 static int
 s_load (server_t *self)
 {
     int count = db_agent_count (self->db);
     if (count < 0)
         return -1;
+    uint64_t stored = db_store_segment_bytes (self->db);
+    if (count == 0 && stored > 0) {
+        //  Starting afresh here would recycle those segments.
+        log_error ("db_empty_store_full", "db=%s states=%s-states bytes=%" PRIu64 " why=\"the "
+                   "database holds no population but the state store beside it holds training "
+                   "states\" hint=\"restore %s from the backup; to start a new population "
+                   "instead, move %s-states away\"", self->cfg->db, self->cfg->db, stored,
+                   self->cfg->db, self->cfg->db);
+        return -1;
+    }
     if (count == 0 && s_create_population (self))
         return -1;
     char value [256];
@@ -1228,6 +1565,13 @@ s_load (server_t *self)
                    fingerprint);
         return -1;
     }
+    //  Space comes back a segment at a time: on a small disk, smaller ones.
+    db_set_segment_bytes (self->db, (uint64_t) self->cfg->segment_mb << 20, DB_COMPACT_AGE_S);
+    if (s_check_store (self))
+        return -1;
+    char fallbacks [32];
+    if (db_meta_get (self->db, "state_fallbacks", fallbacks, sizeof fallbacks) == 0)
+        self->state_fallbacks = strtoull (fallbacks, NULL, 10);
     self->n_agents = (int) self->cfg->size;
     self->agents = calloc ((size_t) self->n_agents, sizeof *self->agents);
     if (!self->agents)
@@ -1318,11 +1662,26 @@ s_bind (server_t *self, const char *endpoint, bool control)
     if (!sock)
         return NULL;
     zsock_set_maxmsgsize (sock, PROTO_MAX_FRAME);
+    //  Frames are bounded in time too. libzmq cannot see a partial frame,
+    //  but it buffers one whole (a 60 MiB header and 48 MiB of body hold
+    //  48 MiB), so a slow sender could pin memory for as long as it likes.
+    //  ZMTP heartbeats bound it: pbtd pings every ivl, and a connection
+    //  that sends no complete message (a pong included: it would queue
+    //  behind the partial frame) within timeout of a ping is closed,
+    //  freeing the buffer. So a partial frame lives at most
+    //  frame_timeout_ms, and a frame that takes under half of it to arrive
+    //  is never cut (README, "Failure behaviour"). Idle peers answer the
+    //  pings from libzmq's I/O thread, whatever their application does.
+    int half = (int) self->cfg->frame_timeout_ms / 2;
+    zsock_set_heartbeat_ivl (sock, half);
+    zsock_set_heartbeat_timeout (sock, half);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_linger (sock, 1000);
     zsock_set_sndhwm (sock, 10000);
     bool ipc = !strncmp (endpoint, "ipc://", 6);
     if (self->cert && !ipc) {
+        if (!control)
+            self->worker_curve = true;
         zcert_apply (self->cert, sock);
         zsock_set_curve_server (sock, 1);
         zsock_set_zap_domain (sock, "pbt");
@@ -1346,6 +1705,12 @@ s_security_start (server_t *self)
 {
     if (!self->cfg->cert [0])
         return 0;
+    if (!strcmp (self->cfg->allowed_keys, "*")) {
+        //  CZMQ's wildcard: any key at all would get in.
+        log_error ("allowed_keys_wildcard", "why=\"allowed_keys = * admits every CURVE key\" "
+                   "hint=\"name a directory of the public certificates to admit\"");
+        return -1;
+    }
     self->cert = zcert_load (self->cfg->cert);
     if (!self->cert) {
         log_error ("cert_load_failed", "path=%s hint=\"make one with pbtctl keygen\"", self->cfg->cert);
@@ -1365,6 +1730,37 @@ s_security_start (server_t *self)
     return 0;
 }
 
+//  One pbtd per database: an exclusive flock on <db>.lock, held until exit
+//  (the kernel drops it if pbtd dies). The file says who holds it.
+static int
+s_lock_db (server_t *self)
+{
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s.lock", self->cfg->db);
+    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (self->lock_fd < 0) {
+        log_error ("db_lock_failed", "path=%s msg=\"%s\"", path, strerror (errno));
+        return -1;
+    }
+    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        char holder [32] = "";
+        ssize_t n = pread (self->lock_fd, holder, sizeof holder - 1, 0);
+        holder [n > 0 ? n : 0] = 0;
+        holder [strcspn (holder, "\n")] = 0;
+        log_error ("db_locked", "db=%s lock=%s holder_pid=%s why=\"another pbtd is running on "
+                   "this database\" hint=\"stop it first, or give this one another --db\"",
+                   self->cfg->db, path, holder [0] ? holder : "?");
+        close (self->lock_fd);
+        self->lock_fd = -1;
+        return -1;
+    }
+    char pid [32];
+    int n = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) n, 0) != n)
+        log_warn ("db_lock_pid_failed", "path=%s msg=\"%s\"", path, strerror (errno));
+    return 0;
+}
+
 server_t *
 server_new (config_t *cfg, int sigfd)
 {
@@ -1374,6 +1770,7 @@ server_new (config_t *cfg, int sigfd)
         return NULL;
     self->cfg = cfg;
     self->sigfd = sigfd;
+    self->lock_fd = -1;
     self->started = zclock_mono ();
     self->last_metrics = self->started;
     rng_seed_stream (&self->rng, cfg->seed, 0x9b7d);
@@ -1388,6 +1785,8 @@ server_new (config_t *cfg, int sigfd)
     zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
     self->turn_ms = calloc (SERVER_TURN_RING, sizeof *self->turn_ms);
     if (!self->turn_ms)
+        goto fail;
+    if (s_lock_db (self))
         goto fail;
     self->db = db_new (cfg->db);
     if (!self->db || s_load (self))
@@ -1453,6 +1852,8 @@ server_destroy (server_t **self_p)
     zhashx_destroy (&self->peers);
     free (self->turn_ms);
     db_destroy (&self->db);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);
     if (self->agents)
         s_cache_clear (self);
     free (self->agents);

@@ -25,6 +25,7 @@ typedef struct {
     uint64_t state_version;
     proto_state_t state;
     int64_t freed_us;               // when it last became free (zclock_usecs)
+    bool unreadable;                // no snapshot of it reads back: left out of matches
 } agent_t;
 
 //  A message encoded during a batch, sent only after the batch commits.
@@ -48,18 +49,30 @@ typedef struct {
     char host [PROTO_MAX_TEXT];
     uint32_t pid;
     char software [PROTO_MAX_NAME];
+    char curve_key [64];            // its CURVE public key (Z85) from the handshake, "" without CURVE
     int64_t last_seen;              // zclock_mono ms
     int64_t request_us;             // when its pending request was read (zclock_usecs)
     bool parked;                    // in the waiting FIFO
     uint64_t assignment;            // last assignment handed to it, 0 if none
     uint64_t frames_done;           // from its last heartbeat
     double samples_per_s;           // from its last result
+    //  The worker's own busy/uptime counters (heartbeats, results): the
+    //  duty cycle shown is (last - base), base trailing by 15-30 s.
+    proto_duty_t duty_base, duty_mid, duty_last;
 } peer_t;
 
-//  A leased assignment in flight.
+//  Assignments one worker may hold at once (welcome.max_held): one it
+//  plays and one waiting, so it never waits for an assign between two.
+#define SERVER_MAX_HELD       2
+#define SERVER_DUTY_WINDOW_MS 15000
+
+//  A leased assignment in flight. It belongs to the peer it was handed
+//  to (peer_key); a hello with the lease's worker id and CURVE key
+//  (a.worker, a.worker_key) binds it to that peer's routing id again
+//  after a reconnect or a pbtd restart.
 typedef struct {
     db_assignment_t a;
-    char peer_key [2 * 256 + 1];    // "" if leased before a restart
+    char peer_key [2 * 256 + 1];    // "" if leased before a restart and not re-bound yet
 } lease_t;
 
 #define SERVER_RATE_WINDOW_MS 30000
@@ -83,6 +96,9 @@ struct _server_t {
     zsock_t *control;
     zactor_t *auth;                 // zauth (ZAP) when CURVE is on
     zcert_t *cert;                  // pbtd's CURVE certificate, or NULL
+    bool worker_curve;              // the worker endpoint speaks CURVE
+    int lock_fd;                    // flock'ed <db>.lock, -1 if none
+    bool fell_back;                 // a state fallback made progress: dispatch may retry
     zloop_t *loop;
     int sigfd;
     rng_t rng;
@@ -110,6 +126,7 @@ struct _server_t {
     uint32_t turn_n, turn_i;
     uint64_t results;               // results applied (all time)
     uint64_t evolutions;            // evolutions (all time)
+    uint64_t state_fallbacks;       // agents fallen back to an intact snapshot (all time)
     uint64_t samples;               // frames trained (all time)
     //  Recent results for samples_per_s: (mono ms, frames) ring.
     int64_t rate_t [SERVER_RATE_EVENTS];
@@ -142,6 +159,10 @@ void server_dispatch (server_t *self);
 void server_batch_begin (server_t *self);
 void server_batch_end (server_t *self);
 double server_samples_per_s (server_t *self);
+//  Assignments in flight handed to this peer.
+uint32_t server_peer_held (server_t *self, const peer_t *peer);
+//  The peer's recent duty cycle from its own counters, or -1 if unknown.
+double server_peer_duty (const peer_t *peer);
 uint32_t server_leases_in_flight (server_t *self);
 
 //  ctl.c: run one control command; fills reply (body malloc'd).

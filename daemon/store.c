@@ -159,7 +159,7 @@ s_open_segment (store_t *self, uint32_t seg, int flags)
 {
     char name [32];
     s_segment_name (self, seg, name, sizeof name);
-    return openat (self->dir_fd, name, flags | O_CLOEXEC, 0640);
+    return openat (self->dir_fd, name, flags | O_CLOEXEC, 0600);
 }
 
 //  Start segment active+1. Its directory entry is made durable at once,
@@ -176,7 +176,7 @@ s_start_segment (store_t *self)
             log_warn ("store_pool_reuse_failed", "dir=%s file=%s errno=\"%s\"", self->dir,
                       pooled, strerror (errno));
     }
-    int fd = openat (self->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    int fd = openat (self->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         log_error ("store_segment_create_failed", "dir=%s seg=%" PRIu32 " errno=\"%s\"",
                    self->dir, next, strerror (errno));
@@ -269,7 +269,7 @@ store_new (const char *dir, uint64_t segment_bytes)
     self->dir = strdup (dir);
     if (!self->dir)
         goto fail;
-    if (mkdir (dir, 0750) && errno != EEXIST) {
+    if (mkdir (dir, 0700) && errno != EEXIST) {
         log_error ("store_mkdir_failed", "dir=%s errno=\"%s\"", dir, strerror (errno));
         goto fail;
     }
@@ -603,6 +603,21 @@ store_drop (store_t *self, uint32_t seg)
     }
     self->dropped++;
     return 0;
+}
+
+uint64_t
+store_segment_bytes (store_t *self)
+{
+    uint32_t *ids = malloc (STORE_MAX_SEGMENTS * sizeof *ids);
+    int n = ids ? store_segments (self, ids, STORE_MAX_SEGMENTS) : -1;
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t size = store_segment_size (self, ids [i], NULL);
+        if (size > 0)
+            total += (uint64_t) size;
+    }
+    free (ids);
+    return total;
 }
 
 uint64_t

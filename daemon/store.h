@@ -77,8 +77,11 @@ int store_drop (store_t *self, uint32_t seg);
 //  Roll over at this size from the next append on.
 void store_set_segment_bytes (store_t *self, uint64_t segment_bytes);
 
-//  Bytes in all segments.
+//  Bytes in all files (segments and the reuse pool).
 uint64_t store_bytes (store_t *self);
+
+//  Bytes in segment files only (records, live or dead; not the pool).
+uint64_t store_segment_bytes (store_t *self);
 
 //  Segments retired since open.
 uint64_t store_dropped (store_t *self);

@@ -75,6 +75,12 @@ main (int argc, char **argv)
     rc |= s_write (dir, "request", &m);
 
     memset (&m, 0, sizeof (m));
+    m.type = PROTO_BYE;
+    m.u.bye.n_returned = 1;
+    m.u.bye.returned [0] = 12;
+    rc |= s_write (dir, "bye", &m);
+
+    memset (&m, 0, sizeof (m));
     m.type = PROTO_ASSIGN;
     proto_assign_t *a = &m.u.assign;
     a->assignment_id = 12;

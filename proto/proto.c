@@ -43,6 +43,7 @@ static const char *s_type_names [] = {
     [PROTO_ERROR] = "error",
     [PROTO_CTL] = "ctl",
     [PROTO_CTL_REPLY] = "ctl_reply",
+    [PROTO_BYE] = "bye",
 };
 #define N_TYPES (sizeof (s_type_names) / sizeof (s_type_names [0]))
 
@@ -62,6 +63,8 @@ static const char *s_code_names [] = {
     [PROTO_E_DENIED] = "denied",
     [PROTO_E_INTERNAL] = "internal",
     [PROTO_E_PAUSED] = "paused",
+    [PROTO_E_NOT_YOURS] = "not_yours",
+    [PROTO_E_OVER_LIMIT] = "over_limit",
 };
 #define N_CODES (sizeof (s_code_names) / sizeof (s_code_names [0]))
 
@@ -142,6 +145,34 @@ proto_state_finite (const proto_state_t *state)
     return s_finite (state->params, state->n_params)
         && s_finite (state->adam_m, state->n_params)
         && s_finite (state->adam_v, state->n_params);
+}
+
+int
+proto_state_check (const proto_state_t *state, char *err, size_t err_len)
+{
+    assert (state);
+    const struct { const char *name; const float *v; } vecs [] = {
+        { "params", state->params }, { "adam_m", state->adam_m }, { "adam_v", state->adam_v },
+    };
+    for (int k = 0; k < 3; k++) {
+        if (!vecs [k].v) {
+            if (state->n_params == 0)
+                continue;
+            snprintf (err, err_len, "%s missing", vecs [k].name);
+            return -1;
+        }
+        for (uint32_t i = 0; i < state->n_params; i++) {
+            float x = vecs [k].v [i];
+            //  The second moment goes under a square root in the next
+            //  Adam step: a negative one would turn the weights to NaN.
+            if (isfinite (x) && (k < 2 || x >= 0))
+                continue;
+            snprintf (err, err_len, "%s[%u] is %g%s", vecs [k].name, i, (double) x,
+                      isfinite (x) ? " (must be >= 0)" : "");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 double
@@ -719,6 +750,46 @@ s_outcome (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
     return PROTO_OK;
 }
 
+//  Length in bytes of the valid UTF-8 sequence at s[0..n), or 0 if none
+//  (overlong forms, surrogates and code points past U+10FFFF are invalid).
+static size_t
+s_utf8_char (const unsigned char *s, size_t n)
+{
+    unsigned char b = s [0];
+    if (b < 0x80)
+        return 1;
+    size_t len = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3
+               : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s [i] & 0xc0) != 0x80)
+            return 0;
+    if ((b == 0xe0 && s [1] < 0xa0) || (b == 0xed && s [1] > 0x9f)
+    ||  (b == 0xf0 && s [1] < 0x90) || (b == 0xf4 && s [1] > 0x8f))
+        return 0;
+    return len;
+}
+
+//  Identities (hello's worker_id, host, software) end up in logs, status
+//  and the database: valid UTF-8 without control characters, or bad_field.
+static proto_code_t
+s_check_identity (dc_t *c, const char *field, const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = strlen (s);
+    for (size_t i = 0; i < n; ) {
+        if (p [i] < 0x20 || p [i] == 0x7f)
+            return s_fail (c, PROTO_E_FIELD, "hello.%s: control character 0x%02x at byte %zu",
+                           field, p [i], i);
+        size_t len = s_utf8_char (p + i, n - i);
+        if (len == 0)
+            return s_fail (c, PROTO_E_FIELD, "hello.%s: invalid UTF-8 at byte %zu", field, i);
+        i += len;
+    }
+    return PROTO_OK;
+}
+
 static proto_code_t
 s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
 {
@@ -732,16 +803,21 @@ s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
         TRY (s_get_u32 (c, "hello", &fl [2], 0, UINT32_MAX, &m->pid));
     if (fl [3].have)
         TRY (s_get_str (c, "hello", &fl [3], m->software, sizeof (m->software), false, false));
+    TRY (s_check_identity (c, "worker_id", m->worker_id));
+    TRY (s_check_identity (c, "host", m->host));
+    TRY (s_check_identity (c, "software", m->software));
     return PROTO_OK;
 }
 
 static proto_code_t
 s_decode_welcome (dc_t *c, proto_view_t top, proto_welcome_t *m)
 {
-    fld_t fl [] = { { .name = "heartbeat_ms" }, { .name = "lease_ms" } };
-    TRY (s_fields (c, top, "welcome", fl, 2));
+    fld_t fl [] = { { .name = "heartbeat_ms" }, { .name = "lease_ms" }, { .name = "max_held" } };
+    TRY (s_fields (c, top, "welcome", fl, 3));
     TRY (s_get_u32 (c, "welcome", &fl [0], 1, UINT32_MAX, &m->heartbeat_ms));
     TRY (s_get_u32 (c, "welcome", &fl [1], 1, UINT32_MAX, &m->lease_ms));
+    if (fl [2].have)
+        TRY (s_get_u32 (c, "welcome", &fl [2], 1, PROTO_MAX_RETURNED, &m->max_held));
     return PROTO_OK;
 }
 
@@ -767,13 +843,28 @@ s_decode_assign (dc_t *c, proto_view_t top, proto_assign_t *m)
     return PROTO_OK;
 }
 
+//  The optional busy_ms/uptime_ms pair: both or neither, busy <= uptime.
+static proto_code_t
+s_get_duty (dc_t *c, const char *path, const fld_t *busy, const fld_t *up, proto_duty_t *d)
+{
+    if (!busy->have && !up->have)
+        return PROTO_OK;
+    if (!busy->have || !up->have)
+        return s_missing (c, path, busy->have ? up : busy);
+    TRY (s_get_uint (c, path, up, 1, UINT64_MAX, &d->uptime_ms));
+    TRY (s_get_uint (c, path, busy, 0, d->uptime_ms, &d->busy_ms));
+    return PROTO_OK;
+}
+
 static proto_code_t
 s_decode_heartbeat (dc_t *c, proto_view_t top, proto_heartbeat_t *m)
 {
-    fld_t fl [] = { { .name = "assignment_id" }, { .name = "frames_done" } };
-    TRY (s_fields (c, top, "heartbeat", fl, 2));
+    fld_t fl [] = { { .name = "assignment_id" }, { .name = "frames_done" },
+                    { .name = "busy_ms" }, { .name = "uptime_ms" } };
+    TRY (s_fields (c, top, "heartbeat", fl, 4));
     TRY (s_get_uint (c, "heartbeat", &fl [0], 0, UINT64_MAX, &m->assignment_id));
     TRY (s_get_uint (c, "heartbeat", &fl [1], 0, UINT64_MAX, &m->frames_done));
+    TRY (s_get_duty (c, "heartbeat", &fl [2], &fl [3], &m->duty));
     return PROTO_OK;
 }
 
@@ -783,8 +874,10 @@ s_decode_result (dc_t *c, proto_view_t top, proto_result_t *m)
     fld_t fl [] = {
         { .name = "assignment_id" }, { .name = "samples_per_s" }, { .name = "seconds" },
         { .name = "seats" }, { .name = "n_episodes" }, { .name = "scores" },
+        { .name = "busy_ms" }, { .name = "uptime_ms" },
     };
-    TRY (s_fields (c, top, "result", fl, 6));
+    TRY (s_fields (c, top, "result", fl, 8));
+    TRY (s_get_duty (c, "result", &fl [6], &fl [7], &m->duty));
     TRY (s_get_uint (c, "result", &fl [0], 0, UINT64_MAX, &m->assignment_id));
     TRY (s_get_double (c, "result", &fl [1], 0, HUGE_VAL, &m->samples_per_s));
     TRY (s_get_double (c, "result", &fl [2], 0, HUGE_VAL, &m->seconds));
@@ -834,6 +927,30 @@ s_decode_error (dc_t *c, proto_view_t top, proto_error_t *m)
         TRY (s_get_uint (c, "error", &fl [1], 0, UINT64_MAX, &m->assignment_id));
     if (fl [2].have)
         TRY (s_get_str (c, "error", &fl [2], m->message, sizeof (m->message), false, true));
+    return PROTO_OK;
+}
+
+static proto_code_t
+s_decode_bye (dc_t *c, proto_view_t top, proto_bye_t *m)
+{
+    fld_t fl [] = { { .name = "returned" } };
+    TRY (s_fields (c, top, "bye", fl, 1));
+    if (fl [0].have) {
+        mp_rd_t rd;
+        mp_tok_t tok;
+        TRY (s_tok (c, fl [0].v, &rd, &tok));
+        if (tok.kind != MP_ARRAY || tok.count > PROTO_MAX_RETURNED)
+            return s_fail (c, PROTO_E_FIELD, "bye.returned: expected array of at most %d uints, "
+                           "got %s of %u", PROTO_MAX_RETURNED, mp_kind_name (&tok), tok.count);
+        for (uint32_t i = 0; i < tok.count; i++) {
+            char name [32];
+            snprintf (name, sizeof name, "returned[%u]", i);
+            fld_t f = { .name = name, .have = true };
+            TRY (s_next (c, &rd, &f.v));
+            TRY (s_get_uint (c, "bye", &f, 1, UINT64_MAX, &m->returned [i]));
+        }
+        m->n_returned = tok.count;
+    }
     return PROTO_OK;
 }
 
@@ -950,6 +1067,7 @@ s_decode (dc_t *c, const uint8_t *buf, size_t len, proto_msg_t *msg)
         case PROTO_ERROR:     return s_decode_error (c, top, &msg->u.error);
         case PROTO_CTL:       return s_decode_ctl (c, top, &msg->u.ctl);
         case PROTO_CTL_REPLY: return s_decode_ctl_reply (c, top, &msg->u.ctl_reply);
+        case PROTO_BYE:       return s_decode_bye (c, top, &msg->u.bye);
     }
     return s_fail (c, PROTO_E_TYPE, "unknown message type");
 }
@@ -966,6 +1084,41 @@ proto_decode (const uint8_t *buf, size_t len, proto_msg_t *msg, char *err, size_
     if (rc != PROTO_OK)
         proto_msg_clear (msg);
     return rc;
+}
+
+uint64_t
+proto_peek_assignment_id (const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0 || len > PROTO_MAX_FRAME)
+        return 0;
+    mp_rd_t rd;
+    mp_tok_t tok;
+    mp_rd_init (&rd, buf, len);
+    if (mp_read (&rd, &tok, NULL, 0) || tok.kind != MP_MAP)
+        return 0;
+    bool carries = false;
+    int n_ids = 0;
+    uint64_t id = 0;
+    for (uint32_t k = 0; k < tok.count; k++) {
+        mp_tok_t key, val;
+        if (mp_read (&rd, &key, NULL, 0) || key.kind != MP_STR)
+            break;
+        size_t at = rd.pos;
+        if (mp_read (&rd, &val, NULL, 0))
+            break;
+        rd.pos = at;
+        if (mp_skip (&rd, 2, NULL, 0))
+            break;
+        if (key.len == 4 && !memcmp (key.data, "type", 4) && val.kind == MP_STR)
+            carries = (val.len == 9 && !memcmp (val.data, "heartbeat", 9))
+                   || (val.len == 6 && !memcmp (val.data, "result", 6));
+        else
+        if (key.len == 13 && !memcmp (key.data, "assignment_id", 13)) {
+            n_ids++;
+            id = val.kind == MP_INT && !val.neg ? val.u : 0;
+        }
+    }
+    return carries && n_ids == 1 ? id : 0;
 }
 
 //  Every check proto_decode makes, without copying the state vectors out.
@@ -1035,6 +1188,15 @@ s_pack_kvs (msgpack_packer *pk, const proto_kvs_t *kvs)
         ||  msgpack_pack_double (pk, kvs->items [i].value))
             return -1;
     return 0;
+}
+
+static int
+s_pack_duty (msgpack_packer *pk, const proto_duty_t *d)
+{
+    if (!d->uptime_ms)
+        return 0;
+    return s_pack_key (pk, "busy_ms") || msgpack_pack_uint64 (pk, d->busy_ms)
+        || s_pack_key (pk, "uptime_ms") || msgpack_pack_uint64 (pk, d->uptime_ms);
 }
 
 static int
@@ -1147,6 +1309,10 @@ s_precheck (const proto_msg_t *msg)
             if (!s_str_ok (msg->u.error.message, PROTO_MAX_TEXT))
                 return "error: unterminated message";
             break;
+        case PROTO_BYE:
+            if (msg->u.bye.n_returned > PROTO_MAX_RETURNED)
+                return "bye: more returned assignments than the limit";
+            break;
         case PROTO_CTL:
             if (!s_str_ok (msg->u.ctl.cmd, PROTO_MAX_NAME) || !s_str_ok (msg->u.ctl.token, PROTO_MAX_TEXT))
                 return "ctl: unterminated string";
@@ -1179,15 +1345,16 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
     uint32_t n = 0;
     switch (msg->type) {
         case PROTO_HELLO:     n = 4; break;
-        case PROTO_WELCOME:   n = 2; break;
+        case PROTO_WELCOME:   n = 2 + (msg->u.welcome.max_held != 0); break;
         case PROTO_REQUEST:   n = 0; break;
         case PROTO_ASSIGN:    n = 8; break;
-        case PROTO_HEARTBEAT: n = 2; break;
-        case PROTO_RESULT:    n = 6; break;
+        case PROTO_HEARTBEAT: n = 2 + 2 * (msg->u.heartbeat.duty.uptime_ms != 0); break;
+        case PROTO_RESULT:    n = 6 + 2 * (msg->u.result.duty.uptime_ms != 0); break;
         case PROTO_ACK:       n = 2; break;
         case PROTO_ERROR:     n = 3; break;
         case PROTO_CTL:       n = 1 + (msg->u.ctl.token [0] != 0) + (msg->u.ctl.args != NULL); break;
         case PROTO_CTL_REPLY: n = 1 + (msg->u.ctl_reply.error [0] != 0) + (msg->u.ctl_reply.body != NULL); break;
+        case PROTO_BYE:       n = 1; break;
     }
     PK (msgpack_pack_map (pk, 2 + n));
     PK (s_pack_key (pk, "v"));
@@ -1207,6 +1374,8 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
         case PROTO_WELCOME:
             PK (s_pack_key (pk, "heartbeat_ms") || msgpack_pack_uint32 (pk, msg->u.welcome.heartbeat_ms));
             PK (s_pack_key (pk, "lease_ms") || msgpack_pack_uint32 (pk, msg->u.welcome.lease_ms));
+            if (msg->u.welcome.max_held)
+                PK (s_pack_key (pk, "max_held") || msgpack_pack_uint32 (pk, msg->u.welcome.max_held));
             break;
         case PROTO_REQUEST:
             break;
@@ -1244,6 +1413,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
         case PROTO_HEARTBEAT:
             PK (s_pack_key (pk, "assignment_id") || msgpack_pack_uint64 (pk, msg->u.heartbeat.assignment_id));
             PK (s_pack_key (pk, "frames_done") || msgpack_pack_uint64 (pk, msg->u.heartbeat.frames_done));
+            PK (s_pack_duty (pk, &msg->u.heartbeat.duty));
             break;
         case PROTO_RESULT: {
             const proto_result_t *m = &msg->u.result;
@@ -1265,6 +1435,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
             }
             PK (s_pack_key (pk, "n_episodes") || msgpack_pack_uint32 (pk, m->n_episodes));
             PK (s_pack_key (pk, "scores") || s_pack_floats (pk, m->scores, m->n_episodes * m->n_seats));
+            PK (s_pack_duty (pk, &m->duty));
             break;
         }
         case PROTO_ACK:
@@ -1294,6 +1465,11 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
                 PK (s_pack_key (pk, "body"));
                 PK (msgpack_sbuffer_write (pk->data, (const char *) msg->u.ctl_reply.body, msg->u.ctl_reply.body_len));
             }
+            break;
+        case PROTO_BYE:
+            PK (s_pack_key (pk, "returned") || msgpack_pack_array (pk, msg->u.bye.n_returned));
+            for (uint32_t i = 0; i < msg->u.bye.n_returned; i++)
+                PK (msgpack_pack_uint64 (pk, msg->u.bye.returned [i]));
             break;
     }
     return 0;

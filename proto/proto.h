@@ -30,6 +30,7 @@
 #define PROTO_MAX_HIDDEN     4       // hidden layers in a model
 #define PROTO_MAX_PARAMS     (4u << 20)   // floats in one parameter vector
 #define PROTO_MAX_EPISODES   (1u << 20)   // episode records in one result
+#define PROTO_MAX_RETURNED   8       // assignments one bye may hand back
 
 typedef enum {
     PROTO_HELLO = 1,        // worker -> pbtd: "hello"
@@ -42,6 +43,7 @@ typedef enum {
     PROTO_ERROR,            // either way: "error"
     PROTO_CTL,              // pbtctl -> pbtd: "ctl"
     PROTO_CTL_REPLY,        // pbtd -> pbtctl: "ctl_reply"
+    PROTO_BYE,              // worker -> pbtd: "bye" (leaving; hands work back)
 } proto_type_t;
 
 //  Error codes carried in PROTO_ERROR.code (as strings on the wire, see
@@ -62,6 +64,8 @@ typedef enum {
     PROTO_E_DENIED,         // "denied": not allowed (e.g. admin command on read-only endpoint)
     PROTO_E_INTERNAL,       // "internal": pbtd could not complete (e.g. disk error)
     PROTO_E_PAUSED,         // "paused": population is paused / daemon is stopping
+    PROTO_E_NOT_YOURS,      // "not_yours": the assignment was given to another worker
+    PROTO_E_OVER_LIMIT,     // "over_limit": a request from a worker that holds max_held assignments
 } proto_code_t;
 
 //  Name/value pair: hyperparameters, environment options, PPO settings.
@@ -115,7 +119,17 @@ typedef struct {
 typedef struct {
     uint32_t heartbeat_ms;  // worker sends heartbeats at least this often
     uint32_t lease_ms;      // leases last this long after each renewal
+    uint32_t max_held;      // assignments a worker may hold at once; 0 = absent (means 1)
 } proto_welcome_t;
+
+//  A worker's own time counters, in heartbeats and results (optional:
+//  uptime_ms 0 = absent): time spent playing and training since it
+//  started, and time since it started. pbtd shows their ratio, the
+//  worker's duty cycle.
+typedef struct {
+    uint64_t busy_ms;
+    uint64_t uptime_ms;
+} proto_duty_t;
 
 typedef struct {
     uint64_t assignment_id;
@@ -132,6 +146,7 @@ typedef struct {
 typedef struct {
     uint64_t assignment_id;
     uint64_t frames_done;           // progress so far, for pbtctl workers
+    proto_duty_t duty;
 } proto_heartbeat_t;
 
 //  Per seat outcome of an assignment.
@@ -152,12 +167,20 @@ typedef struct {
     proto_outcome_t seats [PROTO_MAX_AGENTS];
     uint32_t n_episodes;
     float *scores;                  // [n_episodes][n_seats] episode score per seat, seat order as assigned
+    proto_duty_t duty;
 } proto_result_t;
 
 typedef struct {
     uint64_t assignment_id;         // 0 when not about an assignment
     bool applied;                   // result: committed now
 } proto_ack_t;
+
+//  A worker that stops: the assignments it gives back unfinished. pbtd
+//  also gives back whatever else it leased to that peer.
+typedef struct {
+    uint32_t n_returned;
+    uint64_t returned [PROTO_MAX_RETURNED];
+} proto_bye_t;
 
 typedef struct {
     proto_code_t code;
@@ -195,6 +218,7 @@ typedef struct {
         proto_error_t error;
         proto_ctl_t ctl;
         proto_ctl_reply_t ctl_reply;
+        proto_bye_t bye;
     } u;
 } proto_msg_t;
 
@@ -224,6 +248,14 @@ int proto_encode (const proto_msg_t *msg, uint8_t **buf_p, size_t *len_p);
 proto_code_t proto_decode (const uint8_t *buf, size_t len, proto_msg_t *msg,
                            char *err, size_t err_len);
 
+//  The assignment a frame that failed to decode is about, when it can be
+//  read: the frame starts with a map whose entries, read in order up to
+//  the first one that does not decode, include "type" naming a message
+//  that carries an assignment id (heartbeat, result) and exactly one
+//  "assignment_id" holding a uint. 0 otherwise. Errors about such a frame
+//  carry this id, so the sender can tell which of its messages failed.
+uint64_t proto_peek_assignment_id (const uint8_t *buf, size_t len);
+
 //  Free everything a decoded (or hand-built, malloc-owned) message owns and
 //  zero it.
 void proto_msg_clear (proto_msg_t *msg);
@@ -234,6 +266,11 @@ void proto_state_free (proto_state_t *state);
 
 //  True if every float in the state is finite.
 bool proto_state_finite (const proto_state_t *state);
+
+//  What pbtd checks in a returned training state: every float finite and
+//  no negative Adam second moment (its square root is taken). Returns 0,
+//  or -1 with the first offender named in err ("adam_v[12] is -0.5").
+int proto_state_check (const proto_state_t *state, char *err, size_t err_len);
 
 //  kv helpers. get returns dflt if absent; set replaces or appends
 //  (returns -1 if full or name too long).

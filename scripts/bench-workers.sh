@@ -2,7 +2,11 @@
 # Real workers, 1 then 2 (issue 9.4): pbtd on its embedded default config
 # with N single-threaded pbt-worker processes; samples/s is the growth of
 # the population's trained frames (one frame = one action by one agent)
-# over SECONDS after a WARMUP, read from `pbtctl status --json`.
+# over SECONDS after a WARMUP, read from `pbtctl status --json`. Each worker's
+# duty cycle is the share of that window it spent in matches: the `seconds`
+# of its assignment_finished log lines inside the window over the window
+# (the same for any version of the worker; a newer one also reports its
+# own counters in `pbtctl workers`).
 #   scripts/bench-workers.sh [BUILD] ; env SECONDS_RUN (30), WARMUP (5), MAX_WORKERS (2),
 #   PBT_CONFIG (a config file instead of the embedded default)
 set -euo pipefail
@@ -25,7 +29,7 @@ for n in $(seq 1 "$MAXW"); do
   pbtd=$!
   pids=()
   for i in $(seq 1 "$n"); do
-    OPENBLAS_NUM_THREADS=1 "$BUILD/worker/pbt-worker" --connect "ipc://$dir/w" --log-level warn \
+    OPENBLAS_NUM_THREADS=1 "$BUILD/worker/pbt-worker" --connect "ipc://$dir/w" --log-level info \
       2>"$dir/w$i.log" &
     pids+=($!)
   done
@@ -33,10 +37,27 @@ for n in $(seq 1 "$MAXW"); do
   f0=$(frames "ipc://$dir/c"); t0=$(date +%s.%N)
   sleep "$RUN"
   f1=$(frames "ipc://$dir/c"); t1=$(date +%s.%N)
+  "$BUILD/cli/pbtctl" --endpoint "ipc://$dir/c" workers > "$dir/workers.txt" || true
   kill -TERM "${pids[@]}" "$pbtd" 2>/dev/null || true
   wait 2>/dev/null || true
   rate[$n]=$(/usr/bin/python3 -c "print(round(($f1 - $f0) / ($t1 - $t0)))")
   echo "workers=$n samples_per_s=${rate[$n]}"
+  for i in $(seq 1 "$n"); do
+    /usr/bin/python3 - "$dir/w$i.log" "$t0" "$t1" <<'PY'
+import datetime, re, sys
+path, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+busy = 0.0
+for line in open(path):
+    m = re.match(r"ts=(\S+)Z .*event=assignment_finished .*seconds=([\d.]+)", line)
+    if m:
+        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        if t0 <= t <= t1:
+            busy += float(m.group(2))
+print(f"  worker {path.rsplit('/', 1)[1][:-4]}: duty_cycle={busy / (t1 - t0):.3f} (from its log)")
+PY
+  done
+  sed 's/^/  /' "$dir/workers.txt"
   rm -rf "$dir"
 done
 if [ "$MAXW" -ge 2 ]; then

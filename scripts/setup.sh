@@ -11,6 +11,7 @@ PKGS=(
   clang libclang-rt-14-dev          # libFuzzer target and the sanitizer build
   python3 python3-torch python3-numpy   # PyTorch reference / export checks
   python3-pandas                    # export-run CSVs read back with pandas.read_csv
+  python3-zmq python3-msgpack       # test_trust.py's hostile peer and fake pbtd; test_conformance.py's own client
 )
 
 SUDO=""

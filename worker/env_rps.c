@@ -7,8 +7,9 @@
     episode_len rounds (default 10).
 
     Scripts: "always-same" repeats one move drawn uniformly per episode;
-    "beat-last" plays what beats the opponent's previous move (rock at the
-    start); "random" draws uniformly every round.
+    "beat-last" plays what beats the opponent's previous move (which reads
+    as rock before the first round, so it opens with paper); "random"
+    draws uniformly every round.
 */
 #include <assert.h>
 #include <math.h>

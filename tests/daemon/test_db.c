@@ -880,6 +880,11 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_E_STALE);
     res.r.seats [1].version = 2;
+    //  The frozen seat did not train: a state for it is refused, not ignored.
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+                  PROTO_E_FIELD);
+    cr_assert (strstr (err, "seats[1].state") && strstr (err, "frozen"), "%s", err);
+    proto_state_free (&res.r.seats [1].state);
     cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_OK, "%s", err);
     s_result_free (&res);

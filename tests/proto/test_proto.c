@@ -413,7 +413,7 @@ Test (proto, round_trip_heartbeat_ack_error)
     cr_assert_eq (out.u.ack.assignment_id, UINT64_MAX);
     cr_assert (out.u.ack.applied);
 
-    for (proto_code_t code = PROTO_E_TOO_LARGE; code <= PROTO_E_PAUSED; code++) {
+    for (proto_code_t code = PROTO_E_TOO_LARGE; code <= PROTO_E_NOT_YOURS; code++) {
         proto_msg_t e = { .type = PROTO_ERROR, .u.error = { .code = code, .assignment_id = 77 } };
         snprintf (e.u.error.message, sizeof (e.u.error.message), "problem \"%s\" \xc3\xa9", proto_code_name (code));
         round_trip (&e, &out);
@@ -629,6 +629,37 @@ Test (proto, field_errors)
     static const uint8_t intkey [] = { 0x83, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p', 'e',
                                        0xa7, 'r', 'e', 'q', 'u', 'e', 's', 't', 0x01, 0x02 };
     cr_assert_eq (decode (intkey, sizeof (intkey), &m), PROTO_E_FIELD);
+}
+
+//  A hello whose worker_id is the given bytes, packed by msgpack-c.
+static proto_code_t
+decode_hello_id (const char *id, size_t len, proto_msg_t *m)
+{
+    pack_t p;
+    pk_init (&p);
+    pk_head (&p, 1, "hello");
+    pk_str (&p, "worker_id");
+    msgpack_pack_str (&p.pk, len);
+    msgpack_pack_str_body (&p.pk, id, len);
+    proto_code_t code = decode (p.sb.data, p.sb.size, m);
+    msgpack_sbuffer_destroy (&p.sb);
+    return code;
+}
+
+Test (proto, identities_are_utf8_without_controls)
+{
+    proto_msg_t m;
+    cr_assert_eq (decode_hello_id ("n\xc3\xb6" "de \"7\"", 9, &m), PROTO_OK, "%s", err);
+    cr_assert_str_eq (m.u.hello.worker_id, "n\xc3\xb6" "de \"7\"");
+    cr_assert_eq (decode_hello_id ("a\nlevel=error", 13, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "hello.worker_id: control character 0x0a at byte 1"), "%s", err);
+    cr_assert_eq (decode_hello_id ("ab\xff", 3, &m), PROTO_E_FIELD);
+    cr_assert (strstr (err, "hello.worker_id: invalid UTF-8 at byte 2"), "%s", err);
+    //  Overlong "/" and a UTF-16 surrogate are not UTF-8 either.
+    cr_assert_eq (decode_hello_id ("\xc0\xaf", 2, &m), PROTO_E_FIELD);
+    cr_assert_eq (decode_hello_id ("\xed\xa0\x80", 3, &m), PROTO_E_FIELD);
+    cr_assert_eq (proto_code_parse ("not_yours"), PROTO_E_NOT_YOURS);
+    cr_assert_str_eq (proto_code_name (PROTO_E_NOT_YOURS), "not_yours");
 }
 
 Test (proto, unknown_keys_are_ignored)
@@ -1156,4 +1187,125 @@ Test (proto, encoder_refuses_bad_stats)
     char why [128];
     cr_assert_eq (proto_stats_check (&in.u.result.seats [0].stats, why, sizeof why), -1);
     cr_assert (strstr (why, "clip_fraction: expected a value in [0, 1], got 1.5"), "%s", why);
+}
+
+//  ---------------------------------------------------------------------
+//  bye, the id a failed frame is about, and the returned-state check
+
+Test (proto, bye_bytes_and_limits)
+{
+    //  {"v":1,"type":"bye","returned":[7]}
+    static const uint8_t want [] = {
+        0x83, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p', 'e', 0xa3, 'b', 'y', 'e',
+        0xa8, 'r', 'e', 't', 'u', 'r', 'n', 'e', 'd', 0x91, 0x07,
+    };
+    proto_msg_t m = { .type = PROTO_BYE, .u.bye = { .n_returned = 1, .returned = { 7 } } };
+    uint8_t *buf;
+    size_t len;
+    encode_ok (&m, &buf, &len);
+    cr_assert_eq (len, sizeof (want));
+    cr_assert_eq (memcmp (buf, want, len), 0);
+    free (buf);
+    proto_msg_t out;
+    //  "returned" is optional.
+    static const uint8_t bare [] = { 0x82, 0xa1, 'v', 0x01, 0xa4, 't', 'y', 'p', 'e', 0xa3, 'b', 'y', 'e' };
+    cr_assert_eq (decode (bare, sizeof (bare), &out), PROTO_OK, "%s", err);
+    cr_assert_eq (out.u.bye.n_returned, 0);
+    //  0 names no assignment, and more than PROTO_MAX_RETURNED is refused.
+    uint8_t zero [sizeof (want)];
+    memcpy (zero, want, sizeof (want));
+    zero [sizeof (want) - 1] = 0;
+    cr_assert_eq (decode (zero, sizeof (zero), &out), PROTO_E_FIELD);
+    cr_assert (strstr (err, "bye.returned[0]"), "%s", err);
+    m.u.bye.n_returned = PROTO_MAX_RETURNED + 1;
+    cr_assert_eq (proto_encode (&m, &buf, &len), -1);
+}
+
+static size_t
+pack_partial (uint8_t *out, const char *type, int id_kind)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    msgpack_pack_str (&pk, 1); msgpack_pack_str_body (&pk, "v", 1);
+    msgpack_pack_uint8 (&pk, 1);
+    msgpack_pack_str (&pk, 4); msgpack_pack_str_body (&pk, "type", 4);
+    msgpack_pack_str (&pk, strlen (type)); msgpack_pack_str_body (&pk, type, strlen (type));
+    msgpack_pack_str (&pk, 13); msgpack_pack_str_body (&pk, "assignment_id", 13);
+    if (id_kind == 0)
+        msgpack_pack_uint64 (&pk, 4242);
+    else
+        msgpack_pack_int8 (&pk, -3);
+    msgpack_pack_str (&pk, 7); msgpack_pack_str_body (&pk, "seconds", 7);
+    msgpack_pack_str (&pk, 3); msgpack_pack_str_body (&pk, "bad", 3);
+    size_t n = sb.size;
+    memcpy (out, sb.data, n);
+    msgpack_sbuffer_destroy (&sb);
+    return n;
+}
+
+Test (proto, peek_assignment_id)
+{
+    uint8_t buf [256];
+    proto_msg_t out;
+    size_t n = pack_partial (buf, "result", 0);
+    cr_assert_eq (decode (buf, n, &out), PROTO_E_FIELD);
+    cr_assert_eq (proto_peek_assignment_id (buf, n), 4242);
+    //  Cut inside the last entry: the entries before it still count.
+    cr_assert_eq (decode (buf, n - 2, &out), PROTO_E_MALFORMED);
+    cr_assert_eq (proto_peek_assignment_id (buf, n - 2), 4242);
+    n = pack_partial (buf, "heartbeat", 0);
+    cr_assert_eq (proto_peek_assignment_id (buf, n), 4242);
+    //  Not a message that names an assignment, or an id that is no uint.
+    n = pack_partial (buf, "hello", 0);
+    cr_assert_eq (proto_peek_assignment_id (buf, n), 0);
+    n = pack_partial (buf, "result", 1);
+    cr_assert_eq (proto_peek_assignment_id (buf, n), 0);
+    cr_assert_eq (proto_peek_assignment_id (buf, 0), 0);
+    cr_assert_eq (proto_peek_assignment_id ((const uint8_t *) "\x93\x01\x02\x03", 4), 0);
+}
+
+Test (proto, state_check_names_the_offender)
+{
+    proto_state_t st;
+    char why [128];
+    cr_assert_eq (proto_state_alloc (&st, 4), 0);
+    cr_assert_eq (proto_state_check (&st, why, sizeof why), 0);
+    st.adam_v [2] = -0.5f;
+    cr_assert_eq (proto_state_check (&st, why, sizeof why), -1);
+    cr_assert (strstr (why, "adam_v[2]") && strstr (why, ">= 0"), "%s", why);
+    st.adam_v [2] = 0;
+    st.adam_m [3] = -0.5f;          // the first moment may be negative
+    cr_assert_eq (proto_state_check (&st, why, sizeof why), 0);
+    st.adam_m [1] = INFINITY;
+    cr_assert_eq (proto_state_check (&st, why, sizeof why), -1);
+    cr_assert (strstr (why, "adam_m[1] is inf"), "%s", why);
+    proto_state_free (&st);
+}
+
+Test (proto, max_held_and_duty_counters)
+{
+    proto_msg_t w = { .type = PROTO_WELCOME, .u.welcome = { .heartbeat_ms = 5, .lease_ms = 50, .max_held = 2 } };
+    proto_msg_t out;
+    round_trip (&w, &out);
+    cr_assert_eq (out.u.welcome.max_held, 2);
+    w.u.welcome.max_held = PROTO_MAX_RETURNED + 1;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq (proto_encode (&w, &buf, &len), -1, "max_held over its range");
+    proto_msg_t hb = { .type = PROTO_HEARTBEAT };
+    hb.u.heartbeat.assignment_id = 9;
+    hb.u.heartbeat.duty = (proto_duty_t) { .busy_ms = 700, .uptime_ms = 1000 };
+    round_trip (&hb, &out);
+    cr_assert_eq (out.u.heartbeat.duty.busy_ms, 700);
+    cr_assert_eq (out.u.heartbeat.duty.uptime_ms, 1000);
+    //  Absent counters stay absent (uptime 0), and busy may not exceed uptime.
+    hb.u.heartbeat.duty = (proto_duty_t) { 0 };
+    round_trip (&hb, &out);
+    cr_assert_eq (out.u.heartbeat.duty.uptime_ms, 0);
+    hb.u.heartbeat.duty = (proto_duty_t) { .busy_ms = 1001, .uptime_ms = 1000 };
+    cr_assert_eq (proto_encode (&hb, &buf, &len), -1, "busy_ms over uptime_ms");
+    cr_assert_eq (proto_code_parse ("over_limit"), PROTO_E_OVER_LIMIT);
 }
