@@ -496,12 +496,13 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbtctl [--endpoint EP] [--timeout MS] COMMAND [args]\n"
-        "  --endpoint EP   pbtd control endpoint (default %s, or $PBTCTL_ENDPOINT)\n"
+        "  --endpoint EP   pbtd control endpoint (default $PBTCTL_ENDPOINT, else\n"
+        "                  ipc://%s if it exists, else %s)\n"
         "  --timeout MS    give up after MS without a reply (default 3000)\n"
         "  --server-key K  pbtd's CURVE public key or certificate file ($PBTCTL_SERVER_KEY)\n"
         "  --cert FILE     our CURVE certificate, from pbtctl keygen ($PBTCTL_CERT)\n"
         "  --token-file F  admin token for pause/resume ($PBTCTL_TOKEN holds it directly)\n"
-        "commands:\n", CTL_DEFAULT_ENDPOINT);
+        "commands:\n", CTL_INSTALLED_SOCKET, CTL_DEFAULT_ENDPOINT);
     for (int i = 0; s_commands [i].name; i++)
         fprintf (out, "  %-9s %s\n", s_commands [i].name, s_commands [i].summary);
     fprintf (out,
@@ -512,9 +513,7 @@ s_usage (FILE *out)
 int
 main (int argc, char **argv)
 {
-    const char *endpoint = getenv ("PBTCTL_ENDPOINT");
-    if (!endpoint || !*endpoint)
-        endpoint = CTL_DEFAULT_ENDPOINT;
+    const char *endpoint = ctl_default_endpoint ();
     int timeout_ms = 3000;
     int i = 1;
     for (; i < argc && argv [i][0] == '-'; i++) {

@@ -1097,8 +1097,8 @@ s_signal_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         if (config_reload_pbt (self->cfg, err, sizeof err))
             log_error ("reload_failed", "msg=\"%s\" kept=old", err);
         else
-            log_info ("reloaded", "path=%s hparams=%u", self->cfg->path,
-                      self->cfg->pbt.n_hparams);
+            log_info ("reloaded", "path=%s hparams=%u elo_k=%g t_select=%g", self->cfg->path,
+                      self->cfg->pbt.n_hparams, self->cfg->pbt.elo_k, self->cfg->pbt.t_select);
         return 0;
     }
     log_info ("stopping", "signal=%s", strsignal (signo));
