@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "netcheck.h"
 #include "server.h"
 
 static int s_sigpipe [2] = { -1, -1 };
@@ -33,6 +34,23 @@ s_on_signal (int sig)
         //  Pipe full: enough signals are already pending.
     }
     errno = saved;
+}
+
+//  An endpoint that cannot work stops pbtd here, named by where it came
+//  from, before libzmq would abort on it or the database is opened.
+static int
+s_check_endpoint (const char *ep, const char *flag, const char *key, const char *config_path)
+{
+    char err [512];
+    int rc = netcheck_endpoint (ep, true, err, sizeof err);
+    if (rc == 0)
+        return 0;
+    if (flag)
+        fprintf (stderr, "pbtd: %s %s: %s\n", flag, ep, err);
+    else
+        fprintf (stderr, "pbtd: %s: [daemon] %s = %s: %s\n",
+                 config_path ? config_path : "embedded default", key, ep, err);
+    return rc < 0 ? -1 : 0;
 }
 
 static void
@@ -143,6 +161,11 @@ main (int argc, char **argv)
         fprintf (stderr, "pbtd: %s\n", err);
         return 1;
     }
+    if (s_check_endpoint (cfg.worker_endpoint, wep ? "--worker-endpoint" : NULL, "worker_endpoint",
+                          config_path)
+        || s_check_endpoint (cfg.control_endpoint, cep ? "--control-endpoint" : NULL, "control_endpoint",
+                             config_path))
+        return 1;
 
     //  Signals become bytes on a pipe the reactor polls, so shutdown and
     //  reload happen between messages, never inside a transaction. (Not a

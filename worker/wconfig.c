@@ -1,4 +1,5 @@
 #include "wconfig.h"
+#include "netcheck.h"
 
 #include "ini.h"
 #include "proto.h"
@@ -45,6 +46,9 @@ s_set_server_key (wconfig_t *cfg, const char *value, const char *where)
     return 0;
 }
 
+//  Where cfg->connect came from, for the start-up check's message.
+static char s_connect_where [600] = "default connect";
+
 static int
 s_load_file (wconfig_t *cfg, const char *path)
 {
@@ -67,8 +71,10 @@ s_load_file (wconfig_t *cfg, const char *path)
         char where [600];
         snprintf (where, sizeof where, "%s:%d: %s", path, e->line, e->key);
         char *end = NULL;
-        if (strcmp (e->key, "connect") == 0)
+        if (strcmp (e->key, "connect") == 0) {
             snprintf (cfg->connect, sizeof cfg->connect, "%s", e->value);
+            snprintf (s_connect_where, sizeof s_connect_where, "%s", where);
+        }
         else
         if (strcmp (e->key, "id") == 0)
             snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", e->value);
@@ -160,6 +166,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         switch (c) {
             case 'c':
                 snprintf (cfg->connect, sizeof cfg->connect, "%s", optarg);
+                snprintf (s_connect_where, sizeof s_connect_where, "--connect");
                 break;
             case 'i':
                 snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", optarg);
@@ -227,6 +234,16 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         fprintf (stderr, "pbt-worker: %s is a tcp endpoint: configure CURVE (--server-key, --cert) "
                          "or say --plaintext explicitly\n", cfg->connect);
         return -1;
+    }
+    //  libzmq would retry a host it cannot resolve forever, silently; a
+    //  temporary failure (no DNS yet) is only reported.
+    char err [512];
+    int rc = netcheck_endpoint (cfg->connect, false, err, sizeof err);
+    if (rc) {
+        fprintf (stderr, "pbt-worker: %s%s%s: %s%s\n", s_connect_where,
+                 s_connect_where [0] == '-' ? " " : " = ", cfg->connect, err, rc > 0 ? " (retrying)" : "");
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
