@@ -319,6 +319,15 @@ def scp(m, line):
 
 
 def test_add_worker_machine_from_readme():
+    try:
+        add_worker_machine_from_readme()
+    except Exception:
+        print(WRK.run("systemctl", "status", "pbt-worker@1", "--no-pager", "-n", "20", check=False).stdout)
+        print("\n".join(journal(SRV, "pbtd").splitlines()[-15:]))
+        raise
+
+
+def add_worker_machine_from_readme():
     blocks = readme_blocks()
     check([h for h, _ in blocks].count("worker") >= 2, f"README blocks: {[h for h, _ in blocks]}")
     subst = {"PBTD_HOST": SRV_IP, "WORKER_HOST": WRK.name}
