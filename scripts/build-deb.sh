@@ -16,6 +16,6 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t 
 rm -f "$OUT"/pbt_* "$OUT"/pbt-dbgsym_*
 cp "$WORK"/pbt_* "$WORK"/pbt-dbgsym_* "$OUT"/
 if command -v lintian >/dev/null; then
-  lintian --info "$OUT"/pbt_*.changes > "$OUT/lintian.txt" 2>&1 || true
+  lintian "$OUT"/pbt_*.changes > "$OUT/lintian.txt" 2>&1 || true
 fi
 ls "$OUT"/pbt_*.deb
