@@ -74,7 +74,8 @@ class Machine:
             os.symlink("/dev/null", dst)
         # A machine-id: without one the boot is a "first boot", which runs
         # preset-all and would enable (and start) units by itself.
-        os.unlink(os.path.join(etc, "machine-id")) if os.path.lexists(os.path.join(etc, "machine-id")) else None
+        if os.path.lexists(os.path.join(etc, "machine-id")):
+            os.unlink(os.path.join(etc, "machine-id"))
         sh("systemd-machine-id-setup", f"--root={self.root}")
         with open(os.path.join(etc, "hostname"), "w") as f:
             f.write(self.name + "\n")
@@ -86,7 +87,7 @@ class Machine:
         shutil.copy(host_path, dst)
 
     # -- boot and run -----------------------------------------------------
-    def boot(self, timeout=60):
+    def boot(self):
         net = [f"--network-namespace-path=/run/netns/{self.netns}"] if self.netns else ["--private-network"]
         self.log_path = os.path.join(self.dir, "console.log")
         # --keep-unit: nspawn would otherwise ask the host's (absent) bus
@@ -169,3 +170,22 @@ class Machine:
         # nspawn leaves this behind when /run is not a tmpfs
         shutil.rmtree(f"/run/systemd/nspawn/propagate/{self.name}", ignore_errors=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def netns_pair(ns_a, ns_b, ip_a, ip_b, tag):
+    """Two network namespaces joined by a veth pair (ip_a/24 in ns_a,
+    ip_b/24 in ns_b), loopback up in both: two hosts on one wire."""
+    a, b = f"{tag}a", f"{tag}b"
+    sh("ip", "netns", "add", ns_a)
+    sh("ip", "netns", "add", ns_b)
+    sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    for ns, dev, ip in ((ns_a, a, ip_a), (ns_b, b, ip_b)):
+        sh("ip", "link", "set", dev, "netns", ns)
+        sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+
+def netns_del(*names):
+    for ns in names:
+        sh("ip", "netns", "del", ns, check=False)

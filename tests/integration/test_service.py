@@ -33,7 +33,7 @@ import tempfile
 import time
 
 from harness import BUILD, SOURCE, check, run_tests
-from nspawn import BootError, Machine, cannot_boot_reason, sh
+from nspawn import BootError, Machine, cannot_boot_reason, netns_del, netns_pair, sh
 
 NS_SRV, NS_WRK = f"pbt-ssrv-{os.getpid()}", f"pbt-swrk-{os.getpid()}"
 NET = f"10.232.{os.getpid() % 250}"
@@ -78,29 +78,10 @@ def build_deb():
     return os.path.join(out, debs[0])
 
 
-def netns_up():
-    sh("ip", "netns", "add", NS_SRV)
-    sh("ip", "netns", "add", NS_WRK)
-    a, b = f"ps{os.getpid() % 100000}a", f"ps{os.getpid() % 100000}b"
-    sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-    sh("ip", "link", "set", a, "netns", NS_SRV)
-    sh("ip", "link", "set", b, "netns", NS_WRK)
-    sh("ip", "-n", NS_SRV, "addr", "add", f"{SRV_IP}/24", "dev", a)
-    sh("ip", "-n", NS_WRK, "addr", "add", f"{WRK_IP}/24", "dev", b)
-    for ns, dev in ((NS_SRV, a), (NS_WRK, b)):
-        sh("ip", "-n", ns, "link", "set", dev, "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-
-
-def netns_down():
-    for ns in (NS_SRV, NS_WRK):
-        sh("ip", "netns", "del", ns, check=False)
-
-
 def set_up(workdir):
     global SRV, WRK
     deb = build_deb()
-    netns_up()
+    netns_pair(NS_SRV, NS_WRK, SRV_IP, WRK_IP, f"ps{os.getpid() % 100000}")
     SRV = Machine("pbtsrv", workdir, NS_SRV)
     WRK = Machine("pbtwrk", workdir, NS_WRK)
     for m in (SRV, WRK):
@@ -125,7 +106,7 @@ def tear_down():
     for m in (SRV, WRK):
         if m:
             m.down()
-    netns_down()
+    netns_del(NS_SRV, NS_WRK)
 
 
 # -- helpers ----------------------------------------------------------------
