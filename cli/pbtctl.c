@@ -490,9 +490,9 @@ static const command_t s_commands [] = {
     { "replay", "write a soccer episode as an animated SVG", "replay AGENT|random|chaser [--vs AGENT|random|chaser] -o FILE.svg [--seed N] [--steps N]", replay_cmd },
     { "keygen", "make a CURVE key pair (FILE and FILE_secret)", "keygen FILE", NULL },
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
-    { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
+    { "export", "write an agent as a PyTorch safetensors file", "export AGENT[@VERSION] -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
-    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
+    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--save-data FILE] [--data FILE] [--json]", report_cmd },
     { NULL, NULL, NULL, NULL }
 };
 
