@@ -48,6 +48,7 @@ struct _metrics_t {
     int64_t rate_t [METRICS_RATE_POINTS];   // zclock_mono ms
     uint64_t rate_results [METRICS_RATE_POINTS];
     uint32_t rate_head, rate_count;
+    int64_t render_us;                      // what the previous metrics_publish took
     //  Shared with the HTTP thread, under mutex.
     pthread_mutex_t mutex;
     char *text;                             // the published snapshot, NULL before the first
@@ -324,6 +325,9 @@ s_render_totals (metrics_t *self, server_t *server, FILE *f)
     fprintf (f, "pbt_database_bytes %" PRIu64 "\n", s_file_bytes (server->cfg->db));
     s_family (f, "pbt_state_store_bytes", "gauge", "Bytes of training states in the state store's segments.");
     fprintf (f, "pbt_state_store_bytes %" PRIu64 "\n", db_store_bytes (server->db));
+    s_family (f, "pbt_metrics_render_seconds", "gauge",
+              "Reactor time the previous metrics snapshot took to render and publish.");
+    fprintf (f, "pbt_metrics_render_seconds %.6f\n", (double) self->render_us / 1e6);
 }
 
 static void
@@ -357,6 +361,7 @@ metrics_publish (metrics_t *self, server_t *server)
 {
     if (!self)
         return;
+    int64_t start = zclock_usecs ();
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream (&text, &len);
@@ -377,4 +382,5 @@ metrics_publish (metrics_t *self, server_t *server)
     self->text_len = len;
     pthread_mutex_unlock (&self->mutex);
     free (old);
+    self->render_us = zclock_usecs () - start;
 }

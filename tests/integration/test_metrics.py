@@ -189,6 +189,7 @@ def test_scrape_while_training():
         check(value(ss, "pbt_state_store_bytes") == on_disk,
               f"state store {value(ss, 'pbt_state_store_bytes')} bytes, {on_disk} on disk")
         check(value(ss, "pbt_database_bytes") > 0, "database bytes")
+        check(value(ss, "pbt_metrics_render_seconds") >= 0, "render time")
         check(value(ss, "pbt_wal_bytes") >= 0, "wal bytes")
 
         # A worker stopped mid-assignment loses its lease (lease_ms 1500).
