@@ -252,6 +252,14 @@ def test_bad_listen_address():
     check(f"pbtd.ini:{line}: [metrics] listen:" in p.stderr and "ADDRESS:PORT" in p.stderr,
           f"message should name file:line and key: {p.stderr!r}")
 
+    for key, bad_value in [("listen", "localhost:9556"), ("listen", "127.0.0.1:0"), ("listen", "127.0.0.1:65536"),
+                           ("listen", "[::1:9556"), ("listen", "127.0.0.1"), ("listen", ""),
+                           ("listen", "127.0.0.1:95x"), ("enabled", "maybe"), ("port", "9556")]:
+        first = "listen = 127.0.0.1:9556" if key == "enabled" else "enabled = true"
+        p = start_bad(f"[metrics]\n{first}\n{key} = {bad_value}\n", "metrics-bad")
+        check(p.returncode != 0 and f"pbtd.ini:3: [metrics] {key}:" in p.stderr,
+              f"[metrics] {key} = {bad_value!r}: rc {p.returncode}, {p.stderr!r}")
+
     # A well-formed address that cannot be bound: the port is taken.
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
