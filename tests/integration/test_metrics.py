@@ -9,6 +9,7 @@ python3-prometheus-client, the parser Prometheus' own client uses.
   - the histogram is well formed, build info and start time are right;
   - a stalled HTTP client holds up neither other scrapes nor pbtctl;
   - a lease that runs out shows in pbt_leases_expired_total;
+  - an IPv6 listen address ([::1]:PORT) serves too;
   - a malformed or unusable listen address stops pbtd at start, saying
     which file, line and key, or which address and why.
 """
@@ -106,6 +107,33 @@ def test_off_by_default():
         # Worker and control endpoints are ipc://: nothing at all may listen on TCP.
         ports = listening_tcp_ports(c.pbtd.pid)
         check(ports == set(), f"pbtd without [metrics] listens on TCP ports {ports}")
+    finally:
+        c.stop()
+
+
+def test_ipv6_listen():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+        s.close()
+    except OSError as e:
+        print(f"SKIP test_ipv6_listen: no IPv6 loopback here ({e})")
+        return
+    cfg = harness.FAST_CONFIG.format(size=4, t_select=0.3) + f"\n[metrics]\nenabled = true\nlisten = [::1]:{port}\n"
+    c = harness.Cluster(cfg, name="metrics6")
+    try:
+        c.start_pbtd()
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=10) as r:
+                    text = r.read().decode()
+                break
+            except urllib.error.HTTPError as e:
+                check(e.code == 503 and time.time() < deadline, f"[::1]:{port}: HTTP {e.code}")
+                time.sleep(0.2)
+        check(value(samples(text), "pbt_workers_connected") == 0, "no workers yet")
     finally:
         c.stop()
 
@@ -275,4 +303,4 @@ def test_bad_listen_address():
 
 
 if __name__ == "__main__":
-    harness.run_tests([test_off_by_default, test_scrape_while_training, test_bad_listen_address])
+    harness.run_tests([test_off_by_default, test_scrape_while_training, test_ipv6_listen, test_bad_listen_address])
