@@ -16,11 +16,13 @@
 
 #include <msgpack.h>
 
+#include "args.h"
 #include "ctl.h"
 #include "replay.h"
 #include "eval.h"
 #include "export.h"
 #include "report.h"
+#include "pbt_version.h"
 #include "proto.h"
 
 #define EXIT_REFUSED     1
@@ -353,11 +355,12 @@ s_cmd_lineage (ctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_matches (ctl_t *ctl, int argc, char **argv)
 {
-    int64_t limit = 20;
-    for (int i = 1; i < argc - 1; i++)
-        if (strcmp (argv [i], "--limit") == 0)
-            limit = atoll (argv [i + 1]);
-    return s_simple (ctl, "matches", NULL, limit, s_has_flag (argc, argv, "--json"), s_render_matches);
+    uint64_t limit = 20;
+    for (int i = 1; i < argc; i++)
+        if (strcmp (argv [i], "--limit") == 0
+        &&  args_uint ("matches --limit", argv [++i], 1, 1000, &limit))
+            return EXIT_USAGE;
+    return s_simple (ctl, "matches", NULL, (int64_t) limit, s_has_flag (argc, argv, "--json"), s_render_matches);
 }
 
 static int
@@ -386,11 +389,13 @@ static int
 s_cmd_watch (ctl_t *ctl, int argc, char **argv)
 {
     double seconds = 60, interval = 1;
-    for (int i = 1; i < argc - 1; i++) {
-        if (strcmp (argv [i], "--seconds") == 0)
-            seconds = atof (argv [i + 1]);
-        if (strcmp (argv [i], "--interval") == 0)
-            interval = atof (argv [i + 1]);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--seconds") == 0
+        &&  args_real ("watch --seconds", argv [++i], 0, 1e9, &seconds))
+            return EXIT_USAGE;
+        if (strcmp (argv [i], "--interval") == 0
+        &&  args_real ("watch --interval", argv [++i], 0.01, 86400, &interval))
+            return EXIT_USAGE;
     }
     bool tty = isatty (STDOUT_FILENO);
     int64_t start = zclock_mono ();
@@ -485,9 +490,9 @@ static const command_t s_commands [] = {
     { "replay", "write a soccer episode as an animated SVG", "replay AGENT|random|chaser [--vs AGENT|random|chaser] -o FILE.svg [--seed N] [--steps N]", replay_cmd },
     { "keygen", "make a CURVE key pair (FILE and FILE_secret)", "keygen FILE", NULL },
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
-    { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
+    { "export", "write an agent as a PyTorch safetensors file", "export AGENT[@VERSION] -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
-    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--json]", report_cmd },
+    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--save-data FILE] [--data FILE] [--json]", report_cmd },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -502,6 +507,8 @@ s_usage (FILE *out)
         "  --server-key K  pbtd's CURVE public key or certificate file ($PBTCTL_SERVER_KEY)\n"
         "  --cert FILE     our CURVE certificate, from pbtctl keygen ($PBTCTL_CERT)\n"
         "  --token-file F  admin token for pause/resume ($PBTCTL_TOKEN holds it directly)\n"
+        "  --version       print the version and exit\n"
+        "  -h, --help      this text\n"
         "commands:\n", CTL_INSTALLED_SOCKET, CTL_DEFAULT_ENDPOINT);
     for (int i = 0; s_commands [i].name; i++)
         fprintf (out, "  %-9s %s\n", s_commands [i].name, s_commands [i].summary);
@@ -515,17 +522,29 @@ main (int argc, char **argv)
 {
     const char *endpoint = ctl_default_endpoint ();
     int timeout_ms = 3000;
+    const char *env_ep = getenv ("PBTCTL_ENDPOINT");
+    const char *endpoint_what = env_ep && *env_ep ? "$PBTCTL_ENDPOINT" : "the default endpoint";
     int i = 1;
     for (; i < argc && argv [i][0] == '-'; i++) {
         if (strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "-h") == 0) {
             s_usage (stdout);
             return 0;
         }
-        if (strcmp (argv [i], "--endpoint") == 0 && i + 1 < argc)
+        if (strcmp (argv [i], "--version") == 0) {
+            printf ("pbtctl %s\n", PBT_VERSION);
+            return 0;
+        }
+        if (strcmp (argv [i], "--endpoint") == 0 && i + 1 < argc) {
             endpoint = argv [++i];
+            endpoint_what = "--endpoint";
+        }
         else
-        if (strcmp (argv [i], "--timeout") == 0 && i + 1 < argc)
-            timeout_ms = atoi (argv [++i]);
+        if (strcmp (argv [i], "--timeout") == 0) {
+            uint64_t ms;
+            if (args_uint ("--timeout", i + 1 < argc ? argv [++i] : NULL, 1, 86400000, &ms))
+                return EXIT_USAGE;
+            timeout_ms = (int) ms;
+        }
         else
         if (strcmp (argv [i], "--server-key") == 0 && i + 1 < argc)
             setenv ("PBTCTL_SERVER_KEY", argv [++i], 1);
@@ -575,6 +594,10 @@ main (int argc, char **argv)
         return s_keygen (argc - i, argv + i);
     if (cmd->run == replay_cmd && replay_scripts_only (argc - i, argv + i))
         return replay_cmd (NULL, argc - i, argv + i);
+    //  Before connecting: libzmq refuses some malformed endpoints only at
+    //  connect (which looked like "unreachable") and takes others silently.
+    if (args_endpoint (endpoint_what, endpoint))
+        return EXIT_USAGE;
     zsys_init ();
     ctl_t *ctl = ctl_new (endpoint, timeout_ms);
     if (!ctl)

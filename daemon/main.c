@@ -2,6 +2,7 @@
 
     pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]
          [--control-endpoint EP] [--seed N] [--log-level L]
+    (every option: pbtd --help, and the pbtd(8) man page)
 
     Flags override the file; without --config the embedded default
     (rock-paper-scissors, population 8) is used. SIGTERM/SIGINT stop it
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "netcheck.h"
+#include "pbt_version.h"
 #include "server.h"
 
 static int s_sigpipe [2] = { -1, -1 };
@@ -59,7 +61,7 @@ s_usage (FILE *f)
     fprintf (f,
         "usage: pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]\n"
         "            [--control-endpoint EP] [--seed N] [--log-level L]\n"
-        "  --config FILE          INI configuration (default: embedded RPS, population 8)\n"
+        "  -c, --config FILE      INI configuration (default: embedded RPS, population 8)\n"
         "  --db PATH              SQLite database (default pbt.db)\n"
         "  --worker-endpoint EP   ROUTER for workers (default tcp://127.0.0.1:5555)\n"
         "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
@@ -68,7 +70,9 @@ s_usage (FILE *f)
         "  --cert FILE            CURVE certificate of pbtd ([security] cert)\n"
         "  --allowed-keys DIR     public certificates allowed to connect ([security] allowed_keys)\n"
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
-        "  --print-config         print the embedded default configuration and exit\n");
+        "  --print-config         print the embedded default configuration and exit\n"
+        "  --version              print the version and exit\n"
+        "  -h, --help             this text\n");
 }
 
 int
@@ -86,6 +90,7 @@ main (int argc, char **argv)
         { "allowed-keys", required_argument, NULL, 'A' },
         { "plaintext", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
@@ -112,6 +117,7 @@ main (int argc, char **argv)
             case 'A': allowed = optarg; break;
             case 'P': plaintext = true; break;
             case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("pbtd %s\n", PBT_VERSION); return 0;
             default: s_usage (stderr); return 2;
         }
     if (optind < argc) {

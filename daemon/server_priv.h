@@ -10,6 +10,7 @@
 #include "config.h"
 #include "db.h"
 #include "env.h"
+#include "metrics.h"
 #include "rng.h"
 #include "server.h"
 
@@ -116,6 +117,7 @@ struct _server_t {
     uint32_t rate_head, rate_count;
     int64_t started;                // zclock_mono at start
     int64_t last_metrics;           // zclock_mono of the last metrics row
+    metrics_t *metrics;             // the Prometheus endpoint, NULL when off
 };
 
 //  server.c

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "match.h"
+#include "pbt_version.h"
 #include "proto.h"
 #include "wconfig.h"
 

@@ -2,6 +2,7 @@
 #include "netcheck.h"
 
 #include "ini.h"
+#include "pbt_version.h"
 #include "proto.h"
 
 #include <getopt.h>
@@ -15,7 +16,7 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbt-worker --connect EP [options]\n"
-        "  --connect EP          pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
+        "  -c, --connect EP      pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
         "  --id NAME             worker id reported to pbtd (default host:pid)\n"
         "  --max-assignments N   exit after delivering N results (default: run forever)\n"
         "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default 5000)\n"
@@ -24,7 +25,8 @@ s_usage (FILE *out)
         "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
-        "  --help                this text\n");
+        "  --version             print the version and exit\n"
+        "  -h, --help            this text\n");
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
@@ -157,6 +159,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         { "reply-timeout-ms", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     int c;
@@ -208,6 +211,9 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
                 break;
             case 'h':
                 s_usage (stdout);
+                return 1;
+            case 'V':
+                printf ("pbt-worker %s\n", PBT_VERSION);
                 return 1;
             default:
                 s_usage (stderr);
