@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "pbt_version.h"
 
 #include <time.h>
 
@@ -23,7 +24,7 @@ s_usage (FILE *out)
         "  soccer-env  soccer environment stepping speed (prints steps_per_s=)\n"
         "  soccer-learn train one soccer team, print win rates vs random/chaser (CSV)\n"
         "  load        simulated workers against a real pbtd (prints results_per_s=, p50_ms=, ...)\n"
-        "Run 'pbt-bench COMMAND --help' for a command's options.\n");
+        "Run 'pbt-bench COMMAND --help' for a command's options; pbt-bench --version prints the version.\n");
 }
 
 int
@@ -32,6 +33,10 @@ main (int argc, char **argv)
     if (argc < 2 || strcmp (argv [1], "--help") == 0 || strcmp (argv [1], "-h") == 0) {
         s_usage (argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp (argv [1], "--version") == 0) {
+        printf ("pbt-bench %s\n", PBT_VERSION);
+        return 0;
     }
     if (strcmp (argv [1], "ppo") == 0)
         return bench_ppo_main (argc - 1, argv + 1);

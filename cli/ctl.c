@@ -1,6 +1,9 @@
 #include "ctl.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,19 @@ struct _ctl_t {
     char endpoint [256];
     int timeout_ms;
 };
+
+const char *
+ctl_default_endpoint (void)
+{
+    const char *env = getenv ("PBTCTL_ENDPOINT");
+    if (env && *env)
+        return env;
+    //  EACCES: the socket's directory is closed to us; ctl_new says so.
+    struct stat st;
+    if (stat (CTL_INSTALLED_SOCKET, &st) == 0 || errno == EACCES)
+        return "ipc://" CTL_INSTALLED_SOCKET;
+    return CTL_DEFAULT_ENDPOINT;
+}
 
 ctl_t *
 ctl_new (const char *endpoint, int timeout_ms)
@@ -51,6 +67,14 @@ ctl_new (const char *endpoint, int timeout_ms)
         zcert_apply (cert, self->sock);
         zcert_destroy (&cert);
         zsock_set_curve_serverkey (self->sock, key);
+    }
+    //  libzmq connects ipc:// in the background, so a socket we may not
+    //  use would only show as a timeout: say why now.
+    if (strncmp (endpoint, "ipc://", 6) == 0 && access (endpoint + 6, R_OK | W_OK) != 0
+        && errno == EACCES) {
+        fprintf (stderr, "pbtctl: %s: %s (the installed pbtd's socket is for root and group pbt)\n",
+                 endpoint + 6, strerror (errno));
+        goto fail;
     }
     if (zsock_connect (self->sock, "%s", endpoint) != 0) {
         fprintf (stderr, "pbtctl: cannot use endpoint '%s'\n", endpoint);

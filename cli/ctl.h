@@ -8,8 +8,15 @@
 #include "proto.h"
 
 #define CTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5556"
+//  The installed pbtd's control socket (/etc/pbt/pbtd.ini, docs/service.md).
+#define CTL_INSTALLED_SOCKET "/run/pbt/control.sock"
 
 typedef struct _ctl_t ctl_t;
+
+//  pbtctl's endpoint when --endpoint is not given: $PBTCTL_ENDPOINT, else
+//  the installed pbtd's control socket if it exists, else
+//  CTL_DEFAULT_ENDPOINT (pbtd's own default).
+const char *ctl_default_endpoint (void);
 
 //  A successful reply; body is the MessagePack value pbtd sent (checked).
 typedef struct {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "env.h"
 #include "export.h"
 #include "match.h"
@@ -209,18 +210,20 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
     //  whole 45 s games with a kick-off after each goal).
     proto_kvs_t overrides = { 0 };
     for (int i = 1; i < argc; i++) {
-        char *end = NULL;
         if (strcmp (argv [i], "--vs") == 0 && i + 1 < argc)
             vs = argv [++i];
         else
         if (strcmp (argv [i], "--env") == 0 && i + 1 < argc) {
             char name [PROTO_MAX_NAME];
             const char *arg = argv [++i], *eq = strchr (arg, '=');
-            double value = eq ? strtod (eq + 1, &end) : 0;
-            if (!eq || eq == arg || (size_t) (eq - arg) >= sizeof name || end == eq + 1 || *end) {
+            double value = 0;
+            if (!eq || eq == arg || (size_t) (eq - arg) >= sizeof name) {
                 fprintf (stderr, "pbtctl eval: --env wants NAME=NUMBER, got '%s'\n", arg);
                 return EXIT_USAGE;
             }
+            //  The environment checks the option's own range.
+            if (args_real ("eval --env NAME=NUMBER", eq + 1, -1e300, 1e300, &value))
+                return EXIT_USAGE;
             snprintf (name, sizeof name, "%.*s", (int) (eq - arg), arg);
             if (proto_kvs_set (&overrides, name, value)) {
                 fprintf (stderr, "pbtctl eval: too many --env options\n");
@@ -228,20 +231,18 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
             }
         }
         else
-        if (strcmp (argv [i], "--episodes") == 0 && i + 1 < argc) {
-            episodes = strtoll (argv [++i], &end, 10);
-            if (*end || episodes < 1 || episodes > EVAL_MAX_EPISODES) {
-                fprintf (stderr, "pbtctl eval: --episodes must be 1..%d\n", EVAL_MAX_EPISODES);
+        if (strcmp (argv [i], "--episodes") == 0) {
+            uint64_t n;
+            if (args_uint ("eval --episodes", argv [++i], 1, EVAL_MAX_EPISODES, &n))
                 return EXIT_USAGE;
-            }
+            episodes = (long long) n;
         }
         else
-        if (strcmp (argv [i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull (argv [++i], &end, 10);
-            if (*end) {
-                fprintf (stderr, "pbtctl eval: --seed must be an integer\n");
+        if (strcmp (argv [i], "--seed") == 0) {
+            uint64_t n;
+            if (args_uint ("eval --seed", argv [++i], 0, UINT64_MAX, &n))
                 return EXIT_USAGE;
-            }
+            seed = n;
         }
         else
         if (strcmp (argv [i], "--json") == 0)

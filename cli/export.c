@@ -25,6 +25,7 @@
 
 #include <msgpack.h>
 
+#include "args.h"
 #include "env.h"
 
 #define EXIT_REFUSED     1
@@ -169,14 +170,13 @@ export_agent_fetch (ctl_t *ctl, const char *agent, export_agent_t *out)
     char *at = strchr (name, '@');
     long long version = 0;
     if (at) {
-        char *end = NULL;
+        uint64_t v;
         *at = 0;
-        version = strtoll (at + 1, &end, 10);
-        if (end == at + 1 || *end || version < 1) {
-            fprintf (stderr, "pbtctl: '%s': expected AGENT or AGENT@VERSION (VERSION >= 1)\n", agent);
+        if (args_uint ("AGENT@VERSION", at + 1, 1, INT64_MAX, &v)) {
             msgpack_sbuffer_destroy (&sbuf);
             return EXIT_USAGE;
         }
+        version = (long long) v;
     }
     msgpack_pack_map (&pk, version ? 2 : 1);
     msgpack_pack_str (&pk, 5);

@@ -20,6 +20,7 @@
 
 #include <msgpack.h>
 
+#include "args.h"
 #include "ctl.h"
 #include "curves.h"
 #include "replay.h"
@@ -27,6 +28,7 @@
 #include "export.h"
 #include "exploit.h"
 #include "report.h"
+#include "pbt_version.h"
 #include "proto.h"
 
 #define EXIT_REFUSED     1
@@ -183,6 +185,7 @@ typedef struct {
     const char *key;
     bool set;
     int64_t value;
+    uint64_t min, max;              // accepted range (s_int_options)
 } int_arg_t;
 
 static int
@@ -226,7 +229,7 @@ s_simple_args (ctl_t *ctl, const char *cmd, const char *agent, const int_arg_t *
 static int
 s_simple (ctl_t *ctl, const char *cmd, const char *agent, int64_t limit, bool json, render_fn *render)
 {
-    int_arg_t lim = { "limit", limit > 0, limit };
+    int_arg_t lim = { "limit", limit > 0, limit, 1, INT64_MAX };
     return s_simple_args (ctl, cmd, agent, &lim, 1, json, render);
 }
 
@@ -239,14 +242,13 @@ s_int_options (const char *cmd, int argc, char **argv, int_arg_t *ints, int n_in
         for (int k = 0; k < n_ints; k++) {
             if (strncmp (argv [i], "--", 2) || strcmp (argv [i] + 2, ints [k].key))
                 continue;
-            char *end = NULL;
-            long long v = i + 1 < argc ? strtoll (argv [i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || end == argv [i + 1] || *end) {
-                fprintf (stderr, "pbtctl %s: %s needs an integer\n", cmd, argv [i]);
+            char what [64];
+            uint64_t v;
+            snprintf (what, sizeof what, "%s --%s", cmd, ints [k].key);
+            if (args_uint (what, i + 1 < argc ? argv [i + 1] : NULL, ints [k].min, ints [k].max, &v))
                 return -1;
-            }
             ints [k].set = true;
-            ints [k].value = v;
+            ints [k].value = (int64_t) v;
             i++;
         }
     return 0;
@@ -421,7 +423,7 @@ static int
 s_cmd_history (ctl_t *ctl, int argc, char **argv)
 {
     const char *agent = NULL;
-    int_arg_t ints [2] = { { "offset", false, 0 }, { "limit", false, 0 } };
+    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 1, 100000 } };
     if (s_int_options ("history", argc, argv, ints, 2))
         return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
@@ -452,7 +454,7 @@ s_cmd_lineage (ctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_matches (ctl_t *ctl, int argc, char **argv)
 {
-    int_arg_t ints [2] = { { "limit", false, 0 }, { "before", false, 0 } };
+    int_arg_t ints [2] = { { "limit", false, 0, 1, 1000 }, { "before", false, 0, 1, INT64_MAX } };
     if (s_int_options ("matches", argc, argv, ints, 2))
         return EXIT_USAGE;
     return s_simple_args (ctl, "matches", NULL, ints, 2, s_has_flag (argc, argv, "--json"),
@@ -462,7 +464,7 @@ s_cmd_matches (ctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_payoff (ctl_t *ctl, int argc, char **argv)
 {
-    int_arg_t ints [2] = { { "offset", false, 0 }, { "limit", false, 0 } };
+    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 1, 100000 } };
     if (s_int_options ("payoff", argc, argv, ints, 2))
         return EXIT_USAGE;
     return s_simple_args (ctl, "payoff", NULL, ints, 2, true, NULL);
@@ -494,11 +496,13 @@ static int
 s_cmd_watch (ctl_t *ctl, int argc, char **argv)
 {
     double seconds = 60, interval = 1;
-    for (int i = 1; i < argc - 1; i++) {
-        if (strcmp (argv [i], "--seconds") == 0)
-            seconds = atof (argv [i + 1]);
-        if (strcmp (argv [i], "--interval") == 0)
-            interval = atof (argv [i + 1]);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv [i], "--seconds") == 0
+        &&  args_real ("watch --seconds", argv [++i], 0, 1e9, &seconds))
+            return EXIT_USAGE;
+        if (strcmp (argv [i], "--interval") == 0
+        &&  args_real ("watch --interval", argv [++i], 0.01, 86400, &interval))
+            return EXIT_USAGE;
     }
     bool tty = isatty (STDOUT_FILENO);
     int64_t start = zclock_mono ();
@@ -714,9 +718,9 @@ static const command_t s_commands [] = {
     { "replay", "write a soccer episode as an animated SVG", "replay AGENT|random|chaser [--vs AGENT|random|chaser] -o FILE.svg [--seed N] [--steps N]", replay_cmd },
     { "keygen", "make a CURVE key pair (FILE and FILE_secret); never replaces one without --force", "keygen FILE [--force]", NULL },
     { "watch", "live progress line until --seconds pass", "watch [--seconds S] [--interval S]", s_cmd_watch },
-    { "export", "write an agent as a PyTorch safetensors file", "export AGENT -o FILE.safetensors [--json]", export_cmd },
+    { "export", "write an agent as a PyTorch safetensors file", "export AGENT[@VERSION] -o FILE.safetensors [--json]", export_cmd },
     { "eval", "play evaluation matches locally, report rates with 95% CIs", "eval AGENT --vs AGENT2|SCRIPT [--episodes N] [--seed S] [--env NAME=VALUE]... [--json]", eval_cmd },
-    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--smooth A] [--json]", report_cmd },
+    { "report", "write a self-contained HTML report of the run", "report -o FILE.html [--smooth A] [--save-data FILE] [--data FILE] [--json]", report_cmd },
     { "curves", "print agents' series (training statistics, ...) over time and frames", "curves [AGENT...] [--metric M] [--last N] [--json|--csv]", curves_cmd },
     { "export-run", "write every series, and the evolutions, as CSV files into DIR", "export-run DIR [--last N]", export_run_cmd },
     { "nash", "the Nash mixture over agents and snapshots, and the recommended agent", "nash [--json]", s_cmd_nash },
@@ -729,12 +733,15 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbtctl [--endpoint EP] [--timeout MS] COMMAND [args]\n"
-        "  --endpoint EP   pbtd control endpoint (default %s, or $PBTCTL_ENDPOINT)\n"
+        "  --endpoint EP   pbtd control endpoint (default $PBTCTL_ENDPOINT, else\n"
+        "                  ipc://%s if it exists, else %s)\n"
         "  --timeout MS    give up after MS without a reply (default 3000)\n"
         "  --server-key K  pbtd's CURVE public key or certificate file ($PBTCTL_SERVER_KEY)\n"
         "  --cert FILE     our CURVE certificate, from pbtctl keygen ($PBTCTL_CERT)\n"
         "  --token-file F  admin token for pause/resume ($PBTCTL_TOKEN holds it directly)\n"
-        "commands:\n", CTL_DEFAULT_ENDPOINT);
+        "  --version       print the version and exit\n"
+        "  -h, --help      this text\n"
+        "commands:\n", CTL_INSTALLED_SOCKET, CTL_DEFAULT_ENDPOINT);
     for (int i = 0; s_commands [i].name; i++)
         fprintf (out, "  %-9s %s\n", s_commands [i].name, s_commands [i].summary);
     fprintf (out,
@@ -745,21 +752,31 @@ s_usage (FILE *out)
 int
 main (int argc, char **argv)
 {
-    const char *endpoint = getenv ("PBTCTL_ENDPOINT");
-    if (!endpoint || !*endpoint)
-        endpoint = CTL_DEFAULT_ENDPOINT;
+    const char *endpoint = ctl_default_endpoint ();
     int timeout_ms = 3000;
+    const char *env_ep = getenv ("PBTCTL_ENDPOINT");
+    const char *endpoint_what = env_ep && *env_ep ? "$PBTCTL_ENDPOINT" : "the default endpoint";
     int i = 1;
     for (; i < argc && argv [i][0] == '-'; i++) {
         if (strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "-h") == 0) {
             s_usage (stdout);
             return 0;
         }
-        if (strcmp (argv [i], "--endpoint") == 0 && i + 1 < argc)
+        if (strcmp (argv [i], "--version") == 0) {
+            printf ("pbtctl %s\n", PBT_VERSION);
+            return 0;
+        }
+        if (strcmp (argv [i], "--endpoint") == 0 && i + 1 < argc) {
             endpoint = argv [++i];
+            endpoint_what = "--endpoint";
+        }
         else
-        if (strcmp (argv [i], "--timeout") == 0 && i + 1 < argc)
-            timeout_ms = atoi (argv [++i]);
+        if (strcmp (argv [i], "--timeout") == 0) {
+            uint64_t ms;
+            if (args_uint ("--timeout", i + 1 < argc ? argv [++i] : NULL, 1, 86400000, &ms))
+                return EXIT_USAGE;
+            timeout_ms = (int) ms;
+        }
         else
         if (strcmp (argv [i], "--server-key") == 0 && i + 1 < argc)
             setenv ("PBTCTL_SERVER_KEY", argv [++i], 1);
@@ -809,6 +826,10 @@ main (int argc, char **argv)
         return s_keygen (argc - i, argv + i);
     if (cmd->run == replay_cmd && replay_scripts_only (argc - i, argv + i))
         return replay_cmd (NULL, argc - i, argv + i);
+    //  Before connecting: libzmq refuses some malformed endpoints only at
+    //  connect (which looked like "unreachable") and takes others silently.
+    if (args_endpoint (endpoint_what, endpoint))
+        return EXIT_USAGE;
     zsys_init ();
     ctl_t *ctl = ctl_new (endpoint, timeout_ms);
     if (!ctl)

@@ -1,4 +1,5 @@
 #include "replay.h"
+#include "args.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -81,11 +82,17 @@ replay_cmd (ctl_t *ctl, int argc, char **argv)
         if (strcmp (argv [i], "-o") == 0 && i + 1 < argc)
             out = argv [++i];
         else
-        if (strcmp (argv [i], "--seed") == 0 && i + 1 < argc)
-            seed = strtoull (argv [++i], NULL, 10);
+        if (strcmp (argv [i], "--seed") == 0) {
+            if (args_uint ("replay --seed", argv [++i], 0, UINT64_MAX, &seed))
+                return 2;
+        }
         else
-        if (strcmp (argv [i], "--steps") == 0 && i + 1 < argc)
-            steps = atoi (argv [++i]);
+        if (strcmp (argv [i], "--steps") == 0) {
+            uint64_t n;
+            if (args_uint ("replay --steps", argv [++i], 1, 1000000, &n))
+                return 2;
+            steps = (int) n;
+        }
         else
         if (argv [i][0] != '-')
             who = argv [i];

@@ -12,6 +12,7 @@
 #include "env.h"
 #include "ini.h"
 #include "log.h"
+#include "metrics.h"
 #include "nn.h"
 
 const char *config_embedded =
@@ -38,6 +39,10 @@ const char *config_embedded =
     "[security]\n"
     "# The defaults listen on loopback only; say so to use it without CURVE.\n"
     "plaintext = true\n"
+    "[metrics]\n"
+    "# Prometheus text format on http://LISTEN/metrics (docs/metrics.md).\n"
+    "enabled = false\n"
+    "listen = 127.0.0.1:9556\n"
     "[population]\n"
     "size = 8\n"
     "env = rps\n"
@@ -281,6 +286,28 @@ s_security_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size
     }
     else
         S_ERR (e, "unknown key (known: cert, allowed_keys, plaintext, control_mode, admin_token_file)");
+    return 0;
+}
+
+//  [metrics]: the address is checked here (syntax); whether it can be
+//  bound is found out at start, by metrics_new.
+static int
+s_metrics_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
+{
+    const char *k = e->key, *v = e->value;
+    if (!strcmp (k, "enabled")) {
+        if (s_parse_bool (v, &cfg->metrics_enabled))
+            S_ERR (e, "expected true or false, got '%s'", v);
+    }
+    else
+    if (!strcmp (k, "listen")) {
+        char why [200];
+        if (metrics_parse_listen (v, NULL, why, sizeof why)
+        ||  s_copy (cfg->metrics_listen, sizeof cfg->metrics_listen, v))
+            S_ERR (e, "%s", why);
+    }
+    else
+        S_ERR (e, "unknown key (known: enabled, listen)");
     return 0;
 }
 
@@ -687,6 +714,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
     cfg->wal_max_mb = 256;
     cfg->state_cache_mb = 1024;
     cfg->control_mode = 0660;
+    strcpy (cfg->metrics_listen, "127.0.0.1:9556");
     cfg->size = 8;
     strcpy (cfg->env, "rps");
     strcpy (cfg->preset, "seed");
@@ -707,9 +735,9 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         const char *s = e->section;
         if (strcmp (s, "daemon") && strcmp (s, "population") && strcmp (s, "env")
         &&  strcmp (s, "model") && strcmp (s, "ppo") && strcmp (s, "pbt")
-        &&  strcmp (s, "security") && strncmp (s, "hparam.", 7)) {
-            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: daemon, security, population, "
-                      "env, model, ppo, pbt, hparam.NAME)", ini_name (ini), e->line, s);
+        &&  strcmp (s, "security") && strcmp (s, "metrics") && strncmp (s, "hparam.", 7)) {
+            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: daemon, security, metrics, "
+                      "population, env, model, ppo, pbt, hparam.NAME)", ini_name (ini), e->line, s);
             return -1;
         }
     }
@@ -752,6 +780,9 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         else
         if (!strcmp (e->section, "security"))
             rc = s_security_key (cfg, ini, e, err, err_len);
+        else
+        if (!strcmp (e->section, "metrics"))
+            rc = s_metrics_key (cfg, ini, e, err, err_len);
         else
         if (!strcmp (e->section, "model"))
             rc = s_model_key (cfg, ini, e, err, err_len);

@@ -48,6 +48,9 @@ typedef struct {
     uint32_t control_mode;                  // file mode of an ipc:// control socket (default 0660)
     char admin_token [128];                 // read from admin_token_file; "" = none
     char admin_token_file [CONFIG_MAX_PATH];
+    //  [metrics]
+    bool metrics_enabled;                   // serve Prometheus text (default false)
+    char metrics_listen [CONFIG_MAX_EP];    // ADDRESS:PORT, default 127.0.0.1:9556
     //  [population]
     uint32_t size;
     char env [PROTO_MAX_NAME];

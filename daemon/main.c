@@ -2,6 +2,7 @@
 
     pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]
          [--control-endpoint EP] [--seed N] [--log-level L]
+    (every option: pbtd --help, and the pbtd(8) man page)
 
     Flags override the file; without --config the embedded default
     (rock-paper-scissors, population 8) is used. SIGTERM/SIGINT stop it
@@ -21,6 +22,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "netcheck.h"
+#include "pbt_version.h"
 #include "server.h"
 
 static int s_sigpipe [2] = { -1, -1 };
@@ -36,13 +39,30 @@ s_on_signal (int sig)
     errno = saved;
 }
 
+//  An endpoint that cannot work stops pbtd here, named by where it came
+//  from, before libzmq would abort on it or the database is opened.
+static int
+s_check_endpoint (const char *ep, const char *flag, const char *key, const char *config_path)
+{
+    char err [512];
+    int rc = netcheck_endpoint (ep, true, err, sizeof err);
+    if (rc == 0)
+        return 0;
+    if (flag)
+        fprintf (stderr, "pbtd: %s %s: %s\n", flag, ep, err);
+    else
+        fprintf (stderr, "pbtd: %s: [daemon] %s = %s: %s\n",
+                 config_path ? config_path : "embedded default", key, ep, err);
+    return rc < 0 ? -1 : 0;
+}
+
 static void
 s_usage (FILE *f)
 {
     fprintf (f,
         "usage: pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]\n"
         "            [--control-endpoint EP] [--seed N] [--log-level L]\n"
-        "  --config FILE          INI configuration (default: embedded RPS, population 8)\n"
+        "  -c, --config FILE      INI configuration (default: embedded RPS, population 8)\n"
         "  --db PATH              SQLite database (default pbt.db)\n"
         "  --worker-endpoint EP   ROUTER for workers (default tcp://127.0.0.1:5555)\n"
         "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
@@ -53,7 +73,9 @@ s_usage (FILE *f)
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
         "  --repair               start on a damaged state store: each agent whose records\n"
         "                         do not read back falls back to its newest intact snapshot\n"
-        "  --print-config         print the embedded default configuration and exit\n");
+        "  --print-config         print the embedded default configuration and exit\n"
+        "  --version              print the version and exit\n"
+        "  -h, --help             this text\n");
 }
 
 int
@@ -72,6 +94,7 @@ main (int argc, char **argv)
         { "plaintext", no_argument, NULL, 'P' },
         { "repair", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
@@ -99,6 +122,7 @@ main (int argc, char **argv)
             case 'P': plaintext = true; break;
             case 'R': repair = true; break;
             case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("pbtd %s\n", PBT_VERSION); return 0;
             default: s_usage (stderr); return 2;
         }
     if (optind < argc) {
@@ -152,6 +176,11 @@ main (int argc, char **argv)
         fprintf (stderr, "pbtd: %s\n", err);
         return 1;
     }
+    if (s_check_endpoint (cfg.worker_endpoint, wep ? "--worker-endpoint" : NULL, "worker_endpoint",
+                          config_path)
+        || s_check_endpoint (cfg.control_endpoint, cep ? "--control-endpoint" : NULL, "control_endpoint",
+                             config_path))
+        return 1;
 
     //  Signals become bytes on a pipe the reactor polls, so shutdown and
     //  reload happen between messages, never inside a transaction. (Not a

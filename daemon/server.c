@@ -248,6 +248,7 @@ server_expire_lease (server_t *self, lease_t *lease, const char *why)
 {
     log_warn ("lease_expired", "assignment=%" PRIu64 " worker=\"%s\" why=%s",
               lease->a.id, lease->a.worker, why);
+    metrics_lease_expired (self->metrics);
     if (db_assignment_expire (self->db, lease->a.id))
         log_error ("lease_expire_failed", "assignment=%" PRIu64, lease->a.id);
     server_release_lease (self, lease);
@@ -1229,6 +1230,7 @@ server_batch_end (server_t *self)
     int64_t commit_end = zclock_usecs ();
     self->batch_work_us += (uint64_t) (commit_start - self->batch_start_us);
     self->commit_us += (uint64_t) (commit_end - commit_start);
+    metrics_observe_commit (self->metrics, commit_end - commit_start);
     if (!committed) {
         log_error ("batch_lost", "messages=%zu why=\"commit failed: nothing in it is durable\"",
                    zlistx_size (self->outbox));
@@ -1410,8 +1412,8 @@ s_signal_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         if (config_reload_pbt (self->cfg, err, sizeof err))
             log_error ("reload_failed", "msg=\"%s\" kept=old", err);
         else
-            log_info ("reloaded", "path=%s hparams=%u", self->cfg->path,
-                      self->cfg->pbt.n_hparams);
+            log_info ("reloaded", "path=%s hparams=%u elo_k=%g t_select=%g", self->cfg->path,
+                      self->cfg->pbt.n_hparams, self->cfg->pbt.elo_k, self->cfg->pbt.t_select);
         return 0;
     }
     log_info ("stopping", "signal=%s", strsignal (signo));
@@ -1802,6 +1804,14 @@ server_new (config_t *cfg, int sigfd)
     self->control = s_bind (self, cfg->control_endpoint, true);
     if (!self->worker || !self->control)
         goto fail;
+    if (cfg->metrics_enabled) {
+        char err [512];
+        self->metrics = metrics_new (cfg->metrics_listen, err, sizeof err);
+        if (!self->metrics) {
+            log_error ("metrics_failed", "error=\"%s\"", err);
+            goto fail;
+        }
+    }
     //  The reader drains every queued message per wakeup (group commit).
     zsock_set_rcvtimeo (self->worker, 0);
     self->loop = zloop_new ();
@@ -1832,6 +1842,7 @@ server_destroy (server_t **self_p)
         return;
     zloop_destroy (&self->loop);
     reader_destroy (&self->reader);
+    metrics_destroy (&self->metrics);
     zsock_destroy (&self->worker);
     zsock_destroy (&self->control);
     zactor_destroy (&self->auth);

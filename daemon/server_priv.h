@@ -11,6 +11,7 @@
 #include "db.h"
 #include "env.h"
 #include "reader.h"
+#include "metrics.h"
 #include "rng.h"
 #include "server.h"
 
@@ -140,6 +141,7 @@ struct _server_t {
     uint64_t ticks;
     int64_t last_tick_us;
     double tick_slip_ms_max, tick_slip_ms_last;
+    metrics_t *metrics;             // the Prometheus endpoint, NULL when off
 };
 
 //  server.c

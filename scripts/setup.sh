@@ -7,11 +7,15 @@ PKGS=(
   build-essential pkg-config meson ninja-build
   libzmq3-dev libczmq-dev libmsgpack-dev libsqlite3-dev libcriterion-dev
   libopenblas-dev libsystemd-dev
+  libmicrohttpd-dev                 # pbtd's Prometheus endpoint (HTTP server thread)
   sqlite3 iproute2 procps systemd   # systemd-analyze verify/security in the tests
+  systemd-container                 # systemd-nspawn: the service test boots the units under systemd
+  debhelper dpkg-dev fakeroot lintian   # the Debian package (dpkg-buildpackage -b -us -uc)
   clang libclang-rt-14-dev          # libFuzzer target and the sanitizer build
   python3 python3-torch python3-numpy   # PyTorch reference / export checks
   python3-pandas                    # export-run CSVs read back with pandas.read_csv
   python3-zmq python3-msgpack       # test_trust.py's hostile peer and fake pbtd; test_conformance.py's own client
+  python3-prometheus-client         # parses pbtd's /metrics in the tests
 )
 
 SUDO=""

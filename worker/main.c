@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "match.h"
+#include "pbt_version.h"
 #include "proto.h"
 #include "wconfig.h"
 

@@ -1,6 +1,8 @@
 #include "wconfig.h"
+#include "netcheck.h"
 
 #include "ini.h"
+#include "pbt_version.h"
 #include "proto.h"
 
 #include <getopt.h>
@@ -14,7 +16,7 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbt-worker --connect EP [options]\n"
-        "  --connect EP          pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
+        "  -c, --connect EP      pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
         "  --id NAME             worker id reported to pbtd (default host:pid)\n"
         "  --max-assignments N   exit after delivering N results (default: run forever)\n"
         "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default 5000)\n"
@@ -23,7 +25,8 @@ s_usage (FILE *out)
         "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
-        "  --help                this text\n");
+        "  --version             print the version and exit\n"
+        "  -h, --help            this text\n");
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
@@ -44,6 +47,9 @@ s_set_server_key (wconfig_t *cfg, const char *value, const char *where)
     zcert_destroy (&cert);
     return 0;
 }
+
+//  Where cfg->connect came from, for the start-up check's message.
+static char s_connect_where [600] = "default connect";
 
 static int
 s_load_file (wconfig_t *cfg, const char *path)
@@ -67,8 +73,10 @@ s_load_file (wconfig_t *cfg, const char *path)
         char where [600];
         snprintf (where, sizeof where, "%s:%d: %s", path, e->line, e->key);
         char *end = NULL;
-        if (strcmp (e->key, "connect") == 0)
+        if (strcmp (e->key, "connect") == 0) {
             snprintf (cfg->connect, sizeof cfg->connect, "%s", e->value);
+            snprintf (s_connect_where, sizeof s_connect_where, "%s", where);
+        }
         else
         if (strcmp (e->key, "id") == 0)
             snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", e->value);
@@ -151,6 +159,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         { "reply-timeout-ms", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     int c;
@@ -160,6 +169,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         switch (c) {
             case 'c':
                 snprintf (cfg->connect, sizeof cfg->connect, "%s", optarg);
+                snprintf (s_connect_where, sizeof s_connect_where, "--connect");
                 break;
             case 'i':
                 snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", optarg);
@@ -202,6 +212,9 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
             case 'h':
                 s_usage (stdout);
                 return 1;
+            case 'V':
+                printf ("pbt-worker %s\n", PBT_VERSION);
+                return 1;
             default:
                 s_usage (stderr);
                 return -1;
@@ -227,6 +240,16 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         fprintf (stderr, "pbt-worker: %s is a tcp endpoint: configure CURVE (--server-key, --cert) "
                          "or say --plaintext explicitly\n", cfg->connect);
         return -1;
+    }
+    //  libzmq would retry a host it cannot resolve forever, silently; a
+    //  temporary failure (no DNS yet) is only reported.
+    char err [512];
+    int rc = netcheck_endpoint (cfg->connect, false, err, sizeof err);
+    if (rc) {
+        fprintf (stderr, "pbt-worker: %s%s%s: %s%s\n", s_connect_where,
+                 s_connect_where [0] == '-' ? " " : " = ", cfg->connect, err, rc > 0 ? " (retrying)" : "");
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }

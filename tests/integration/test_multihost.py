@@ -9,6 +9,7 @@ import sys
 import time
 
 from harness import FAST_CONFIG, PBTCTL, Cluster, check, run_tests
+from nspawn import netns_del, netns_pair, sh
 
 NS_SRV = f"pbt-srv-{os.getpid()}"
 NS_WRK = f"pbt-wrk-{os.getpid()}"
@@ -17,30 +18,12 @@ SRV_IP, WRK_IP = f"{NET}.1", f"{NET}.2"
 PORT = 5555
 
 
-def sh(*args, check_rc=True):
-    r = subprocess.run(list(args), capture_output=True, text=True)
-    if check_rc and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
-    return r
-
-
 def netns_up():
-    sh("ip", "netns", "add", NS_SRV)
-    sh("ip", "netns", "add", NS_WRK)
-    veth_a, veth_b = f"pv{os.getpid() % 100000}a", f"pv{os.getpid() % 100000}b"
-    sh("ip", "link", "add", veth_a, "type", "veth", "peer", "name", veth_b)
-    sh("ip", "link", "set", veth_a, "netns", NS_SRV)
-    sh("ip", "link", "set", veth_b, "netns", NS_WRK)
-    sh("ip", "-n", NS_SRV, "addr", "add", f"{SRV_IP}/24", "dev", veth_a)
-    sh("ip", "-n", NS_WRK, "addr", "add", f"{WRK_IP}/24", "dev", veth_b)
-    for ns, dev in ((NS_SRV, veth_a), (NS_WRK, veth_b)):
-        sh("ip", "-n", ns, "link", "set", dev, "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    netns_pair(NS_SRV, NS_WRK, SRV_IP, WRK_IP, f"pv{os.getpid() % 100000}")
 
 
 def netns_down():
-    for ns in (NS_SRV, NS_WRK):
-        sh("ip", "netns", "del", ns, check_rc=False)
+    netns_del(NS_SRV, NS_WRK)
 
 
 def keygen(path):
