@@ -724,7 +724,7 @@ static const command_t s_commands [] = {
     { "curves", "print agents' series (training statistics, ...) over time and frames", "curves [AGENT...] [--metric M] [--last N] [--json|--csv]", curves_cmd },
     { "export-run", "write every series, and the evolutions, as CSV files into DIR", "export-run DIR [--last N]", export_run_cmd },
     { "nash", "the Nash mixture over agents and snapshots, and the recommended agent", "nash [--json]", s_cmd_nash },
-    { "exploit", "train a best response against a frozen agent; rps: also the exact value", "exploit AGENT[@VERSION] [--exact] [--frames N] [--episodes N] [--lr X] ... [--json]", exploit_cmd },
+    { "exploit", "train a best response against a frozen agent; rps: also the exact value", "exploit AGENT[@VERSION] [--exact] [--frames N] [--episodes N] [--points N] [--seed S] [--lr X] [--gamma X] [--gae-lambda X] [--ent-coef X] [--clip-coef X] [--n-envs N] [--n-steps N] [--epochs N] [--minibatches N] [--json]", exploit_cmd },
     { NULL, NULL, NULL, NULL }
 };
 
