@@ -113,12 +113,26 @@ export_agent_parse (const uint8_t *body, size_t len, export_agent_t *out,
     out->version = (uint64_t) mpobj_num_or (root, "version", 0);
     out->generation = (uint64_t) mpobj_num_or (root, "generation", 0);
 
+    size_t n = nn_param_count (&out->arch);
     o = mpobj_get (root, "params");
+    const msgpack_object *seed = mpobj_get (root, "init_seed");
+    if (o && o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 0
+    &&  seed && seed->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        //  Never trained: the weights the first worker to train it makes.
+        out->params = malloc (sizeof (float) * n);
+        if (!out->params) {
+            snprintf (err, err_len, "out of memory");
+            goto cleanup;
+        }
+        nn_init_seeded (&out->arch, out->params, seed->via.u64);
+        out->n_params = (uint32_t) n;
+        rc = 0;
+        goto cleanup;
+    }
     if (!o || o->type != MSGPACK_OBJECT_BIN) {
         snprintf (err, err_len, "agent_state reply has no params (binary float32)");
         goto cleanup;
     }
-    size_t n = nn_param_count (&out->arch);
     if (o->via.bin.size != n * sizeof (float)) {
         snprintf (err, err_len, "agent_state params hold %u bytes, the model needs %zu floats",
                   o->via.bin.size, n);

@@ -204,7 +204,11 @@ s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, uint64_t version,
         return -1;
     }
     const proto_model_t *m = &self->cfg->model;
-    msgpack_pack_map (pk, 13);
+    //  An agent never trained has no weights yet: init_seed says how the
+    //  worker (and pbtctl) make them, and params is empty.
+    msgpack_pack_map (pk, 14);
+    s_str (pk, "init_seed");
+    msgpack_pack_uint64 (pk, state.init_seed);
     s_str (pk, "agent");
     s_agent_name (pk, id);
     s_str (pk, "version");

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "log.h"
 #include "match.h"
 #include "proto.h"
@@ -41,6 +42,7 @@ typedef struct {
     uint64_t working_id;
     int64_t next_heartbeat;
     bool lease_lost;
+    bool refused;                   // pbtd trains a game this worker does not have
 } worker_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -91,6 +93,16 @@ s_send_hello (worker_t *self)
     snprintf (msg.u.hello.host, sizeof msg.u.hello.host, "%s", host);
     msg.u.hello.pid = (uint32_t) getpid ();
     snprintf (msg.u.hello.software, sizeof msg.u.hello.software, "pbt-worker/%s", PBT_VERSION);
+    //  The games this worker can play, each by the hash of its spec, so
+    //  pbtd can refuse a worker with another build of its game.
+    const envspec_t *specs [PROTO_MAX_ENVS];
+    int n = envspec_scan (specs, PROTO_MAX_ENVS);
+    for (int i = 0; i < n; i++) {
+        proto_env_id_t *id = &msg.u.hello.envs [msg.u.hello.n_envs++];
+        snprintf (id->name, sizeof id->name, "%s", envspec_name (specs [i]));
+        snprintf (id->version, sizeof id->version, "%s", envspec_version (specs [i]));
+        snprintf (id->hash, sizeof id->hash, "%s", envspec_hash (specs [i]));
+    }
     s_send (self, &msg);
     self->state = W_EXPECT_WELCOME;
     self->deadline = zclock_mono () + self->cfg.reply_timeout_ms;
@@ -285,6 +297,14 @@ s_handle (worker_t *self, proto_msg_t *msg)
                 s_send_hello (self);
                 break;
             }
+            if (e->code == PROTO_E_WRONG_ENV) {
+                //  Another build of the game (or none): no retry can help.
+                log_error ("refused", "code=wrong_env message=\"%s\" hint=\"install the "
+                           "population's game plugin (PBT_ENV_PATH)\"", e->message);
+                self->refused = true;
+                s_stop = 1;
+                break;
+            }
             if (self->state == W_EXPECT_ACK && e->assignment_id == self->pending_id
             &&  (e->code == PROTO_E_INTERNAL || e->code == PROTO_E_PAUSED))
                 //  pbtd could not commit now (disk trouble, shutting down):
@@ -396,5 +416,5 @@ main (int argc, char **argv)
     s_drop_pending (&self);
     zsock_destroy (&self.sock);
     wconfig_clear (&self.cfg);
-    return 0;
+    return self.refused ? 1 : 0;
 }
