@@ -502,7 +502,9 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
                            s->agent_id, s->version);
                 return -1;
             }
-            if (!self->cache_states) {
+            //  Not cached: the cache is off, or there are no weights yet
+            //  (the seat carries the init seed instead).
+            if (!self->cache_states || !st.params) {
                 seat->state = st;
                 continue;
             }

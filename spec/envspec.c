@@ -475,6 +475,20 @@ envspec_scan (const envspec_t **out, int max)
     return n;
 }
 
+void
+envspec_announce (proto_hello_t *hello)
+{
+    const envspec_t *specs [PROTO_MAX_ENVS];
+    int n = envspec_scan (specs, PROTO_MAX_ENVS);
+    hello->n_envs = 0;
+    for (int i = 0; i < n; i++) {
+        proto_env_id_t *id = &hello->envs [hello->n_envs++];
+        snprintf (id->name, sizeof id->name, "%s", envspec_name (specs [i]));
+        snprintf (id->version, sizeof id->version, "%s", envspec_version (specs [i]));
+        snprintf (id->hash, sizeof id->hash, "%s", envspec_hash (specs [i]));
+    }
+}
+
 const pbt_env_t *
 envspec_env (const envspec_t *self)
 {

@@ -72,4 +72,8 @@ int envspec_team (const envspec_t *self, int player);
 //  as envspec_find would. Returns how many (<= max), writing them to out.
 int envspec_scan (const envspec_t **out, int max);
 
+//  Fill hello's envs with every game of envspec_scan (name, version,
+//  hash): what a worker announces so pbtd can refuse another build.
+void envspec_announce (proto_hello_t *hello);
+
 #endif

@@ -95,14 +95,7 @@ s_send_hello (worker_t *self)
     snprintf (msg.u.hello.software, sizeof msg.u.hello.software, "pbt-worker/%s", PBT_VERSION);
     //  The games this worker can play, each by the hash of its spec, so
     //  pbtd can refuse a worker with another build of its game.
-    const envspec_t *specs [PROTO_MAX_ENVS];
-    int n = envspec_scan (specs, PROTO_MAX_ENVS);
-    for (int i = 0; i < n; i++) {
-        proto_env_id_t *id = &msg.u.hello.envs [msg.u.hello.n_envs++];
-        snprintf (id->name, sizeof id->name, "%s", envspec_name (specs [i]));
-        snprintf (id->version, sizeof id->version, "%s", envspec_version (specs [i]));
-        snprintf (id->hash, sizeof id->hash, "%s", envspec_hash (specs [i]));
-    }
+    envspec_announce (&msg.u.hello);
     s_send (self, &msg);
     self->state = W_EXPECT_WELCOME;
     self->deadline = zclock_mono () + self->cfg.reply_timeout_ms;

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envspec.h"
 #include "proto.h"
 
 static char s_dir [256];
@@ -115,6 +116,7 @@ s_worker (void)
     snprintf (m.u.hello.host, sizeof m.u.hello.host, "test");
     m.u.hello.pid = (uint32_t) getpid ();
     snprintf (m.u.hello.software, sizeof m.u.hello.software, "test/1");
+    envspec_announce (&m.u.hello);
     s_send (w, &m);
     proto_msg_t r;
     s_recv (w, &r);
@@ -150,9 +152,12 @@ s_make_result (const proto_assign_t *as, proto_msg_t *out)
         r->seats [i].version = as->seats [i].version;
         r->seats [i].frames = 100;
         const proto_state_t *src = &as->seats [i].state;
-        cr_assert_eq (proto_state_alloc (&r->seats [i].state, src->n_params), 0);
-        for (uint32_t k = 0; k < src->n_params; k++) {
-            r->seats [i].state.params [k] = src->params [k] + 0.5f;
+        //  A seat without weights (never trained) gets the model's size,
+        //  as a worker that made them from its init_seed would send.
+        uint32_t n = src->n_params ? src->n_params : (uint32_t) proto_model_params (&as->model);
+        cr_assert_eq (proto_state_alloc (&r->seats [i].state, n), 0);
+        for (uint32_t k = 0; k < n; k++) {
+            r->seats [i].state.params [k] = (src->params ? src->params [k] : 0) + 0.5f;
             r->seats [i].state.adam_v [k] = 1;
         }
         r->seats [i].state.adam_t = 7;
@@ -253,8 +258,11 @@ Test (server, protocol_happy_path_and_errors)
     cr_assert_neq (as->seats [0].id, as->seats [1].id);
     //  hidden 8, rps obs 3, 3 actions: actor 3*8+8+8*3+3, critic 3*8+8+8+1.
     uint32_t n_params = (3 * 8 + 8 + 8 * 3 + 3) + (3 * 8 + 8 + 8 * 1 + 1);
+    //  No agent has weights yet: each seat says how to make them.
+    cr_assert_neq (as->seats [0].state.init_seed, as->seats [1].state.init_seed);
     for (uint32_t i = 0; i < 2; i++) {
-        cr_assert_eq (as->seats [i].state.n_params, n_params);
+        cr_assert_eq (as->seats [i].state.n_params, 0);
+        cr_assert_neq (as->seats [i].state.init_seed, 0);
         cr_assert_eq (as->seats [i].version, 1);
         cr_assert (as->seats [i].train);
         cr_assert (proto_kvs_has (&as->seats [i].hparams, "lr"));
@@ -262,6 +270,7 @@ Test (server, protocol_happy_path_and_errors)
     }
     cr_assert_eq (as->model.obs_dim, 3);
     cr_assert_eq (proto_kvs_get (&as->ppo, "n_envs", 0), 32);
+    int64_t as_ids [2] = { as->seats [0].id, as->seats [1].id }, trained_id = as_ids [0];
 
     //  Heartbeat renews.
     proto_msg_t hb = { .type = PROTO_HEARTBEAT };
@@ -370,11 +379,25 @@ Test (server, protocol_happy_path_and_errors)
     cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
     cr_assert_eq (proto_view_array_len (body), 1);
     proto_msg_clear (&cr);
-    s_ctl (c, "agent_state", "agt_3", &cr);
+    char trained [32];
+    snprintf (trained, sizeof trained, "agt_%lld", (long long) trained_id);
+    s_ctl (c, "agent_state", trained, &cr);
     cr_assert (cr.u.ctl_reply.ok);
     cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
     cr_assert_eq (proto_view_int (s_get (body, "n_params"), 0), n_params);
     cr_assert_eq (s_get (body, "params").len, 3 + n_params * 4);   // bin16 header (256..65535 bytes)
+    proto_msg_clear (&cr);
+    //  An agent no match has trained: no weights, its init seed instead.
+    int64_t fresh_id = 0;
+    while (fresh_id == as_ids [0] || fresh_id == as_ids [1])
+        fresh_id++;
+    char fresh [32];
+    snprintf (fresh, sizeof fresh, "agt_%lld", (long long) fresh_id);
+    s_ctl (c, "agent_state", fresh, &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_int (s_get (body, "n_params"), -1), 0);
+    cr_assert_gt (proto_view_int (s_get (body, "init_seed"), 0), 0);
     proto_msg_clear (&cr);
     s_ctl (c, "frobnicate", NULL, &cr);
     cr_assert_not (cr.u.ctl_reply.ok);
