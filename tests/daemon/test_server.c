@@ -248,6 +248,27 @@ Test (server, protocol_happy_path_and_errors)
     zstr_sendm (early, "a");
     zstr_send (early, "b");
     s_expect_error (early, PROTO_E_MALFORMED);
+    //  A worker with another build of the game (same name, other spec
+    //  hash), or with no game at all: wrong_env, and it is not admitted.
+    proto_msg_t h = { .type = PROTO_HELLO };
+    snprintf (h.u.hello.worker_id, sizeof h.u.hello.worker_id, "other-build");
+    envspec_announce (&h.u.hello);
+    cr_assert_gt (h.u.hello.n_envs, 0);
+    for (uint32_t i = 0; i < h.u.hello.n_envs; i++)
+        h.u.hello.envs [i].hash [0] = h.u.hello.envs [i].hash [0] == '0' ? '1' : '0';
+    s_send (early, &h);
+    proto_msg_t r0;
+    s_recv (early, &r0);
+    cr_assert_eq (r0.type, PROTO_ERROR);
+    cr_assert_eq (r0.u.error.code, PROTO_E_WRONG_ENV, "%s", proto_code_name (r0.u.error.code));
+    cr_assert (strstr (r0.u.error.message, "this population trains rps 1.0"), "%s",
+               r0.u.error.message);
+    proto_msg_clear (&r0);
+    h.u.hello.n_envs = 0;
+    s_send (early, &h);
+    s_expect_error (early, PROTO_E_WRONG_ENV);
+    s_send (early, &m);
+    s_expect_error (early, PROTO_E_STATE);      // still not admitted
 
     zsock_t *w = s_worker ();
     proto_msg_t a;
