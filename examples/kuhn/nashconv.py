@@ -112,7 +112,15 @@ def exported_policy(path):
     act = math.tanh if meta.get("activation", "tanh") == "tanh" else (lambda x: max(x, 0.0))
     layers = sorted({int(k.split(".")[1]) for k in tensors if k.startswith("actor.")})
 
+    cache = {}
+
     def pol(player, card, hist):
+        key = (player, card, hist)
+        if key not in cache:
+            cache[key] = forward(player, card, hist)
+        return cache[key]
+
+    def forward(player, card, hist):
         x = [0.0] * 9
         x[card] = 1.0
         x[3 + HISTORIES[hist]] = 1.0
