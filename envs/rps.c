@@ -1,4 +1,4 @@
-/*  env_rps: repeated rock-paper-scissors, two players, vectorized.
+/*  rps: repeated rock-paper-scissors, two players, vectorized.
 
     Moves: 0 rock, 1 paper, 2 scissors; (m + 1) % 3 beats m. Each round
     pays +1 / -1 / 0, zero-sum. A player observes the opponent's previous

@@ -1,4 +1,4 @@
-/*  env_soccer: 2v2 top-down continuous soccer, vectorized.
+/*  soccer: 2v2 top-down continuous soccer, vectorized.
 
     Discs on a walled field: four players (radius 0.5, mass 1) and a ball
     (radius 0.25, mass 0.2). Players accelerate in one of 8 directions, keep
@@ -10,7 +10,7 @@
     control steps with 0. docs/soccer.md has the layouts and the constants.
 
     Everything a step needs lives in the per-instance struct; nothing is
-    allocated after vec_new. Each instance owns two rngs (seeded from the
+    allocated after create. Each instance owns two rngs (seeded from the
     vec seed and its index): one for episode starts, one for the scripts,
     so a scripted seat does not change how episodes are drawn.
 */

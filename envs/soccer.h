@@ -1,10 +1,10 @@
-/*  env_soccer: 2v2 top-down continuous soccer (the PBT-MARL paper's game).
+/*  soccer: 2v2 top-down continuous soccer (the PBT-MARL paper's game).
 
     The game is a plugin like any other (pbt_env_entry in soccer.so, the
     pbt/env.h interface). Beyond the ABI, soccer.so exports the extension
-    symbols declared here: the physical constants (so tests can work
-    answers out by hand), the physical constants (so tests can work
-    answers out by hand), a recorder that writes one episode as an animated
+    symbols declared here (pbtctl replay finds soccer_replay_svg with
+    dlsym; the tests compile soccer.c in), besides the physical constants
+    (so tests can work answers out by hand): a recorder that writes one episode as an animated
     SVG, and test-only hooks that read and set an instance's state.
     docs/soccer.md describes the physics and the observation/action layouts.
 
