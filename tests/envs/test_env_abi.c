@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "env.h"
+#include "match.h"
 #include "nn.h"
 #include "ppo.h"
 #include "rng.h"
@@ -284,4 +285,48 @@ Test (env_abi, masked_gradient_matches_finite_differences)
     free (p);
     free (g);
     free (g2);
+}
+
+//  An agent without weights: the worker makes them from the seat's
+//  init_seed with nn_init_seeded, the function pbtctl export/eval use for
+//  such an agent. With lr 0 training leaves them as made, so the result
+//  must hold exactly nn_init_seeded's weights, different per seed.
+Test (env_abi, first_weights_from_the_init_seed)
+{
+    proto_assign_t a;
+    memset (&a, 0, sizeof a);
+    a.assignment_id = 1;
+    a.seed = 5;
+    snprintf (a.env, sizeof a.env, "rps");
+    a.model = (proto_model_t) { .obs_dim = 3, .n_actions = 3, .n_hidden = 1, .hidden = { 8 } };
+    snprintf (a.model.activation, sizeof a.model.activation, "tanh");
+    proto_kvs_set (&a.ppo, "n_envs", 4);
+    proto_kvs_set (&a.ppo, "n_steps", 8);
+    proto_kvs_set (&a.ppo, "minibatches", 1);
+    proto_kvs_set (&a.ppo, "epochs", 1);
+    a.n_seats = 2;
+    const uint64_t seeds [2] = { 1234, 0xfedcba9876543210ull };
+    for (int s = 0; s < 2; s++) {
+        a.seats [s] = (proto_seat_t) { .id = s, .version = 1, .slot = (uint32_t) s, .train = true };
+        proto_kvs_set (&a.seats [s].hparams, "lr", 0);
+        a.seats [s].state.init_seed = seeds [s];
+    }
+    proto_result_t r;
+    cr_assert_eq (match_run (&a, &r, NULL, NULL, E_), 0, "%s", err_);
+    nn_arch_t arch;
+    cr_assert_eq (nn_arch_from_proto (&arch, &a.model, E_), 0);
+    size_t n = nn_param_count (&arch);
+    float *want = malloc (sizeof (float) * n);
+    for (int s = 0; s < 2; s++) {
+        cr_assert_eq (r.seats [s].state.n_params, n);
+        cr_assert_gt (r.seats [s].state.adam_t, 0, "seat %d was not trained", s);
+        nn_init_seeded (&arch, want, seeds [s]);
+        cr_assert (memcmp (r.seats [s].state.params, want, sizeof (float) * n) == 0,
+                   "seat %d: the weights are not nn_init_seeded (%llu)", s,
+                   (unsigned long long) seeds [s]);
+    }
+    cr_assert (memcmp (r.seats [0].state.params, r.seats [1].state.params,
+                       sizeof (float) * n) != 0, "two seeds, the same weights");
+    free (want);
+    match_result_clear (&r);
 }
