@@ -38,6 +38,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "envspec.h"
 #include "proto.h"
 #include "rng.h"
 
@@ -448,6 +449,7 @@ s_send_hello (load_t *self, int i)
     snprintf (msg.u.hello.host, sizeof msg.u.hello.host, "localhost");
     msg.u.hello.pid = (uint32_t) getpid ();
     snprintf (msg.u.hello.software, sizeof msg.u.hello.software, "pbt-bench/load");
+    envspec_announce (&msg.u.hello);
     s_send (self, w->sock, &msg);
     w->state = W_HELLO;
     w->t_retry = s_now_us () + 2000000;
@@ -528,6 +530,11 @@ s_send_result (load_t *self, int i)
         proto_outcome_t *o = &r->seats [s];
         o->id = seat->id;
         o->version = seat->version;
+        //  A seat without weights yet: make zeros of the model's size (a
+        //  real worker makes them from the seat's init_seed).
+        //  (Out of memory leaves none: pbtd refuses the result, counted.)
+        if (seat->train && seat->state.n_params == 0 && seat->id >= 0)
+            (void) proto_state_alloc (&seat->state, (uint32_t) proto_model_params (&a->model));
         if (seat->train && seat->state.n_params > 0) {
             //  Take the vectors over instead of copying them.
             o->state = seat->state;

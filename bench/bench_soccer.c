@@ -11,7 +11,7 @@
 
 #include "bench.h"
 #include "env.h"
-#include "env_soccer.h"
+#include "soccer.h"
 #include "rng.h"
 
 //  Distinct pre-drawn action sets cycled through by the timed loop.
@@ -58,16 +58,29 @@ bench_soccer_main (int argc, char **argv)
     }
 
     int rc = 1;
-    const env_class_t *cls = &env_soccer_class;
+    //  The game itself through its ABI (no host checks): what one core
+    //  steps of the plugin's code.
+    char err [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find ("soccer", err, sizeof err);
+    if (!spec) {
+        fprintf (stderr, "pbt-bench: %s\n", err);
+        return 1;
+    }
+    const pbt_env_t *cls = envspec_env (spec);
+    double opts [PBT_ENV_MAX_OPTIONS];
+    envspec_options (spec, NULL, opts, err, sizeof err);
     size_t n_seats = (size_t) n_envs * 4;
-    void *vec = cls->vec_new (n_envs, seed, NULL);
+    void *vec = cls->create (n_envs, seed, opts);
+    uint8_t *mask = malloc (n_seats * SOCCER_N_ACTIONS);
     float *obs = malloc (n_seats * SOCCER_OBS_DIM * sizeof (float));
     float *rewards = malloc (n_seats * sizeof (float));
     float *shaping = malloc (n_seats * SOCCER_N_SHAPING * sizeof (float));
     float *scores = malloc (n_seats * sizeof (float));
     uint8_t *terminals = malloc ((size_t) n_envs);
     int32_t *actions = malloc (S_ACTION_SETS * n_seats * sizeof (int32_t));
-    if (!vec || !obs || !rewards || !shaping || !scores || !terminals || !actions) {
+    pbt_env_buffers_t buf = { .obs = obs, .mask = mask, .rewards = rewards, .shaping = shaping,
+                              .terminals = terminals, .scores = scores };
+    if (!vec || !obs || !rewards || !shaping || !scores || !terminals || !actions || !mask) {
         fprintf (stderr, "pbt-bench: out of memory\n");
         goto cleanup;
     }
@@ -75,17 +88,15 @@ bench_soccer_main (int argc, char **argv)
     rng_seed (&rng, seed);
     for (size_t k = 0; k < S_ACTION_SETS * n_seats; k++)
         actions [k] = (int32_t) rng_below (&rng, SOCCER_N_ACTIONS);
-    cls->vec_reset (vec, obs);
+    cls->reset (vec, &buf);
 
     //  Warm-up, untimed.
     for (int i = 0; i < 64; i++)
-        cls->vec_step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, obs,
-                       rewards, shaping, terminals, scores);
+        cls->step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, &buf);
     uint64_t steps = 0, episodes = 0;
     double t0 = bench_now (), t = t0;
     for (uint64_t i = 0; t - t0 < seconds; i++) {
-        cls->vec_step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, obs,
-                       rewards, shaping, terminals, scores);
+        cls->step (vec, actions + (size_t) (i % S_ACTION_SETS) * n_seats, &buf);
         steps += (uint64_t) n_envs;
         for (int e = 0; e < n_envs; e++)
             episodes += terminals [e];
@@ -99,7 +110,9 @@ bench_soccer_main (int argc, char **argv)
     rc = 0;
 
 cleanup:
-    cls->vec_destroy (&vec);
+    if (vec)
+        cls->destroy (vec);
+    free (mask);
     free (obs);
     free (rewards);
     free (shaping);

@@ -24,7 +24,7 @@
 
 #include "bench.h"
 #include "env.h"
-#include "env_soccer.h"
+#include "soccer.h"
 #include "log.h"
 #include "match.h"
 #include "nn.h"
@@ -71,8 +71,11 @@ static s_eval_t
 s_evaluate (const nn_arch_t *arch, float *const params [2], int script,
             int n_envs, const proto_kvs_t *opts, uint64_t seed)
 {
-    const env_class_t *cls = &env_soccer_class;
-    void *env = cls->vec_new (n_envs, seed, opts);
+    char err [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find ("soccer", err, sizeof err);
+    env_vec_t *env = spec ? env_vec_new (spec, n_envs, seed, opts, err, sizeof err) : NULL;
+    if (!env)
+        fprintf (stderr, "soccer-learn: %s\n", err);
     const int P = 4, D = SOCCER_OBS_DIM, A = SOCCER_N_ACTIONS;
     float *obs = malloc (sizeof (float) * (size_t) n_envs * P * D);
     float *o = malloc (sizeof (float) * (size_t) n_envs * D);
@@ -93,7 +96,8 @@ s_evaluate (const nn_arch_t *arch, float *const params [2], int script,
     }
     rng_t rng;
     rng_seed (&rng, seed ^ 0xe7a1u);
-    cls->vec_reset (env, obs);
+    if (env_vec_reset (env, obs, err, sizeof err))
+        goto cleanup;
     int n_done = 0;
     for (int t = 0; n_done < n_envs; t++) {
         for (int p = 0; p < 2; p++) {
@@ -105,9 +109,12 @@ s_evaluate (const nn_arch_t *arch, float *const params [2], int script,
             for (int e = 0; e < n_envs; e++)
                 act [e * P + p] = a [e];
         }
-        cls->script_act (env, script, 2, act);
-        cls->script_act (env, script, 3, act);
-        cls->vec_step (env, act, obs, rew, shp, term, scores);
+        if (env_vec_script_act (env, script, 2, act, err, sizeof err)
+        ||  env_vec_script_act (env, script, 3, act, err, sizeof err)
+        ||  env_vec_step (env, act, obs, rew, shp, term, scores, err, sizeof err)) {
+            fprintf (stderr, "soccer-learn: %s\n", err);
+            goto cleanup;
+        }
         for (int e = 0; e < n_envs; e++) {
             if (!term [e] || done [e])
                 continue;
@@ -124,8 +131,7 @@ s_evaluate (const nn_arch_t *arch, float *const params [2], int script,
 
 cleanup:
     nn_work_destroy (&work);
-    if (env)
-        cls->vec_destroy (&env);
+    env_vec_destroy (&env);
     free (obs); free (o); free (logp); free (rew); free (shp); free (scores);
     free (act); free (a); free (term); free (done);
     return ev;

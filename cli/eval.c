@@ -104,7 +104,7 @@ s_episodes_push (episodes_t *ep, float a, float b)
 
 int
 eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
-        const env_class_t *cls, size_t want, uint64_t seed, episodes_t *ep)
+           const pbt_env_t *cls, size_t want, uint64_t seed, episodes_t *ep)
 {
     proto_assign_t assign;
     memset (&assign, 0, sizeof assign);
@@ -266,12 +266,14 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
     int rc = export_agent_fetch (ctl, agent_name, &a);
     if (rc != 0)
         return rc;
-    const env_class_t *cls = env_find (a.env);
-    if (!cls) {
-        fprintf (stderr, "pbtctl eval: this pbtctl does not know env '%s'\n", a.env);
+    char lerr [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find (a.env, lerr, sizeof lerr);
+    if (!spec) {
+        fprintf (stderr, "pbtctl eval: %s\n", lerr);
         rc = EXIT_REFUSED;
         goto cleanup;
     }
+    const pbt_env_t *cls = envspec_env (spec);
     for (uint32_t k = 0; k < overrides.count; k++)
         if (proto_kvs_set (&a.env_options, overrides.items [k].name, overrides.items [k].value)) {
             fprintf (stderr, "pbtctl eval: too many env options\n");
@@ -279,19 +281,19 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
             goto cleanup;
         }
     char cerr [200];
-    if (cls->check_options (&a.env_options, cerr, sizeof cerr)) {
+    if (envspec_options (spec, &a.env_options, NULL, cerr, sizeof cerr)) {
         fprintf (stderr, "pbtctl eval: --env: %s\n", cerr);
         rc = EXIT_REFUSED;
         goto cleanup;
     }
     const char *script = NULL;
-    if (env_script_index (cls, vs) >= 0)
+    if (envspec_script_index (spec, vs) >= 0)
         script = vs;
     else {
         if ((rc = export_agent_fetch (ctl, vs, &b)) != 0) {
             fprintf (stderr, "pbtctl eval: '%s' is neither an agent nor a script of %s (scripts:",
                      vs, cls->name);
-            for (int s = 0; cls->scripts && cls->scripts [s]; s++)
+            for (int s = 0; s < cls->n_scripts; s++)
                 fprintf (stderr, " %s", cls->scripts [s]);
             fprintf (stderr, ")\n");
             goto cleanup;

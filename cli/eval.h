@@ -31,7 +31,7 @@ typedef struct {
 //  Returns 0 or a pbtctl exit code (the reason printed). The caller frees
 //  ep->team_a and ep->team_b.
 int eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
-               const env_class_t *cls, size_t want, uint64_t seed, eval_episodes_t *ep);
+               const pbt_env_t *cls, size_t want, uint64_t seed, eval_episodes_t *ep);
 
 //  Mean of x [n] and the half-width of its 95% t interval (INFINITY if
 //  n < 2); sd (may be NULL) gets the sample standard deviation.

@@ -116,12 +116,26 @@ export_agent_parse (const uint8_t *body, size_t len, export_agent_t *out,
     out->version = (uint64_t) mpobj_num_or (root, "version", 0);
     out->generation = (uint64_t) mpobj_num_or (root, "generation", 0);
 
+    size_t n = nn_param_count (&out->arch);
     o = mpobj_get (root, "params");
+    const msgpack_object *seed = mpobj_get (root, "init_seed");
+    if (o && o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 0
+    &&  seed && seed->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        //  Never trained: the weights the first worker to train it makes.
+        out->params = malloc (sizeof (float) * n);
+        if (!out->params) {
+            snprintf (err, err_len, "out of memory");
+            goto cleanup;
+        }
+        nn_init_seeded (&out->arch, out->params, seed->via.u64);
+        out->n_params = (uint32_t) n;
+        rc = 0;
+        goto cleanup;
+    }
     if (!o || o->type != MSGPACK_OBJECT_BIN) {
         snprintf (err, err_len, "agent_state reply has no params (binary float32)");
         goto cleanup;
     }
-    size_t n = nn_param_count (&out->arch);
     if (o->via.bin.size != n * sizeof (float)) {
         snprintf (err, err_len, "agent_state params hold %u bytes, the model needs %zu floats",
                   o->via.bin.size, n);
@@ -205,34 +219,29 @@ export_agent_fetch (ctl_t *ctl, const char *agent, export_agent_t *out)
 //  ---------------------------------------------------------------------
 //  Writing
 
+//  The game's own words (its spec), or a pointer to its documentation
+//  when this host does not have its plugin.
+static const pbt_env_t *
+s_game (const char *env)
+{
+    char err [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find (env, err, sizeof err);
+    return spec ? envspec_env (spec) : NULL;
+}
+
 const char *
 export_obs_description (const char *env, const proto_kvs_t *options)
 {
-    if (strcmp (env, "rps") == 0)
-        return proto_kvs_get (options, "obs_both", 0) != 0
-            ? "6 floats: one-hot of the opponent's previous move (3: rock, paper, scissors), "
-              "then one-hot of the player's own previous move (3); rock before the first round"
-            : "3 floats: one-hot of the opponent's previous move (rock, paper, scissors); "
-              "rock before the first round";
-    if (strcmp (env, "soccer") == 0)
-        return "28 floats in the player's team frame (+x toward the opponents' goal), positions "
-               "over the half field size, velocities over 5 m/s: own x, y, vx, vy; then ball, "
-               "teammate, opponent, opponent as dx, dy, vx, vy relative to the player; "
-               "opponents' goal centre dx, dy; own goal centre dx, dy; field width/28, "
-               "height/21; episode time fraction; 1 if the ball is within kick reach "
-               "(docs/soccer.md)";
-    return "see the environment's documentation";
+    (void) options;
+    const pbt_env_t *g = s_game (env);
+    return g && g->obs_doc ? g->obs_doc : "see the environment's documentation";
 }
 
 static const char *
 s_action_description (const char *env)
 {
-    if (strcmp (env, "rps") == 0)
-        return "3: 0 rock, 1 paper, 2 scissors";
-    if (strcmp (env, "soccer") == 0)
-        return "18: move (a % 9: 0 none, 1..8 counter-clockwise from +x in 45 degree steps) "
-               "x kick (a / 9)";
-    return "";
+    const pbt_env_t *g = s_game (env);
+    return g && g->action_doc ? g->action_doc : "";
 }
 
 //  JSON string literal of s.
@@ -331,10 +340,19 @@ s_header_mix (const export_agent_t *agents, int k, const char *mixture, size_t *
     s_meta (f, &first, "actor_layers", layers);
     snprintf (layers + n, sizeof layers - (size_t) n, ", 1]");
     s_meta (f, &first, "critic_layers", layers);
+    const pbt_env_t *game = s_game (agent->env);
+    if (game)
+        s_meta (f, &first, "env_version", game->version);
+    if (game && game->turns == PBT_ENV_TURN_BASED)
+        s_meta (f, &first, "turns", "turn-based: only the player to move (a legal action) acts");
     if (k > 0) {
-        s_meta (f, &first, "policy", "a mixture: draw policy i with probability mixture.weights[i] "
-                "(once per episode), then act by softmax(policies.i.actor(obs)); "
-                "policies.i.critic(obs) is that policy's value");
+        s_meta (f, &first, "policy", game && game->masks
+                ? "a mixture: draw policy i with probability mixture.weights[i] (once per episode), "
+                  "then act by softmax(where(mask, policies.i.actor(obs), -inf)), mask = the game's "
+                  "legal actions; policies.i.critic(obs) is that policy's value"
+                : "a mixture: draw policy i with probability mixture.weights[i] "
+                  "(once per episode), then act by softmax(policies.i.actor(obs)); "
+                  "policies.i.critic(obs) is that policy's value");
         s_meta (f, &first, "mixture", mixture);
         fputc ('}', f);
         nn_tensor_t tensors [4 * (NN_MAX_HIDDEN + 1)];
@@ -360,7 +378,10 @@ s_header_mix (const export_agent_t *agents, int k, const char *mixture, size_t *
         *len_p = len;
         return text;
     }
-    s_meta (f, &first, "policy", "softmax(actor(obs)) over the actions; critic(obs) is the value");
+    s_meta (f, &first, "policy", game && game->masks
+            ? "softmax(where(mask, actor(obs), -inf)) over the actions, mask = the game's "
+              "legal actions (1 = legal) at that step; critic(obs) is the value"
+            : "softmax(actor(obs)) over the actions; critic(obs) is the value");
     snprintf (num, sizeof num, "%.10g", agent->rating);
     s_meta (f, &first, "rating", num);
     snprintf (num, sizeof num, "%llu", (unsigned long long) agent->frames);

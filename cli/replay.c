@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "env.h"
-#include "env_soccer.h"
+#include "soccer.h"
 #include "export.h"
 #include "nn.h"
 
@@ -24,10 +24,22 @@ typedef struct {
     float probs [SOCCER_N_ACTIONS];
 } policy_ctx_t;
 
+//  The soccer plugin; replay draws with its extension, soccer_replay_svg.
+static const envspec_t *
+s_soccer (void)
+{
+    char err [PROTO_MAX_TEXT * 2];
+    const envspec_t *spec = env_find ("soccer", err, sizeof err);
+    if (!spec)
+        fprintf (stderr, "pbtctl replay: %s\n", err);
+    return spec;
+}
+
 static bool
 s_is_script (const char *name)
 {
-    return env_script_index (env_find ("soccer"), name) >= 0;
+    const envspec_t *spec = s_soccer ();
+    return spec && envspec_script_index (spec, name) >= 0;
 }
 
 //  Greedy actions: a replay is for watching what the policy prefers.
@@ -132,7 +144,22 @@ replay_cmd (ctl_t *ctl, int argc, char **argv)
     bool any_agent = !teams [0].scripted || !teams [1].scripted;
     //  Scripted teams pass their script name; agent teams pass NULL and act
     //  through the policy callback.
-    int outcome = soccer_replay_svg (out, seed, steps, &options,
+    const envspec_t *spec = s_soccer ();
+    double values [PBT_ENV_MAX_OPTIONS];
+    char verr [PROTO_MAX_TEXT];
+    int (*replay_svg) (const char *, uint64_t, int, const double *, soccer_policy_fn *, void *,
+                       const char *, const char *) = NULL;
+    if (spec)
+        *(void **) &replay_svg = envspec_symbol (spec, "soccer_replay_svg");
+    if (!replay_svg) {
+        fprintf (stderr, "pbtctl replay: the soccer plugin has no soccer_replay_svg\n");
+        goto cleanup;
+    }
+    if (envspec_options (spec, &options, values, verr, sizeof verr)) {
+        fprintf (stderr, "pbtctl replay: %s\n", verr);
+        goto cleanup;
+    }
+    int outcome = replay_svg (out, seed, steps, values,
                                      any_agent ? s_policy : NULL, any_agent ? &ctx : NULL,
                                      teams [0].scripted ? teams [0].name : NULL,
                                      teams [1].scripted ? teams [1].name : NULL);

@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
+#include "envspec.h"
 #include "ini.h"
 #include "log.h"
 #include "metrics.h"
-#include "nn.h"
 
 const char *config_embedded =
     "# pbtd's embedded default: rock-paper-scissors, a population of 8,\n"
@@ -127,8 +126,17 @@ s_copy (char *dst, size_t size, const char *src)
     return 0;
 }
 
+static int
+s_script_index (const pbt_env_t *env, const char *name)
+{
+    for (int i = 0; i < env->n_scripts; i++)
+        if (!strcmp (env->scripts [i], name))
+            return i;
+    return -1;
+}
+
 static bool
-s_hparam_name_ok (const env_class_t *env, const char *name)
+s_hparam_name_ok (const pbt_env_t *env, const char *name)
 {
     static const char *known [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef", NULL };
     for (int i = 0; known [i]; i++)
@@ -592,7 +600,7 @@ s_hparam_key (pbt_hparam_spec_t *s, ini_t *ini, const ini_entry_t *e, char *err,
 //  The [pbt] and [hparam.*] sections, on top of the preset and the env's
 //  shaping channels.
 static int
-s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const env_class_t *env,
+s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *env,
             char *err, size_t err_len)
 {
     if (pbt_config_preset (p, preset)) {
@@ -664,11 +672,11 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const env_class_t *
         p->elo_k = 0.1;
     //  Scripted opponents must be the environment's; none named means all.
     for (uint32_t i = 0; i < p->n_scripts; i++)
-        if (env_script_index (env, p->scripts [i]) < 0) {
+        if (s_script_index (env, p->scripts [i]) < 0) {
             const ini_entry_t *e = ini_find (ini, "pbt", "script_opponents");
             char known [200] = "";
             size_t n = 0;
-            for (int k = 0; env->scripts && env->scripts [k] && n < sizeof known; k++)
+            for (int k = 0; k < env->n_scripts && n < sizeof known; k++)
                 n += (size_t) snprintf (known + n, sizeof known - n, "%s%s", k ? ", " : "",
                                         env->scripts [k]);
             snprintf (err, err_len, "%s:%d: [pbt] script_opponents: '%s' is not a script of %s "
@@ -677,7 +685,7 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const env_class_t *
             return -1;
         }
     if (p->script_rate > 0 && p->n_scripts == 0)
-        for (int k = 0; env->scripts && env->scripts [k] && p->n_scripts < PBT_MAX_SCRIPTS; k++)
+        for (int k = 0; k < env->n_scripts && p->n_scripts < PBT_MAX_SCRIPTS; k++)
             snprintf (p->scripts [p->n_scripts++], PBT_NAME_LEN, "%s", env->scripts [k]);
     if (p->script_rate > 0 && p->n_scripts == 0) {
         snprintf (err, err_len, "%s: [pbt] script_rate: %s has no scripted policies",
@@ -742,6 +750,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         }
     }
     //  [population] decides the env and the preset everything else builds on.
+    bool env_named = false;
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
         if (!e->key || strcmp (e->section, "population"))
@@ -754,8 +763,9 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         }
         else
         if (!strcmp (e->key, "env")) {
-            if (!env_find (e->value) || s_copy (cfg->env, sizeof cfg->env, e->value))
-                S_ERR (e, "unknown environment '%s'", e->value);
+            if (s_copy (cfg->env, sizeof cfg->env, e->value))
+                S_ERR (e, "name too long: '%s'", e->value);
+            env_named = true;
         }
         else
         if (!strcmp (e->key, "preset")) {
@@ -765,11 +775,30 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         else
             S_ERR (e, "unknown key (known: size, env, preset)");
     }
-    const env_class_t *env = env_find (cfg->env);
-    if (!env) {
-        snprintf (err, err_len, "%s: unknown environment '%s'", ini_name (ini), cfg->env);
+    //  The game's spec: [env] plugin = PATH, or the plugin named by
+    //  [population] env. pbtd reads its data and never runs its code.
+    char lerr [PROTO_MAX_TEXT * 2] = "";
+    const ini_entry_t *plugin = NULL;
+    for (size_t i = 0; i < ini_count (ini); i++) {
+        const ini_entry_t *e = ini_entry (ini, i);
+        if (e->key && !strcmp (e->section, "env") && !strcmp (e->key, "plugin"))
+            plugin = e;
+    }
+    if (plugin && s_copy (cfg->env_plugin, sizeof cfg->env_plugin, plugin->value))
+        S_ERR (plugin, "path too long");
+    cfg->spec = envspec_find (plugin ? plugin->value : cfg->env, lerr, sizeof lerr);
+    if (!cfg->spec) {
+        if (plugin)
+            S_ERR (plugin, "%s", lerr);
+        snprintf (err, err_len, "%s: [population] env: %s", ini_name (ini), lerr);
         return -1;
     }
+    if (plugin && env_named && strcmp (cfg->env, envspec_name (cfg->spec))) {
+        S_ERR (plugin, "the plugin is the game '%s', [population] env says '%s'",
+               envspec_name (cfg->spec), cfg->env);
+    }
+    snprintf (cfg->env, sizeof cfg->env, "%s", envspec_name (cfg->spec));
+    const pbt_env_t *env = envspec_env (cfg->spec);
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
         if (!e->key)
@@ -790,7 +819,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         if (!strcmp (e->section, "ppo"))
             rc = s_ppo_key (cfg, ini, e, err, err_len);
         else
-        if (!strcmp (e->section, "env")) {
+        if (!strcmp (e->section, "env") && e != plugin) {
             double d;
             if (s_parse_double (e->value, &d))
                 S_ERR (e, "expected a number, got '%s'", e->value);
@@ -804,7 +833,7 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         return -1;
 
     char cerr [200] = "";
-    if (env->check_options (&cfg->env_options, cerr, sizeof cerr)) {
+    if (envspec_options (cfg->spec, &cfg->env_options, NULL, cerr, sizeof cerr)) {
         snprintf (err, err_len, "%s: [env]: %s", ini_name (ini), cerr);
         return -1;
     }
@@ -818,17 +847,12 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
                   ini_name (ini), cfg->heartbeat_ms, cfg->lease_ms);
         return -1;
     }
-    cfg->model.obs_dim = (uint32_t) env->obs_dim (&cfg->env_options);
+    cfg->model.obs_dim = (uint32_t) envspec_obs_dim (cfg->spec, &cfg->env_options);
     cfg->model.n_actions = (uint32_t) env->n_actions;
-    nn_arch_t arch;
-    if (nn_arch_from_proto (&arch, &cfg->model, cerr, sizeof cerr)) {
-        snprintf (err, err_len, "%s: [model]: %s", ini_name (ini), cerr);
-        return -1;
-    }
-    size_t n = nn_param_count (&arch);
+    uint64_t n = proto_model_params (&cfg->model);
     if (n == 0 || n > PROTO_MAX_PARAMS) {
-        snprintf (err, err_len, "%s: [model]: %zu parameters (limit %u)",
-                  ini_name (ini), n, PROTO_MAX_PARAMS);
+        snprintf (err, err_len, "%s: [model]: %llu parameters (limit %u)",
+                  ini_name (ini), (unsigned long long) n, PROTO_MAX_PARAMS);
         return -1;
     }
     cfg->n_params = (uint32_t) n;

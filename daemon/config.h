@@ -15,6 +15,9 @@
 #include "pbt.h"
 #include "proto.h"
 
+//  spec/envspec.h: a game's spec, read from its plugin.
+typedef struct _envspec_t envspec_t;
+
 #define CONFIG_MAX_PATH 1024
 #define CONFIG_MAX_EP   256
 
@@ -55,10 +58,12 @@ typedef struct {
     uint32_t size;
     char env [PROTO_MAX_NAME];
     char preset [PROTO_MAX_NAME];
+    const envspec_t *spec;                  // the game's spec (loaded once, kept)
+    char env_plugin [CONFIG_MAX_PATH];      // [env] plugin = PATH, or "" (by name)
     //  [env], [model], [ppo]
     proto_kvs_t env_options;
     proto_model_t model;                    // obs_dim and n_actions from the env
-    uint32_t n_params;                      // nn_param_count of the model
+    uint32_t n_params;                      // proto_model_params of the model
     proto_kvs_t ppo;
     //  [pbt], [hparam.*]
     pbt_config_t pbt;

@@ -106,7 +106,7 @@ s_status (server_t *self, msgpack_packer *pk)
     char merr [PROTO_MAX_TEXT];
     if (meta_nash (self->db, self->n_agents, &m, merr, sizeof merr) < 0)
         log_warn ("nash_failed", "error=\"%s\"", merr);
-    msgpack_pack_map (pk, 17);
+    msgpack_pack_map (pk, 18);
     s_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
@@ -173,6 +173,9 @@ s_status (server_t *self, msgpack_packer *pk)
         msgpack_pack_false (pk);
     s_str (pk, "env");
     s_str (pk, self->cfg->env);
+    //  What a worker's hello must announce for this game (PROTOCOL.md §8).
+    s_str (pk, "env_hash");
+    s_str (pk, self->env_hash);
     s_str (pk, "assign_turnaround_ms");
     s_turnaround (self, pk);
     //  Housekeeping ticks: a control call that stalled the reactor would
@@ -327,7 +330,11 @@ s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, uint64_t version,
         return -1;
     }
     const proto_model_t *m = &self->cfg->model;
-    msgpack_pack_map (pk, 13);
+    //  An agent never trained has no weights yet: init_seed says how the
+    //  worker (and pbtctl) make them, and params is empty.
+    msgpack_pack_map (pk, 14);
+    s_str (pk, "init_seed");
+    msgpack_pack_uint64 (pk, state.init_seed);
     s_str (pk, "agent");
     s_agent_name (pk, id);
     s_str (pk, "version");

@@ -1363,14 +1363,21 @@ s_snapshot_insert (db_t *self, int64_t id, uint64_t version, const proto_state_t
     //  The bytes go to the store first; the row naming them commits only
     //  after store_sync (s_commit), so a committed row never names bytes
     //  a crash could lose.
-    store_ref_t ref;
-    if (store_append (self->store, id, version, state, &ref))
-        return -1;
+    //  No weights yet (a new agent): no record; seg -1 marks the row and
+    //  off keeps the init seed, so an evolution's row copy inherits it.
+    store_ref_t ref = { .len = 0 };
+    int64_t seg = -1, off = (int64_t) state->init_seed;
+    if (state->n_params > 0) {
+        if (store_append (self->store, id, version, state, &ref))
+            return -1;
+        seg = ref.seg;
+        off = (int64_t) ref.off;
+    }
     sqlite3_stmt *st = s_q (self, Q_SNAP_INSERT);
     sqlite3_bind_int64 (st, 1, id);
     sqlite3_bind_int64 (st, 2, (int64_t) version);
-    sqlite3_bind_int64 (st, 3, ref.seg);
-    sqlite3_bind_int64 (st, 4, (int64_t) ref.off);
+    sqlite3_bind_int64 (st, 3, seg);
+    sqlite3_bind_int64 (st, 4, off);
     sqlite3_bind_int64 (st, 5, ref.len);
     sqlite3_bind_int64 (st, 6, state->n_params);
     sqlite3_bind_int64 (st, 7, (int64_t) state->adam_t);
@@ -1503,7 +1510,14 @@ db_load_state (db_t *self, int64_t agent_id, uint64_t version, proto_state_t *st
     };
     uint32_t n_params = (uint32_t) sqlite3_column_int64 (st, 3);
     uint64_t adam_t = (uint64_t) sqlite3_column_int64 (st, 4);
+    bool unborn = sqlite3_column_int64 (st, 0) == -1;
     sqlite3_reset (st);
+    if (unborn) {
+        //  Never trained: the worker makes the weights from the seed.
+        memset (state, 0, sizeof *state);
+        state->init_seed = ref.off;
+    }
+    else
     if (store_read (self->store, &ref, n_params, state, NULL)) {
         log_error ("db_snapshot_corrupt", "agent=%" PRId64 " version=%" PRIu64, agent_id, version);
         goto cleanup;

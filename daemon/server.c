@@ -21,7 +21,6 @@
 #endif
 
 #include "log.h"
-#include "nn.h"
 #include "pbt.h"
 
 int64_t
@@ -510,7 +509,9 @@ s_build_assign (server_t *self, const db_assignment_t *a, proto_msg_t *msg, bool
                 *unreadable = s->agent_id;
                 return -1;
             }
-            if (!self->cache_states) {
+            //  Not cached: the cache is off, or there are no weights yet
+            //  (the seat carries the init seed instead).
+            if (!self->cache_states || !st.params) {
                 seat->state = st;
                 continue;
             }
@@ -743,6 +744,26 @@ s_lease_owned (const lease_t *lease, const peer_t *peer)
         && !strcmp (lease->a.worker_key, peer->curve_key);
 }
 
+//  The population's game build among the ones the worker announced?
+//  0, or -1 with the reason (what it has against what trains here).
+static int
+s_hello_env_ok (server_t *self, const proto_hello_t *hello, char *why, size_t why_len)
+{
+    const char *name = envspec_name (self->cfg->spec), *hash = self->env_hash;
+    for (uint32_t i = 0; i < hello->n_envs; i++)
+        if (!strcmp (hello->envs [i].name, name) && !strcmp (hello->envs [i].hash, hash))
+            return 0;
+    char have [PROTO_MAX_TEXT / 2] = "none";
+    size_t used = 0;
+    for (uint32_t i = 0; i < hello->n_envs && used < sizeof have; i++)
+        used += (size_t) snprintf (have + used, sizeof have - used, "%s%s %s (%.8s)",
+                                   i ? ", " : "", hello->envs [i].name,
+                                   hello->envs [i].version, hello->envs [i].hash);
+    snprintf (why, why_len, "this population trains %s %s (spec hash %s); the worker has %s",
+              name, envspec_version (self->cfg->spec), hash, have);
+    return -1;
+}
+
 static void
 s_not_yours (server_t *self, zframe_t *rid, const peer_t *peer, const lease_t *lease,
              const char *what)
@@ -756,6 +777,13 @@ s_not_yours (server_t *self, zframe_t *rid, const peer_t *peer, const lease_t *l
 static void
 s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_hello_t *hello)
 {
+    char why [PROTO_MAX_TEXT];
+    if (s_hello_env_ok (self, hello, why, sizeof why)) {
+        log_warn ("hello_refused", "worker=\"%s\" code=wrong_env why=\"%s\"",
+                  hello->worker_id, why);
+        s_send_error (self, self->worker, rid, PROTO_E_WRONG_ENV, 0, "%s", why);
+        return;
+    }
     peer_t *peer = s_peer_find (self, rid);
     if (!peer) {
         peer = calloc (1, sizeof *peer);
@@ -1445,19 +1473,15 @@ s_timer (zloop_t *loop, int timer_id, void *arg)
 //  --------------------------------------------------------------------------
 //  Life cycle
 
-//  First start: N agents with nn_init weights (from seed and agent id),
-//  zero Adam state, initial hparams, rating elo_initial.
+//  First start: N agents with initial hparams and rating elo_initial, and
+//  no weights yet: each gets an init seed (from the population seed and
+//  its id) from which the first worker to train it makes its weights (the
+//  network lives in workers; pbtd holds weights as opaque bytes).
 static int
 s_create_population (server_t *self)
 {
     config_t *cfg = self->cfg;
     int n = (int) cfg->size;
-    nn_arch_t arch;
-    char err [256];
-    if (nn_arch_from_proto (&arch, &cfg->model, err, sizeof err)) {
-        log_error ("model_invalid", "msg=\"%s\"", err);
-        return -1;
-    }
     db_agent_t *agents = calloc ((size_t) n, sizeof *agents);
     proto_state_t *states = calloc ((size_t) n, sizeof *states);
     int rc = -1;
@@ -1469,16 +1493,16 @@ s_create_population (server_t *self)
         agents [i].id = i;
         agents [i].rating = cfg->pbt.elo_initial;
         pbt_initial_hparams (&cfg->pbt, &agents [i].hparams, &rng);
-        if (proto_state_alloc (&states [i], cfg->n_params))
-            goto cleanup;
-        nn_init (&arch, states [i].params, &rng);
+        states [i].init_seed = rng_next (&rng);
     }
     char fingerprint [32], seed [32], created [32];
     config_fingerprint (cfg, fingerprint, sizeof fingerprint);
     snprintf (seed, sizeof seed, "%" PRIu64, cfg->seed);
     snprintf (created, sizeof created, "%" PRId64, server_now_ms ());
     const char *meta [] = { "config_fingerprint", fingerprint, "seed", seed,
-                            "created_at", created, "env", cfg->env, "paused", "0", NULL };
+                            "created_at", created, "env", cfg->env,
+                            "env_version", envspec_version (cfg->spec),
+                            "env_hash", envspec_hash (cfg->spec), "paused", "0", NULL };
     rc = db_create_population (self->db, n, agents, states, meta, server_now_ms ());
     if (rc == 0)
         log_info ("population_created", "agents=%d env=%s n_params=%u", n, cfg->env,
@@ -1539,6 +1563,31 @@ s_check_store (server_t *self)
     return bad == 0 ? 0 : -1;
 }
 
+//  A population is trained by one build of its game: the spec hash
+//  recorded at creation must be the plugin's now (a database from before
+//  hashes were recorded adopts the current one).
+static int
+s_pin_env (server_t *self)
+{
+    const char *hash = envspec_hash (self->cfg->spec);
+    char value [64];
+    if (db_meta_get (self->db, "env_hash", value, sizeof value) == 0) {
+        if (strcmp (value, hash)) {
+            log_error ("env_mismatch", "db=%s plugin=%s why=\"the population was created with "
+                       "the spec hash %s; this plugin's is %s (another build of the game)\"",
+                       self->cfg->db, envspec_path (self->cfg->spec), value, hash);
+            return -1;
+        }
+    }
+    else
+    if (db_meta_set (self->db, "env_hash", hash))
+        return -1;
+    snprintf (self->env_hash, sizeof self->env_hash, "%s", hash);
+    log_info ("env", "name=%s version=%s hash=%s plugin=%s", envspec_name (self->cfg->spec),
+              envspec_version (self->cfg->spec), hash, envspec_path (self->cfg->spec));
+    return 0;
+}
+
 static int
 s_load (server_t *self)
 {
@@ -1594,6 +1643,8 @@ s_load (server_t *self)
         }
     self->paused = db_meta_get (self->db, "paused", value, sizeof value) == 0
                 && !strcmp (value, "1");
+    if (s_pin_env (self))
+        return -1;
     //  Leases survive a restart: workers may still deliver them.
     int n_leased = s_load_leases (self);
     if (n_leased < 0)
@@ -1776,7 +1827,7 @@ server_new (config_t *cfg, int sigfd)
     self->started = zclock_mono ();
     self->last_metrics = self->started;
     rng_seed_stream (&self->rng, cfg->seed, 0x9b7d);
-    self->env = env_find (cfg->env);
+    self->env = cfg->spec ? envspec_env (cfg->spec) : NULL;
     self->peers = zhashx_new ();
     self->waiting = zlistx_new ();
     self->leases = zlistx_new ();

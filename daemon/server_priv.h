@@ -9,7 +9,7 @@
 
 #include "config.h"
 #include "db.h"
-#include "env.h"
+#include "envspec.h"
 #include "reader.h"
 #include "metrics.h"
 #include "rng.h"
@@ -91,7 +91,8 @@ typedef struct {
 
 struct _server_t {
     config_t *cfg;
-    const env_class_t *env;
+    const pbt_env_t *env;           // the game's spec (data only: pbtd runs no game code)
+    char env_hash [17];             // the spec hash the population is pinned to
     db_t *db;
     zsock_t *worker;
     zsock_t *control;

@@ -62,6 +62,13 @@ main (int argc, char **argv)
     strcpy (m.u.hello.host, "host1");
     m.u.hello.pid = 123;
     strcpy (m.u.hello.software, "pbt-worker/0.1.0");
+    m.u.hello.n_envs = 2;
+    strcpy (m.u.hello.envs [0].name, "rps");
+    strcpy (m.u.hello.envs [0].version, "1.0");
+    strcpy (m.u.hello.envs [0].hash, "bd216c0904337014");
+    strcpy (m.u.hello.envs [1].name, "kuhn");
+    strcpy (m.u.hello.envs [1].version, "1.0");
+    strcpy (m.u.hello.envs [1].hash, "0123456789abcdef");
     rc |= s_write (dir, "hello", &m);
 
     memset (&m, 0, sizeof (m));

@@ -65,6 +65,7 @@ static const char *s_code_names [] = {
     [PROTO_E_PAUSED] = "paused",
     [PROTO_E_NOT_YOURS] = "not_yours",
     [PROTO_E_OVER_LIMIT] = "over_limit",
+    [PROTO_E_WRONG_ENV] = "wrong_env",
 };
 #define N_CODES (sizeof (s_code_names) / sizeof (s_code_names [0]))
 
@@ -243,8 +244,8 @@ proto_msg_clear (proto_msg_t *msg)
 }
 
 //  Total floats of actor + critic for a model, as nn.h lays them out.
-static uint64_t
-s_model_params (const proto_model_t *model)
+uint64_t
+proto_model_params (const proto_model_t *model)
 {
     uint64_t total = 0;
     for (int head = 0; head < 2; head++) {
@@ -667,8 +668,9 @@ s_seat (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
     fld_t fl [] = {
         { .name = "id" }, { .name = "version" }, { .name = "slot" }, { .name = "train" },
         { .name = "script" }, { .name = "hparams" }, { .name = "state" },
+        { .name = "init_seed" },
     };
-    TRY (s_fields (c, v, path, fl, 7));
+    TRY (s_fields (c, v, path, fl, 8));
     TRY (s_get_int (c, path, &fl [0], -1, INT64_MAX, &s->id));
     TRY (s_get_uint (c, path, &fl [1], 0, UINT64_MAX, &s->version));
     TRY (s_get_u32 (c, path, &fl [2], 0, PROTO_MAX_AGENTS - 1, &s->slot));
@@ -679,12 +681,17 @@ s_seat (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
         TRY (s_get_kvs (c, path, &fl [5], &s->hparams));
     if (fl [6].have)
         TRY (s_get_state (c, path, &fl [6], &s->state));
+    if (fl [7].have && fl [6].have)
+        return s_fail (c, PROTO_E_FIELD, "%s.init_seed: a seat has a state or an init_seed, "
+                       "not both", path);
+    if (fl [7].have)
+        TRY (s_get_uint (c, path, &fl [7], 0, UINT64_MAX, &s->state.init_seed));
     if (s->id == -1 && s->script [0] == 0)
         return s_fail (c, PROTO_E_FIELD, "%s.script: required when id is -1", path);
     if (s->id == -1 && s->state.n_params > 0)
         return s_fail (c, PROTO_E_FIELD, "%s.state: a scripted seat (id -1) has no state", path);
     if (s->state.n_params > 0) {
-        uint64_t want = s_model_params (&a->model);
+        uint64_t want = proto_model_params (&a->model);
         if (want != s->state.n_params)
             return s_fail (c, PROTO_E_FIELD,
                            "%s.state.n_params: model needs %llu parameters, got %u",
@@ -791,11 +798,25 @@ s_check_identity (dc_t *c, const char *field, const char *s)
 }
 
 static proto_code_t
+s_env_id (dc_t *c, const char *path, proto_view_t v, uint32_t i, void *arg)
+{
+    proto_env_id_t *e = &((proto_hello_t *) arg)->envs [i];
+    fld_t fl [] = { { .name = "name" }, { .name = "version" }, { .name = "hash" } };
+    TRY (s_fields (c, v, path, fl, 3));
+    TRY (s_get_str (c, path, &fl [0], e->name, sizeof (e->name), true, false));
+    TRY (s_get_str (c, path, &fl [1], e->version, sizeof (e->version), true, false));
+    TRY (s_get_str (c, path, &fl [2], e->hash, sizeof (e->hash), true, false));
+    return PROTO_OK;
+}
+
+static proto_code_t
 s_decode_hello (dc_t *c, proto_view_t top, proto_hello_t *m)
 {
     fld_t fl [] = { { .name = "worker_id" }, { .name = "host" }, { .name = "pid" },
-                    { .name = "software" } };
-    TRY (s_fields (c, top, "hello", fl, 4));
+                    { .name = "software" }, { .name = "envs" } };
+    TRY (s_fields (c, top, "hello", fl, 5));
+    if (fl [4].have)
+        TRY (s_get_array (c, "hello", &fl [4], 0, PROTO_MAX_ENVS, &m->n_envs, s_env_id, m));
     TRY (s_get_str (c, "hello", &fl [0], m->worker_id, sizeof (m->worker_id), true, false));
     if (fl [1].have)
         TRY (s_get_str (c, "hello", &fl [1], m->host, sizeof (m->host), false, false));
@@ -1284,6 +1305,15 @@ s_precheck (const proto_msg_t *msg)
             ||  !s_str_ok (msg->u.hello.host, PROTO_MAX_TEXT)
             ||  !s_str_ok (msg->u.hello.software, PROTO_MAX_NAME))
                 return "hello: unterminated string";
+            if (msg->u.hello.n_envs > PROTO_MAX_ENVS)
+                return "hello: n_envs over the limit";
+            for (uint32_t i = 0; i < msg->u.hello.n_envs; i++) {
+                const proto_env_id_t *e = &msg->u.hello.envs [i];
+                if (!s_str_ok (e->name, PROTO_MAX_NAME) || !s_str_ok (e->version, PROTO_MAX_NAME)
+                ||  !s_str_ok (e->hash, PROTO_MAX_NAME) || !e->name [0] || !e->version [0]
+                ||  !e->hash [0])
+                    return "hello: envs entry empty or unterminated";
+            }
             break;
         case PROTO_ASSIGN:
             if (a->n_seats > PROTO_MAX_AGENTS || a->model.n_hidden > PROTO_MAX_HIDDEN)
@@ -1344,7 +1374,7 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
     const char *type = proto_type_name (msg->type);
     uint32_t n = 0;
     switch (msg->type) {
-        case PROTO_HELLO:     n = 4; break;
+        case PROTO_HELLO:     n = 5; break;
         case PROTO_WELCOME:   n = 2 + (msg->u.welcome.max_held != 0); break;
         case PROTO_REQUEST:   n = 0; break;
         case PROTO_ASSIGN:    n = 8; break;
@@ -1369,6 +1399,13 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
             PK (s_pack_key (pk, "host") || s_pack_str (pk, m->host));
             PK (s_pack_key (pk, "pid") || msgpack_pack_uint32 (pk, m->pid));
             PK (s_pack_key (pk, "software") || s_pack_str (pk, m->software));
+            PK (s_pack_key (pk, "envs") || msgpack_pack_array (pk, m->n_envs));
+            for (uint32_t i = 0; i < m->n_envs; i++) {
+                PK (msgpack_pack_map (pk, 3));
+                PK (s_pack_key (pk, "name") || s_pack_str (pk, m->envs [i].name));
+                PK (s_pack_key (pk, "version") || s_pack_str (pk, m->envs [i].version));
+                PK (s_pack_key (pk, "hash") || s_pack_str (pk, m->envs [i].hash));
+            }
             break;
         }
         case PROTO_WELCOME:
@@ -1398,7 +1435,8 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
             for (uint32_t i = 0; i < m->n_seats; i++) {
                 const proto_seat_t *s = &m->seats [i];
                 bool has_state = s->state.n_params > 0;
-                PK (msgpack_pack_map (pk, 6 + has_state));
+                bool has_init = !has_state && s->id >= 0;
+                PK (msgpack_pack_map (pk, 6 + has_state + has_init));
                 PK (s_pack_key (pk, "id") || msgpack_pack_int64 (pk, s->id));
                 PK (s_pack_key (pk, "version") || msgpack_pack_uint64 (pk, s->version));
                 PK (s_pack_key (pk, "slot") || msgpack_pack_uint32 (pk, s->slot));
@@ -1407,6 +1445,8 @@ s_pack_body (msgpack_packer *pk, const proto_msg_t *msg)
                 PK (s_pack_key (pk, "hparams") || s_pack_kvs (pk, &s->hparams));
                 if (has_state)
                     PK (s_pack_key (pk, "state") || s_pack_state (pk, &s->state));
+                if (has_init)
+                    PK (s_pack_key (pk, "init_seed") || msgpack_pack_uint64 (pk, s->state.init_seed));
             }
             break;
         }

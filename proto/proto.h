@@ -31,6 +31,7 @@
 #define PROTO_MAX_PARAMS     (4u << 20)   // floats in one parameter vector
 #define PROTO_MAX_EPISODES   (1u << 20)   // episode records in one result
 #define PROTO_MAX_RETURNED   8       // assignments one bye may hand back
+#define PROTO_MAX_ENVS       16      // games one worker announces in hello
 
 typedef enum {
     PROTO_HELLO = 1,        // worker -> pbtd: "hello"
@@ -66,6 +67,7 @@ typedef enum {
     PROTO_E_PAUSED,         // "paused": population is paused / daemon is stopping
     PROTO_E_NOT_YOURS,      // "not_yours": the assignment was given to another worker
     PROTO_E_OVER_LIMIT,     // "over_limit": a request from a worker that holds max_held assignments
+    PROTO_E_WRONG_ENV,      // "wrong_env": the worker does not have the population's game build
 } proto_code_t;
 
 //  Name/value pair: hyperparameters, environment options, PPO settings.
@@ -87,6 +89,10 @@ typedef struct {
     float *adam_m;          // [n_params] Adam first moment
     float *adam_v;          // [n_params] Adam second moment
     uint64_t adam_t;        // Adam step count
+    //  n_params == 0 in a network seat: the agent has no weights yet; the
+    //  worker makes them from this seed (nn_init_seeded). On the wire it
+    //  is the seat's "init_seed" field.
+    uint64_t init_seed;
 } proto_state_t;
 
 //  Model architecture; both ends compute n_params from it (nn.h).
@@ -109,11 +115,20 @@ typedef struct {
     proto_state_t state;    // absent (n_params == 0) for scripted seats
 } proto_seat_t;
 
+//  A game build a worker can play: its spec's name, version and hash.
+typedef struct {
+    char name [PROTO_MAX_NAME];
+    char version [PROTO_MAX_NAME];
+    char hash [PROTO_MAX_NAME];         // 16 hex digits (spec/envspec.h)
+} proto_env_id_t;
+
 typedef struct {
     char worker_id [PROTO_MAX_TEXT];    // stable per process, e.g. host:pid
     char host [PROTO_MAX_TEXT];
     uint32_t pid;
     char software [PROTO_MAX_NAME];     // e.g. "pbt-worker/0.1.0"
+    uint32_t n_envs;                    // games it has ("envs", may be absent = none)
+    proto_env_id_t envs [PROTO_MAX_ENVS];
 } proto_hello_t;
 
 typedef struct {
@@ -259,6 +274,10 @@ uint64_t proto_peek_assignment_id (const uint8_t *buf, size_t len);
 //  Free everything a decoded (or hand-built, malloc-owned) message owns and
 //  zero it.
 void proto_msg_clear (proto_msg_t *msg);
+
+//  Floats in the parameter vector of a model (actor and critic MLPs, the
+//  layout of worker/nn.h): the wire's check that a state fits its model.
+uint64_t proto_model_params (const proto_model_t *model);
 
 //  State helpers: allocate zeroed vectors of n floats / free them.
 int proto_state_alloc (proto_state_t *state, uint32_t n_params);

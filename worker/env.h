@@ -1,56 +1,57 @@
-/*  env: the environment interface, PufferLib Ocean style.
+/*  env: running a game through its plugin (include/pbt/env.h).
 
-    An environment class runs n_envs independent instances in one object
-    (vectorized). reset/step write into caller-owned arrays; nothing is
-    allocated per step, and every instance has its own seeded rng_t.
-    Instances auto-reset: when an episode ends, step() writes the terminal
-    flag and the episode's final scores, and the observation written is the
-    first one of the next episode.
+    The spec side (loading, checks, options, hash) is spec/envspec.h,
+    shared with pbtd; this is the code side, used by the worker core,
+    pbtctl and pbt-bench. An env_vec_t is n_envs instances of one game
+    plus what the host checks on every call:
+    - options are checked against the spec and passed in spec order;
+    - every observation written must be finite;
+    - every action passed to step, and every action a script picks, must
+      be legal under the mask of that step (players with an all-zero mask
+      row do not act; the host passes 0 for them);
+    Failures return -1 with a message naming the plugin's file.
 
-    Array layouts (row-major):
-        obs       [n_envs][n_players][obs_dim]      float32
-        actions   [n_envs][n_players]               int32
-        rewards   [n_envs][n_players]               float32  game reward (sparse)
-        shaping   [n_envs][n_players][n_shaping]    float32  shaping channels (unweighted)
-        terminals [n_envs]                          uint8    1 if the episode ended this step
-        scores    [n_envs][n_players]               float32  episode total game reward, valid where terminal
+    Buffers are caller-owned (layouts in pbt/env.h); shaping, rewards,
+    terminals and scores may be NULL when the caller does not read them.
+    The mask is kept here (env_vec_mask), filled with ones for games
+    without masks.
 */
 #ifndef PBT_ENV_H
 #define PBT_ENV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "envspec.h"
 #include "proto.h"
 
-typedef struct {
-    const char *name;               // "rps", "soccer"
-    int n_players;                  // seats per match
-    int n_teams;                    // 2; players are split evenly, team = player / (n_players / n_teams)
-    int n_actions;                  // discrete actions
-    int n_shaping;                  // shaping reward channels
-    const char *const *shaping_names;   // [n_shaping], e.g. "vel_to_ball"; hparam is "shape_<name>"
-    const char *const *scripts;     // NULL-terminated scripted policy names
-    //  Observation size for these options.
-    int (*obs_dim) (const proto_kvs_t *options);
-    //  Check options; returns 0 or -1 with a message naming the bad key.
-    int (*check_options) (const proto_kvs_t *options, char *err, size_t err_len);
-    //  Create n_envs instances seeded from seed; NULL on failure.
-    void *(*vec_new) (int n_envs, uint64_t seed, const proto_kvs_t *options);
-    void (*vec_destroy) (void **self_p);
-    void (*vec_reset) (void *self, float *obs);
-    void (*vec_step) (void *self, const int32_t *actions, float *obs,
-                      float *rewards, float *shaping, uint8_t *terminals,
-                      float *scores);
-    //  Fill actions[e*n_players + player] for every env e with the scripted
-    //  policy `script` (index into scripts) playing `player`.
-    void (*script_act) (void *self, int script, int player, int32_t *actions);
-} env_class_t;
+typedef struct _env_vec_t env_vec_t;
 
-//  Look up an environment class by name; NULL if unknown.
-const env_class_t *env_find (const char *name);
+//  A plugin by name or path, loaded once per process; NULL with err.
+const envspec_t *env_find (const char *name_or_path, char *err, size_t err_len);
 
-//  Index of a scripted policy name in cls->scripts, or -1.
-int env_script_index (const env_class_t *cls, const char *script);
+env_vec_t *env_vec_new (const envspec_t *spec, int n_envs, uint64_t seed,
+                        const proto_kvs_t *options, char *err, size_t err_len);
+void env_vec_destroy (env_vec_t **self_p);
+
+//  The plugin's own instance pointer (for a game's extension hooks).
+void *env_vec_self (env_vec_t *self);
+const envspec_t *env_vec_spec (const env_vec_t *self);
+int env_vec_obs_dim (const env_vec_t *self);
+//  The mask of the last reset/step [n_envs][P][A].
+const uint8_t *env_vec_mask (const env_vec_t *self);
+//  True if player p of instance e acts this step (a legal action exists).
+bool env_vec_active (const env_vec_t *self, int e, int p);
+
+int env_vec_reset (env_vec_t *self, float *obs, char *err, size_t err_len);
+int env_vec_step (env_vec_t *self, int32_t *actions, float *obs, float *rewards,
+                  float *shaping, uint8_t *terminals, float *scores, char *err, size_t err_len);
+//  Script `script` plays `player`: actions [e * P + player] for every e.
+int env_vec_script_act (env_vec_t *self, int script, int player, int32_t *actions,
+                        char *err, size_t err_len);
+
+//  Skip the finiteness check of observations (benchmarks of the raw env).
+void env_vec_set_check_obs (env_vec_t *self, bool check);
 
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "log.h"
 #include "match.h"
 #include "pbt_version.h"
@@ -70,6 +71,7 @@ typedef struct {
     uint64_t abandoned_id;
     bool bye_sent;
     bool bye_acked;                 // answered: ack, or an error about no assignment
+    bool refused;                   // pbtd trains a game this worker does not have
 } worker_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -139,6 +141,9 @@ s_send_hello (worker_t *self)
     snprintf (msg.u.hello.host, sizeof msg.u.hello.host, "%s", host);
     msg.u.hello.pid = (uint32_t) getpid ();
     snprintf (msg.u.hello.software, sizeof msg.u.hello.software, "pbt-worker/%s", PBT_VERSION);
+    //  The games this worker can play, each by the hash of its spec, so
+    //  pbtd can refuse a worker with another build of its game.
+    envspec_announce (&msg.u.hello);
     s_send (self, &msg);
     self->state = W_EXPECT_WELCOME;
     self->hello_at = zclock_mono () + self->cfg.reply_timeout_ms;
@@ -320,6 +325,14 @@ s_on_error (worker_t *self, const proto_error_t *e)
         //  pbtd restarted or forgot us: introduce ourselves again; leases
         //  survive a restart, so a running match goes on.
         s_send_hello (self);
+        return;
+    }
+    if (e->code == PROTO_E_WRONG_ENV) {
+        //  Another build of the game (or none): no retry can help.
+        log_error ("refused", "code=wrong_env message=\"%s\" hint=\"install the "
+                   "population's game plugin (PBT_ENV_PATH)\"", e->message);
+        self->refused = true;
+        s_stop = 1;
         return;
     }
     if (e->code == PROTO_E_OVER_LIMIT) {
@@ -653,5 +666,5 @@ main (int argc, char **argv)
     s_goodbye (&self);
     log_info ("stopped", "assignments=%" PRIu64, self.done);
     s_cleanup (&self);
-    return 0;
+    return self.refused ? 1 : 0;
 }

@@ -33,6 +33,7 @@ typedef struct {
     ppo_hparams_t hp;
     float shape [PROTO_MAX_KV];     // [n_shaping] shaping weights
     const float *params;    // weights acted with
+    float *init_params;     // untrained, seat without state: weights made from its init_seed
     proto_state_t *state;   // trained seats: the result's state, updated in place
     rng_t act_rng;
     rng_t ppo_rng;
@@ -122,6 +123,26 @@ s_ppo_int (const proto_kvs_t *ppo, const char *name, double dflt, double lo, dou
     return 0;
 }
 
+//  Each network seat's legal actions at step t, from the game's masks. A
+//  player with none (not its turn) is recorded as forced: only action 0,
+//  which the game ignores, so the step has no policy gradient.
+static void
+s_masks (seat_run_t *seats, int P, const env_vec_t *env, int E, int A, int t)
+{
+    const uint8_t *mask = env_vec_mask (env);
+    for (int s = 0; s < P; s++) {
+        seat_run_t *run = &seats [s];
+        if (!run->ppo)
+            continue;
+        uint8_t *m = ppo_mask (run->ppo, t);
+        for (int e = 0; e < E; e++) {
+            memcpy (m + (size_t) e * A, mask + ((size_t) e * P + run->slot) * A, (size_t) A);
+            if (!env_vec_active (env, e, run->slot))
+                m [(size_t) e * A] = 1;
+        }
+    }
+}
+
 void
 match_result_clear (proto_result_t *result)
 {
@@ -143,7 +164,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     memset (result, 0, sizeof *result);
     seat_run_t seats [PROTO_MAX_AGENTS];
     memset (seats, 0, sizeof seats);
-    void *env = NULL;
+    env_vec_t *env = NULL;
     float *obs = NULL, *rewards = NULL, *shaping = NULL, *scores = NULL, *seat_rew = NULL;
     uint8_t *env_done = NULL;       // first_episode_only: env already reported an episode
     uint32_t *ep_len = NULL;        // [E] decisions so far in env e's running episode
@@ -153,14 +174,14 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     bool ep_warned = false;
     nn_blas_init ();
 
-    const env_class_t *cls = env_find (assign->env);
-    if (!cls) {
-        snprintf (err, err_len, "unknown env '%s'", assign->env);
+    const envspec_t *spec = env_find (assign->env, err, err_len);
+    if (!spec)
         goto cleanup;
-    }
-    if (cls->check_options (&assign->env_options, err, err_len) != 0)
+    const pbt_env_t *cls = envspec_env (spec);
+    if (envspec_options (spec, &assign->env_options, NULL, err, err_len) != 0)
         goto cleanup;
-    int P = cls->n_players, S = cls->n_shaping, D = cls->obs_dim (&assign->env_options);
+    int P = cls->n_players, S = cls->n_shaping, D = envspec_obs_dim (spec, &assign->env_options);
+    int A = cls->n_actions;
     assert (P >= 1 && P <= PROTO_MAX_AGENTS && S >= 0 && S <= PROTO_MAX_KV);
     nn_arch_t arch;
     if (nn_arch_from_proto (&arch, &assign->model, err, err_len) != 0)
@@ -209,7 +230,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
         slot_used [seat->slot] = true;
         run->slot = (int) seat->slot;
         if (seat->id == -1) {
-            run->script = env_script_index (cls, seat->script);
+            run->script = envspec_script_index (spec, seat->script);
             if (run->script < 0) {
                 snprintf (err, err_len, "seats[%d].script '%s' is not a script of env %s",
                           s, seat->script, cls->name);
@@ -219,11 +240,22 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
         }
         run->script = -1;
         n_net++;
-        if (seat->state.n_params != n_params || !seat->state.params) {
+        //  No state: the agent's first weights, made from its init seed.
+        bool fresh = seat->state.n_params == 0;
+        if (!fresh && (seat->state.n_params != n_params || !seat->state.params)) {
             snprintf (err, err_len, "seats[%d] (agent %lld) has %u params, model needs %zu",
                       s, (long long) seat->id, seat->state.n_params, n_params);
             goto cleanup;
         }
+        if (fresh) {
+            run->init_params = malloc (sizeof (float) * n_params);
+            if (!run->init_params) {
+                snprintf (err, err_len, "out of memory for seat %d", s);
+                goto cleanup;
+            }
+            nn_init_seeded (&arch, run->init_params, seat->state.init_seed);
+        }
+        const float *given = fresh ? run->init_params : seat->state.params;
         if (ppo_hparams_from (&run->hp, &seat->hparams, &assign->ppo, err, err_len) != 0)
             goto cleanup;
         for (int c = 0; c < S; c++) {
@@ -237,7 +269,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
             goto cleanup;
         }
         run->train = seat->train;
-        run->params = seat->state.params;
+        run->params = given;
         if (run->train) {
             run->ep_game = calloc ((size_t) E, sizeof (double));
             run->ep_shaped = calloc ((size_t) E, sizeof (double));
@@ -250,7 +282,7 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
                 snprintf (err, err_len, "out of memory for seat %d state", s);
                 goto cleanup;
             }
-            memcpy (st->params, seat->state.params, sizeof (float) * n_params);
+            memcpy (st->params, given, sizeof (float) * n_params);
             if (seat->state.adam_m)
                 memcpy (st->adam_m, seat->state.adam_m, sizeof (float) * n_params);
             if (seat->state.adam_v)
@@ -261,7 +293,9 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
         }
     }
 
-    env = cls->vec_new (E, env_seed, &assign->env_options);
+    env = env_vec_new (spec, E, env_seed, &assign->env_options, err, err_len);
+    if (!env)
+        goto cleanup;
     obs = malloc (sizeof (float) * (size_t) E * P * D);
     actions = malloc (sizeof (int32_t) * (size_t) E * P);
     rewards = malloc (sizeof (float) * (size_t) E * P);
@@ -278,11 +312,12 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
     ep_len = calloc ((size_t) E, sizeof (uint32_t));
     if (!env || !obs || !actions || !rewards || !shaping || !terminals || !scores
     ||  !seat_act || !seat_rew || !env_done || !ep_len) {
-        snprintf (err, err_len, "could not create env %s with %d instances", cls->name, E);
+        snprintf (err, err_len, "out of memory for env %s with %d instances", cls->name, E);
         goto cleanup;
     }
     memset (shaping, 0, sizeof (float) * ((size_t) E * P * S + 1));
-    cls->vec_reset (env, obs);
+    if (env_vec_reset (env, obs, err, err_len))
+        goto cleanup;
 
     double t0 = s_now ();
     for (int it = 0; it < iters; it++) {
@@ -299,17 +334,22 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
             }
             if (t == T)
                 break;
+            if (cls->masks)
+                s_masks (seats, P, env, E, A, t);
             for (int s = 0; s < P; s++) {
                 seat_run_t *run = &seats [s];
                 if (!run->ppo) {
-                    cls->script_act (env, run->script, run->slot, actions);
+                    if (env_vec_script_act (env, run->script, run->slot, actions, err, err_len))
+                        goto cleanup;
                     continue;
                 }
                 ppo_act (run->ppo, run->params, t, &run->act_rng, seat_act);
                 for (int e = 0; e < E; e++)
                     actions [(size_t) e * P + run->slot] = seat_act [e];
             }
-            cls->vec_step (env, actions, obs, rewards, shaping, terminals, scores);
+            if (env_vec_step (env, actions, obs, rewards, shaping, terminals, scores,
+                              err, err_len))
+                goto cleanup;
             for (int s = 0; s < P; s++) {
                 seat_run_t *run = &seats [s];
                 if (!run->train)
@@ -419,10 +459,10 @@ cleanup:
         ppo_destroy (&seats [s].ppo);
         free (seats [s].ep_game);
         free (seats [s].ep_shaped);
+        free (seats [s].init_params);
     }
     free (ep_len);
-    if (env)
-        cls->vec_destroy (&env);
+    env_vec_destroy (&env);
     free (obs);
     free (actions);
     free (rewards);

@@ -218,6 +218,14 @@ nn_init (const nn_arch_t *arch, float *params, rng_t *rng)
     }
 }
 
+void
+nn_init_seeded (const nn_arch_t *arch, float *params, uint64_t init_seed)
+{
+    rng_t rng;
+    rng_seed (&rng, init_seed);
+    nn_init (arch, params, &rng);
+}
+
 //  ---------------------------------------------------------------------
 //  Layer kernels
 
@@ -860,23 +868,36 @@ nn_relu_backward (float *din, const float *dout, const float *out, size_t N)
 void
 nn_categorical_forward (float *logp, float *ent, const float *logits, int B, int A)
 {
-    //  logp [B][A], ent [B] or NULL, logits [B][A]
+    nn_categorical_forward_masked (logp, ent, logits, NULL, B, A);
+}
+
+void
+nn_categorical_forward_masked (float *logp, float *ent, const float *logits,
+                               const uint8_t *mask, int B, int A)
+{
+    //  logp [B][A], ent [B] or NULL, logits [B][A], mask [B][A] or NULL.
+    //  Illegal actions get logp -inf: the softmax over the legal logits
+    //  only, so no probability and no gradient reaches them.
     for (int r = 0; r < B; r++) {
         const float *z = logits + (size_t) r * A;
+        const uint8_t *m = mask ? mask + (size_t) r * A : NULL;
         float *lp = logp + (size_t) r * A;
-        float mx = z [0];
-        for (int a = 1; a < A; a++)
-            mx = z [a] > mx ? z [a] : mx;
+        float mx = -INFINITY;
+        for (int a = 0; a < A; a++)
+            if ((!m || m [a]) && z [a] > mx)
+                mx = z [a];
         float sum = 0;
         for (int a = 0; a < A; a++)
-            sum += expf (z [a] - mx);
+            if (!m || m [a])
+                sum += expf (z [a] - mx);
         float lse = mx + logf (sum);
         for (int a = 0; a < A; a++)
-            lp [a] = z [a] - lse;
+            lp [a] = !m || m [a] ? z [a] - lse : -INFINITY;
         if (ent) {
             float h = 0;
             for (int a = 0; a < A; a++)
-                h -= expf (lp [a]) * lp [a];
+                if (!m || m [a])
+                    h -= expf (lp [a]) * lp [a];
             ent [r] = h;
         }
     }
@@ -897,6 +918,10 @@ nn_categorical_backward (float *dlogits, const float *logp, const float *ent,
         float gh = dent ? dent [r] : 0.0f;
         float h = ent ? ent [r] : 0.0f;
         for (int a = 0; a < A; a++) {
+            if (lp [a] == -INFINITY) {
+                dz [a] = 0;         // a masked action: its logit is not used
+                continue;
+            }
             float p = expf (lp [a]);
             dz [a] = -ga * p - gh * p * (lp [a] + h);
         }
@@ -915,7 +940,10 @@ nn_categorical_sample (int32_t *actions, const float *logp, int B, int A, rng_t 
         const float *lp = logp + (size_t) r * A;
         float u = rng_uniformf (rng);
         float cum = 0;
+        //  If rounding leaves u above the total, the last legal action.
         int32_t pick = A - 1;
+        while (pick > 0 && lp [pick] == -INFINITY)
+            pick--;
         for (int a = 0; a < A; a++) {
             cum += expf (lp [a]);
             if (u < cum) {
@@ -1138,6 +1166,13 @@ int
 nn_policy_eval (const nn_arch_t *arch, const float *params,
                 const float *obs, int batch, float *probs, float *values)
 {
+    return nn_policy_eval_masked (arch, params, obs, NULL, batch, probs, values);
+}
+
+int
+nn_policy_eval_masked (const nn_arch_t *arch, const float *params, const float *obs,
+                       const uint8_t *mask, int batch, float *probs, float *values)
+{
     //  obs [batch][obs_dim], probs [batch][n_actions], values [batch] or NULL
     if (batch <= 0)
         return 0;
@@ -1147,7 +1182,7 @@ nn_policy_eval (const nn_arch_t *arch, const float *params,
         return -1;
     const float *logits = nn_forward (work, NN_ACTOR, params, obs, batch);
     int A = arch->n_actions;
-    nn_categorical_forward (probs, NULL, logits, batch, A);
+    nn_categorical_forward_masked (probs, NULL, logits, mask, batch, A);
     for (size_t i = 0; i < (size_t) batch * A; i++)
         probs [i] = expf (probs [i]);
     if (values) {

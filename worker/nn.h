@@ -60,6 +60,15 @@ void nn_init (const nn_arch_t *arch, float *params, rng_t *rng);
 //  allocates scratch). probs [batch][n_actions]; values [batch] may be NULL.
 int nn_policy_eval (const nn_arch_t *arch, const float *params,
                     const float *obs, int batch, float *probs, float *values);
+//  The same under legal-action masks [batch][n_actions] (1 = legal; NULL:
+//  all legal): probs = softmax (where (mask, logits, -inf)).
+int nn_policy_eval_masked (const nn_arch_t *arch, const float *params, const float *obs,
+                           const uint8_t *mask, int batch, float *probs, float *values);
+
+//  The initial weights of an agent that has none yet: nn_init from an rng
+//  seeded with init_seed (pbtd hands it out; the worker that first trains
+//  the agent and pbtctl export/eval make the very same weights).
+void nn_init_seeded (const nn_arch_t *arch, float *params, uint64_t init_seed);
 
 //  ---------------------------------------------------------------------
 //  Added by the learning core (h1): the layer kernels, llm.c style, and a
@@ -90,6 +99,11 @@ void nn_relu_backward (float *din, const float *dout, const float *out, size_t N
 //  Categorical head. logp [B][A] = log_softmax (logits [B][A]);
 //  ent [B] = -sum_a p log p (ent may be NULL).
 void nn_categorical_forward (float *logp, float *ent, const float *logits, int B, int A);
+//  The same over the legal actions of mask [B][A] (NULL: all): illegal
+//  actions get logp -inf and are left out of the entropy; backward gives
+//  their logits zero gradient and sample never picks them.
+void nn_categorical_forward_masked (float *logp, float *ent, const float *logits,
+                                    const uint8_t *mask, int B, int A);
 //  dlogits [B][A] for a loss with dL/dlogp[b][actions[b]] = dlogpa [b] and
 //  dL/dent [b] = dent [b] (either may be NULL = zero).
 void nn_categorical_backward (float *dlogits, const float *logp, const float *ent,

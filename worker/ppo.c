@@ -31,6 +31,8 @@ struct _ppo_t {
     nn_work_t *work;        // activations for up to max(E, mb_size) rows
     //  Rollout, [T][E] unless noted.
     float *obs;             // [T + 1][E][obs_dim]
+    uint8_t *mask;          // [T][E][A] legal actions (all ones unless written)
+    bool masked;            // ppo_mask was used: the policy honours mask
     int32_t *act;
     float *logp;
     float *val;
@@ -43,6 +45,7 @@ struct _ppo_t {
     int32_t *perm;          // [T * E]
     //  Minibatch gather and loss scratch, [mb_size] unless noted.
     float *mb_obs;          // [mb_size][obs_dim]
+    uint8_t *mb_mask;       // [mb_size][A]
     int32_t *mb_act;
     float *mb_logp;
     float *mb_adv;
@@ -142,6 +145,8 @@ ppo_new (const nn_arch_t *arch, int n_envs, int n_steps, int minibatches)
     self->work = nn_work_new (arch, max_batch);
     self->obs = malloc (sizeof (float) * (TE + (size_t) n_envs) * D);
     self->act = malloc (sizeof (int32_t) * TE);
+    self->mask = malloc (TE * A);
+    self->mb_mask = malloc (M * A);
     self->logp = malloc (sizeof (float) * TE);
     self->val = malloc (sizeof (float) * TE);
     self->rew = malloc (sizeof (float) * TE);
@@ -167,12 +172,13 @@ ppo_new (const nn_arch_t *arch, int n_envs, int n_steps, int minibatches)
     ||  !self->done || !self->adv || !self->ret || !self->last_val || !self->logp_all
     ||  !self->perm || !self->mb_obs || !self->mb_act || !self->mb_logp || !self->mb_adv
     ||  !self->mb_ret || !self->mb_val || !self->ent || !self->dlogpa || !self->dent
-    ||  !self->dv || !self->dlogits || !self->grads) {
+    ||  !self->dv || !self->dlogits || !self->grads || !self->mask || !self->mb_mask) {
         log_error ("ppo_new_failed", "reason=\"out of memory\"");
         ppo_destroy (&self);
         return NULL;
     }
     memset (self->obs, 0, sizeof (float) * (TE + (size_t) n_envs) * D);
+    memset (self->mask, 1, TE * A);
     for (size_t i = 0; i < TE; i++)
         self->perm [i] = (int32_t) i;
     return self;
@@ -187,6 +193,8 @@ ppo_destroy (ppo_t **self_p)
         return;
     nn_work_destroy (&self->work);
     free (self->obs);
+    free (self->mask);
+    free (self->mb_mask);
     free (self->act);
     free (self->logp);
     free (self->val);
@@ -220,6 +228,14 @@ ppo_obs (ppo_t *self, int t)
     return self->obs + (size_t) t * self->n_envs * self->arch.obs_dim;
 }
 
+uint8_t *
+ppo_mask (ppo_t *self, int t)
+{
+    assert (self && t >= 0 && t < self->n_steps);
+    self->masked = true;
+    return self->mask + (size_t) t * self->n_envs * self->arch.n_actions;
+}
+
 void
 ppo_act (ppo_t *self, const float *params, int t, rng_t *rng, int32_t *actions)
 {
@@ -228,7 +244,8 @@ ppo_act (ppo_t *self, const float *params, int t, rng_t *rng, int32_t *actions)
     int E = self->n_envs, A = self->arch.n_actions;
     const float *obs = ppo_obs (self, t);
     const float *logits = nn_forward (self->work, NN_ACTOR, params, obs, E);
-    nn_categorical_forward (self->logp_all, NULL, logits, E, A);
+    const uint8_t *mask = self->masked ? self->mask + (size_t) t * E * A : NULL;
+    nn_categorical_forward_masked (self->logp_all, NULL, logits, mask, E, A);
     nn_categorical_sample (actions, self->logp_all, E, A, rng);
     const float *v = nn_forward (self->work, NN_CRITIC, params, obs, E);
     size_t base = (size_t) t * E;
@@ -285,6 +302,16 @@ ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
                const float *adv, const float *ret, const float *val_old,
                int B, float *grads, ppo_stats_t *stats)
 {
+    return ppo_loss_grad_masked (self, hp, params, obs, NULL, actions, logp_old, adv, ret,
+                                 val_old, B, grads, stats);
+}
+
+double
+ppo_loss_grad_masked (ppo_t *self, const ppo_hparams_t *hp, const float *params,
+                      const float *obs, const uint8_t *mask, const int32_t *actions,
+                      const float *logp_old, const float *adv, const float *ret,
+                      const float *val_old, int B, float *grads, ppo_stats_t *stats)
+{
     assert (self && hp && B >= 1 && B <= self->mb_size);
     int A = self->arch.n_actions;
     float c = hp->clip_coef;
@@ -311,7 +338,8 @@ ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
         //  Forward: logits [n][A] -> logp [n][A], ent [n]; values [n].
         const float *logits = nn_forward (self->work, NN_ACTOR, params, x, n);
         float *logp = self->logp_all;
-        nn_categorical_forward (logp, self->ent, logits, n, A);
+        nn_categorical_forward_masked (logp, self->ent, logits,
+                                       mask ? mask + (size_t) c0 * A : NULL, n, A);
         const float *v = nn_forward (self->work, NN_CRITIC, params, x, n);
         for (int k = 0; k < n; k++) {
             int b = c0 + k;
@@ -443,6 +471,7 @@ ppo_update (ppo_t *self, const ppo_hparams_t *hp, float *params,
     assert (self && hp);
     assert (hp->minibatches * self->mb_size == self->n_envs * self->n_steps);
     int E = self->n_envs, T = self->n_steps, D = self->arch.obs_dim, M = self->mb_size;
+    int A = self->arch.n_actions;
     size_t TE = (size_t) E * T;
     const float *v = nn_forward (self->work, NN_CRITIC, params, ppo_obs (self, T), E);
     memcpy (self->last_val, v, sizeof (float) * (size_t) E);
@@ -464,6 +493,8 @@ ppo_update (ppo_t *self, const ppo_hparams_t *hp, float *params,
             for (int b = 0; b < M; b++) {
                 size_t i = (size_t) idx [b];
                 memcpy (self->mb_obs + (size_t) b * D, self->obs + i * D, sizeof (float) * (size_t) D);
+                if (self->masked)
+                    memcpy (self->mb_mask + (size_t) b * A, self->mask + i * A, (size_t) A);
                 self->mb_act [b] = self->act [i];
                 self->mb_logp [b] = self->logp [i];
                 self->mb_adv [b] = self->adv [i];
@@ -471,8 +502,10 @@ ppo_update (ppo_t *self, const ppo_hparams_t *hp, float *params,
                 self->mb_val [b] = self->val [i];
             }
             ppo_stats_t st;
-            ppo_loss_grad (self, hp, params, self->mb_obs, self->mb_act, self->mb_logp,
-                           self->mb_adv, self->mb_ret, self->mb_val, M, self->grads, &st);
+            ppo_loss_grad_masked (self, hp, params, self->mb_obs,
+                                  self->masked ? self->mb_mask : NULL, self->mb_act,
+                                  self->mb_logp, self->mb_adv, self->mb_ret, self->mb_val, M,
+                                  self->grads, &st);
             sum.grad_norm += ppo_clip_grad_norm (self->grads, self->n_params, hp->max_grad_norm);
             (*adam_t)++;
             ppo_adam_step (params, adam_m, adam_v, self->grads, self->n_params,

@@ -77,6 +77,13 @@ void ppo_destroy (ppo_t **self_p);
 //  (0 <= t <= n_steps; t == n_steps is the bootstrap observation).
 float *ppo_obs (ppo_t *self, int t);
 
+//  Where to write the legal-action masks [n_envs][n_actions] of step t
+//  (0 <= t < n_steps; 1 = legal). Until the first call every action is
+//  legal; after it, acting and training use the masks (illegal logits
+//  -inf). A forced step (one legal action) has log-prob 0 and no policy
+//  gradient: that is how a player who is not to move is recorded.
+uint8_t *ppo_mask (ppo_t *self, int t);
+
 //  Sample actions [n_envs] for the observations of step t with the actor,
 //  and record them, their log-probs and the critic's values.
 void ppo_act (ppo_t *self, const float *params, int t, rng_t *rng, int32_t *actions);
@@ -110,6 +117,12 @@ double ppo_loss_grad (ppo_t *self, const ppo_hparams_t *hp, const float *params,
 //  with population variances (np.var), over n pairs; NAN when Var(target)
 //  is 0 (undefined: CleanRL reports nan too). At most 1.
 double ppo_explained_variance (const float *pred, const float *target, size_t n);
+
+//  The same under legal-action masks [B][n_actions] (NULL: all legal).
+double ppo_loss_grad_masked (ppo_t *self, const ppo_hparams_t *hp, const float *params,
+                             const float *obs, const uint8_t *mask, const int32_t *actions,
+                             const float *logp_old, const float *adv, const float *ret,
+                             const float *val_old, int B, float *grads, ppo_stats_t *stats);
 
 //  torch.nn.utils.clip_grad_norm_: scale grads so their global L2 norm is
 //  at most max_norm (coefficient max_norm / (norm + 1e-6)). Returns the

@@ -25,6 +25,7 @@ s_usage (FILE *out)
         "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
+        "  --env-path DIRS       directories of game plugins, ':'-separated (sets PBT_ENV_PATH)\n"
         "  --version             print the version and exit\n"
         "  -h, --help            this text\n");
 }
@@ -110,6 +111,10 @@ s_load_file (wconfig_t *cfg, const char *path)
             cfg->log_level = (log_level_t) level;
         }
         else
+        if (strcmp (e->key, "env_path") == 0)
+            //  Where games are found (spec/envspec.h reads PBT_ENV_PATH).
+            setenv ("PBT_ENV_PATH", e->value, 1);
+        else
         if (strcmp (e->key, "reply_timeout_ms") == 0) {
             long v = strtol (e->value, &end, 10);
             if (!*e->value || *end || v < 100 || v > 3600000) {
@@ -121,7 +126,7 @@ s_load_file (wconfig_t *cfg, const char *path)
         }
         else {
             fprintf (stderr, "pbt-worker: %s:%d: unknown key '%s' in [worker] (expected connect, id, "
-                     "server_key, cert, plaintext, log_level, reply_timeout_ms)\n", path, e->line, e->key);
+                     "server_key, cert, plaintext, log_level, reply_timeout_ms, env_path)\n", path, e->line, e->key);
             goto done;
         }
     }
@@ -158,6 +163,7 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         { "max-assignments", required_argument, NULL, 'm' },
         { "reply-timeout-ms", required_argument, NULL, 't' },
         { "log-level", required_argument, NULL, 'l' },
+        { "env-path", required_argument, NULL, 'e' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -199,6 +205,9 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
             }
             case 'f':
                 break;      // already read
+            case 'e':
+                setenv ("PBT_ENV_PATH", optarg, 1);
+                break;
             case 'k':
                 if (s_set_server_key (cfg, optarg, "--server-key") != 0)
                     return -1;

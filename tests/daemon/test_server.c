@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envspec.h"
 #include "proto.h"
 
 static char s_dir [256];
@@ -115,6 +116,7 @@ s_worker (void)
     snprintf (m.u.hello.host, sizeof m.u.hello.host, "test");
     m.u.hello.pid = (uint32_t) getpid ();
     snprintf (m.u.hello.software, sizeof m.u.hello.software, "test/1");
+    envspec_announce (&m.u.hello);
     s_send (w, &m);
     proto_msg_t r;
     s_recv (w, &r);
@@ -150,9 +152,12 @@ s_make_result (const proto_assign_t *as, proto_msg_t *out)
         r->seats [i].version = as->seats [i].version;
         r->seats [i].frames = 100;
         const proto_state_t *src = &as->seats [i].state;
-        cr_assert_eq (proto_state_alloc (&r->seats [i].state, src->n_params), 0);
-        for (uint32_t k = 0; k < src->n_params; k++) {
-            r->seats [i].state.params [k] = src->params [k] + 0.5f;
+        //  A seat without weights (never trained) gets the model's size,
+        //  as a worker that made them from its init_seed would send.
+        uint32_t n = src->n_params ? src->n_params : (uint32_t) proto_model_params (&as->model);
+        cr_assert_eq (proto_state_alloc (&r->seats [i].state, n), 0);
+        for (uint32_t k = 0; k < n; k++) {
+            r->seats [i].state.params [k] = (src->params ? src->params [k] : 0) + 0.5f;
             r->seats [i].state.adam_v [k] = 1;
         }
         r->seats [i].state.adam_t = 7;
@@ -243,6 +248,27 @@ Test (server, protocol_happy_path_and_errors)
     zstr_sendm (early, "a");
     zstr_send (early, "b");
     s_expect_error (early, PROTO_E_MALFORMED);
+    //  A worker with another build of the game (same name, other spec
+    //  hash), or with no game at all: wrong_env, and it is not admitted.
+    proto_msg_t h = { .type = PROTO_HELLO };
+    snprintf (h.u.hello.worker_id, sizeof h.u.hello.worker_id, "other-build");
+    envspec_announce (&h.u.hello);
+    cr_assert_gt (h.u.hello.n_envs, 0);
+    for (uint32_t i = 0; i < h.u.hello.n_envs; i++)
+        h.u.hello.envs [i].hash [0] = h.u.hello.envs [i].hash [0] == '0' ? '1' : '0';
+    s_send (early, &h);
+    proto_msg_t r0;
+    s_recv (early, &r0);
+    cr_assert_eq (r0.type, PROTO_ERROR);
+    cr_assert_eq (r0.u.error.code, PROTO_E_WRONG_ENV, "%s", proto_code_name (r0.u.error.code));
+    cr_assert (strstr (r0.u.error.message, "this population trains rps 1.0"), "%s",
+               r0.u.error.message);
+    proto_msg_clear (&r0);
+    h.u.hello.n_envs = 0;
+    s_send (early, &h);
+    s_expect_error (early, PROTO_E_WRONG_ENV);
+    s_send (early, &m);
+    s_expect_error (early, PROTO_E_STATE);      // still not admitted
 
     zsock_t *w = s_worker ();
     proto_msg_t a;
@@ -253,8 +279,11 @@ Test (server, protocol_happy_path_and_errors)
     cr_assert_neq (as->seats [0].id, as->seats [1].id);
     //  hidden 8, rps obs 3, 3 actions: actor 3*8+8+8*3+3, critic 3*8+8+8+1.
     uint32_t n_params = (3 * 8 + 8 + 8 * 3 + 3) + (3 * 8 + 8 + 8 * 1 + 1);
+    //  No agent has weights yet: each seat says how to make them.
+    cr_assert_neq (as->seats [0].state.init_seed, as->seats [1].state.init_seed);
     for (uint32_t i = 0; i < 2; i++) {
-        cr_assert_eq (as->seats [i].state.n_params, n_params);
+        cr_assert_eq (as->seats [i].state.n_params, 0);
+        cr_assert_neq (as->seats [i].state.init_seed, 0);
         cr_assert_eq (as->seats [i].version, 1);
         cr_assert (as->seats [i].train);
         cr_assert (proto_kvs_has (&as->seats [i].hparams, "lr"));
@@ -262,6 +291,7 @@ Test (server, protocol_happy_path_and_errors)
     }
     cr_assert_eq (as->model.obs_dim, 3);
     cr_assert_eq (proto_kvs_get (&as->ppo, "n_envs", 0), 32);
+    int64_t as_ids [2] = { as->seats [0].id, as->seats [1].id }, trained_id = as_ids [0];
 
     //  Heartbeat renews.
     proto_msg_t hb = { .type = PROTO_HEARTBEAT };
@@ -373,11 +403,25 @@ Test (server, protocol_happy_path_and_errors)
     cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
     cr_assert_eq (proto_view_array_len (body), 1);
     proto_msg_clear (&cr);
-    s_ctl (c, "agent_state", "agt_3", &cr);
+    char trained [32];
+    snprintf (trained, sizeof trained, "agt_%lld", (long long) trained_id);
+    s_ctl (c, "agent_state", trained, &cr);
     cr_assert (cr.u.ctl_reply.ok);
     cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
     cr_assert_eq (proto_view_int (s_get (body, "n_params"), 0), n_params);
     cr_assert_eq (s_get (body, "params").len, 3 + n_params * 4);   // bin16 header (256..65535 bytes)
+    proto_msg_clear (&cr);
+    //  An agent no match has trained: no weights, its init seed instead.
+    int64_t fresh_id = 0;
+    while (fresh_id == as_ids [0] || fresh_id == as_ids [1])
+        fresh_id++;
+    char fresh [32];
+    snprintf (fresh, sizeof fresh, "agt_%lld", (long long) fresh_id);
+    s_ctl (c, "agent_state", fresh, &cr);
+    cr_assert (cr.u.ctl_reply.ok);
+    cr_assert_eq (proto_view_init (&body, cr.u.ctl_reply.body, cr.u.ctl_reply.body_len), 0);
+    cr_assert_eq (proto_view_int (s_get (body, "n_params"), -1), 0);
+    cr_assert_gt (proto_view_int (s_get (body, "init_seed"), 0), 0);
     proto_msg_clear (&cr);
     s_ctl (c, "frobnicate", NULL, &cr);
     cr_assert_not (cr.u.ctl_reply.ok);

@@ -40,6 +40,10 @@ t_select = {t_select}
 """
 
 
+# The game of the pbtd started last, as a hello's envs (start_pbtd).
+ENVS = []
+
+
 class Failure(Exception):
     pass
 
@@ -80,6 +84,10 @@ class Cluster:
         while time.time() < deadline:
             check(self.pbtd.poll() is None, f"pbtd exited early with {self.pbtd.returncode}; see {self.dir}")
             if self.ctl("status", timeout=300, check_rc=False).returncode == 0:
+                # What a hand-made worker's hello must announce (PROTOCOL.md §8).
+                global ENVS
+                st = self.status()
+                ENVS = [{"name": st["env"], "version": "test", "hash": st["env_hash"]}]
                 return
             time.sleep(0.1)
         raise Failure("pbtd did not answer status within 20 s")
@@ -164,7 +172,8 @@ def crc32c(data, crc=0):
 
 def check_state_store(db_path):
     """Every snapshot row names a whole, intact record in the state store
-    (docs/schema.md): magic, format, n_params, length and both checksums.
+    (docs/schema.md): magic, format, n_params, length and both checksums;
+    rows of agents never trained (seg -1) name none.
     Returns the number of records checked."""
     import struct
     con = sqlite3.connect(db_path, timeout=10)
@@ -172,6 +181,10 @@ def check_state_store(db_path):
     con.close()
     for agent, version, seg, off, length, n_params in rows:
         where = f"agt_{agent}@{version} (seg {seg} off {off})"
+        if seg == -1:
+            # Never trained: no record; off holds the init seed (docs/schema.md).
+            check(length == 0 and n_params == 0, f"{where}: a row without weights has len {length}")
+            continue
         path = os.path.join(db_path + "-states", "seg-%08x.pbts" % seg)
         check(os.path.exists(path), f"{where}: segment file missing")
         with open(path, "rb") as f:

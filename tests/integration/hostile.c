@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envspec.h"
 #include "proto.h"
 #include "rng.h"
 
@@ -23,6 +24,7 @@ s_valid_hello (uint8_t *out, size_t cap)
     snprintf (msg.u.hello.worker_id, sizeof msg.u.hello.worker_id, "hostile");
     snprintf (msg.u.hello.host, sizeof msg.u.hello.host, "localhost");
     msg.u.hello.pid = 1;
+    envspec_announce (&msg.u.hello);
     uint8_t *buf = NULL;
     size_t len = 0;
     if (proto_encode (&msg, &buf, &len) != 0 || len > cap)

@@ -72,7 +72,7 @@ CLUSTERS = {}
 CTX = zmq.Context.instance()
 ERROR_CODES = {"too_large", "malformed", "bad_version", "unknown_type", "bad_field", "bad_state",
                "unknown_assignment", "expired", "duplicate", "stale_version", "bad_weights",
-               "denied", "internal", "paused", "over_limit"}
+               "denied", "internal", "paused", "over_limit", "not_yours", "wrong_env"}
 
 
 def cluster(name):
@@ -88,7 +88,14 @@ def cluster(name):
         c = Cluster(text, name=f"conf{name}")
         CLUSTERS[name] = c
         c.start_pbtd()
+        # §3.1/§8: a hello names the population's game by its spec hash,
+        # which status reports.
+        st = status(c)
+        ENVS[:] = [{"name": st["env"], "version": "conformance", "hash": st["env_hash"]}]
     return CLUSTERS[name]
+
+
+ENVS = []
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +171,7 @@ class Peer:
 
     def hello(self, **extra):
         msg = {"v": V, "type": "hello", "worker_id": self.worker_id, "host": "conformance",
-               "pid": os.getpid(), "software": "test_conformance/1"}
+               "pid": os.getpid(), "software": "test_conformance/1", "envs": list(ENVS)}
         msg.update(extra)
         r = self.call(msg)
         check(r["type"] == "welcome", f"§4 UNKNOWN/KNOWN + hello: expected welcome, got {r}")
@@ -373,6 +380,15 @@ def test_bad_state_rows():
              "seats": [{"id": 0, "version": 1, "frames": 0}], "n_episodes": 0, "scores": b""}
         expect_error(p.call(r), "bad_state", 78, "UNKNOWN + result")
         expect_error(p.bye(), "bad_state", 0, "UNKNOWN + bye")
+        # §8: a hello without the population's game, or with another build
+        # of it, is wrong_env and records nothing (a request stays bad_state).
+        base = {"v": V, "type": "hello", "worker_id": p.worker_id}
+        expect_error(p.call(base), "wrong_env", 0, "UNKNOWN + hello without envs")
+        other = [dict(ENVS[0], hash="0123456789abcdef")]
+        r = p.call(dict(base, envs=other))
+        expect_error(r, "wrong_env", 0, "UNKNOWN + hello with another build")
+        check(ENVS[0]["hash"] in r["message"], f"§8: wrong_env does not name the hash it trains: {r}")
+        expect_error(p.call({"v": V, "type": "request"}), "bad_state", 0, "request after wrong_env")
         p.hello()
         others = [
             {"type": "welcome", "heartbeat_ms": 1, "lease_ms": 1},

@@ -69,6 +69,7 @@ class Peer:
         raise harness.Failure(f"{self.worker_id}: no {type_} within {timeout} ms")
 
     def hello(self, **extra):
+        extra.setdefault("envs", harness.ENVS)
         self.send("hello", worker_id=self.worker_id, **extra)
         return self.expect("welcome")
 

@@ -1309,3 +1309,40 @@ Test (proto, max_held_and_duty_counters)
     cr_assert_eq (proto_encode (&hb, &buf, &len), -1, "busy_ms over uptime_ms");
     cr_assert_eq (proto_code_parse ("over_limit"), PROTO_E_OVER_LIMIT);
 }
+
+//  Games in hello, and seats that carry an init seed instead of a state.
+Test (proto, envs_in_hello_and_init_seed_in_seats)
+{
+    proto_msg_t in = { .type = PROTO_HELLO }, out;
+    strcpy (in.u.hello.worker_id, "w");
+    in.u.hello.n_envs = 2;
+    strcpy (in.u.hello.envs [0].name, "kuhn");
+    strcpy (in.u.hello.envs [0].version, "1.0");
+    strcpy (in.u.hello.envs [0].hash, "0123456789abcdef");
+    strcpy (in.u.hello.envs [1].name, "rps");
+    strcpy (in.u.hello.envs [1].version, "2");
+    strcpy (in.u.hello.envs [1].hash, "fedcba9876543210");
+    round_trip (&in, &out);
+    cr_assert_eq (out.u.hello.n_envs, 2);
+    cr_assert_str_eq (out.u.hello.envs [1].name, "rps");
+    cr_assert_str_eq (out.u.hello.envs [1].version, "2");
+    cr_assert_str_eq (out.u.hello.envs [0].hash, "0123456789abcdef");
+    in.u.hello.envs [1].hash [0] = 0;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq (proto_encode (&in, &buf, &len), -1, "an empty hash is refused");
+    cr_assert_eq (proto_code_parse ("wrong_env"), PROTO_E_WRONG_ENV);
+    cr_assert_str_eq (proto_code_name (PROTO_E_WRONG_ENV), "wrong_env");
+
+    //  A network seat without a state carries its init seed (all 64 bits).
+    proto_msg_t a;
+    make_assign (&a);
+    proto_state_free (&a.u.assign.seats [1].state);
+    a.u.assign.seats [1].state.init_seed = 0xfedcba9876543210ull;
+    round_trip (&a, &out);
+    cr_assert_eq (out.u.assign.seats [1].state.n_params, 0);
+    cr_assert_eq (out.u.assign.seats [1].state.init_seed, 0xfedcba9876543210ull);
+    cr_assert_eq (out.u.assign.seats [0].state.n_params, TEST_N_PARAMS);
+    proto_msg_clear (&out);
+    proto_msg_clear (&a);
+}

@@ -9,17 +9,30 @@
 #include <unistd.h>
 
 #include "env.h"
-#include "env_soccer.h"
+#include "soccer.h"
 #include "proto.h"
 #include "rng.h"
 
 #define D SOCCER_OBS_DIM
 
-static const env_class_t *C = &env_soccer_class;
+//  The game linked in, checked and run exactly as its plugin would be.
+static const pbt_env_t *C = &pbt_env_entry;
+static char err_ [512];
+#define E_ err_, sizeof err_
+
+static const envspec_t *
+s_spec (void)
+{
+    static envspec_t *spec;
+    if (!spec)
+        spec = envspec_wrap (&pbt_env_entry, "envs/soccer.c", E_);
+    cr_assert (spec, "%s", err_);
+    return spec;
+}
 
 typedef struct {
     int n;
-    void *vec;
+    env_vec_t *vec;
     float *obs, *rew, *shp, *scores;
     uint8_t *term;
     int32_t *act;
@@ -29,7 +42,7 @@ static run_t
 s_run_new (int n_envs, uint64_t seed, const proto_kvs_t *opts)
 {
     run_t r = { .n = n_envs };
-    r.vec = C->vec_new (n_envs, seed, opts);
+    r.vec = env_vec_new (s_spec (), n_envs, seed, opts, E_);
     cr_assert_not_null (r.vec);
     r.obs = calloc ((size_t) n_envs * 4 * D, sizeof (float));
     r.rew = calloc ((size_t) n_envs * 4, sizeof (float));
@@ -37,20 +50,20 @@ s_run_new (int n_envs, uint64_t seed, const proto_kvs_t *opts)
     r.scores = calloc ((size_t) n_envs * 4, sizeof (float));
     r.term = calloc ((size_t) n_envs, 1);
     r.act = calloc ((size_t) n_envs * 4, sizeof (int32_t));
-    C->vec_reset (r.vec, r.obs);
+    cr_assert_eq (env_vec_reset (r.vec, r.obs, E_), 0, "%s", err_);
     return r;
 }
 
 static void
 s_run_step (run_t *r)
 {
-    C->vec_step (r->vec, r->act, r->obs, r->rew, r->shp, r->term, r->scores);
+    cr_assert_eq (env_vec_step (r->vec, r->act, r->obs, r->rew, r->shp, r->term, r->scores, E_), 0, "%s", err_);
 }
 
 static void
 s_run_free (run_t *r)
 {
-    C->vec_destroy (&r->vec);
+    env_vec_destroy (&r->vec);
     cr_assert_null (r->vec);
     free (r->obs); free (r->rew); free (r->shp); free (r->scores); free (r->term); free (r->act);
 }
@@ -88,41 +101,41 @@ Test (soccer, class_metadata)
     cr_assert_str_eq (C->shaping_names [1], "vel_ball_to_goal");
     cr_assert_str_eq (C->scripts [0], "random");
     cr_assert_str_eq (C->scripts [1], "chaser");
-    cr_assert_null (C->scripts [2]);
-    cr_assert_eq (C->obs_dim (NULL), 28);
+    cr_assert_eq (C->n_scripts, 2);
+    cr_assert_eq (envspec_obs_dim (s_spec (), NULL), 28);
 }
 
 Test (soccer, options_checked)
 {
     char err [256];
     proto_kvs_t o = { 0 };
-    cr_assert_eq (C->check_options (&o, err, sizeof err), 0);
+    cr_assert_eq (envspec_options (s_spec (), &o, NULL, err, sizeof err), 0);
     proto_kvs_set (&o, "episode_steps", 100);
     proto_kvs_set (&o, "random_field", 0);
-    cr_assert_eq (C->check_options (&o, err, sizeof err), 0);
+    cr_assert_eq (envspec_options (s_spec (), &o, NULL, err, sizeof err), 0);
     proto_kvs_set (&o, "field_min_w", 20);
-    cr_assert_eq (C->check_options (&o, err, sizeof err), -1);
+    cr_assert_eq (envspec_options (s_spec (), &o, NULL, err, sizeof err), -1);
     cr_assert (strstr (err, "field_min_w"), "error names the key: %s", err);
-    cr_assert_null (C->vec_new (1, 1, &o));
+    cr_assert_null (env_vec_new (s_spec (), 1, 1, &o, E_));
 
     proto_kvs_t bad = { 0 };
     proto_kvs_set (&bad, "episode_steps", 0.5);
-    cr_assert_eq (C->check_options (&bad, err, sizeof err), -1);
+    cr_assert_eq (envspec_options (s_spec (), &bad, NULL, err, sizeof err), -1);
     cr_assert (strstr (err, "episode_steps"));
     proto_kvs_t bad2 = { 0 };
     proto_kvs_set (&bad2, "random_field", 2);
-    cr_assert_eq (C->check_options (&bad2, err, sizeof err), -1);
+    cr_assert_eq (envspec_options (s_spec (), &bad2, NULL, err, sizeof err), -1);
     cr_assert (strstr (err, "random_field"));
     double repeats [] = { 0, 1.5, 101, -4 };
     for (int i = 0; i < 4; i++) {
         proto_kvs_t bad3 = { 0 };
         proto_kvs_set (&bad3, "action_repeat", repeats [i]);
-        cr_assert_eq (C->check_options (&bad3, err, sizeof err), -1, "%g", repeats [i]);
+        cr_assert_eq (envspec_options (s_spec (), &bad3, NULL, err, sizeof err), -1, "%g", repeats [i]);
         cr_assert (strstr (err, "action_repeat"));
     }
     proto_kvs_t ok = { 0 };
     proto_kvs_set (&ok, "action_repeat", 100);
-    cr_assert_eq (C->check_options (&ok, err, sizeof err), 0);
+    cr_assert_eq (envspec_options (s_spec (), &ok, NULL, err, sizeof err), 0);
 }
 
 //  action_repeat=4: one step is exactly four ticks of the same actions in
@@ -137,10 +150,10 @@ Test (soccer, action_repeat_is_repeated_ticks)
     cr_assert_eq (memcmp (a.obs, b.obs, 4 * D * sizeof (float)), 0);
     int goals = 0, short_steps = 0;
     for (int t = 0; t < 3000; t++) {
-        C->script_act (a.vec, 1, 0, a.act);
-        C->script_act (a.vec, 1, 1, a.act);
-        C->script_act (a.vec, 0, 2, a.act);
-        C->script_act (a.vec, 0, 3, a.act);
+        cr_assert_eq (env_vec_script_act (a.vec, 1, 0, a.act, E_), 0, "%s", err_);
+        cr_assert_eq (env_vec_script_act (a.vec, 1, 1, a.act, E_), 0, "%s", err_);
+        cr_assert_eq (env_vec_script_act (a.vec, 0, 2, a.act, E_), 0, "%s", err_);
+        cr_assert_eq (env_vec_script_act (a.vec, 0, 3, a.act, E_), 0, "%s", err_);
         memcpy (b.act, a.act, 4 * sizeof (int32_t));
         s_run_step (&a);
         float mean [8] = { 0 };
@@ -162,8 +175,8 @@ Test (soccer, action_repeat_is_repeated_ticks)
             short_steps += ticks < 4;
         }
         soccer_state_t sa, sb;
-        soccer_debug_get_state (a.vec, 0, &sa);
-        soccer_debug_get_state (b.vec, 0, &sb);
+        soccer_debug_get_state (env_vec_self (a.vec), 0, &sa);
+        soccer_debug_get_state (env_vec_self (b.vec), 0, &sb);
         cr_assert_eq (sa.step, sb.step);
     }
     //  Chaser against random scores every few hundred ticks; most goals
@@ -202,7 +215,7 @@ s_goal_case (float dir)
     s.x [4] = dir * 10.0f;
     s.y [4] = 1.0f;                 // inside the mouth (half width 2.7 m)
     s.vx [4] = dir * 10.0f;
-    soccer_debug_set_state (r.vec, 1, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 1, &s);
     float want0 = dir > 0 ? 1.0f : -1.0f;
     int steps = 0;
     while (!r.term [1] && steps < 40) {
@@ -220,7 +233,7 @@ s_goal_case (float dir)
         cr_assert_float_eq (r.scores [4 + p], r.rew [4 + p], 0);
     //  Auto-reset: the new episode starts at step 0 with the ball in play.
     soccer_state_t after;
-    soccer_debug_get_state (r.vec, 1, &after);
+    soccer_debug_get_state (env_vec_self (r.vec), 1, &after);
     cr_assert_eq (after.step, 0);
     cr_assert_float_eq (after.x [4], 0, 0);
     cr_assert_float_eq (r.obs [(4 + 0) * D + 26], 0, 0);
@@ -244,14 +257,14 @@ Test (soccer, full_time_restarts_after_goals_and_scores_the_difference)
     int steps = 0, goals = 0;
     for (int k = 0; k < 3; k++) {
         soccer_state_t s;
-        soccer_debug_get_state (r.vec, 0, &s);
+        soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
         int clock = s.step;
         s = s_quiet_state ();
         s.step = clock;
         s.x [4] = dirs [k] * 10.0f;
         s.y [4] = 1.0f;
         s.vx [4] = dirs [k] * 10.0f;
-        soccer_debug_set_state (r.vec, 0, &s);
+        soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
         for (int t = 0; t < 12; t++) {
             s_run_step (&r);
             steps++;
@@ -263,7 +276,7 @@ Test (soccer, full_time_restarts_after_goals_and_scores_the_difference)
                 cr_assert_float_eq (r.rew [2], -dirs [k], 0);
                 //  Kick-off: ball back on the centre line, at rest, clock running.
                 soccer_state_t after;
-                soccer_debug_get_state (r.vec, 0, &after);
+                soccer_debug_get_state (env_vec_self (r.vec), 0, &after);
                 cr_assert_float_eq (after.x [4], 0, 0);
                 cr_assert_float_eq (after.vx [4], 0, 0);
                 cr_assert_eq (after.step, steps);
@@ -297,12 +310,12 @@ Test (soccer, ball_outside_mouth_bounces_off_end_wall)
     s.x [4] = 10.0f;
     s.y [4] = 4.0f;                 // mouth half width is 0.15 * 18 = 2.7
     s.vx [4] = 10.0f;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     for (int t = 0; t < 40; t++) {
         s_run_step (&r);
         cr_assert_eq (r.term [0], 0);
     }
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert (s.vx [4] < 0, "bounced back, vx=%f", s.vx [4]);
     cr_assert (s.x [4] <= 12.0f - SOCCER_BALL_R);
     s_run_free (&r);
@@ -318,12 +331,12 @@ Test (soccer, nothing_leaves_the_field)
         for (int t = 0; t < 2500; t++) {
             //  Seats alternate scripts per seed so chasers collide and score.
             for (int p = 0; p < 4; p++)
-                C->script_act (r.vec, (int) ((seed + (uint64_t) p) % 2), p, r.act);
+                cr_assert_eq (env_vec_script_act (r.vec, (int) ((seed + (uint64_t) p) % 2), p, r.act, E_), 0, "%s", err_);
             s_run_step (&r);
             for (int e = 0; e < r.n; e++) {
                 goals += r.term [e] && r.rew [4 * e] != 0;
                 soccer_state_t s;
-                soccer_debug_get_state (r.vec, e, &s);
+                soccer_debug_get_state (env_vec_self (r.vec), e, &s);
                 float hw = s.w / 2, hh = s.h / 2, gh = 0.15f * s.h, eps = 1e-4f;
                 cr_assert (s.w >= 20 && s.w <= 28 && fabsf (s.h - 0.75f * s.w) < 1e-4f);
                 for (int i = 0; i < 4; i++) {
@@ -354,11 +367,11 @@ Test (soccer, discs_do_not_penetrate)
     float worst = 0;
     for (int t = 0; t < 3000; t++) {
         for (int p = 0; p < 4; p++)
-            C->script_act (r.vec, 1, p, r.act);     // all chasers: a scrum
+            cr_assert_eq (env_vec_script_act (r.vec, 1, p, r.act, E_), 0, "%s", err_);     // all chasers: a scrum
         s_run_step (&r);
         for (int e = 0; e < r.n; e++) {
             soccer_state_t s;
-            soccer_debug_get_state (r.vec, e, &s);
+            soccer_debug_get_state (env_vec_self (r.vec), e, &s);
             for (int i = 0; i < 5; i++)
                 for (int j = i + 1; j < 5; j++) {
                     float rs = (i == 4 ? SOCCER_BALL_R : SOCCER_PLAYER_R)
@@ -438,12 +451,12 @@ Test (soccer, acceleration_max_speed_momentum)
     soccer_state_t s = s_quiet_state ();
     s.x [0] = -8;
     s.y [0] = 0;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     //  One step of "move +x" from rest: dv = 15 m/s^2 * 0.025 s.
     r.act [0] = 1;
     r.act [2] = 1;      // team 1's +x is the world's -x
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [0], 0.375f, 1e-6);
     cr_assert_float_eq (s.vy [0], 0.0f, 1e-6);
     cr_assert_float_eq (s.vx [2], -0.375f, 1e-6);
@@ -451,7 +464,7 @@ Test (soccer, acceleration_max_speed_momentum)
     r.act [0] = 0;
     r.act [2] = 3;
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vy [2], -0.375f, 1e-6);
     cr_assert_float_eq (s.vx [2], -0.375f * 0.95f, 1e-6);
     cr_assert_float_eq (s.vx [0], 0.375f * 0.95f, 1e-6);   // coasting: damped momentum
@@ -461,13 +474,13 @@ Test (soccer, acceleration_max_speed_momentum)
     s = s_quiet_state ();
     s.x [0] = -10;
     s.y [0] = -7;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     memset (r.act, 0, sizeof (int32_t) * 4);
     r.act [0] = 2;      // north-east
     float prev = 0;
     for (int t = 0; t < 60; t++) {
         s_run_step (&r);
-        soccer_debug_get_state (r.vec, 0, &s);
+        soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
         float sp = hypotf (s.vx [0], s.vy [0]);
         cr_assert (sp <= 5.0f + 1e-4f, "speed %f", sp);
         cr_assert (sp >= prev - 1e-5f);
@@ -479,7 +492,7 @@ Test (soccer, acceleration_max_speed_momentum)
     r.act [0] = 0;
     float vx0 = s.vx [0];
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [0], 0.95f * vx0, 1e-5);
     s_run_free (&r);
 }
@@ -491,13 +504,13 @@ Test (soccer, ball_friction_slows_a_free_ball)
     soccer_state_t s = s_quiet_state ();
     s.y [4] = -1;
     s.vx [4] = 10;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     double v = 10, x = 0;
     for (int t = 0; t < 20; t++) {
         s_run_step (&r);
         v *= 0.98;
         x += v * 0.025;
-        soccer_debug_get_state (r.vec, 0, &s);
+        soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
         cr_assert_float_eq (s.vx [4], v, 1e-4);
         cr_assert_float_eq (s.x [4], x, 1e-4);
         cr_assert_float_eq (s.vy [4], 0, 0);
@@ -518,9 +531,9 @@ Test (soccer, head_on_collision_conserves_momentum)
     s.x [1] = 0.45f;  s.y [1] = 3;
     s.vx [0] = 3;
     s.vx [1] = -1;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [0], 0.0f, 1e-5);
     cr_assert_float_eq (s.vx [1], 1.9f, 1e-5);
     cr_assert_float_eq (s.vy [0], 0.0f, 1e-6);
@@ -534,9 +547,9 @@ Test (soccer, head_on_collision_conserves_momentum)
     s.x [0] = 0; s.y [0] = 0;
     s.x [4] = 0.7f; s.y [4] = 0;
     s.vx [4] = -5;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [4], 2.0416667f, 1e-5);
     cr_assert_float_eq (s.vx [0], -1.3883333f, 1e-5);
     cr_assert_float_eq (0.2f * s.vx [4] + 1.0f * s.vx [0], 0.2f * -4.9f, 1e-5);
@@ -550,30 +563,30 @@ Test (soccer, kick_in_reach_only)
     soccer_state_t s = s_quiet_state ();
     s.x [0] = 0; s.y [0] = 0;
     s.x [4] = 0.9f; s.y [4] = 0;        // gap 0.15 m: in reach (0.3)
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     r.act [0] = 9;                       // kick, no move
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [4], 10.0f, 1e-5);
     cr_assert_float_eq (s.vy [4], 0.0f, 1e-6);
 
     s = s_quiet_state ();
     s.x [0] = 0; s.y [0] = 0;
     s.x [4] = 0; s.y [4] = 1.2f;        // gap 0.45 m: out of reach
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vy [4], 0.0f, 0);
 
     //  Team 1 kicks along player -> ball too (here world -x).
     s = s_quiet_state ();
     s.x [2] = 0; s.y [2] = 0;
     s.x [4] = -0.6f; s.y [4] = -0.6f;   // distance 0.849: in reach
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     r.act [0] = 0;
     r.act [2] = 17;                      // kick + move south-east (team frame)
     s_run_step (&r);
-    soccer_debug_get_state (r.vec, 0, &s);
+    soccer_debug_get_state (env_vec_self (r.vec), 0, &s);
     cr_assert_float_eq (s.vx [4], -10.0f * 0.70710678f, 1e-4);
     cr_assert_float_eq (s.vy [4], -10.0f * 0.70710678f, 1e-4);
     s_run_free (&r);
@@ -592,8 +605,8 @@ Test (soccer, shaping_hand_worked)
     s.x [1] = 6; s.y [1] = 0; s.vx [1] = 2;
     //  Player 2 straight above the ball moving (1,-1): 45 degrees off, 1 m/s.
     s.x [2] = 3; s.y [2] = 4; s.vx [2] = 1; s.vy [2] = -1;
-    soccer_debug_set_state (r.vec, 0, &s);
-    soccer_debug_observe (r.vec, 0, NULL, sh);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    soccer_debug_observe (env_vec_self (r.vec), 0, NULL, sh);
     cr_assert_float_eq (sh [0], 2.0f, 1e-6);
     cr_assert_float_eq (sh [2], 0.0f, 0);
     cr_assert_float_eq (sh [4], 1.0f, 1e-6);        // (1,-1) . (0,-1)
@@ -605,8 +618,8 @@ Test (soccer, shaping_hand_worked)
     s = s_quiet_state ();
     s.vx [4] = 3.0f * 0.5f;
     s.vy [4] = 3.0f * 0.8660254f;
-    soccer_debug_set_state (r.vec, 0, &s);
-    soccer_debug_observe (r.vec, 0, NULL, sh);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    soccer_debug_observe (env_vec_self (r.vec), 0, NULL, sh);
     cr_assert_float_eq (sh [1], 1.5f, 1e-5);
     cr_assert_float_eq (sh [3], 1.5f, 1e-5);
     cr_assert_float_eq (sh [5], -1.5f, 1e-5);
@@ -615,7 +628,7 @@ Test (soccer, shaping_hand_worked)
     //  vec_step writes the shaping of the state after the step.
     s = s_quiet_state ();
     s.x [0] = -4; s.y [0] = 0; s.vx [0] = 2;
-    soccer_debug_set_state (r.vec, 0, &s);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
     s_run_step (&r);
     cr_assert_float_eq (r.shp [0], 2.0f * 0.95f, 1e-5);
     s_run_free (&r);
@@ -631,8 +644,8 @@ Test (soccer, observation_layout_hand_worked)
     s.x [4] = 0; s.y [4] = 0; s.vx [4] = 5;
     s.x [2] = 6; s.y [2] = 3;
     s.step = 900;
-    soccer_debug_set_state (r.vec, 0, &s);
-    soccer_debug_observe (r.vec, 0, ob, NULL);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    soccer_debug_observe (env_vec_self (r.vec), 0, ob, NULL);
     const float *o0 = ob, *o2 = ob + 2 * D;
     cr_assert_float_eq (o0 [0], -0.5f, 1e-6);
     cr_assert_float_eq (o0 [1], 1.0f / 3, 1e-6);
@@ -690,11 +703,11 @@ Test (soccer, team1_view_mirrors_team0)
             b.vx [swap [i]] = -a.vx [i];
             b.vy [swap [i]] = -a.vy [i];
         }
-        soccer_debug_set_state (r.vec, 0, &a);
-        soccer_debug_set_state (r.vec, 1, &b);
+        soccer_debug_set_state (env_vec_self (r.vec), 0, &a);
+        soccer_debug_set_state (env_vec_self (r.vec), 1, &b);
         float oa [4 * D], ob [4 * D], sa [8], sb [8];
-        soccer_debug_observe (r.vec, 0, oa, sa);
-        soccer_debug_observe (r.vec, 1, ob, sb);
+        soccer_debug_observe (env_vec_self (r.vec), 0, oa, sa);
+        soccer_debug_observe (env_vec_self (r.vec), 1, ob, sb);
         for (int p = 0; p < 4; p++) {
             cr_assert_eq (memcmp (oa + p * D, ob + swap [p] * D, D * sizeof (float)), 0,
                           "trial %d player %d", trial, p);
@@ -724,7 +737,7 @@ Test (soccer, chaser_beats_random)
     for (int t = 0; t < 6000; t++) {
         int half = t >= 3000;    // chasers play team 0 first, then team 1
         for (int p = 0; p < 4; p++)
-            C->script_act (r.vec, (p < 2) == !half ? 1 : 0, p, r.act);
+            cr_assert_eq (env_vec_script_act (r.vec, (p < 2) == !half ? 1 : 0, p, r.act, E_), 0, "%s", err_);
         s_run_step (&r);
         for (int e = 0; e < r.n; e++)
             if (r.term [e] && r.rew [4 * e] != 0) {
@@ -769,8 +782,8 @@ Test (soccer, goal_mouth_width)
     in.vx [4] = out.vx [4] = 8;
     in.y [4] = -(2.7f - 0.4f);
     out.y [4] = 2.7f + 0.3f;
-    soccer_debug_set_state (r.vec, 0, &in);
-    soccer_debug_set_state (r.vec, 1, &out);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &in);
+    soccer_debug_set_state (env_vec_self (r.vec), 1, &out);
     int goal_in = 0, goal_out = 0;
     for (int t = 0; t < 20; t++) {
         s_run_step (&r);
@@ -791,23 +804,23 @@ Test (soccer, scripts_chaser_kicks_when_lined_up_random_is_uniform)
     soccer_state_t s = s_quiet_state ();
     s.x [4] = 0; s.y [4] = 0;
     s.x [0] = -0.9f; s.y [0] = 0;
-    soccer_debug_set_state (r.vec, 0, &s);
-    C->script_act (r.vec, 1, 0, r.act);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    cr_assert_eq (env_vec_script_act (r.vec, 1, 0, r.act, E_), 0, "%s", err_);
     cr_assert_eq (r.act [0], 9 + 1);
     s.x [0] = -9;
     s.x [2] = 0.9f; s.y [2] = 0;
-    soccer_debug_set_state (r.vec, 0, &s);
-    C->script_act (r.vec, 1, 2, r.act);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    cr_assert_eq (env_vec_script_act (r.vec, 1, 2, r.act, E_), 0, "%s", err_);
     cr_assert_eq (r.act [2], 9 + 1);
     //  Far from the ball it runs without kicking.
     s.x [2] = 9; s.y [2] = 6;
-    soccer_debug_set_state (r.vec, 0, &s);
-    C->script_act (r.vec, 1, 2, r.act);
+    soccer_debug_set_state (env_vec_self (r.vec), 0, &s);
+    cr_assert_eq (env_vec_script_act (r.vec, 1, 2, r.act, E_), 0, "%s", err_);
     cr_assert (r.act [2] >= 1 && r.act [2] < 9, "act %d", r.act [2]);
 
     int count [18] = { 0 };
     for (int k = 0; k < 18000; k++) {
-        C->script_act (r.vec, 0, 1, r.act);
+        cr_assert_eq (env_vec_script_act (r.vec, 0, 1, r.act, E_), 0, "%s", err_);
         cr_assert (r.act [1] >= 0 && r.act [1] < 18);
         count [r.act [1]]++;
     }

@@ -1,8 +1,10 @@
-/*  env_soccer: 2v2 top-down continuous soccer (the PBT-MARL paper's game).
+/*  soccer: 2v2 top-down continuous soccer (the PBT-MARL paper's game).
 
-    The class itself is env_soccer_class (env.h interface, looked up as
-    "soccer"). This header exposes the physical constants (so tests can work
-    answers out by hand), a recorder that writes one episode as an animated
+    The game is a plugin like any other (pbt_env_entry in soccer.so, the
+    pbt/env.h interface). Beyond the ABI, soccer.so exports the extension
+    symbols declared here (pbtctl replay finds soccer_replay_svg with
+    dlsym; the tests compile soccer.c in), besides the physical constants
+    (so tests can work answers out by hand): a recorder that writes one episode as an animated
     SVG, and test-only hooks that read and set an instance's state.
     docs/soccer.md describes the physics and the observation/action layouts.
 
@@ -15,9 +17,9 @@
 
 #include <stdint.h>
 
-#include "env.h"
+#include "pbt/env.h"
 
-extern const env_class_t env_soccer_class;
+extern const pbt_env_t pbt_env_entry;
 
 #define SOCCER_OBS_DIM          28
 #define SOCCER_N_ACTIONS        18      // move (a % 9) x kick (a / 9)
@@ -49,7 +51,7 @@ typedef struct {
     int step;               // control steps played in this episode
 } soccer_state_t;
 
-//  Test hooks. `self` is a vec from env_soccer_class.vec_new.
+//  Test hooks. `self` is the game's own instance pointer (create()).
 void soccer_debug_get_state (void *self, int env, soccer_state_t *state);
 void soccer_debug_set_state (void *self, int env, const soccer_state_t *state);
 //  Observations [4][SOCCER_OBS_DIM] and shaping [4][SOCCER_N_SHAPING] of
@@ -62,11 +64,12 @@ typedef void (soccer_policy_fn) (void *arg, const float *obs, int32_t *actions);
 //  Play one episode (to its end or max_steps control steps) from seed and
 //  write it to path as an animated SVG (SMIL, plays in a browser). A team
 //  with a script name (script0 for team 0, script1 for team 1, names from
-//  env_soccer_class.scripts) plays that script; a team whose script is NULL
+//  the spec's scripts) plays that script; a team whose script is NULL
 //  plays by policy, which must then be given. Returns the outcome: 1 team 0 scored, 2 team 1
-//  scored, 0 no goal; -1 on error (logged).
+//  scored, 0 no goal; -1 on error (on stderr). options: the values in
+//  spec order (pbt_env_entry.options), or NULL for the defaults.
 int soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
-                       const proto_kvs_t *options,
+                       const double *options,
                        soccer_policy_fn *policy, void *policy_arg,
                        const char *script0, const char *script1);
 

@@ -1,4 +1,4 @@
-/*  env_soccer: 2v2 top-down continuous soccer, vectorized.
+/*  soccer: 2v2 top-down continuous soccer, vectorized.
 
     Discs on a walled field: four players (radius 0.5, mass 1) and a ball
     (radius 0.25, mass 0.2). Players accelerate in one of 8 directions, keep
@@ -10,20 +10,19 @@
     control steps with 0. docs/soccer.md has the layouts and the constants.
 
     Everything a step needs lives in the per-instance struct; nothing is
-    allocated after vec_new. Each instance owns two rngs (seeded from the
+    allocated after create. Each instance owns two rngs (seeded from the
     vec seed and its index): one for episode starts, one for the scripts,
     so a scripted seat does not change how episodes are drawn.
 */
 #include <assert.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
-#include "env_soccer.h"
-#include "log.h"
-#include "rng.h"
+#include "pbt/env.h"
+#include "soccer.h"
 
 #define S_MAX_EPISODE_STEPS 10000000
 #define S_MAX_ACTION_REPEAT 100
@@ -35,7 +34,7 @@
 
 enum { S_SCRIPT_RANDOM = 0, S_SCRIPT_CHASER = 1 };
 
-static const char *const s_scripts [] = { "random", "chaser", NULL };
+static const char *const s_scripts [] = { "random", "chaser" };
 static const char *const s_shaping_names [] = { "vel_to_ball", "vel_ball_to_goal" };
 
 //  Move directions in the team frame (+x toward the opponents' goal):
@@ -51,8 +50,8 @@ typedef struct {
     float inv_hw, inv_hh;
     int step;
     float goal_diff;        // full_time: team 0's goals minus team 1's so far
-    rng_t rng;              // episode starts
-    rng_t script_rng;       // "random" script
+    pbt_rng_t rng;              // episode starts
+    pbt_rng_t script_rng;       // "random" script
 } s_game_t;
 
 typedef struct {
@@ -67,57 +66,18 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Options
 
-static double
-s_opt (const proto_kvs_t *options, const char *name, double dflt)
-{
-    return options ? proto_kvs_get (options, name, dflt) : dflt;
-}
-
-static int
-s_obs_dim (const proto_kvs_t *options)
-{
-    (void) options;
-    return SOCCER_OBS_DIM;
-}
-
-//  Every option is an integer in [min, max]; 0..1 ones are switches.
-static const struct {
-    const char *name;
-    int min, max;
-} s_options [] = {
-    { "episode_steps", 1, S_MAX_EPISODE_STEPS },
-    { "random_field", 0, 1 },
-    { "action_repeat", 1, S_MAX_ACTION_REPEAT },
-    { "full_time", 0, 1 },
+//  In spec order: create() gets the values in this order.
+enum { OPT_EPISODE_STEPS, OPT_RANDOM_FIELD, OPT_ACTION_REPEAT, OPT_FULL_TIME, S_N_OPTIONS };
+static const pbt_env_option_t s_options [S_N_OPTIONS] = {
+    { .name = "episode_steps", .min = 1, .max = S_MAX_EPISODE_STEPS, .dflt = 1800, .integer = 1,
+      .doc = "episode length in control steps (1800 = 45 s at 40 Hz)" },
+    { .name = "random_field", .min = 0, .max = 1, .dflt = 1, .integer = 1,
+      .doc = "1: field width uniform in [20, 28] m; 0: always 24 x 18 m" },
+    { .name = "action_repeat", .min = 1, .max = S_MAX_ACTION_REPEAT, .dflt = 1, .integer = 1,
+      .doc = "control ticks per decision" },
+    { .name = "full_time", .min = 0, .max = 1, .dflt = 0, .integer = 1,
+      .doc = "1: a goal restarts play; the episode lasts episode_steps" },
 };
-#define S_N_OPTIONS (int) (sizeof s_options / sizeof s_options [0])
-
-static int
-s_check_options (const proto_kvs_t *options, char *err, size_t err_len)
-{
-    for (uint32_t i = 0; options && i < options->count; i++) {
-        const proto_kv_t *kv = &options->items [i];
-        int k = 0;
-        while (k < S_N_OPTIONS && strcmp (kv->name, s_options [k].name) != 0)
-            k++;
-        if (k == S_N_OPTIONS) {
-            snprintf (err, err_len,
-                      "soccer has no option '%s' (known: episode_steps, random_field, "
-                      "action_repeat, full_time)", kv->name);
-            return -1;
-        }
-        if (!(kv->value >= s_options [k].min && kv->value <= s_options [k].max)
-        ||  kv->value != floor (kv->value)) {
-            if (s_options [k].min == 0 && s_options [k].max == 1)
-                snprintf (err, err_len, "soccer option %s=%g must be 0 or 1", kv->name, kv->value);
-            else
-                snprintf (err, err_len, "soccer option %s=%g must be an integer in %d..%d",
-                          kv->name, kv->value, s_options [k].min, s_options [k].max);
-            return -1;
-        }
-    }
-    return 0;
-}
 
 //  --------------------------------------------------------------------------
 //  Episode start
@@ -145,9 +105,9 @@ s_kickoff (s_game_t *g)
     for (int p = 0; p < 4; p++) {
         float side = p < 2 ? -1.0f : 1.0f;
         for (int tries = 0; tries < 32; tries++) {
-            float ax = 1.5f + (g->hw - margin - 1.5f) * rng_uniformf (&g->rng);
+            float ax = 1.5f + (g->hw - margin - 1.5f) * pbt_rng_uniformf (&g->rng);
             g->x [p] = side * ax;
-            g->y [p] = (g->hh - margin) * (2.0f * rng_uniformf (&g->rng) - 1.0f);
+            g->y [p] = (g->hh - margin) * (2.0f * pbt_rng_uniformf (&g->rng) - 1.0f);
             bool clear = true;
             for (int q = 0; q < p; q++) {
                 float dx = g->x [p] - g->x [q], dy = g->y [p] - g->y [q];
@@ -159,7 +119,7 @@ s_kickoff (s_game_t *g)
         }
     }
     g->x [S_BALL] = 0.0f;
-    g->y [S_BALL] = 0.5f * g->hh * (2.0f * rng_uniformf (&g->rng) - 1.0f);
+    g->y [S_BALL] = 0.5f * g->hh * (2.0f * pbt_rng_uniformf (&g->rng) - 1.0f);
 }
 
 static void
@@ -167,7 +127,7 @@ s_game_reset (s_game_t *g, bool random_field)
 {
     //  Width uniform in [20, 28] m, height 3/4 of it (so [15, 21] m): the
     //  goals and the normalized observations keep the same shape.
-    float w = random_field ? 20.0f + 8.0f * rng_uniformf (&g->rng) : 24.0f;
+    float w = random_field ? 20.0f + 8.0f * pbt_rng_uniformf (&g->rng) : 24.0f;
     s_set_field (g, w, 0.75f * w);
     s_kickoff (g);
     g->step = 0;
@@ -395,25 +355,16 @@ s_shaping (const s_game_t *g, float *shaping)
 //  Vector interface
 
 static void *
-s_vec_new (int n_envs, uint64_t seed, const proto_kvs_t *options)
+s_create (int n_envs, uint64_t seed, const double *options)
 {
-    char err [PROTO_MAX_TEXT];
-    if (n_envs < 1) {
-        log_error ("soccer_new_failed", "n_envs=%d", n_envs);
-        return NULL;
-    }
-    if (s_check_options (options, err, sizeof err) != 0) {
-        log_error ("soccer_new_failed", "reason=\"%s\"", err);
-        return NULL;
-    }
     s_vec_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->n_envs = n_envs;
-    self->episode_steps = (int) s_opt (options, "episode_steps", 1800);
-    self->random_field = s_opt (options, "random_field", 1) != 0;
-    self->action_repeat = (int) s_opt (options, "action_repeat", 1);
-    self->full_time = s_opt (options, "full_time", 0) != 0;
+    self->episode_steps = (int) options [OPT_EPISODE_STEPS];
+    self->random_field = options [OPT_RANDOM_FIELD] != 0;
+    self->action_repeat = (int) options [OPT_ACTION_REPEAT];
+    self->full_time = options [OPT_FULL_TIME] != 0;
     self->games = calloc ((size_t) n_envs, sizeof (s_game_t));
     if (!self->games) {
         free (self);
@@ -421,29 +372,28 @@ s_vec_new (int n_envs, uint64_t seed, const proto_kvs_t *options)
     }
     for (int e = 0; e < n_envs; e++) {
         s_game_t *g = &self->games [e];
-        rng_seed_stream (&g->rng, seed, (uint64_t) e);
-        rng_seed_stream (&g->script_rng, seed ^ S_SCRIPT_STREAM_TAG, (uint64_t) e);
+        pbt_rng_seed_stream (&g->rng, seed, (uint64_t) e);
+        pbt_rng_seed_stream (&g->script_rng, seed ^ S_SCRIPT_STREAM_TAG, (uint64_t) e);
         s_game_reset (g, self->random_field);
     }
     return self;
 }
 
 static void
-s_vec_destroy (void **self_p)
+s_destroy (void *self_)
 {
-    assert (self_p);
-    s_vec_t *self = *self_p;
+    s_vec_t *self = self_;
     if (!self)
         return;
     free (self->games);
     free (self);
-    *self_p = NULL;
 }
 
 static void
-s_vec_reset (void *self_, float *obs)
+s_reset (void *self_, const pbt_env_buffers_t *out)
 {
     s_vec_t *self = self_;
+    float *obs = out->obs;
     for (int e = 0; e < self->n_envs; e++) {
         s_game_reset (&self->games [e], self->random_field);
         s_observe (&self->games [e], self->episode_steps, obs + (size_t) e * 4 * SOCCER_OBS_DIM);
@@ -451,10 +401,11 @@ s_vec_reset (void *self_, float *obs)
 }
 
 static void
-s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
-            float *shaping, uint8_t *terminals, float *scores)
+s_step (void *self_, const int32_t *actions, const pbt_env_buffers_t *out)
 {
     s_vec_t *self = self_;
+    float *obs = out->obs, *rewards = out->rewards, *shaping = out->shaping, *scores = out->scores;
+    uint8_t *terminals = out->terminals;
     for (int e = 0; e < self->n_envs; e++) {
         s_game_t *g = &self->games [e];
         float *sh = shaping + (size_t) e * 4 * SOCCER_N_SHAPING;
@@ -563,7 +514,7 @@ s_script_act (void *self_, int script, int player, int32_t *actions)
         int a;
         switch (script) {
             case S_SCRIPT_RANDOM:
-                a = (int) rng_below (&g->script_rng, SOCCER_N_ACTIONS);
+                a = (int) pbt_rng_below (&g->script_rng, SOCCER_N_ACTIONS);
                 break;
             case S_SCRIPT_CHASER:
                 a = s_chaser (g, player);
@@ -576,20 +527,35 @@ s_script_act (void *self_, int script, int player, int32_t *actions)
     }
 }
 
-const env_class_t env_soccer_class = {
+PBT_ENV_EXPORT const pbt_env_t pbt_env_entry = {
+    .abi_version = PBT_ENV_ABI_VERSION,
+    .struct_size = sizeof (pbt_env_t),
     .name = "soccer",
+    .version = "1.0",
     .n_players = 4,
     .n_teams = 2,
+    .turns = PBT_ENV_SIMULTANEOUS,
+    .masks = 0,
+    .obs_dim = SOCCER_OBS_DIM,
     .n_actions = SOCCER_N_ACTIONS,
     .n_shaping = SOCCER_N_SHAPING,
     .shaping_names = s_shaping_names,
+    .n_scripts = 2,
     .scripts = s_scripts,
-    .obs_dim = s_obs_dim,
-    .check_options = s_check_options,
-    .vec_new = s_vec_new,
-    .vec_destroy = s_vec_destroy,
-    .vec_reset = s_vec_reset,
-    .vec_step = s_vec_step,
+    .n_options = S_N_OPTIONS,
+    .options = s_options,
+    .obs_doc = "28 floats in the player's team frame (+x toward the opponents' goal), positions "
+               "over the half field size, velocities over 5 m/s: own x, y, vx, vy; then ball, "
+               "teammate, opponent, opponent as dx, dy, vx, vy relative to the player; "
+               "opponents' goal centre dx, dy; own goal centre dx, dy; field width/28, "
+               "height/21; episode time fraction; 1 if the ball is within kick reach "
+               "(docs/soccer.md)",
+    .action_doc = "18: move (a % 9: 0 none, 1..8 counter-clockwise from +x in 45 degree steps) "
+                  "x kick (a / 9)",
+    .create = s_create,
+    .destroy = s_destroy,
+    .reset = s_reset,
+    .step = s_step,
     .script_act = s_script_act,
 };
 
@@ -653,7 +619,7 @@ s_svg_track (FILE *f, const float *v, int n_frames, int stride, float sign, cons
 
 int
 soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
-                   const proto_kvs_t *options,
+                   const double *options,
                    soccer_policy_fn *policy, void *policy_arg,
                    const char *script0, const char *script1)
 {
@@ -664,10 +630,10 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
     FILE *f = NULL;
     int sc [2] = { -1, -1 };
     if (max_steps < 1) {
-        log_error ("soccer_replay_failed", "reason=\"max_steps must be >= 1\"");
+        fprintf (stderr, "soccer replay: max_steps must be >= 1\n");
         goto cleanup;
     }
-    for (int i = 0; s_scripts [i]; i++) {
+    for (int i = 0; i < 2; i++) {
         if (script0 && strcmp (script0, s_scripts [i]) == 0)
             sc [0] = i;
         if (script1 && strcmp (script1, s_scripts [i]) == 0)
@@ -677,18 +643,21 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
     //  still drives its team (agent against scripted team).
     if ((script0 && sc [0] < 0) || (script1 && sc [1] < 0) || (!policy && (sc [0] < 0 || sc [1] < 0))) {
         {
-            log_error ("soccer_replay_failed", "reason=\"unknown script\" script0=%s script1=%s",
-                       script0 ? script0 : "(null)", script1 ? script1 : "(null)");
+            fprintf (stderr, "soccer replay: unknown script (blue %s, red %s)\n",
+                     script0 ? script0 : "(null)", script1 ? script1 : "(null)");
             goto cleanup;
         }
     }
-    vec = s_vec_new (1, seed, options);
+    double dflt [S_N_OPTIONS];
+    for (int i = 0; i < S_N_OPTIONS; i++)
+        dflt [i] = s_options [i].dflt;
+    vec = s_create (1, seed, options ? options : dflt);
     if (!vec)
         goto cleanup;
     //  [frame][x0..x4, y0..y4]
     track = malloc ((size_t) (max_steps + 1) * 10 * sizeof (float));
     if (!track) {
-        log_error ("soccer_replay_failed", "reason=\"out of memory\"");
+        fprintf (stderr, "soccer replay: out of memory\n");
         goto cleanup;
     }
     s_game_t *g = &vec->games [0];
@@ -716,7 +685,7 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
 
     f = fopen (path, "w");
     if (!f) {
-        log_error ("soccer_replay_failed", "path=%s reason=\"cannot open\"", path);
+        fprintf (stderr, "soccer replay: cannot open %s\n", path);
         goto cleanup;
     }
     float hw = g->hw, hh = g->hh, gh = g->gh;
@@ -754,17 +723,17 @@ soccer_replay_svg (const char *path, uint64_t seed, int max_steps,
     }
     fprintf (f, "</svg>\n");
     if (ferror (f)) {
-        log_error ("soccer_replay_failed", "path=%s reason=\"write error\"", path);
+        fprintf (stderr, "soccer replay: write error on %s\n", path);
         goto cleanup;
     }
     rc = goal;
 
 cleanup:
     if (f && fclose (f) != 0 && rc >= 0) {
-        log_error ("soccer_replay_failed", "path=%s reason=\"close error\"", path);
+        fprintf (stderr, "soccer replay: close error on %s\n", path);
         rc = -1;
     }
     free (track);
-    s_vec_destroy ((void **) &vec);
+    s_destroy (vec);
     return rc;
 }

@@ -1,4 +1,4 @@
-/*  env_rps: repeated rock-paper-scissors, two players, vectorized.
+/*  rps: repeated rock-paper-scissors, two players, vectorized.
 
     Moves: 0 rock, 1 paper, 2 scissors; (m + 1) % 3 beats m. Each round
     pays +1 / -1 / 0, zero-sum. A player observes the opponent's previous
@@ -6,29 +6,34 @@
     its own previous move follows, one-hot, 6 floats in all. An episode is
     episode_len rounds (default 10).
 
+    A plugin like any other: it sees nothing of pbt but pbt/env.h.
+
     Scripts: "always-same" repeats one move drawn uniformly per episode;
     "beat-last" plays what beats the opponent's previous move (which reads
     as rock before the first round, so it opens with paper); "random"
     draws uniformly every round.
 */
 #include <assert.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "env.h"
-#include "log.h"
-#include "rng.h"
+#include "pbt/env.h"
 
 #define RPS_MAX_LEN 1000000
 
 enum { RPS_ALWAYS_SAME = 0, RPS_BEAT_LAST = 1, RPS_RANDOM = 2 };
+enum { OPT_EPISODE_LEN = 0, OPT_OBS_BOTH = 1 };
 
-static const char *const s_scripts [] = { "always-same", "beat-last", "random", NULL };
+static const char *const s_scripts [] = { "always-same", "beat-last", "random" };
+static const pbt_env_option_t s_options [] = {
+    { .name = "episode_len", .min = 1, .max = RPS_MAX_LEN, .dflt = 10, .integer = 1,
+      .doc = "rounds per episode" },
+    { .name = "obs_both", .min = 0, .max = 1, .dflt = 0, .integer = 1, .obs_per_unit = 3,
+      .doc = "1: observe both players' previous moves" },
+};
 
 typedef struct {
-    rng_t rng;
+    pbt_rng_t rng;
     int t;                  // rounds played in this episode
     int prev [2];           // previous move of each player
     int same [2];           // the always-same script's move for each player
@@ -42,85 +47,45 @@ typedef struct {
     rps_inst_t *inst;       // [n_envs]
 } rps_vec_t;
 
-static int
-s_obs_dim (const proto_kvs_t *options)
-{
-    return proto_kvs_get (options, "obs_both", 0) != 0 ? 6 : 3;
-}
-
-static int
-s_check_options (const proto_kvs_t *options, char *err, size_t err_len)
-{
-    for (uint32_t i = 0; options && i < options->count; i++) {
-        const proto_kv_t *kv = &options->items [i];
-        if (strcmp (kv->name, "episode_len") == 0) {
-            if (!(kv->value >= 1 && kv->value <= RPS_MAX_LEN) || kv->value != floor (kv->value)) {
-                snprintf (err, err_len, "rps option episode_len=%g must be an integer in 1..%d",
-                          kv->value, RPS_MAX_LEN);
-                return -1;
-            }
-        }
-        else
-        if (strcmp (kv->name, "obs_both") == 0) {
-            if (kv->value != 0 && kv->value != 1) {
-                snprintf (err, err_len, "rps option obs_both=%g must be 0 or 1", kv->value);
-                return -1;
-            }
-        }
-        else {
-            snprintf (err, err_len, "rps has no option '%s' (known: episode_len, obs_both)", kv->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void
 s_episode_start (rps_inst_t *inst)
 {
     inst->t = 0;
     inst->prev [0] = inst->prev [1] = 0;
     inst->score [0] = inst->score [1] = 0;
-    inst->same [0] = (int) rng_below (&inst->rng, 3);
-    inst->same [1] = (int) rng_below (&inst->rng, 3);
+    inst->same [0] = (int) pbt_rng_below (&inst->rng, 3);
+    inst->same [1] = (int) pbt_rng_below (&inst->rng, 3);
 }
 
 static void *
-s_vec_new (int n_envs, uint64_t seed, const proto_kvs_t *options)
+s_create (int n_envs, uint64_t seed, const double *options)
 {
-    char err [PROTO_MAX_TEXT];
-    if (n_envs < 1 || s_check_options (options, err, sizeof err) != 0) {
-        log_error ("rps_new_failed", "n_envs=%d", n_envs);
-        return NULL;
-    }
     rps_vec_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->n_envs = n_envs;
-    self->episode_len = (int) proto_kvs_get (options, "episode_len", 10);
-    self->obs_both = proto_kvs_get (options, "obs_both", 0) != 0;
+    self->episode_len = (int) options [OPT_EPISODE_LEN];
+    self->obs_both = options [OPT_OBS_BOTH] != 0;
     self->inst = calloc ((size_t) n_envs, sizeof (rps_inst_t));
     if (!self->inst) {
         free (self);
         return NULL;
     }
     for (int e = 0; e < n_envs; e++) {
-        rng_seed_stream (&self->inst [e].rng, seed, (uint64_t) e);
+        pbt_rng_seed_stream (&self->inst [e].rng, seed, (uint64_t) e);
         s_episode_start (&self->inst [e]);
     }
     return self;
 }
 
 static void
-s_vec_destroy (void **self_p)
+s_destroy (void *self_)
 {
-    assert (self_p);
-    rps_vec_t *self = *self_p;
+    rps_vec_t *self = self_;
     if (!self)
         return;
     free (self->inst);
     free (self);
-    *self_p = NULL;
 }
 
 static void
@@ -141,21 +106,21 @@ s_write_obs (const rps_vec_t *self, float *obs)
 }
 
 static void
-s_vec_reset (void *self_, float *obs)
+s_reset (void *self_, const pbt_env_buffers_t *out)
 {
     rps_vec_t *self = self_;
     for (int e = 0; e < self->n_envs; e++)
         s_episode_start (&self->inst [e]);
-    s_write_obs (self, obs);
+    s_write_obs (self, out->obs);
 }
 
 static void
-s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
-            float *shaping, uint8_t *terminals, float *scores)
+s_step (void *self_, const int32_t *actions, const pbt_env_buffers_t *out)
 {
     //  actions [n_envs][2], rewards [n_envs][2], terminals [n_envs], scores [n_envs][2]
-    (void) shaping;         // no shaping channels
     rps_vec_t *self = self_;
+    float *rewards = out->rewards, *scores = out->scores;
+    uint8_t *terminals = out->terminals;
     for (int e = 0; e < self->n_envs; e++) {
         rps_inst_t *inst = &self->inst [e];
         int a0 = actions [2 * e], a1 = actions [2 * e + 1];
@@ -177,7 +142,7 @@ s_vec_step (void *self_, const int32_t *actions, float *obs, float *rewards,
             s_episode_start (inst);
         }
     }
-    s_write_obs (self, obs);
+    s_write_obs (self, out->obs);
 }
 
 static void
@@ -196,7 +161,7 @@ s_script_act (void *self_, int script, int player, int32_t *actions)
                 move = (inst->prev [1 - player] + 1) % 3;
                 break;
             case RPS_RANDOM:
-                move = (int) rng_below (&inst->rng, 3);
+                move = (int) pbt_rng_below (&inst->rng, 3);
                 break;
             default:
                 assert (!"unknown rps script");
@@ -206,19 +171,28 @@ s_script_act (void *self_, int script, int player, int32_t *actions)
     }
 }
 
-const env_class_t env_rps_class = {
+PBT_ENV_EXPORT const pbt_env_t pbt_env_entry = {
+    .abi_version = PBT_ENV_ABI_VERSION,
+    .struct_size = sizeof (pbt_env_t),
     .name = "rps",
+    .version = "1.0",
     .n_players = 2,
     .n_teams = 2,
+    .turns = PBT_ENV_SIMULTANEOUS,
+    .masks = 0,
+    .obs_dim = 3,
     .n_actions = 3,
     .n_shaping = 0,
-    .shaping_names = NULL,
+    .n_scripts = 3,
     .scripts = s_scripts,
-    .obs_dim = s_obs_dim,
-    .check_options = s_check_options,
-    .vec_new = s_vec_new,
-    .vec_destroy = s_vec_destroy,
-    .vec_reset = s_vec_reset,
-    .vec_step = s_vec_step,
+    .n_options = 2,
+    .options = s_options,
+    .obs_doc = "one-hot of the opponent's previous move (rock, paper, scissors; rock before "
+               "the first round); with obs_both=1 followed by the player's own previous move",
+    .action_doc = "0 rock, 1 paper, 2 scissors",
+    .create = s_create,
+    .destroy = s_destroy,
+    .reset = s_reset,
+    .step = s_step,
     .script_act = s_script_act,
 };
