@@ -423,7 +423,7 @@ static int
 s_cmd_history (ctl_t *ctl, int argc, char **argv)
 {
     const char *agent = NULL;
-    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 1, 100000 } };
+    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 0, INT64_MAX } };
     if (s_int_options ("history", argc, argv, ints, 2))
         return EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
@@ -464,7 +464,7 @@ s_cmd_matches (ctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_payoff (ctl_t *ctl, int argc, char **argv)
 {
-    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 1, 100000 } };
+    int_arg_t ints [2] = { { "offset", false, 0, 0, INT64_MAX }, { "limit", false, 0, 0, INT64_MAX } };
     if (s_int_options ("payoff", argc, argv, ints, 2))
         return EXIT_USAGE;
     return s_simple_args (ctl, "payoff", NULL, ints, 2, true, NULL);

@@ -407,7 +407,7 @@ static const char *s_sql [Q_COUNT] = {
         "ORDER BY agent_id, version, opp_id, opp_version",
     //  State store checks and falling back to an intact snapshot.
     [Q_CHK_RECORDS] = "SELECT seg, off, len, MIN(n_params), MIN(agent_id), MIN(version) "
-                      "FROM snapshots GROUP BY seg, off, len ORDER BY seg, off",
+                      "FROM snapshots WHERE seg >= 0 GROUP BY seg, off, len ORDER BY seg, off",
     [Q_CHK_AGENT_SNAPS] = "SELECT version, seg, off, len, n_params, frozen FROM snapshots "
                           "WHERE agent_id = ?1 ORDER BY version DESC",
     [Q_CHK_SNAP_DELETE] = "DELETE FROM snapshots WHERE agent_id = ?1 AND version = ?2",
@@ -2653,6 +2653,10 @@ db_store_segment_bytes (db_t *self)
 static bool
 s_record_ok (db_t *self, const store_ref_t *ref, uint32_t n_params)
 {
+    //  A never-trained agent's row (seg -1, no record: its init seed is in
+    //  off) has nothing to read back.
+    if (ref->seg == UINT32_MAX && ref->len == 0 && n_params == 0)
+        return true;
     proto_state_t st;
     if (store_read (self->store, ref, n_params, &st, NULL))
         return false;
