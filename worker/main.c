@@ -592,9 +592,17 @@ s_goodbye (worker_t *self)
     if (self->state == W_EXPECT_WELCOME)
         return;                 // pbtd does not know us (yet, or any more)
     if (self->n_owed) {
-        log_info ("delivering_before_exit", "results=%u", self->n_owed);
+        //  A result sent less than T ago is still in flight: its answer
+        //  is awaited, not asked for again (pbtd would only answer the
+        //  repeat with duplicate). One whose answer is overdue goes again.
+        int64_t now = zclock_mono ();
+        uint32_t resent = 0;
         for (uint32_t i = 0; i < self->n_owed; i++)
-            s_owed_send (self, &self->owed [i]);
+            if (self->owed [i].resend_at <= now) {
+                s_owed_send (self, &self->owed [i]);
+                resent++;
+            }
+        log_info ("delivering_before_exit", "results=%u resent=%u", self->n_owed, resent);
         s_drain_until (self, self->cfg.reply_timeout_ms, s_nothing_owed);
     }
     proto_msg_t bye = { .type = PROTO_BYE };

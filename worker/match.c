@@ -90,15 +90,20 @@ s_seat_stats (seat_run_t *run, proto_outcome_t *out, uint64_t assignment_id, int
         return;
     }
     //  Every value at full precision, so what pbtd stores can be compared.
-    char line [1024];
-    size_t n = 0;
-    for (int i = 0; i < PROTO_STAT_COUNT && n < sizeof line; i++)
+    //  The values become part of the format (numbers and the table's
+    //  names hold no '%'): passed through %s, the logger would quote the
+    //  whole run of pairs as one value.
+    char fmt [1024];
+    int n = snprintf (fmt, sizeof fmt, "assignment=%%llu seat=%%d agent=%%lld episodes=%%u updates=%%u");
+    for (int i = 0; i < PROTO_STAT_COUNT && n > 0 && (size_t) n < sizeof fmt; i++)
         if (proto_stats_has (st, (proto_stat_id_t) i))
-            n += (size_t) snprintf (line + n, sizeof line - n, " %s=%.17g",
-                                    proto_stat_defs [i].name, st->value [i]);
-    log_debug ("seat_stats", "assignment=%llu seat=%d agent=%lld episodes=%u updates=%u%s",
-               (unsigned long long) assignment_id, seat, (long long) out->id,
-               st->count [PROTO_STAT_PER_EPISODE], st->count [PROTO_STAT_PER_UPDATE], line);
+            n += snprintf (fmt + n, sizeof fmt - (size_t) n, " %s=%.17g",
+                           proto_stat_defs [i].name, st->value [i]);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    log_debug ("seat_stats", fmt, (unsigned long long) assignment_id, seat, (long long) out->id,
+               st->count [PROTO_STAT_PER_EPISODE], st->count [PROTO_STAT_PER_UPDATE]);
+#pragma GCC diagnostic pop
 }
 
 static double
