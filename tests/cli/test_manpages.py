@@ -42,7 +42,7 @@ probe_file = os.path.join(tmp, "probe.ini")
 with open(probe_file, "w") as f:
     f.write("[worker]\n")          # a valid pbt-worker --config, a readable file for the rest
 # A value of the right shape for each metavar, so only an unknown option can fail the probe.
-VALUES = {"FILE": probe_file, "F": probe_file, "DIR": tmp, "PATH": os.path.join(tmp, "x.db"),
+VALUES = {"FILE": probe_file, "F": probe_file, "DIR": tmp, "DIRS": tmp, "PATH": os.path.join(tmp, "x.db"),
           "EP": "tcp://127.0.0.1:1", "N": "1000", "MS": "100", "L": "info", "NAME": "x",
           "KEY": "0" * 40, "K": "0" * 40}
 

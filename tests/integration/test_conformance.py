@@ -219,10 +219,14 @@ def result_for(assign, n_episodes=2, mutate=None):
     seats = []
     for seat in assign["seats"]:
         out = {"id": seat["id"], "version": seat["version"], "frames": frames if seat["train"] else 0}
-        if seat["train"]:
+        if seat["train"] and "state" in seat:
             st = seat["state"]
             params = [x + 1e-3 for x in unf32(st["params"])]
             out["state"] = state(n, params, unf32(st["adam_m"]), unf32(st["adam_v"]), st["adam_t"] + 1)
+        elif seat["train"]:
+            # §8: a never-trained agent comes as init_seed; any finite
+            # weights of the model's size are a valid trained state.
+            out["state"] = state(n, [1e-3] * n)
         seats.append(out)
     scores = []
     for e in range(n_episodes):
@@ -308,10 +312,14 @@ def test_session_happy_path():
         check([s["slot"] for s in a["seats"]] == [0, 1], "§3.4.2: seats in slot order, two rps players")
         for s in a["seats"]:
             check(s["id"] >= 0 and s["train"] is True, f"§3.4.2 training seat: {s}")
-            st = s["state"]
-            check(st["n_params"] == n and all(len(st[k]) == 4 * n for k in ("params", "adam_m", "adam_v")),
-                  "§3.4.4: vectors of 4*n_params bytes")
-            check(all(math.isfinite(x) for x in unf32(st["params"])), "§2: states sent are finite")
+            check(("state" in s) != ("init_seed" in s), f"§3.4.2/§8: a state or an init_seed: {s}")
+            if "state" in s:
+                st = s["state"]
+                check(st["n_params"] == n and all(len(st[k]) == 4 * n for k in ("params", "adam_m", "adam_v")),
+                      "§3.4.4: vectors of 4*n_params bytes")
+                check(all(math.isfinite(x) for x in unf32(st["params"])), "§2: states sent are finite")
+            else:
+                check(isinstance(s["init_seed"], int) and s["init_seed"] >= 0, f"§8 init_seed: {s}")
             check(set(s.get("hparams", {})) <= {"lr", "gamma", "gae_lambda", "ent_coef", "clip_coef"},
                   f"§3.4.3 hparams: {s.get('hparams')}")
         check(all(agent(c, s["id"])["busy"] for s in a["seats"]), "assigned agents are busy")
@@ -523,8 +531,8 @@ def test_decode_errors():
         p.sock.send_multipart([b"", pk({"v": V, "type": "hello", "worker_id": "w"})])
         expect_error(p.recv(), "malformed", 0, "two frames (a REQ socket's delimiter)")
         # §2: unknown keys are ignored; any integer format is accepted.
-        p.send_raw(b"\x84\xa1v\xcf" + (1).to_bytes(8, "big") + b"\xa4type\xa5hello\xa9worker_id\xa1w"
-                   + b"\xa7comment\xa3new")
+        p.send_raw(b"\x85\xa1v\xcf" + (1).to_bytes(8, "big") + b"\xa4type\xa5hello\xa9worker_id\xa1w"
+                   + b"\xa7comment\xa3new" + pk("envs") + pk(list(ENVS)))
         check(p.recv()["type"] == "welcome", "§2: uint64-encoded v and an unknown key")
         p.greeted = True
     finally:

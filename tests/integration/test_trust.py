@@ -81,6 +81,18 @@ class Peer:
         self.sock.close(0)
 
 
+def n_params(model):
+    """PROTOCOL.md §3.4.1: actor and critic MLPs, weights plus biases."""
+    total = 0
+    for outputs in (model["n_actions"], 1):
+        inp = model["obs_dim"]
+        for h in model["hidden"]:
+            total += inp * h + h
+            inp = h
+        total += inp * outputs + outputs
+    return total
+
+
 def result_for(assign, frames=None, n_episodes=0, **override):
     """A result echoing the assignment's states back (so it is valid)."""
     seats = []
@@ -89,6 +101,12 @@ def result_for(assign, frames=None, n_episodes=0, **override):
                 "frames": BUDGET_FRAMES if frames is None else frames}
         if s["train"] and "state" in s:
             seat["state"] = s["state"]
+        elif s["train"]:
+            # A never-trained agent comes as init_seed (PROTOCOL.md §8): any
+            # finite weights of the model's size are a valid state.
+            n = n_params(assign["model"])
+            z = struct.pack(f"<{n}f", *([0.0] * n))
+            seat["state"] = dict(n_params=n, params=z, adam_m=z, adam_v=z, adam_t=1)
         seats.append(seat)
     scores = struct.pack(f"<{n_episodes * len(seats)}f",
                          *([1.0, -1.0] * (n_episodes * len(seats) // 2)))
@@ -581,7 +599,7 @@ def test_oversize_frame_dropped_without_reply():
         sock.send(b"\x00" * ((64 << 20) + 1))
         check(not sock.poll(3000), "an oversize frame got a reply")
         check(c.pbtd.poll() is None, "pbtd died")
-        sock.send(msgpack.packb(dict(v=1, type="hello", worker_id="after"), use_bin_type=True))
+        sock.send(msgpack.packb(dict(v=1, type="hello", worker_id="after", envs=harness.ENVS), use_bin_type=True))
         check(sock.poll(10000), "no reply after the reconnect")
         check(msgpack.unpackb(sock.recv(), raw=False)["type"] == "welcome", "not welcomed")
     finally:
