@@ -75,7 +75,9 @@ def test_queries_during_training_on_a_large_database():
             for args in (["report", "-o", out], ["history", "--json"]):
                 # Output to a file: a pipe nobody reads would block pbtctl.
                 with open(os.path.join(c.dir, "out.json"), "w+") as fout:
-                    p = subprocess.Popen([PBTCTL, "--endpoint", c.cep] + args, stdout=fout,
+                    # A generous timeout: this asserts behaviour (ticks move, nothing
+                    # resent), not speed, and an ASan build on a loaded machine is slow.
+                    p = subprocess.Popen([PBTCTL, "--endpoint", c.cep, "--timeout", "30000"] + args, stdout=fout,
                                          stderr=subprocess.PIPE, text=True)
                     ticks = []
                     while p.poll() is None:
