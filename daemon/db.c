@@ -831,3 +831,34 @@ db_count_evolutions (db_t *self)
     int64_t n = 0;
     return s_int (self, s_q (self, Q_COUNT_EVOS), &n, "count_evolutions") == 0 ? n : -1;
 }
+
+int64_t
+db_metrics_recent (db_t *self, int64_t limit, db_metrics_t **out)
+{
+    db_metrics_t *rows = NULL;
+    int64_t n = 0, cap = 0;
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_METRICS_RECENT);
+    sqlite3_bind_int64 (st, 1, limit);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            db_metrics_t *grown = realloc (rows, (size_t) cap * sizeof *rows);
+            if (!grown)
+                break;
+            rows = grown;
+        }
+        rows [n++] = (db_metrics_t) {
+            sqlite3_column_int64 (st, 0), sqlite3_column_int64 (st, 1),
+            sqlite3_column_int64 (st, 2), sqlite3_column_int64 (st, 3)
+        };
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "metrics");
+        free (rows);
+        return -1;
+    }
+    *out = rows;
+    return n;
+}

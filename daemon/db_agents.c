@@ -389,3 +389,34 @@ db_assignment_expire (db_t *self, uint64_t id)
     return db_op_commit (self);
 }
 
+int64_t
+db_hparam_history (db_t *self, int64_t agent, db_hparam_t **out)
+{
+    db_hparam_t *rows = NULL;
+    int64_t n = 0, cap = 0;
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_HIST_HP);
+    sqlite3_bind_int64 (st, 1, agent);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            db_hparam_t *grown = realloc (rows, (size_t) cap * sizeof *rows);
+            if (!grown)
+                break;
+            rows = grown;
+        }
+        rows [n].seq = sqlite3_column_int64 (st, 0);
+        snprintf (rows [n].name, sizeof rows [n].name, "%s",
+                  (const char *) sqlite3_column_text (st, 1));
+        rows [n].value = sqlite3_column_double (st, 2);
+        n++;
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "hparam_history");
+        free (rows);
+        return -1;
+    }
+    *out = rows;
+    return n;
+}

@@ -168,3 +168,112 @@ db_frozen_count (db_t *self)
     return s_int (self, s_q (self, Q_FROZEN_COUNT), &n, "frozen_count") == 0 ? n : -1;
 }
 
+//  --------------------------------------------------------------------------
+//  Reading the lineage back
+
+//  Parse the {"name":value,...} text s_hp_json wrote.
+static void
+s_hp_parse (const char *json, proto_kvs_t *hp)
+{
+    memset (hp, 0, sizeof *hp);
+    const char *p = json ? json : "";
+    if (*p == '{')
+        p++;
+    while (*p == '"') {
+        const char *q = strchr (p + 1, '"');
+        if (!q || q [1] != ':')
+            break;
+        char name [PROTO_MAX_NAME];
+        snprintf (name, sizeof name, "%.*s", (int) (q - p - 1), p + 1);
+        char *end;
+        double v = strtod (q + 2, &end);
+        proto_kvs_set (hp, name, v);
+        p = end;
+        if (*p == ',')
+            p++;
+    }
+}
+
+int64_t
+db_evolution_frames (db_t *self, int64_t agent, int64_t **out)
+{
+    int64_t *frames = NULL;
+    int64_t n = 0, cap = 0;
+    int rc;
+    sqlite3_stmt *st = s_q (self, Q_HIST_EVOS);
+    sqlite3_bind_int64 (st, 1, agent);
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            int64_t *grown = realloc (frames, (size_t) cap * sizeof *frames);
+            if (!grown)
+                break;
+            frames = grown;
+        }
+        frames [n++] = sqlite3_column_int64 (st, 0);
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "evolution_frames");
+        free (frames);
+        return -1;
+    }
+    *out = frames;
+    return n;
+}
+
+//  One lineage row from Q_LINEAGE's current row.
+static void
+s_evolution_row (sqlite3_stmt *st, db_evolution_t *r)
+{
+    r->id = sqlite3_column_int64 (st, 0);
+    r->donor = sqlite3_column_int64 (st, 1);
+    r->donor_version = sqlite3_column_int64 (st, 2);
+    r->ts = sqlite3_column_int64 (st, 3);
+    r->frames = sqlite3_column_int64 (st, 4);
+    r->old_version = sqlite3_column_int64 (st, 5);
+    r->new_version = sqlite3_column_int64 (st, 6);
+    r->generation = sqlite3_column_int64 (st, 7);
+    s_hp_parse ((const char *) sqlite3_column_text (st, 8), &r->old_hparams);
+    s_hp_parse ((const char *) sqlite3_column_text (st, 9), &r->new_hparams);
+    r->donor_evolution = -1;
+}
+
+int
+db_lineage (db_t *self, int64_t agent, int max, db_evolution_t **out)
+{
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = s_q (self, Q_LINEAGE);
+    sqlite3_bind_int64 (st, 1, agent);
+    //  Count first, to allocate once.
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW)
+        n++;
+    if (n == max)
+        rc = SQLITE_DONE;
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "lineage");
+        return -1;
+    }
+    db_evolution_t *rows = calloc (n ? (size_t) n : 1, sizeof *rows);
+    if (!rows)
+        return -1;
+    //  Collect rows first: the donor lookup reuses another statement.
+    st = s_q (self, Q_LINEAGE);
+    sqlite3_bind_int64 (st, 1, agent);
+    int got = 0;
+    while (got < n && sqlite3_step (st) == SQLITE_ROW)
+        s_evolution_row (st, &rows [got++]);
+    sqlite3_reset (st);
+    for (int i = 0; i < got; i++) {
+        st = s_q (self, Q_DONOR_EVO);
+        sqlite3_bind_int64 (st, 1, rows [i].donor);
+        sqlite3_bind_int64 (st, 2, rows [i].id);
+        if (s_int (self, st, &rows [i].donor_evolution, "donor_evolution") < 0) {
+            free (rows);
+            return -1;
+        }
+    }
+    *out = rows;
+    return got;
+}

@@ -185,7 +185,6 @@ int db_result_seat (db_t *self, const db_assignment_t *a, const proto_result_t *
                     const db_tally_t *res, uint32_t i, int64_t pop_frames, int64_t now);
 
 //  db_series.c
-int db_series_id (db_t *self, int64_t agent, const char *name, bool create, int64_t *id);
 int db_series_append_in (db_t *self, int64_t agent, const char *name, int64_t t_ms,
                          uint64_t frames, double value, double weight, const char *label);
 int db_payoff_add_in (db_t *self, int64_t agent, uint64_t version, int64_t opp,

@@ -425,3 +425,62 @@ fail:
     return PROTO_E_INTERNAL;
 }
 
+//  --------------------------------------------------------------------------
+//  Reading results back (the matches query)
+
+int
+db_results_recent (db_t *self, int64_t before, db_result_row_t *out, int max)
+{
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = s_q (self, Q_RESULTS_RECENT);
+    sqlite3_bind_int (st, 1, max);
+    sqlite3_bind_int64 (st, 2, before);
+    while (n < max && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        out [n].id = sqlite3_column_int64 (st, 0);
+        out [n].ts = sqlite3_column_int64 (st, 1);
+        out [n].script [0] = 0;
+        if (sqlite3_column_type (st, 2) == SQLITE_TEXT)
+            snprintf (out [n].script, sizeof out [n].script, "%s",
+                      (const char *) sqlite3_column_text (st, 2));
+        n++;
+    }
+    sqlite3_reset (st);
+    if (n < max && rc != SQLITE_DONE) {
+        s_fail (self, "matches");
+        return -1;
+    }
+    return n;
+}
+
+int
+db_result_seats (db_t *self, int64_t id, db_result_seat_t *out, int max)
+{
+    int k = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = s_q (self, Q_RSEATS_GET);
+    sqlite3_bind_int64 (st, 1, id);
+    while (k < max && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+        db_result_seat_t *s = &out [k++];
+        s->slot = sqlite3_column_int64 (st, 0);
+        s->agent = sqlite3_column_int64 (st, 1);
+        s->frozen_version = sqlite3_column_type (st, 2) == SQLITE_NULL ? 0
+                          : sqlite3_column_int64 (st, 2);
+        s->team = sqlite3_column_int64 (st, 3);
+        snprintf (s->opponent, sizeof s->opponent, "%s", (const char *) sqlite3_column_text (st, 4));
+        s->episodes = sqlite3_column_int64 (st, 5);
+        s->wins = sqlite3_column_int64 (st, 6);
+        s->draws = sqlite3_column_int64 (st, 7);
+        s->losses = sqlite3_column_int64 (st, 8);
+        s->score_sum = sqlite3_column_double (st, 9);
+        s->rating_before = sqlite3_column_double (st, 10);
+        s->rating_after = sqlite3_column_double (st, 11);
+        s->frames = sqlite3_column_int64 (st, 12);
+        s->wall_ms = sqlite3_column_int64 (st, 13);
+        s->pop_frames = sqlite3_column_int64 (st, 14);
+    }
+    sqlite3_reset (st);
+    if (k < max && rc != SQLITE_DONE) {
+        s_fail (self, "result_seats");
+        return -1;
+    }
+    return k;
+}

@@ -7,8 +7,8 @@
 //  Series (db.h)
 
 //  The series' id, created if absent (create false: 1 if absent). 0 or -1.
-int
-db_series_id (db_t *self, int64_t agent, const char *name, bool create, int64_t *id)
+static int
+s_series_id (db_t *self, int64_t agent, const char *name, bool create, int64_t *id)
 {
     sqlite3_stmt *st = s_q (self, Q_SER_ID);
     sqlite3_bind_int64 (st, 1, agent);
@@ -133,7 +133,7 @@ db_series_append_in (db_t *self, int64_t agent, const char *name, int64_t t_ms, 
         return -1;
     }
     int64_t sid = 0, seq = 0;
-    if (db_series_id (self, agent, name, true, &sid))
+    if (s_series_id (self, agent, name, true, &sid))
         return -1;
     sqlite3_stmt *st = s_q (self, Q_SER_SEQ);
     sqlite3_bind_int64 (st, 1, sid);
@@ -170,7 +170,7 @@ db_series_read (db_t *self, int64_t agent, const char *name, int64_t offset,
     int64_t sid = 0, n = 0;
     if (total)
         *total = 0;
-    int rc = db_series_id (self, agent, name, false, &sid);
+    int rc = s_series_id (self, agent, name, false, &sid);
     if (rc < 0)
         return -1;
     if (rc == 1)
@@ -289,3 +289,20 @@ db_payoff_list (db_t *self, db_payoff_t *out, int max)
     return n;
 }
 
+int64_t
+db_series_count (db_t *self, int64_t agent, const char *name)
+{
+    int64_t sid = 0, n = 0;
+    int rc = s_series_id (self, agent, name, false, &sid);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    sqlite3_stmt *st = s_q (self, Q_SER_COUNT);
+    sqlite3_bind_int64 (st, 1, sid);
+    return s_int (self, st, &n, "series_count") ? -1 : n;
+}
+
+uint64_t
+db_payoff_window (db_t *self)
+{
+    return self->payoff_window;
+}
