@@ -264,6 +264,147 @@ s_stats_apply (db_t *self, const db_assignment_t *a, const proto_result_t *r, in
     return 0;
 }
 
+#define S_REFUSE(c, ...) do { snprintf (err, err_len, __VA_ARGS__); return (c); } while (0)
+
+//  A frozen seat plays a past snapshot at its version (the live agent
+//  moved on), rated by the frozen row: PROTO_OK with its rating, a refusal
+//  (err set), or PROTO_E_INTERNAL on a database error.
+static proto_code_t
+s_check_frozen (db_t *self, const db_seat_t *s, const proto_outcome_t *o, uint32_t i,
+                double *rating, char *err, size_t err_len)
+{
+    if (o->version != s->version)
+        S_REFUSE (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
+                  ", assigned frozen %" PRIu64, i, s->agent_id, o->version, s->version);
+    sqlite3_stmt *st = s_q (self, Q_FROZEN_GET);
+    sqlite3_bind_int64 (st, 1, s->agent_id);
+    sqlite3_bind_int64 (st, 2, (int64_t) s->version);
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW)
+        *rating = sqlite3_column_double (st, 0);
+    sqlite3_reset (st);
+    if (rc == SQLITE_DONE)
+        S_REFUSE (PROTO_E_STALE, "seats[%u] agt_%" PRId64 "@%" PRIu64 " is no longer "
+                  "frozen", i, s->agent_id, s->version);
+    return rc == SQLITE_ROW ? PROTO_OK : PROTO_E_INTERNAL;
+}
+
+//  Each seat against the assignment and the agents (loaded into agents):
+//  PROTO_OK, a refusal (err set), or PROTO_E_INTERNAL on a database error.
+static proto_code_t
+s_check_seats (db_t *self, const db_assignment_t *a, const proto_result_t *r, uint32_t n_params,
+               db_agent_t *agents, char *err, size_t err_len)
+{
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        const proto_outcome_t *o = &r->seats [i];
+        const db_seat_t *s = &a->seats [i];
+        if (o->id != s->agent_id)
+            S_REFUSE (PROTO_E_FIELD, "seats[%u].id is %" PRId64 ", assigned %s%" PRId64,
+                      i, o->id, s->agent_id < 0 ? "a script, " : "agt_", s->agent_id);
+        if (s->agent_id < 0) {
+            memset (&agents [i], 0, sizeof agents [i]);
+            continue;           // a scripted seat: nothing of it is stored
+        }
+        if (db_load_agent (self, s->agent_id, &agents [i]) != 0)
+            return PROTO_E_INTERNAL;
+        if (s->frozen) {
+            proto_code_t code = s_check_frozen (self, s, o, i, &agents [i].rating, err, err_len);
+            if (code != PROTO_OK)
+                return code;
+            continue;
+        }
+        if (o->version != s->version || agents [i].version != s->version)
+            S_REFUSE (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
+                      ", assigned %" PRIu64 ", current %" PRIu64, i, s->agent_id,
+                      o->version, s->version, agents [i].version);
+        if (s->train && !a->eval) {
+            if (o->state.n_params != n_params || !o->state.params || !o->state.adam_m
+            ||  !o->state.adam_v)
+                S_REFUSE (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": %u params, "
+                          "model has %u", i, s->agent_id, o->state.n_params, n_params);
+            char why [128];
+            if (proto_state_check (&o->state, why, sizeof why))
+                S_REFUSE (PROTO_E_BAD_STATE_DATA, "seats[%u].state agt_%" PRId64 ": %s",
+                          i, s->agent_id, why);
+        }
+    }
+    return PROTO_OK;
+}
+
+//  The rest of the result: statistics, states only from trained seats,
+//  finite scores. PROTO_OK or a refusal (err set).
+static proto_code_t
+s_check_payload (const db_assignment_t *a, const proto_result_t *r, char *err, size_t err_len)
+{
+    char why [PROTO_MAX_TEXT];
+    if (s_stats_refuse (a, r, why, sizeof why))
+        S_REFUSE (PROTO_E_FIELD, "%s", why);
+    //  Only trained seats return a state: one anywhere else would be
+    //  dropped unread, so it is refused rather than silently ignored.
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        const db_seat_t *s = &a->seats [i];
+        bool trained = s->train && !a->eval && !s->frozen && s->agent_id >= 0;
+        if (!trained && r->seats [i].state.n_params > 0)
+            S_REFUSE (PROTO_E_FIELD, "seats[%u].state: the seat was not trained (%s), "
+                      "it returns no state", i, s->agent_id < 0 ? "a script"
+                      : s->frozen ? "a frozen snapshot" : a->eval ? "an evaluation" : "train false");
+    }
+    if (r->n_episodes && !r->scores)
+        S_REFUSE (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);
+    for (uint64_t k = 0; k < (uint64_t) r->n_episodes * a->n_seats; k++)
+        if (!isfinite (r->scores [k]))
+            S_REFUSE (PROTO_E_FIELD, "scores[%" PRIu64 "] is not finite", k);
+    return PROTO_OK;
+}
+
+//  Training: each trained seat's new snapshot (version+1) and frames.
+static int
+s_result_train (db_t *self, const db_assignment_t *a, const proto_result_t *r, int64_t now,
+                db_applied_t *applied)
+{
+    for (uint32_t i = 0; i < a->n_seats; i++) {
+        const db_seat_t *s = &a->seats [i];
+        if (!s->train || a->eval || s->frozen || s->agent_id < 0)
+            continue;
+        const proto_outcome_t *o = &r->seats [i];
+        if (db_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now)
+        ||  db_snapshot_ring (self, s->agent_id, s->version + 1))
+            return -1;
+        sqlite3_stmt *st = s_q (self, Q_AGENT_TRAINED);
+        sqlite3_bind_int64 (st, 1, s->agent_id);
+        sqlite3_bind_int64 (st, 2, (int64_t) s->version + 1);
+        sqlite3_bind_int64 (st, 3, (int64_t) o->frames);
+        sqlite3_bind_int64 (st, 4, now);
+        if (s_exec (self, st, "agent_trained"))
+            return -1;
+        applied->frames += o->frames;
+    }
+    return 0;
+}
+
+//  Ratings, then everything recorded about the result.
+static int
+s_result_rate (db_t *self, const pbt_config_t *pbt, const db_assignment_t *a,
+               const proto_result_t *r, db_tally_t *res, int64_t now)
+{
+    double *ep_ratings = NULL;
+    if (self->episode_rows && r->n_episodes) {
+        ep_ratings = malloc ((size_t) r->n_episodes * a->n_seats * sizeof *ep_ratings);
+        if (!ep_ratings)
+            return -1;
+    }
+    //  Against a scripted team ratings stay: Elo measures the population
+    //  against itself. The episodes are recorded all the same.
+    if (!res->scripted)
+        s_result_ratings (pbt, res, r, ep_ratings);
+    else
+    for (size_t k = 0; ep_ratings && k < (size_t) r->n_episodes * a->n_seats; k++)
+        ep_ratings [k] = res->before [k % a->n_seats];
+    int rc_apply = s_result_record (self, a, r, res, ep_ratings, now);
+    free (ep_ratings);
+    return rc_apply || s_stats_apply (self, a, r, now) ? -1 : 0;
+}
+
 proto_code_t
 db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_teams,
                  const pbt_config_t *pbt, int64_t now, db_applied_t *applied,
@@ -297,110 +438,21 @@ db_apply_result (db_t *self, const proto_result_t *r, uint32_t n_params, int n_t
         S_REJECT (PROTO_E_FIELD, "result has %u seats, assignment %" PRIu64 " has %u",
                   r->n_seats, a.id, a.n_seats);
     db_agent_t agents [PROTO_MAX_AGENTS];
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        const proto_outcome_t *o = &r->seats [i];
-        const db_seat_t *s = &a.seats [i];
-        if (o->id != s->agent_id)
-            S_REJECT (PROTO_E_FIELD, "seats[%u].id is %" PRId64 ", assigned %s%" PRId64,
-                      i, o->id, s->agent_id < 0 ? "a script, " : "agt_", s->agent_id);
-        if (s->agent_id < 0) {
-            memset (&agents [i], 0, sizeof agents [i]);
-            continue;           // a scripted seat: nothing of it is stored
-        }
-        if (db_load_agent (self, s->agent_id, &agents [i]) != 0)
-            goto fail;
-        if (s->frozen) {
-            //  A frozen past snapshot: its version is the frozen one (the
-            //  live agent moved on), its rating the frozen row's.
-            if (o->version != s->version)
-                S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
-                          ", assigned frozen %" PRIu64, i, s->agent_id, o->version, s->version);
-            sqlite3_stmt *st = s_q (self, Q_FROZEN_GET);
-            sqlite3_bind_int64 (st, 1, s->agent_id);
-            sqlite3_bind_int64 (st, 2, (int64_t) s->version);
-            int rc2 = sqlite3_step (st);
-            if (rc2 == SQLITE_ROW)
-                agents [i].rating = sqlite3_column_double (st, 0);
-            sqlite3_reset (st);
-            if (rc2 == SQLITE_DONE)
-                S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 "@%" PRIu64 " is no longer "
-                          "frozen", i, s->agent_id, s->version);
-            if (rc2 != SQLITE_ROW)
-                goto fail;
-            continue;
-        }
-        if (o->version != s->version || agents [i].version != s->version)
-            S_REJECT (PROTO_E_STALE, "seats[%u] agt_%" PRId64 ": result version %" PRIu64
-                      ", assigned %" PRIu64 ", current %" PRIu64, i, s->agent_id,
-                      o->version, s->version, agents [i].version);
-        if (s->train && !a.eval) {
-            if (o->state.n_params != n_params || !o->state.params || !o->state.adam_m
-            ||  !o->state.adam_v)
-                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u] agt_%" PRId64 ": %u params, "
-                          "model has %u", i, s->agent_id, o->state.n_params, n_params);
-            char why [128];
-            if (proto_state_check (&o->state, why, sizeof why))
-                S_REJECT (PROTO_E_BAD_STATE_DATA, "seats[%u].state agt_%" PRId64 ": %s",
-                          i, s->agent_id, why);
-        }
-    }
-    char why [PROTO_MAX_TEXT];
-    if (s_stats_refuse (&a, r, why, sizeof why))
-        S_REJECT (PROTO_E_FIELD, "%s", why);
-    //  Only trained seats return a state: one anywhere else would be
-    //  dropped unread, so it is refused rather than silently ignored.
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        const db_seat_t *s = &a.seats [i];
-        bool trained = s->train && !a.eval && !s->frozen && s->agent_id >= 0;
-        if (!trained && r->seats [i].state.n_params > 0)
-            S_REJECT (PROTO_E_FIELD, "seats[%u].state: the seat was not trained (%s), "
-                      "it returns no state", i, s->agent_id < 0 ? "a script"
-                      : s->frozen ? "a frozen snapshot" : a.eval ? "an evaluation" : "train false");
-    }
-    if (r->n_episodes && !r->scores)
-        S_REJECT (PROTO_E_FIELD, "scores missing for %u episodes", r->n_episodes);
-    for (uint64_t k = 0; k < (uint64_t) r->n_episodes * a.n_seats; k++)
-        if (!isfinite (r->scores [k]))
-            S_REJECT (PROTO_E_FIELD, "scores[%" PRIu64 "] is not finite", k);
+    code = s_check_seats (self, &a, r, n_params, agents, err, err_len);
+    if (code == PROTO_OK)
+        code = s_check_payload (&a, r, err, err_len);
+    if (code == PROTO_E_INTERNAL)
+        goto fail;
+    if (code != PROTO_OK)
+        goto reject;
 
     //  Valid: apply. Training first (new snapshot versions).
-    for (uint32_t i = 0; i < a.n_seats; i++) {
-        const db_seat_t *s = &a.seats [i];
-        if (!s->train || a.eval || s->frozen || s->agent_id < 0)
-            continue;
-        const proto_outcome_t *o = &r->seats [i];
-        if (db_snapshot_insert (self, s->agent_id, s->version + 1, &o->state, now)
-        ||  db_snapshot_ring (self, s->agent_id, s->version + 1))
-            goto fail;
-        sqlite3_stmt *st = s_q (self, Q_AGENT_TRAINED);
-        sqlite3_bind_int64 (st, 1, s->agent_id);
-        sqlite3_bind_int64 (st, 2, (int64_t) s->version + 1);
-        sqlite3_bind_int64 (st, 3, (int64_t) o->frames);
-        sqlite3_bind_int64 (st, 4, now);
-        if (s_exec (self, st, "agent_trained"))
-            goto fail;
-        applied->frames += o->frames;
-    }
-    //  Ratings, then everything recorded about the result.
+    if (s_result_train (self, &a, r, now, applied))
+        goto fail;
     db_tally_t res;
     if (s_result_prepare (&a, r, n_teams, agents, &res))
         S_REJECT (PROTO_E_FIELD, "assignment %" PRIu64 " does not have two teams", a.id);
-    double *ep_ratings = NULL;
-    if (self->episode_rows && r->n_episodes) {
-        ep_ratings = malloc ((size_t) r->n_episodes * a.n_seats * sizeof *ep_ratings);
-        if (!ep_ratings)
-            goto fail;
-    }
-    //  Against a scripted team ratings stay: Elo measures the population
-    //  against itself. The episodes are recorded all the same.
-    if (!res.scripted)
-        s_result_ratings (pbt, &res, r, ep_ratings);
-    else
-    for (size_t k = 0; ep_ratings && k < (size_t) r->n_episodes * a.n_seats; k++)
-        ep_ratings [k] = res.before [k % a.n_seats];
-    int rc_apply = s_result_record (self, &a, r, &res, ep_ratings, now);
-    free (ep_ratings);
-    if (rc_apply || s_stats_apply (self, &a, r, now))
+    if (s_result_rate (self, pbt, &a, r, &res, now))
         goto fail;
     applied->episodes = r->n_episodes;
     if (db_assignment_set_state (self, a.id, "done"))

@@ -15,6 +15,145 @@ db_snapshot_ring (db_t *self, int64_t agent_id, uint64_t current)
     return s_exec (self, st, "snapshot_ring");
 }
 
+//  Done results whose rows retention deleted stay countable (meta
+//  results_pruned, which db_count_results adds).
+static int
+s_results_pruned (db_t *self, int64_t done)
+{
+    if (done <= 0)
+        return 0;
+    char text [32];
+    snprintf (text, sizeof text, "%" PRId64, done);
+    sqlite3_stmt *st = s_q (self, Q_META_ADD);
+    sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
+    return s_exec (self, st, "results_pruned");
+}
+
+//  Never split an assignment: if match hi+1 shares hi's assignment, stop
+//  before that assignment (or, for a single huge one, take it whole if it
+//  ends inside the cut). 0 (*hi adjusted) or -1.
+static int
+s_match_cut_whole (db_t *self, int64_t lo, int64_t cut, int64_t *hi)
+{
+    sqlite3_stmt *st = s_q (self, Q_MATCH_ASG_SPAN);
+    sqlite3_bind_int64 (st, 1, *hi + 1);
+    int64_t first = 0, final = 0;
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
+        first = sqlite3_column_int64 (st, 0);
+        final = sqlite3_column_int64 (st, 1);
+    }
+    sqlite3_reset (st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        s_fail (self, "match_assignment_span");
+        return -1;
+    }
+    if (first && first <= *hi)
+        *hi = first - 1 > lo ? first - 1 : final <= cut ? final : lo;
+    return 0;
+}
+
+//  Delete one assignment whose matches went: its result seats, seats and
+//  row; *done counts it if it was 'done'. 0 or -1.
+static int
+s_match_cut_assignment (db_t *self, int64_t id, int64_t *done)
+{
+    int64_t v = 0;
+    sqlite3_stmt *st = s_q (self, Q_ASG_DONE_ONE);
+    sqlite3_bind_int64 (st, 1, id);
+    if (s_int (self, st, &v, "assignment_done") < 0)
+        return -1;
+    *done += v;
+    st = s_q (self, Q_RSEAT_DEL_ONE);
+    sqlite3_bind_int64 (st, 1, id);
+    int rc = s_exec (self, st, "result_seats_delete");
+    if (rc == 0) {
+        st = s_q (self, Q_ASEAT_DEL_ONE);
+        sqlite3_bind_int64 (st, 1, id);
+        rc = s_exec (self, st, "assignment_seats_delete");
+    }
+    if (rc == 0) {
+        st = s_q (self, Q_ASG_DEL_ONE);
+        sqlite3_bind_int64 (st, 1, id);
+        rc = s_exec (self, st, "assignment_delete");
+    }
+    return rc;
+}
+
+//  Delete matches lo+1..hi, their seats, and the assignments they belong
+//  to. 0 or -1.
+static int
+s_match_cut (db_t *self, int64_t lo, int64_t hi, int64_t *done)
+{
+    //  The assignments those matches belong to (bounded by hi - lo).
+    int64_t *ids = malloc ((size_t) (hi - lo) * sizeof *ids);
+    size_t n_ids = 0;
+    if (!ids)
+        return -1;
+    sqlite3_stmt *st = s_q (self, Q_MATCH_ASGS);
+    sqlite3_bind_int64 (st, 1, lo);
+    sqlite3_bind_int64 (st, 2, hi);
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW && n_ids < (size_t) (hi - lo))
+        ids [n_ids++] = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        free (ids);
+        s_fail (self, "match_assignments");
+        return -1;
+    }
+    st = s_q (self, Q_MSEAT_CUT);
+    sqlite3_bind_int64 (st, 1, lo);
+    sqlite3_bind_int64 (st, 2, hi);
+    rc = s_exec (self, st, "match_seats_cut");
+    if (rc == 0) {
+        st = s_q (self, Q_MATCH_CUT);
+        sqlite3_bind_int64 (st, 1, lo);
+        sqlite3_bind_int64 (st, 2, hi);
+        rc = s_exec (self, st, "matches_cut");
+    }
+    for (size_t k = 0; rc == 0 && k < n_ids; k++)
+        rc = s_match_cut_assignment (self, ids [k], done);
+    free (ids);
+    return rc ? -1 : 0;
+}
+
+//  Up to 64 assignments without matches (expired leases), older than
+//  every kept match's; leased ones stay. 0 or -1.
+static int
+s_match_cut_unmatched (db_t *self, int64_t *done)
+{
+    int64_t oldest = 0, v = 0;
+    int rc = s_int (self, s_q (self, Q_MATCH_OLDEST_ASG), &oldest, "match_oldest");
+    if (rc < 0)
+        return -1;
+    int64_t top = self->asg_cut + 64;
+    if (rc == 0 && top > oldest - 1)
+        top = oldest - 1;
+    if (rc != 0 || top <= self->asg_cut)
+        return 0;
+    sqlite3_stmt *st = s_q (self, Q_ASG_CUT_DONE);
+    sqlite3_bind_int64 (st, 1, self->asg_cut);
+    sqlite3_bind_int64 (st, 2, top);
+    if (s_int (self, st, &v, "assignments_cut_done"))
+        return -1;
+    *done += v;
+    static const struct { query_t q; const char *what; } cuts [] = {
+        { Q_RSEAT_CUT, "result_seats_cut" }, { Q_ASEAT_CUT, "assignment_seats_cut" },
+        { Q_ASG_CUT, "assignments_cut" }
+    };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts [0]; k++) {
+        st = s_q (self, cuts [k].q);
+        sqlite3_bind_int64 (st, 1, self->asg_cut);
+        sqlite3_bind_int64 (st, 2, top);
+        if (s_exec (self, st, cuts [k].what))
+            return -1;
+    }
+    self->asg_cut = top;
+    return 0;
+}
+
 //  Match history retention: keep (at least) the newest matches_keep match
 //  rows, i.e. episodes. Called after a result added n matches ending at
 //  last_id. Matches go a whole assignment at a time (one result's matches
@@ -33,133 +172,22 @@ db_match_retention (db_t *self, int64_t last_id, uint32_t n)
         return 0;
     int64_t cut = last_id - (int64_t) self->matches_keep;
     int64_t lo = self->match_cut, hi = lo + 2 * (int64_t) n + 1024;
-    int64_t done = 0, v;
-    int rc;
-    sqlite3_stmt *st;
+    int64_t done = 0;
     if (hi > cut)
         hi = cut;
+    if (hi > lo && s_match_cut_whole (self, lo, cut, &hi))
+        return -1;
     if (hi > lo) {
-        //  Never split an assignment: if match hi+1 shares hi's assignment,
-        //  stop before that assignment (or, for a single huge one, take it
-        //  whole if it ends inside the cut).
-        st = s_q (self, Q_MATCH_ASG_SPAN);
-        sqlite3_bind_int64 (st, 1, hi + 1);
-        int64_t first = 0, final = 0;
-        rc = sqlite3_step (st);
-        if (rc == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
-            first = sqlite3_column_int64 (st, 0);
-            final = sqlite3_column_int64 (st, 1);
-        }
-        sqlite3_reset (st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            s_fail (self, "match_assignment_span");
-            return -1;
-        }
-        if (first && first <= hi)
-            hi = first - 1 > lo ? first - 1 : final <= cut ? final : lo;
-    }
-    if (hi > lo) {
-        //  The assignments those matches belong to (bounded by hi - lo).
-        int64_t *ids = malloc ((size_t) (hi - lo) * sizeof *ids);
-        size_t n_ids = 0;
-        if (!ids)
-            return -1;
-        st = s_q (self, Q_MATCH_ASGS);
-        sqlite3_bind_int64 (st, 1, lo);
-        sqlite3_bind_int64 (st, 2, hi);
-        while ((rc = sqlite3_step (st)) == SQLITE_ROW && n_ids < (size_t) (hi - lo))
-            ids [n_ids++] = sqlite3_column_int64 (st, 0);
-        sqlite3_reset (st);
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-            free (ids);
-            s_fail (self, "match_assignments");
-            return -1;
-        }
-        st = s_q (self, Q_MSEAT_CUT);
-        sqlite3_bind_int64 (st, 1, lo);
-        sqlite3_bind_int64 (st, 2, hi);
-        rc = s_exec (self, st, "match_seats_cut");
-        if (rc == 0) {
-            st = s_q (self, Q_MATCH_CUT);
-            sqlite3_bind_int64 (st, 1, lo);
-            sqlite3_bind_int64 (st, 2, hi);
-            rc = s_exec (self, st, "matches_cut");
-        }
-        for (size_t k = 0; rc == 0 && k < n_ids; k++) {
-            st = s_q (self, Q_ASG_DONE_ONE);
-            sqlite3_bind_int64 (st, 1, ids [k]);
-            v = 0;
-            if (s_int (self, st, &v, "assignment_done") < 0) {
-                rc = -1;
-                break;
-            }
-            done += v;
-            st = s_q (self, Q_RSEAT_DEL_ONE);
-            sqlite3_bind_int64 (st, 1, ids [k]);
-            rc = s_exec (self, st, "result_seats_delete");
-            if (rc == 0) {
-                st = s_q (self, Q_ASEAT_DEL_ONE);
-                sqlite3_bind_int64 (st, 1, ids [k]);
-                rc = s_exec (self, st, "assignment_seats_delete");
-            }
-            if (rc == 0) {
-                st = s_q (self, Q_ASG_DEL_ONE);
-                sqlite3_bind_int64 (st, 1, ids [k]);
-                rc = s_exec (self, st, "assignment_delete");
-            }
-        }
-        free (ids);
-        if (rc)
+        if (s_match_cut (self, lo, hi, &done))
             return -1;
         //  If the batch is lost after all, the rows below the cursor stay
         //  until a restart recomputes it from MIN(id): a few rows kept too
         //  long, never one deleted too early.
         self->match_cut = hi;
     }
-    //  Assignments without matches, older than every kept match's.
-    int64_t oldest = 0;
-    rc = s_int (self, s_q (self, Q_MATCH_OLDEST_ASG), &oldest, "match_oldest");
-    if (rc < 0)
+    if (s_match_cut_unmatched (self, &done))
         return -1;
-    int64_t top = self->asg_cut + 64;
-    if (rc == 0 && top > oldest - 1)
-        top = oldest - 1;
-    if (rc == 0 && top > self->asg_cut) {
-        st = s_q (self, Q_ASG_CUT_DONE);
-        sqlite3_bind_int64 (st, 1, self->asg_cut);
-        sqlite3_bind_int64 (st, 2, top);
-        v = 0;
-        if (s_int (self, st, &v, "assignments_cut_done"))
-            return -1;
-        done += v;
-        st = s_q (self, Q_RSEAT_CUT);
-        sqlite3_bind_int64 (st, 1, self->asg_cut);
-        sqlite3_bind_int64 (st, 2, top);
-        if (s_exec (self, st, "result_seats_cut"))
-            return -1;
-        st = s_q (self, Q_ASEAT_CUT);
-        sqlite3_bind_int64 (st, 1, self->asg_cut);
-        sqlite3_bind_int64 (st, 2, top);
-        if (s_exec (self, st, "assignment_seats_cut"))
-            return -1;
-        st = s_q (self, Q_ASG_CUT);
-        sqlite3_bind_int64 (st, 1, self->asg_cut);
-        sqlite3_bind_int64 (st, 2, top);
-        if (s_exec (self, st, "assignments_cut"))
-            return -1;
-        self->asg_cut = top;
-    }
-    //  Results stay countable after their rows are gone.
-    if (done > 0) {
-        char text [32];
-        snprintf (text, sizeof text, "%" PRId64, done);
-        st = s_q (self, Q_META_ADD);
-        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
-        if (s_exec (self, st, "results_pruned"))
-            return -1;
-    }
-    return 0;
+    return s_results_pruned (self, done);
 }
 
 //  Result retention without episode rows: the newest results_keep
@@ -195,16 +223,7 @@ db_result_retention (db_t *self, int64_t asg_id)
             return -1;
     }
     self->asg_cut = hi;
-    if (done > 0) {
-        char text [32];
-        snprintf (text, sizeof text, "%" PRId64, done);
-        st = s_q (self, Q_META_ADD);
-        sqlite3_bind_text (st, 1, "results_pruned", -1, SQLITE_STATIC);
-        sqlite3_bind_text (st, 2, text, -1, SQLITE_TRANSIENT);
-        if (s_exec (self, st, "results_pruned"))
-            return -1;
-    }
-    return 0;
+    return s_results_pruned (self, done);
 }
 
 //  --------------------------------------------------------------------------
