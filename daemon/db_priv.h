@@ -75,7 +75,6 @@ struct _db_t {
     uint64_t checkpoints, checkpoint_frames;
 };
 
-
 //  What one result says, per seat, before anything is written.
 typedef struct {
     uint32_t n_seats;
@@ -91,7 +90,8 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Statement helpers: every call resets the statement so the next use
-//  starts clean, whatever happened.
+//  starts clean, whatever happened. Static inline, so every db*.c file
+//  calls them by the short names db.c's transaction code uses.
 
 static inline sqlite3_stmt *
 s_q (db_t *self, query_t q)
