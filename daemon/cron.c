@@ -62,7 +62,7 @@ cron_run (server_t *self)
     //  No snapshot or match sweep here: each result and evolution trims
     //  its own agent's snapshots and the oldest matches in its own
     //  transaction (db_set_retention), so no pass ever blocks the loop on
-    //  a bulk delete. WAL checkpoints run on db.c's checkpointer thread.
+    //  a bulk delete. WAL checkpoints run on db_ckpt.c's checkpointer thread.
     if (mono - self->last_metrics >= CRON_METRICS_MS) {
         db_metrics_append (self->db, now, self->results, self->samples, self->evolutions);
         //  The same on the shared time axis, bounded for a run of any length.

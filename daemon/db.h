@@ -13,7 +13,6 @@
 #ifndef PBTD_DB_H
 #define PBTD_DB_H
 
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -362,15 +361,9 @@ int db_payoff_add (db_t *self, int64_t agent, uint64_t version, int64_t opp,
 //  out[0..max); count or -1.
 int db_payoff_list (db_t *self, db_payoff_t *out, int max);
 
-//  Control-endpoint queries, packed as MessagePack bodies (docs/schema.md
-//  "Control commands" has the shapes). They only read, so pbtd runs them
-//  on a read-only connection (db_new_reader) off the reactor. Replies are
-//  bounded: at most DB_HISTORY_REPLY_POINTS points (history, series) or
-//  cells (payoff) per reply, paged by offset and limit, and each says
-//  whether more follow. Returns 0, -1 on a database error, 1 on a bad
-//  request (err says what).
-#define DB_HISTORY_REPLY_POINTS 100000
-#define DB_LINEAGE_REPLY_MAX    10000
+//  --------------------------------------------------------------------------
+//  Reads for the control queries. ctl_reply.h packs them as MessagePack
+//  bodies; pbtd runs them on a read-only connection off the reactor.
 
 //  A read-only connection to the database at path (which must exist, at
 //  the current schema): for queries only, never for writes or states.
@@ -379,30 +372,68 @@ db_t *db_new_reader (const char *path);
 int db_read_begin (db_t *self);
 void db_read_end (db_t *self);
 
-//  history: map agt_<id> -> {hyperparameters, opponent, score, rating,
-//  step, ts, frames, episodes, page} for agent_id (every agent
-//  0..n_agents-1 when < 0), from the agent's "score" and "rating" series:
-//  entry 0 is the seed's placeholder, entry k >= 1 the series point
-//  offset + k - 1 (one result at full resolution, several merged when
-//  older), at most limit (and the reply's cap) entries per agent.
-int db_pack_history (db_t *self, msgpack_packer *pk, int64_t agent_id, int n_agents,
-                     double elo_initial, int64_t offset, int64_t limit, char *err, size_t err_len);
-//  series: {agent, name, offset, total, more, level_points, points: [...]};
-//  with no name, {names: [...]} of the agent's (or population's, agent < 0) series.
-int db_pack_series (db_t *self, msgpack_packer *pk, int64_t agent, const char *name,
-                    int64_t offset, int64_t limit, char *err, size_t err_len);
-//  payoff: {window, offset, more, cells: [{agent, version, opp, opp_version,
-//  all: {...}, recent: {...}, updated_at}]}.
-int db_pack_payoff (db_t *self, msgpack_packer *pk, int64_t offset, int64_t limit,
-                    char *err, size_t err_len);
-//  metrics: [{"ts","results","samples","evolutions"}], oldest first, the
-//  last `limit` rows that housekeeping appended (cumulative counters).
-int db_pack_metrics (db_t *self, msgpack_packer *pk, int64_t limit);
-//  lineage: {"agent", "evolutions": [...newest first, at most DB_LINEAGE_REPLY_MAX]}
-int db_pack_lineage (db_t *self, msgpack_packer *pk, int64_t agent_id);
-//  matches: the latest `limit` (1..1000) results with an assignment id
-//  below `before` (<= 0: the newest), newest first, with each seat's
-//  aggregates.
-int db_pack_matches (db_t *self, msgpack_packer *pk, int limit, int64_t before);
+//  Points the series (agent, name) has: 0 for an unknown series, -1 on error.
+int64_t db_series_count (db_t *self, int64_t agent, const char *name);
+//  Episodes per recent bucket of a payoff cell (db_set_payoff_window).
+uint64_t db_payoff_window (db_t *self);
+
+//  One value in an agent's hyperparameter history: seq 0 is the initial
+//  set, each evolution adds the next seq.
+typedef struct {
+    int64_t seq;
+    char name [PROTO_MAX_NAME];
+    double value;
+} db_hparam_t;
+
+//  Every row of agent's hyperparameter history, by seq, into *out
+//  (malloc'd, the caller frees it; NULL when none); count or -1.
+int64_t db_hparam_history (db_t *self, int64_t agent, db_hparam_t **out);
+
+//  The agent's total frames at each of its evolutions, oldest first, into
+//  *out (malloc'd, the caller frees it); count or -1.
+int64_t db_evolution_frames (db_t *self, int64_t agent, int64_t **out);
+
+//  One evolution as lineage shows it.
+typedef struct {
+    int64_t id, donor, donor_version, ts, frames, old_version, new_version, generation;
+    int64_t donor_evolution;        // the donor's latest evolution before this one, -1: none
+    proto_kvs_t old_hparams, new_hparams;
+} db_evolution_t;
+
+//  The agent's newest evolutions (at most max), newest first, into *out
+//  (malloc'd, the caller frees it); count or -1.
+int db_lineage (db_t *self, int64_t agent, int max, db_evolution_t **out);
+
+//  One applied result (its assignment) and each seat's aggregates.
+typedef struct {
+    int64_t id, ts;
+    char script [PROTO_MAX_NAME];   // the scripted team's policy, "" in population play
+} db_result_row_t;
+
+typedef struct {
+    int64_t slot, agent;
+    int64_t frozen_version;         // 0: the live agent
+    int64_t team;
+    char opponent [256];
+    int64_t episodes, wins, draws, losses;
+    double score_sum, rating_before, rating_after;
+    int64_t frames, wall_ms, pop_frames;
+} db_result_seat_t;
+
+//  The newest results (at most max) with an assignment id below before,
+//  newest first; count or -1.
+int db_results_recent (db_t *self, int64_t before, db_result_row_t *out, int max);
+//  The seats of the result of assignment id, by slot, into out[0..max);
+//  count or -1.
+int db_result_seats (db_t *self, int64_t id, db_result_seat_t *out, int max);
+
+//  One row housekeeping appended (db_metrics_append): cumulative counters.
+typedef struct {
+    int64_t ts, results, samples, evolutions;
+} db_metrics_t;
+
+//  The last limit rows, oldest first, into *out (malloc'd, the caller
+//  frees it); count or -1.
+int64_t db_metrics_recent (db_t *self, int64_t limit, db_metrics_t **out);
 
 #endif

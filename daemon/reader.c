@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ctl_reply.h"
 #include "curves.h"
 #include "db.h"
 #include "log.h"
@@ -117,9 +118,9 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
     }
     if (!strcmp (cmd, "history")) {
         if (s_arg_int (ctl, "offset", 0, 0, INT64_MAX / 2, &offset, err, err_len) == 0
-        &&  s_arg_int (ctl, "limit", DB_HISTORY_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
-            rc = db_pack_history (db, pk, has_agent ? id : -1, cfg->n_agents, cfg->elo_initial,
-                                  offset, limit, err, err_len);
+        &&  s_arg_int (ctl, "limit", CTL_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
+            rc = ctl_reply_history (db, pk, has_agent ? id : -1, cfg->n_agents, cfg->elo_initial,
+                                    offset, limit, err, err_len);
     }
     else
     if (!strcmp (cmd, "series")) {
@@ -128,9 +129,9 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
             snprintf (err, err_len, "series needs agent (agt_N or population)");
         else
         if (s_arg_int (ctl, "offset", 0, 0, INT64_MAX / 2, &offset, err, err_len) == 0
-        &&  s_arg_int (ctl, "limit", DB_HISTORY_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
-            rc = db_pack_series (db, pk, id < 0 ? DB_SERIES_POPULATION : id, name, offset, limit,
-                                 err, err_len);
+        &&  s_arg_int (ctl, "limit", CTL_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
+            rc = ctl_reply_series (db, pk, id < 0 ? DB_SERIES_POPULATION : id, name, offset, limit,
+                                   err, err_len);
     }
     else
     if (!strcmp (cmd, "curves")) {
@@ -143,26 +144,26 @@ s_query (db_t *db, const reader_args_t *cfg, const proto_ctl_t *ctl, msgpack_pac
     else
     if (!strcmp (cmd, "payoff")) {
         if (s_arg_int (ctl, "offset", 0, 0, INT64_MAX / 2, &offset, err, err_len) == 0
-        &&  s_arg_int (ctl, "limit", DB_HISTORY_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
-            rc = db_pack_payoff (db, pk, offset, limit, err, err_len);
+        &&  s_arg_int (ctl, "limit", CTL_REPLY_POINTS, 1, INT64_MAX / 2, &limit, err, err_len) == 0)
+            rc = ctl_reply_payoff (db, pk, offset, limit, err, err_len);
     }
     else
     if (!strcmp (cmd, "lineage")) {
         if (!has_agent)
             snprintf (err, err_len, "lineage needs agent (e.g. agt_0)");
         else
-            rc = db_pack_lineage (db, pk, id);
+            rc = ctl_reply_lineage (db, pk, id);
     }
     else
     if (!strcmp (cmd, "matches")) {
         if (s_arg_int (ctl, "limit", 20, 1, 1000, &limit, err, err_len) == 0
         &&  s_arg_int (ctl, "before", 0, 0, INT64_MAX, &before, err, err_len) == 0)
-            rc = db_pack_matches (db, pk, (int) limit, before);
+            rc = ctl_reply_matches (db, pk, (int) limit, before);
     }
     else
     if (!strcmp (cmd, "metrics")) {
         if (s_arg_int (ctl, "limit", 100000, 1, 100000, &limit, err, err_len) == 0)
-            rc = db_pack_metrics (db, pk, limit);
+            rc = ctl_reply_metrics (db, pk, limit);
     }
     db_read_end (db);
     if (rc < 0)

@@ -3,8 +3,8 @@
     A ROUTER on the worker endpoint speaks the worker protocol
     (proto/PROTOCOL.md: hello/welcome, request/assign, heartbeat/ack,
     result/ack, error); a ROUTER on the control endpoint answers pbtctl's
-    ctl messages. Every state change goes through db.c first and is
-    acknowledged only after its transaction committed.
+    ctl messages. Every state change goes through the database layer
+    (db.h) first and is acknowledged only after its transaction committed.
 */
 #ifndef PBTD_SERVER_H
 #define PBTD_SERVER_H

@@ -1,4 +1,4 @@
-//  db.c against real SQLite files in a temporary directory.
+//  The database layer (db.h) against real SQLite files in a temporary directory.
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 """A long run's history written straight into a pbtd database (schema 5),
 for tests that need a large one in seconds: done assignments with their
 seats and per-result aggregates, every agent's score and rating series
-with every resolution level full (as db.c's merging leaves them after
+with every resolution level full (as db_series.c's merging leaves them after
 about 128 * 2^levels results per agent), and payoff counters. The
 population, its snapshots and its state store are pbtd's own (start and
 stop pbtd on the file first). Standard library only."""
