@@ -73,7 +73,8 @@ s_usage (FILE *f)
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
         "  --repair               start on a damaged state store: each agent whose records\n"
         "                         do not read back falls back to its newest intact snapshot\n"
-        "  --print-config         print the embedded default configuration and exit\n"
+        "  --print-config         print the configuration (--config FILE or the embedded\n"
+        "                         default) with every key and its default, and exit\n"
         "  --version              print the version and exit\n"
         "  -h, --help             this text\n");
 }
@@ -99,7 +100,7 @@ main (int argc, char **argv)
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
                *level = NULL, *cert = NULL, *allowed = NULL;
-    bool plaintext = false, repair = false;
+    bool plaintext = false, repair = false, print = false;
     //  Every result and assignment allocates and frees buffers of a few
     //  hundred KiB. glibc's defaults hand those to mmap or trim them off
     //  the heap's top, so each one page-faults its memory in again
@@ -116,7 +117,7 @@ main (int argc, char **argv)
             case 'C': cep = optarg; break;
             case 's': seed = optarg; break;
             case 'l': level = optarg; break;
-            case 'p': fputs (config_embedded, stdout); return 0;
+            case 'p': print = true; break;
             case 'K': cert = optarg; break;
             case 'A': allowed = optarg; break;
             case 'P': plaintext = true; break;
@@ -131,6 +132,14 @@ main (int argc, char **argv)
         return 2;
     }
     log_set_component ("pbtd");
+    if (print) {
+        char perr [1024];
+        if (config_print (stdout, config_path, perr, sizeof perr)) {
+            fprintf (stderr, "pbtd: %s\n", perr);
+            return 1;
+        }
+        return 0;
+    }
     //  The database, its WAL and SHM, the state store and the lock file
     //  hold the population: readable by pbtd's user only, wherever it runs.
     umask (077);
