@@ -611,6 +611,13 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
                 S_ERR (e, "expected a number, got '%s'", e->value);
             if (strlen (e->key) >= PROTO_MAX_NAME || proto_kvs_set (&cfg->env_options, e->key, d))
                 S_ERR (e, "too many options or name too long");
+            //  Alone first, so a misspelled or out-of-range option is
+            //  refused with its line.
+            proto_kvs_t one = { 0 };
+            proto_kvs_set (&one, e->key, d);
+            char oerr [200] = "";
+            if (envspec_options (cfg->spec, &one, NULL, oerr, sizeof oerr))
+                S_ERR (e, "%s", oerr);
         }
         else
         if (s_apply_entry (cfg, s_config_binds, ini, e, err, err_len))
