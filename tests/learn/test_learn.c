@@ -22,6 +22,8 @@ s_assign (proto_assign_t *a, const char *script, bool obs_both, int iterations, 
     if (obs_both)
         proto_kvs_set (&a->env_options, "obs_both", 1);
     proto_kvs_set (&a->ppo, "iterations", iterations);
+    //  64 environments: what these learning runs were measured with.
+    proto_kvs_set (&a->ppo, "n_envs", 64);
     a->model = (proto_model_t) { .obs_dim = obs_both ? 6 : 3, .n_actions = 3, .n_hidden = 2,
                                  .hidden = { 64, 64 } };
     strcpy (a->model.activation, "tanh");
