@@ -548,6 +548,22 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
         snprintf (err, err_len, "%s: [pbt]/[hparam.*]: %s", ini_name (ini), perr);
         return -1;
     }
+    //  A value the worker would refuse is refused here, at start.
+    for (uint32_t i = 0; i < p->n_hparams; i++) {
+        const pbt_hparam_spec_t *h = &p->hparams [i];
+        const setting_t *s = settings_find ("hparam", h->name);
+        if (s && (h->min < s->min || h->max > s->max)) {
+            char section [PROTO_MAX_NAME + 8];
+            snprintf (section, sizeof section, "hparam.%s", h->name);
+            const ini_entry_t *e = ini_find (ini, section, h->max > s->max ? "max" : "min");
+            char what [200];
+            settings_describe (s, what, sizeof what);
+            snprintf (err, err_len, "%s:%d: [%s]: min %g and max %g must be within what a "
+                      "worker accepts, %s", ini_name (ini), e ? e->line : 0, section, h->min, h->max,
+                      what);
+            return -1;
+        }
+    }
     return 0;
 }
 static int

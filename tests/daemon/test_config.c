@@ -145,3 +145,16 @@ Test (config, embedded_default_restates_no_default)
     cr_expect_eq (keys, 1);     // [security] plaintext = true: loopback needs no CURVE
     ini_destroy (&ini);
 }
+
+Test (config, hparam_bounds_within_what_the_worker_accepts)
+{
+    static config_t cfg;
+    char err [1024];
+    cr_expect_eq (s_load (&cfg, "[hparam.lr]\nmin = 0.001\nmax = 1\n", err, sizeof err), 0, "%s", err);
+    cr_expect_eq (s_load (&cfg, "[hparam.lr]\nmin = 0.001\nmax = 1.5\n", err, sizeof err), -1);
+    char where [128];
+    snprintf (where, sizeof where, "%s:3: [hparam.lr]", s_path);
+    cr_expect (strstr (err, where) && strstr (err, "worker accepts"), "%s", err);
+    cr_expect_eq (s_load (&cfg, "[hparam.clip_coef]\nmin = -0.1\n", err, sizeof err), -1);
+    cr_expect (strstr (err, "[hparam.clip_coef]"), "%s", err);
+}
