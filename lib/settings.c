@@ -294,7 +294,7 @@ settings_describe (const setting_t *s, char *out, size_t out_len)
     s_bound (s->max, hi, sizeof hi);
     switch (s->type) {
         case SETTING_INT:
-            snprintf (out, out_len, "integer in %s..%s", lo, hi);
+            snprintf (out, out_len, "an integer in %s..%s", lo, hi);
             break;
         case SETTING_REAL:
             if (s->min <= -ANY && s->max >= ANY)
