@@ -25,6 +25,7 @@
 #include "netcheck.h"
 #include "pbt_version.h"
 #include "server.h"
+#include "settings.h"
 
 static int s_sigpipe [2] = { -1, -1 };
 
@@ -56,6 +57,13 @@ s_check_endpoint (const char *ep, const char *flag, const char *key, const char 
     return rc < 0 ? -1 : 0;
 }
 
+//  A default as lib/settings.c's table has it.
+static const char *
+s_dflt (const char *section, const char *name)
+{
+    return settings_find (section, name)->dflt;
+}
+
 static void
 s_usage (FILE *f)
 {
@@ -63,11 +71,11 @@ s_usage (FILE *f)
         "usage: pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]\n"
         "            [--control-endpoint EP] [--seed N] [--log-level L]\n"
         "  -c, --config FILE      INI configuration (default: embedded RPS, population 8)\n"
-        "  --db PATH              SQLite database (default pbt.db)\n"
-        "  --worker-endpoint EP   ROUTER for workers (default tcp://127.0.0.1:5555)\n"
-        "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
-        "  --seed N               population seed (default 1)\n"
-        "  --log-level L          debug|info|warn|error (default info)\n"
+        "  --db PATH              SQLite database (default %s)\n"
+        "  --worker-endpoint EP   ROUTER for workers (default %s)\n"
+        "  --control-endpoint EP  ROUTER for pbtctl (default %s)\n"
+        "  --seed N               population seed (default %s)\n"
+        "  --log-level L          debug|info|warn|error (default %s)\n"
         "  --cert FILE            CURVE certificate of pbtd ([security] cert)\n"
         "  --allowed-keys DIR     public certificates allowed to connect ([security] allowed_keys)\n"
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
@@ -76,7 +84,10 @@ s_usage (FILE *f)
         "  --print-config         print the configuration (--config FILE or the embedded\n"
         "                         default) with every key and its default, and exit\n"
         "  --version              print the version and exit\n"
-        "  -h, --help             this text\n");
+        "  -h, --help             this text\n",
+        s_dflt ("daemon", "db"), s_dflt ("daemon", "worker_endpoint"),
+        s_dflt ("daemon", "control_endpoint"), s_dflt ("daemon", "seed"),
+        s_dflt ("daemon", "log_level"));
 }
 
 int

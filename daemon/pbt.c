@@ -38,11 +38,14 @@ s_hparam (pbt_config_t *cfg, const char *name, pbt_prior_t prior, double min, do
     spec->min = min;
     spec->max = max;
     spec->mode = mode;
-    spec->perturb_factors [0] = 0.8;
-    spec->perturb_factors [1] = 1.2;
+    //  The [hparam.NAME] defaults of lib/settings.c for the rest.
+    int n = sscanf (settings_find ("hparam.NAME", "factors")->dflt, "%lf,%lf",
+                    &spec->perturb_factors [0], &spec->perturb_factors [1]);
+    assert (n == 2);
+    (void) n;
     spec->resample_prob = resample_prob;
-    spec->mutate_prob = 1.0;
-    spec->evolve = true;
+    spec->mutate_prob = settings_default ("hparam.NAME", "mutate_prob");
+    spec->evolve = settings_default ("hparam.NAME", "evolve") != 0;
     spec->has_init = false;
 }
 

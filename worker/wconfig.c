@@ -13,23 +13,31 @@
 #include <string.h>
 #include <unistd.h>
 
+//  A default as lib/settings.c's table has it.
+static const char *
+s_dflt (const char *name)
+{
+    return settings_find ("worker", name)->dflt;
+}
+
 static void
 s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbt-worker --connect EP [options]\n"
-        "  -c, --connect EP      pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
+        "  -c, --connect EP      pbtd worker endpoint (default %s)\n"
         "  --id NAME             worker id reported to pbtd (default host:pid)\n"
         "  --max-assignments N   exit after delivering N results (default: run forever)\n"
-        "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default 5000)\n"
-        "  --log-level L         debug|info|warn|error (default info)\n"
+        "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default %s)\n"
+        "  --log-level L         debug|info|warn|error (default %s)\n"
         "  --config FILE         INI file with a [worker] section (flags override it)\n"
         "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
         "  --env-path DIRS       directories of game plugins, ':'-separated (sets PBT_ENV_PATH)\n"
         "  --version             print the version and exit\n"
-        "  -h, --help            this text\n");
+        "  -h, --help            this text\n",
+        s_dflt ("connect"), s_dflt ("reply_timeout_ms"), s_dflt ("log_level"));
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
