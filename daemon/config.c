@@ -566,11 +566,10 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
     }
     return 0;
 }
+//  Any unknown section is an error, even an empty one.
 static int
-s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
+s_check_sections (ini_t *ini, char *err, size_t err_len)
 {
-    memset (cfg, 0, sizeof *cfg);
-    //  Sections first: any unknown one is an error even if empty.
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
         if (!s_section_ok (e->section)) {
@@ -581,6 +580,57 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
             return -1;
         }
     }
+    return 0;
+}
+
+//  The game's spec: [env] plugin = PATH, or the plugin named by
+//  [population] env. pbtd reads its data and never runs its code.
+static int
+s_load_spec (config_t *cfg, ini_t *ini, char *err, size_t err_len)
+{
+    char lerr [PROTO_MAX_TEXT * 2] = "";
+    const ini_entry_t *plugin = ini_find (ini, "env", "plugin");
+    cfg->spec = envspec_find (plugin ? plugin->value : cfg->env, lerr, sizeof lerr);
+    if (!cfg->spec) {
+        if (plugin)
+            S_ERR (plugin, "%s", lerr);
+        snprintf (err, err_len, "%s: [population] env: %s", ini_name (ini), lerr);
+        return -1;
+    }
+    if (plugin && ini_find (ini, "population", "env") && strcmp (cfg->env, envspec_name (cfg->spec)))
+        S_ERR (plugin, "the plugin is the game '%s', [population] env says '%s'",
+               envspec_name (cfg->spec), cfg->env);
+    snprintf (cfg->env, sizeof cfg->env, "%s", envspec_name (cfg->spec));
+    return 0;
+}
+
+//  An [env] key that is not the table's: an option of the game, which its
+//  spec names and bounds. Checked alone first, so a misspelled or
+//  out-of-range option is refused with its line.
+static int
+s_env_option (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
+{
+    char *end;
+    errno = 0;
+    double d = strtod (e->value, &end);
+    if (!*e->value || errno || *end || !isfinite (d))
+        S_ERR (e, "expected a number, got '%s'", e->value);
+    if (strlen (e->key) >= PROTO_MAX_NAME || proto_kvs_set (&cfg->env_options, e->key, d))
+        S_ERR (e, "too many options or name too long");
+    proto_kvs_t one = { 0 };
+    proto_kvs_set (&one, e->key, d);
+    char oerr [200] = "";
+    if (envspec_options (cfg->spec, &one, NULL, oerr, sizeof oerr))
+        S_ERR (e, "%s", oerr);
+    return 0;
+}
+
+static int
+s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
+{
+    memset (cfg, 0, sizeof *cfg);
+    if (s_check_sections (ini, err, err_len))
+        return -1;
     static const char *sections [] = { "daemon", "security", "metrics", "population", "env",
                                        "model", "ppo", NULL };
     for (int i = 0; sections [i]; i++)
@@ -595,21 +645,8 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         &&  s_apply_entry (cfg, s_config_binds, ini, e, err, err_len))
             return -1;
     }
-    //  The game's spec: [env] plugin = PATH, or the plugin named by
-    //  [population] env. pbtd reads its data and never runs its code.
-    char lerr [PROTO_MAX_TEXT * 2] = "";
-    const ini_entry_t *plugin = ini_find (ini, "env", "plugin");
-    cfg->spec = envspec_find (plugin ? plugin->value : cfg->env, lerr, sizeof lerr);
-    if (!cfg->spec) {
-        if (plugin)
-            S_ERR (plugin, "%s", lerr);
-        snprintf (err, err_len, "%s: [population] env: %s", ini_name (ini), lerr);
+    if (s_load_spec (cfg, ini, err, err_len))
         return -1;
-    }
-    if (plugin && ini_find (ini, "population", "env") && strcmp (cfg->env, envspec_name (cfg->spec)))
-        S_ERR (plugin, "the plugin is the game '%s', [population] env says '%s'",
-               envspec_name (cfg->spec), cfg->env);
-    snprintf (cfg->env, sizeof cfg->env, "%s", envspec_name (cfg->spec));
     const pbt_env_t *env = envspec_env (cfg->spec);
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
@@ -617,23 +654,10 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         ||  !strcmp (e->section, "pbt"))
             continue;
         if (!strcmp (e->section, "env")) {
-            //  The game's options: its spec names and bounds them.
             if (settings_find ("env", e->key))
                 continue;
-            char *end;
-            errno = 0;
-            double d = strtod (e->value, &end);
-            if (!*e->value || errno || *end || !isfinite (d))
-                S_ERR (e, "expected a number, got '%s'", e->value);
-            if (strlen (e->key) >= PROTO_MAX_NAME || proto_kvs_set (&cfg->env_options, e->key, d))
-                S_ERR (e, "too many options or name too long");
-            //  Alone first, so a misspelled or out-of-range option is
-            //  refused with its line.
-            proto_kvs_t one = { 0 };
-            proto_kvs_set (&one, e->key, d);
-            char oerr [200] = "";
-            if (envspec_options (cfg->spec, &one, NULL, oerr, sizeof oerr))
-                S_ERR (e, "%s", oerr);
+            if (s_env_option (cfg, ini, e, err, err_len))
+                return -1;
         }
         else
         if (s_apply_entry (cfg, s_config_binds, ini, e, err, err_len))
