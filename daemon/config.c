@@ -1,10 +1,17 @@
-/*  config: pbtd's INI configuration. See config.h and docs/config.md. */
+/*  config: pbtd's INI configuration. See config.h and docs/config.md.
+
+    Which keys exist, their types, ranges and defaults are lib/settings.c's
+    table; this file only says where each parsed value is stored (the
+    bindings below) and checks what spans keys (heartbeat below lease, a
+    game's players against the population, ...).
+*/
 #include "config.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,39 +20,16 @@
 #include "ini.h"
 #include "log.h"
 #include "metrics.h"
+#include "settings.h"
 
+//  Only what differs from the table's defaults (a test checks that it
+//  restates none); `pbtd --print-config` shows every key.
 const char *config_embedded =
     "# pbtd's embedded default: rock-paper-scissors, a population of 8,\n"
     "# the seed preset (the Ray reproduction's rules).\n"
-    "[daemon]\n"
-    "db = pbt.db\n"
-    "worker_endpoint = tcp://127.0.0.1:5555\n"
-    "control_endpoint = tcp://127.0.0.1:5556\n"
-    "lease_ms = 60000\n"
-    "heartbeat_ms = 2000\n"
-    "seed = 1\n"
-    "log_level = info\n"
-    "housekeeping_ms = 1000\n"
-    "snapshots_keep = 4\n"
-    "matches_keep = 1000000\n"
-    "lineage_keep = false\n"
-    "episode_rows = false\n"
-    "results_keep = 100000\n"
-    "payoff_window = 20000\n"
-    "checkpoint_ms = 100\n"
-    "wal_max_mb = 256\n"
-    "state_cache_mb = 1024\n"
     "[security]\n"
     "# The defaults listen on loopback only; say so to use it without CURVE.\n"
     "plaintext = true\n"
-    "[metrics]\n"
-    "# Prometheus text format on http://LISTEN/metrics (docs/metrics.md).\n"
-    "enabled = false\n"
-    "listen = 127.0.0.1:9556\n"
-    "[population]\n"
-    "size = 8\n"
-    "env = rps\n"
-    "preset = seed\n"
     "[env]\n"
     "episode_len = 10\n"
     "[hparam.ent_coef]\n"
@@ -54,20 +38,7 @@ const char *config_embedded =
     "# seed preset's 0.01 leaves agents exploitable (docs/evaluation.md).\n"
     "init = 0.3\n"
     "min = 0.3\n"
-    "max = 0.3\n"
-    "[model]\n"
-    "hidden = 64,64\n"
-    "activation = tanh\n"
-    "[ppo]\n"
-    "n_envs = 32\n"
-    "n_steps = 128\n"
-    "iterations = 8\n"
-    "epochs = 4\n"
-    "minibatches = 4\n"
-    "vf_coef = 0.5\n"
-    "max_grad_norm = 0.5\n"
-    "clip_vloss = 1\n"
-    "norm_adv = 1\n";
+    "max = 0.3\n";
 
 #define S_ERR(e, ...) do { \
     snprintf (err, err_len, "%s:%d: [%s] %s: " , ini_name (ini), (e)->line, (e)->section, (e)->key); \
@@ -76,45 +47,335 @@ const char *config_embedded =
     return -1; \
 } while (0)
 
+//  CHOICE keys are stored as their index in the table's choices, so the
+//  enums must list them in the same order.
+_Static_assert (PBT_RATING_RESULT == 0 && PBT_RATING_EPISODE == 1, "[pbt] rating: result|episode");
+_Static_assert (PBT_SELECT_PAPER == 0 && PBT_SELECT_TRUNCATION == 1, "[pbt] selection: paper|truncation");
+_Static_assert (PBT_MATCH_UNIFORM == 0 && PBT_MATCH_FTW == 1 && PBT_MATCH_PFSP == 2,
+                "[pbt] matchmaking: uniform|ftw|pfsp");
+_Static_assert (PBT_PRIOR_UNIFORM == 0 && PBT_PRIOR_LOGUNIFORM == 1, "prior: uniform|loguniform");
+_Static_assert (PBT_MODE_PERTURB == 0 && PBT_MODE_RESAMPLE == 1 && PBT_MODE_BOTH == 2,
+                "mode: perturb|resample|both");
+_Static_assert (PBT_LOG_DEBUG == 0 && PBT_LOG_INFO == 1 && PBT_LOG_WARN == 2 && PBT_LOG_ERROR == 3,
+                "log_level: debug|info|warn|error");
+
+//  --------------------------------------------------------------------------
+//  Where each key goes
+
+typedef enum {
+    B_U32, B_U64, B_ENUM, B_BOOL, B_DOUBLE,
+    B_STR,          // a char array of `size`
+    B_KVS,          // proto_kvs_t: name = number (every key of [ppo])
+    B_FN            // text the binding's function parses
+} s_kind_t;
+
+//  For B_FN: store text (already checked by the table) at field, or -1
+//  with why.
+typedef int (s_set_fn) (void *field, const char *text, char *why, size_t why_len);
+
+typedef struct {
+    const char *section;
+    const char *name;       // NULL: every key of the section
+    s_kind_t kind;
+    size_t offset;
+    size_t size;
+    s_set_fn *set;
+} s_bind_t;
+
 static int
-s_parse_double (const char *s, double *out)
+s_set_control_mode (void *field, const char *text, char *why, size_t why_len)
 {
-    if (!*s)
+    char *end = NULL;
+    unsigned long mode = strtoul (text, &end, 8);
+    if (!*text || *end || mode > 0777) {
+        snprintf (why, why_len, "expected an octal file mode like 0660, got '%s'", text);
         return -1;
-    char *end;
-    errno = 0;
-    double v = strtod (s, &end);
-    if (errno || *end || !isfinite (v))
+    }
+    *(uint32_t *) field = (uint32_t) mode;
+    return 0;
+}
+
+//  [metrics] listen: the syntax is checked here; whether it can be bound
+//  is found out at start, by metrics_new.
+static int
+s_set_listen (void *field, const char *text, char *why, size_t why_len)
+{
+    if (metrics_parse_listen (text, NULL, why, why_len))
         return -1;
-    *out = v;
+    if (strlen (text) >= CONFIG_MAX_EP) {
+        snprintf (why, why_len, "too long");
+        return -1;
+    }
+    strcpy ((char *) field, text);
     return 0;
 }
 
 static int
-s_parse_u64 (const char *s, uint64_t *out)
+s_set_hidden (void *field, const char *text, char *why, size_t why_len)
 {
-    if (!*s || !isdigit ((unsigned char) *s))
+    proto_model_t *m = field;
+    m->n_hidden = 0;
+    const char *p = text;
+    while (true) {
+        while (isspace ((unsigned char) *p))
+            p++;
+        char *end;
+        errno = 0;
+        long h = strtol (p, &end, 10);
+        if (end == p || errno || h < 1 || h > 65536 || m->n_hidden == PROTO_MAX_HIDDEN) {
+            snprintf (why, why_len, "expected 1..%d comma-separated layer widths in 1..65536, got '%s'",
+                      PROTO_MAX_HIDDEN, text);
+            return -1;
+        }
+        m->hidden [m->n_hidden++] = (uint32_t) h;
+        p = end;
+        while (isspace ((unsigned char) *p))
+            p++;
+        if (*p == 0)
+            return 0;
+        if (*p != ',') {
+            snprintf (why, why_len, "expected comma-separated layer widths, got '%s'", text);
+            return -1;
+        }
+        p++;
+    }
+}
+
+//  Names are checked against the environment's scripts once it is known.
+static int
+s_set_scripts (void *field, const char *text, char *why, size_t why_len)
+{
+    pbt_config_t *p = field;
+    p->n_scripts = 0;
+    char list [256];
+    if (strlen (text) >= sizeof list) {
+        snprintf (why, why_len, "list too long");
         return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull (s, &end, 10);
-    if (errno || *end)
+    }
+    snprintf (list, sizeof list, "%s", text);
+    char *save = NULL;
+    for (char *t = strtok_r (list, ", ", &save); t; t = strtok_r (NULL, ", ", &save)) {
+        if (p->n_scripts >= PBT_MAX_SCRIPTS || strlen (t) >= PBT_NAME_LEN) {
+            snprintf (why, why_len, "at most %d names of fewer than %d characters", PBT_MAX_SCRIPTS,
+                      PBT_NAME_LEN);
+            return -1;
+        }
+        snprintf (p->scripts [p->n_scripts++], PBT_NAME_LEN, "%s", t);
+    }
+    if (p->n_scripts == 0) {
+        snprintf (why, why_len, "expected a comma-separated list of script names");
         return -1;
-    *out = v;
+    }
     return 0;
 }
 
 static int
-s_parse_bool (const char *s, bool *out)
+s_set_factors (void *field, const char *text, char *why, size_t why_len)
 {
-    if (!strcmp (s, "true") || !strcmp (s, "1") || !strcmp (s, "yes") || !strcmp (s, "on"))
-        *out = true;
-    else
-    if (!strcmp (s, "false") || !strcmp (s, "0") || !strcmp (s, "no") || !strcmp (s, "off"))
-        *out = false;
-    else
+    double f0, f1;
+    char extra;
+    if (sscanf (text, " %lf , %lf %c", &f0, &f1, &extra) != 2 || !(f0 > 0) || !(f1 > 0)
+    ||  !isfinite (f0) || !isfinite (f1)) {
+        snprintf (why, why_len, "expected two positive factors like 0.8,1.2, got '%s'", text);
         return -1;
+    }
+    double *f = field;
+    f [0] = f0;
+    f [1] = f1;
     return 0;
+}
+
+static int
+s_set_init (void *field, const char *text, char *why, size_t why_len)
+{
+    (void) why;
+    (void) why_len;
+    pbt_hparam_spec_t *s = field;
+    s->init = strtod (text, NULL);      // the table checked it is a number
+    s->has_init = true;
+    return 0;
+}
+
+#define C_(f)  offsetof (config_t, f), sizeof (((config_t *) 0)->f)
+#define P_(f)  offsetof (pbt_config_t, f), sizeof (((pbt_config_t *) 0)->f)
+#define H_(f)  offsetof (pbt_hparam_spec_t, f), sizeof (((pbt_hparam_spec_t *) 0)->f)
+
+//  Sections stored in config_t.
+static const s_bind_t s_config_binds [] = {
+    { "daemon", "db", B_STR, C_(db), NULL },
+    { "daemon", "worker_endpoint", B_STR, C_(worker_endpoint), NULL },
+    { "daemon", "control_endpoint", B_STR, C_(control_endpoint), NULL },
+    { "daemon", "lease_ms", B_U32, C_(lease_ms), NULL },
+    { "daemon", "heartbeat_ms", B_U32, C_(heartbeat_ms), NULL },
+    { "daemon", "seed", B_U64, C_(seed), NULL },
+    { "daemon", "log_level", B_ENUM, C_(log_level), NULL },
+    { "daemon", "housekeeping_ms", B_U32, C_(housekeeping_ms), NULL },
+    { "daemon", "snapshots_keep", B_U32, C_(snapshots_keep), NULL },
+    { "daemon", "matches_keep", B_U64, C_(matches_keep), NULL },
+    { "daemon", "lineage_keep", B_BOOL, C_(lineage_keep), NULL },
+    { "daemon", "episode_rows", B_BOOL, C_(episode_rows), NULL },
+    { "daemon", "results_keep", B_U64, C_(results_keep), NULL },
+    { "daemon", "payoff_window", B_U64, C_(payoff_window), NULL },
+    { "daemon", "checkpoint_ms", B_U32, C_(checkpoint_ms), NULL },
+    { "daemon", "wal_max_mb", B_U32, C_(wal_max_mb), NULL },
+    { "daemon", "state_cache_mb", B_U32, C_(state_cache_mb), NULL },
+    { "daemon", "frame_timeout_ms", B_U32, C_(frame_timeout_ms), NULL },
+    { "daemon", "segment_mb", B_U32, C_(segment_mb), NULL },
+    { "security", "cert", B_STR, C_(cert), NULL },
+    { "security", "allowed_keys", B_STR, C_(allowed_keys), NULL },
+    { "security", "plaintext", B_BOOL, C_(plaintext), NULL },
+    { "security", "control_mode", B_FN, C_(control_mode), s_set_control_mode },
+    { "security", "admin_token_file", B_STR, C_(admin_token_file), NULL },
+    { "metrics", "enabled", B_BOOL, C_(metrics_enabled), NULL },
+    { "metrics", "listen", B_FN, C_(metrics_listen), s_set_listen },
+    { "population", "size", B_U32, C_(size), NULL },
+    { "population", "env", B_STR, C_(env), NULL },
+    { "population", "preset", B_STR, C_(preset), NULL },
+    { "env", "plugin", B_STR, C_(env_plugin), NULL },
+    { "model", "hidden", B_FN, C_(model), s_set_hidden },
+    { "model", "activation", B_STR, C_(model.activation), NULL },
+    { "ppo", NULL, B_KVS, C_(ppo), NULL },
+    { NULL }
+};
+
+static const s_bind_t s_pbt_binds [] = {
+    { "pbt", "rating", B_ENUM, P_(rating), NULL },
+    { "pbt", "elo_k", B_DOUBLE, P_(elo_k), NULL },
+    { "pbt", "elo_initial", B_DOUBLE, P_(elo_initial), NULL },
+    { "pbt", "eligible_frames", B_U64, P_(eligible_frames), NULL },
+    { "pbt", "eligible_matches", B_U64, P_(eligible_matches), NULL },
+    { "pbt", "selection", B_ENUM, P_(selection), NULL },
+    { "pbt", "t_select", B_DOUBLE, P_(t_select), NULL },
+    { "pbt", "truncation_quantile", B_DOUBLE, P_(truncation_quantile), NULL },
+    { "pbt", "crossover_prob", B_DOUBLE, P_(crossover_prob), NULL },
+    { "pbt", "matchmaking", B_ENUM, P_(matchmaking), NULL },
+    { "pbt", "ftw_sigma", B_DOUBLE, P_(ftw_sigma), NULL },
+    { "pbt", "pfsp_p", B_DOUBLE, P_(pfsp_p), NULL },
+    { "pbt", "snapshot_prob", B_DOUBLE, P_(snapshot_prob), NULL },
+    { "pbt", "frozen_keep", B_U32, P_(frozen_keep), NULL },
+    { "pbt", "eval_rate", B_DOUBLE, P_(eval_rate), NULL },
+    { "pbt", "script_rate", B_DOUBLE, P_(script_rate), NULL },
+    { "pbt", "script_opponents", B_FN, 0, sizeof (pbt_config_t), s_set_scripts },
+    { NULL }
+};
+
+static const s_bind_t s_hparam_binds [] = {
+    { "hparam.NAME", "prior", B_ENUM, H_(prior), NULL },
+    { "hparam.NAME", "min", B_DOUBLE, H_(min), NULL },
+    { "hparam.NAME", "max", B_DOUBLE, H_(max), NULL },
+    { "hparam.NAME", "mode", B_ENUM, H_(mode), NULL },
+    { "hparam.NAME", "factors", B_FN, H_(perturb_factors), s_set_factors },
+    { "hparam.NAME", "resample_prob", B_DOUBLE, H_(resample_prob), NULL },
+    { "hparam.NAME", "mutate_prob", B_DOUBLE, H_(mutate_prob), NULL },
+    { "hparam.NAME", "evolve", B_BOOL, H_(evolve), NULL },
+    { "hparam.NAME", "init", B_FN, 0, sizeof (pbt_hparam_spec_t), s_set_init },
+    { NULL }
+};
+
+static const s_bind_t *
+s_binding (const s_bind_t *binds, const setting_t *s)
+{
+    for (; binds->section; binds++)
+        if (!strcmp (binds->section, s->section) && (!binds->name || !strcmp (binds->name, s->name)))
+            return binds;
+    return NULL;
+}
+
+//  One key: the table checks the text, the binding stores it in base.
+//  Returns 0, or -1 with why (no file or line: the caller adds them).
+static int
+s_apply (void *base, const s_bind_t *binds, const char *section, const char *key,
+         const char *text, char *why, size_t why_len)
+{
+    const setting_t *s = settings_find (section, key);
+    const s_bind_t *b = s ? s_binding (binds, s) : NULL;
+    if (!b) {
+        char known [400];
+        settings_known (section, known, sizeof known);
+        snprintf (why, why_len, "unknown key (known: %s)", known);
+        return -1;
+    }
+    double v;
+    if (settings_parse (s, text, &v, why, why_len))
+        return -1;
+    char *field = (char *) base + b->offset;
+    switch (b->kind) {
+        case B_U32: assert (b->size == sizeof (uint32_t)); *(uint32_t *) field = (uint32_t) v; break;
+        case B_U64:
+            //  Read again as an integer: a double does not hold every seed.
+            assert (b->size == sizeof (uint64_t));
+            *(uint64_t *) field = strtoull (text, NULL, 10);
+            break;
+        case B_ENUM: assert (b->size == sizeof (int)); *(int *) field = (int) v; break;
+        case B_BOOL: assert (b->size == sizeof (bool)); *(bool *) field = v != 0; break;
+        case B_DOUBLE: assert (b->size == sizeof (double)); *(double *) field = v; break;
+        case B_STR:
+            if (strlen (text) >= b->size) {
+                snprintf (why, why_len, "too long (at most %zu bytes): '%s'", b->size - 1, text);
+                return -1;
+            }
+            strcpy (field, text);
+            break;
+        case B_KVS:
+            if (proto_kvs_set ((proto_kvs_t *) field, s->name, v)) {
+                snprintf (why, why_len, "too many keys");
+                return -1;
+            }
+            break;
+        case B_FN:
+            return b->set (field, text, why, why_len);
+    }
+    return 0;
+}
+
+//  Every default of section from the table, through the same bindings as
+//  a file's keys.
+static int
+s_apply_defaults (void *base, const s_bind_t *binds, const char *section, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < settings_count (); i++) {
+        const setting_t *s = settings_at (i);
+        if (strcmp (s->section, section) || !s->dflt)
+            continue;
+        char why [300];
+        if (s_apply (base, binds, section, s->name, s->dflt, why, sizeof why)) {
+            snprintf (err, err_len, "[%s] %s: the default '%s': %s", section, s->name, s->dflt, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  An entry of the file: s_apply with file:line, section and key.
+static int
+s_apply_entry (void *base, const s_bind_t *binds, ini_t *ini, const ini_entry_t *e,
+               char *err, size_t err_len)
+{
+    char why [600];
+    if (s_apply (base, binds, e->section, e->key, e->value, why, sizeof why))
+        S_ERR (e, "%s", why);
+    return 0;
+}
+
+static bool
+s_section_ok (const char *section)
+{
+    return settings_section_known (section) && settings_owner (section) == SETTING_PBTD;
+}
+
+//  "daemon, security, ..." from the table.
+static void
+s_known_sections (char *out, size_t out_len)
+{
+    size_t n = 0;
+    out [0] = 0;
+    const char *last = "";
+    for (size_t i = 0; i < settings_count () && n < out_len; i++) {
+        const char *sec = settings_at (i)->section;
+        if (strcmp (sec, last) && s_section_ok (sec))
+            n += (size_t) snprintf (out + n, out_len - n, "%s%s", n ? ", " : "", sec);
+        last = sec;
+    }
 }
 
 static int
@@ -135,188 +396,19 @@ s_script_index (const pbt_env_t *env, const char *name)
     return -1;
 }
 
+//  A hyperparameter pbtd may evolve: one the worker reads (the table's
+//  [hparam] values) or a shaping channel of the game.
 static bool
 s_hparam_name_ok (const pbt_env_t *env, const char *name)
 {
-    static const char *known [] = { "lr", "gamma", "gae_lambda", "ent_coef", "clip_coef", NULL };
-    for (int i = 0; known [i]; i++)
-        if (!strcmp (known [i], name))
-            return true;
+    const setting_t *s = settings_find ("hparam", name);
+    if (s)
+        return true;
     if (!strncmp (name, "shape_", 6))
         for (int i = 0; i < env->n_shaping; i++)
             if (!strcmp (env->shaping_names [i], name + 6))
                 return true;
     return false;
-}
-
-static int
-s_daemon_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    uint64_t u;
-    if (!strcmp (k, "db")) {
-        if (!*v || s_copy (cfg->db, sizeof cfg->db, v))
-            S_ERR (e, "expected a path (1..%d bytes)", CONFIG_MAX_PATH - 1);
-    }
-    else
-    if (!strcmp (k, "worker_endpoint") || !strcmp (k, "control_endpoint")) {
-        char *dst = k [0] == 'w' ? cfg->worker_endpoint : cfg->control_endpoint;
-        if (!strstr (v, "://") || s_copy (dst, CONFIG_MAX_EP, v))
-            S_ERR (e, "expected a ZeroMQ endpoint like tcp://127.0.0.1:5555, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "lease_ms") || !strcmp (k, "heartbeat_ms") || !strcmp (k, "housekeeping_ms")) {
-        if (s_parse_u64 (v, &u) || u < 10 || u > 86400000)
-            S_ERR (e, "expected milliseconds in 10..86400000, got '%s'", v);
-        if (k [0] == 'l')
-            cfg->lease_ms = (uint32_t) u;
-        else
-        if (k [0] == 'h' && k [1] == 'e')
-            cfg->heartbeat_ms = (uint32_t) u;
-        else
-            cfg->housekeeping_ms = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "seed")) {
-        if (s_parse_u64 (v, &u))
-            S_ERR (e, "expected an unsigned 64-bit integer, got '%s'", v);
-        cfg->seed = u;
-    }
-    else
-    if (!strcmp (k, "log_level")) {
-        int level = log_level_parse (v);
-        if (level < 0)
-            S_ERR (e, "expected debug, info, warn or error, got '%s'", v);
-        cfg->log_level = level;
-    }
-    else
-    if (!strcmp (k, "snapshots_keep")) {
-        if (s_parse_u64 (v, &u) || u < 1 || u > 1000000)
-            S_ERR (e, "expected an integer >= 1, got '%s'", v);
-        cfg->snapshots_keep = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "lineage_keep")) {
-        bool b;
-        if (s_parse_bool (v, &b))
-            S_ERR (e, "expected true or false, got '%s'", v);
-        cfg->lineage_keep = b;
-    }
-    else
-    if (!strcmp (k, "episode_rows")) {
-        bool b;
-        if (s_parse_bool (v, &b))
-            S_ERR (e, "expected true or false, got '%s'", v);
-        cfg->episode_rows = b;
-    }
-    else
-    if (!strcmp (k, "results_keep")) {
-        if (s_parse_u64 (v, &u) || u > (1ull << 62))
-            S_ERR (e, "expected a number of results (0 = keep all), got '%s'", v);
-        cfg->results_keep = u;
-    }
-    else
-    if (!strcmp (k, "payoff_window")) {
-        if (s_parse_u64 (v, &u) || u < 1 || u > (1ull << 40))
-            S_ERR (e, "expected a number of episodes >= 1, got '%s'", v);
-        cfg->payoff_window = u;
-    }
-    else
-    if (!strcmp (k, "matches_keep")) {
-        if (s_parse_u64 (v, &u) || u > (1ull << 62))
-            S_ERR (e, "expected a number of episodes (0 = keep all), got '%s'", v);
-        cfg->matches_keep = u;
-    }
-    else
-    if (!strcmp (k, "checkpoint_ms")) {
-        if (s_parse_u64 (v, &u) || u < 1 || u > 600000)
-            S_ERR (e, "expected milliseconds in 1..600000, got '%s'", v);
-        cfg->checkpoint_ms = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "wal_max_mb")) {
-        if (s_parse_u64 (v, &u) || u < 1 || u > 1048576)
-            S_ERR (e, "expected MiB in 1..1048576, got '%s'", v);
-        cfg->wal_max_mb = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "segment_mb")) {
-        if (s_parse_u64 (v, &u) || u < 1 || u > 1024)
-            S_ERR (e, "expected MiB in 1..1024, got '%s'", v);
-        cfg->segment_mb = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "frame_timeout_ms")) {
-        if (s_parse_u64 (v, &u) || u < 100 || u > 3600000)
-            S_ERR (e, "expected milliseconds in 100..3600000, got '%s'", v);
-        cfg->frame_timeout_ms = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "state_cache_mb")) {
-        if (s_parse_u64 (v, &u) || u > 1048576)
-            S_ERR (e, "expected MiB in 0..1048576 (0 = no cache), got '%s'", v);
-        cfg->state_cache_mb = (uint32_t) u;
-    }
-    else
-        S_ERR (e, "unknown key (known: db, worker_endpoint, control_endpoint, lease_ms, "
-               "heartbeat_ms, seed, log_level, housekeeping_ms, snapshots_keep, matches_keep, lineage_keep, "
-               "episode_rows, results_keep, payoff_window, checkpoint_ms, wal_max_mb, state_cache_mb, "
-               "frame_timeout_ms, segment_mb)");
-    return 0;
-}
-
-static int
-s_security_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    if (!strcmp (k, "cert") || !strcmp (k, "allowed_keys") || !strcmp (k, "admin_token_file")) {
-        char *dst = k [0] == 'c' ? cfg->cert : k [1] == 'l' ? cfg->allowed_keys : cfg->admin_token_file;
-        if (!*v || s_copy (dst, CONFIG_MAX_PATH, v))
-            S_ERR (e, "expected a path (1..%d bytes)", CONFIG_MAX_PATH - 1);
-    }
-    else
-    if (!strcmp (k, "plaintext")) {
-        if (!strcmp (v, "true"))
-            cfg->plaintext = true;
-        else
-        if (!strcmp (v, "false"))
-            cfg->plaintext = false;
-        else
-            S_ERR (e, "expected true or false, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "control_mode")) {
-        char *end = NULL;
-        unsigned long mode = strtoul (v, &end, 8);
-        if (!*v || *end || mode > 0777)
-            S_ERR (e, "expected an octal file mode like 0660, got '%s'", v);
-        cfg->control_mode = (uint32_t) mode;
-    }
-    else
-        S_ERR (e, "unknown key (known: cert, allowed_keys, plaintext, control_mode, admin_token_file)");
-    return 0;
-}
-
-//  [metrics]: the address is checked here (syntax); whether it can be
-//  bound is found out at start, by metrics_new.
-static int
-s_metrics_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    if (!strcmp (k, "enabled")) {
-        if (s_parse_bool (v, &cfg->metrics_enabled))
-            S_ERR (e, "expected true or false, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "listen")) {
-        char why [200];
-        if (metrics_parse_listen (v, NULL, why, sizeof why)
-        ||  s_copy (cfg->metrics_listen, sizeof cfg->metrics_listen, v))
-            S_ERR (e, "%s", why);
-    }
-    else
-        S_ERR (e, "unknown key (known: enabled, listen)");
-    return 0;
 }
 
 int
@@ -357,246 +449,6 @@ config_check_security (config_t *cfg, char *err, size_t err_len)
     return 0;
 }
 
-static int
-s_model_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    if (!strcmp (k, "hidden")) {
-        proto_model_t *m = &cfg->model;
-        m->n_hidden = 0;
-        const char *p = v;
-        while (true) {
-            while (isspace ((unsigned char) *p))
-                p++;
-            char *end;
-            errno = 0;
-            long h = strtol (p, &end, 10);
-            if (end == p || errno || h < 1 || h > 65536 || m->n_hidden == PROTO_MAX_HIDDEN)
-                S_ERR (e, "expected 1..%d comma-separated layer widths in 1..65536, got '%s'",
-                       PROTO_MAX_HIDDEN, v);
-            m->hidden [m->n_hidden++] = (uint32_t) h;
-            p = end;
-            while (isspace ((unsigned char) *p))
-                p++;
-            if (*p == 0)
-                break;
-            if (*p != ',')
-                S_ERR (e, "expected comma-separated layer widths, got '%s'", v);
-            p++;
-        }
-    }
-    else
-    if (!strcmp (k, "activation")) {
-        if (strcmp (v, "tanh") && strcmp (v, "relu"))
-            S_ERR (e, "expected tanh or relu, got '%s'", v);
-        snprintf (cfg->model.activation, sizeof cfg->model.activation, "%s", v);
-    }
-    else
-        S_ERR (e, "unknown key (known: hidden, activation)");
-    return 0;
-}
-
-static int
-s_ppo_key (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    static const struct { const char *name; double min, max; bool integer; } keys [] = {
-        { "n_envs", 1, 1 << 20, true },
-        { "n_steps", 1, 1 << 20, true },
-        { "iterations", 1, 1 << 20, true },
-        { "epochs", 1, 1000, true },
-        { "minibatches", 1, 1 << 20, true },
-        { "vf_coef", 0, 1e6, false },
-        { "max_grad_norm", 0, 1e9, false },
-        { "clip_vloss", 0, 1, true },
-        { "norm_adv", 0, 1, true },
-        { NULL, 0, 0, false }
-    };
-    for (int i = 0; keys [i].name; i++)
-        if (!strcmp (keys [i].name, e->key)) {
-            double d;
-            bool b;
-            if (keys [i].max == 1 && keys [i].integer && s_parse_bool (e->value, &b) == 0)
-                d = b;
-            else
-            if (s_parse_double (e->value, &d) || d < keys [i].min || d > keys [i].max
-            ||  (keys [i].integer && d != floor (d)))
-                S_ERR (e, "expected %s in %g..%g, got '%s'",
-                       keys [i].integer ? "an integer" : "a number",
-                       keys [i].min, keys [i].max, e->value);
-            proto_kvs_set (&cfg->ppo, e->key, d);
-            return 0;
-        }
-    S_ERR (e, "unknown key (known: n_envs, n_steps, iterations, epochs, minibatches, "
-           "vf_coef, max_grad_norm, clip_vloss, norm_adv)");
-}
-
-static int
-s_pbt_key (pbt_config_t *p, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    double d;
-    uint64_t u;
-    struct { const char *name; double *dst; } dkeys [] = {
-        { "elo_k", &p->elo_k }, { "elo_initial", &p->elo_initial },
-        { "t_select", &p->t_select }, { "truncation_quantile", &p->truncation_quantile },
-        { "crossover_prob", &p->crossover_prob }, { "ftw_sigma", &p->ftw_sigma },
-        { "pfsp_p", &p->pfsp_p }, { "snapshot_prob", &p->snapshot_prob },
-        { "eval_rate", &p->eval_rate }, { "script_rate", &p->script_rate }, { NULL, NULL }
-    };
-    for (int i = 0; dkeys [i].name; i++)
-        if (!strcmp (k, dkeys [i].name)) {
-            if (s_parse_double (v, &d))
-                S_ERR (e, "expected a number, got '%s'", v);
-            *dkeys [i].dst = d;
-            return 0;
-        }
-    if (!strcmp (k, "eligible_frames") || !strcmp (k, "eligible_matches")) {
-        if (s_parse_u64 (v, &u))
-            S_ERR (e, "expected an unsigned integer, got '%s'", v);
-        if (k [9] == 'f')
-            p->eligible_frames = u;
-        else
-            p->eligible_matches = u;
-    }
-    else
-    if (!strcmp (k, "frozen_keep")) {
-        if (s_parse_u64 (v, &u) || u > 1000)
-            S_ERR (e, "expected an integer in 0..1000, got '%s'", v);
-        p->frozen_keep = (uint32_t) u;
-    }
-    else
-    if (!strcmp (k, "rating")) {
-        if (!strcmp (v, "result"))
-            p->rating = PBT_RATING_RESULT;
-        else
-        if (!strcmp (v, "episode"))
-            p->rating = PBT_RATING_EPISODE;
-        else
-            S_ERR (e, "expected result or episode, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "selection")) {
-        if (!strcmp (v, "paper"))
-            p->selection = PBT_SELECT_PAPER;
-        else
-        if (!strcmp (v, "truncation"))
-            p->selection = PBT_SELECT_TRUNCATION;
-        else
-            S_ERR (e, "expected paper or truncation, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "matchmaking")) {
-        if (!strcmp (v, "uniform"))
-            p->matchmaking = PBT_MATCH_UNIFORM;
-        else
-        if (!strcmp (v, "ftw"))
-            p->matchmaking = PBT_MATCH_FTW;
-        else
-        if (!strcmp (v, "pfsp"))
-            p->matchmaking = PBT_MATCH_PFSP;
-        else
-            S_ERR (e, "expected uniform, ftw or pfsp, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "script_opponents")) {
-        //  Names are checked against the environment's scripts once it is known.
-        p->n_scripts = 0;
-        char list [256];
-        if (strlen (v) >= sizeof list)
-            S_ERR (e, "list too long");
-        snprintf (list, sizeof list, "%s", v);
-        char *save = NULL;
-        for (char *t = strtok_r (list, ", ", &save); t; t = strtok_r (NULL, ", ", &save)) {
-            if (p->n_scripts >= PBT_MAX_SCRIPTS || strlen (t) >= PBT_NAME_LEN)
-                S_ERR (e, "at most %d names of fewer than %d characters", PBT_MAX_SCRIPTS,
-                       PBT_NAME_LEN);
-            snprintf (p->scripts [p->n_scripts++], PBT_NAME_LEN, "%s", t);
-        }
-        if (p->n_scripts == 0)
-            S_ERR (e, "expected a comma-separated list of script names");
-    }
-    else
-        S_ERR (e, "unknown key (known: rating, elo_k, elo_initial, eligible_frames, eligible_matches, "
-               "selection, t_select, truncation_quantile, crossover_prob, matchmaking, "
-               "ftw_sigma, pfsp_p, snapshot_prob, frozen_keep, eval_rate, script_rate, "
-               "script_opponents)");
-    return 0;
-}
-
-static int
-s_hparam_key (pbt_hparam_spec_t *s, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
-{
-    const char *k = e->key, *v = e->value;
-    double d;
-    bool b;
-    if (!strcmp (k, "prior")) {
-        if (!strcmp (v, "uniform"))
-            s->prior = PBT_PRIOR_UNIFORM;
-        else
-        if (!strcmp (v, "loguniform"))
-            s->prior = PBT_PRIOR_LOGUNIFORM;
-        else
-            S_ERR (e, "expected uniform or loguniform, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "mode")) {
-        if (!strcmp (v, "perturb"))
-            s->mode = PBT_MODE_PERTURB;
-        else
-        if (!strcmp (v, "resample"))
-            s->mode = PBT_MODE_RESAMPLE;
-        else
-        if (!strcmp (v, "both"))
-            s->mode = PBT_MODE_BOTH;
-        else
-            S_ERR (e, "expected perturb, resample or both, got '%s'", v);
-    }
-    else
-    if (!strcmp (k, "factors")) {
-        double f0, f1;
-        char extra;
-        if (sscanf (v, " %lf , %lf %c", &f0, &f1, &extra) != 2 || !(f0 > 0) || !(f1 > 0)
-        ||  !isfinite (f0) || !isfinite (f1))
-            S_ERR (e, "expected two positive factors like 0.8,1.2, got '%s'", v);
-        s->perturb_factors [0] = f0;
-        s->perturb_factors [1] = f1;
-    }
-    else
-    if (!strcmp (k, "evolve")) {
-        if (s_parse_bool (v, &b))
-            S_ERR (e, "expected true or false, got '%s'", v);
-        s->evolve = b;
-    }
-    else
-    if (!strcmp (k, "min") || !strcmp (k, "max") || !strcmp (k, "init")
-    ||  !strcmp (k, "resample_prob") || !strcmp (k, "mutate_prob")) {
-        if (s_parse_double (v, &d))
-            S_ERR (e, "expected a number, got '%s'", v);
-        if (!strcmp (k, "min"))
-            s->min = d;
-        else
-        if (!strcmp (k, "max"))
-            s->max = d;
-        else
-        if (!strcmp (k, "init")) {
-            s->init = d;
-            s->has_init = true;
-        }
-        else {
-            if (d < 0 || d > 1)
-                S_ERR (e, "expected a probability in [0, 1], got '%s'", v);
-            if (k [0] == 'r')
-                s->resample_prob = d;
-            else
-                s->mutate_prob = d;
-        }
-    }
-    else
-        S_ERR (e, "unknown key (known: prior, min, max, mode, factors, resample_prob, "
-               "mutate_prob, evolve, init)");
-    return 0;
-}
-
 //  The [pbt] and [hparam.*] sections, on top of the preset and the env's
 //  shaping channels.
 static int
@@ -624,7 +476,7 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
         if (!e->key)
             continue;
         if (!strcmp (e->section, "pbt")) {
-            if (s_pbt_key (p, ini, e, err, err_len))
+            if (s_apply_entry (p, s_pbt_binds, ini, e, err, err_len))
                 return -1;
         }
         else
@@ -633,20 +485,19 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
             pbt_hparam_spec_t *s = pbt_config_hparam (p, name);
             if (!s) {
                 if (!s_hparam_name_ok (env, name))
-                    S_ERR (e, "unknown hyperparameter '%s' (known: lr, gamma, gae_lambda, "
-                           "ent_coef, clip_coef, shape_<channel of %s>)", name, env->name);
+                {
+                    char known [300];
+                    settings_known ("hparam", known, sizeof known);
+                    S_ERR (e, "unknown hyperparameter '%s' (known: %s, shape_<channel of %s>)",
+                           name, known, env->name);
+                }
                 if (p->n_hparams >= PBT_MAX_HPARAMS)
                     S_ERR (e, "too many hyperparameters");
                 s = &p->hparams [p->n_hparams];
                 memset (s, 0, sizeof *s);
                 snprintf (s->name, sizeof s->name, "%s", name);
-                s->prior = PBT_PRIOR_UNIFORM;
-                s->mode = PBT_MODE_BOTH;
-                s->perturb_factors [0] = 0.8;
-                s->perturb_factors [1] = 1.2;
-                s->resample_prob = 0.2;
-                s->mutate_prob = 1.0;
-                s->evolve = true;
+                if (s_apply_defaults (s, s_hparam_binds, "hparam.NAME", err, err_len))
+                    return -1;
                 added [p->n_hparams] = true;
                 line [p->n_hparams] = e->line;
                 p->n_hparams++;
@@ -656,7 +507,7 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
                 need [idx] |= 1;
             if (!strcmp (e->key, "max"))
                 need [idx] |= 2;
-            if (s_hparam_key (s, ini, e, err, err_len))
+            if (s_apply_entry (s, s_hparam_binds, ini, e, err, err_len))
                 return -1;
         }
     }
@@ -697,95 +548,48 @@ s_load_pbt (pbt_config_t *p, ini_t *ini, const char *preset, const pbt_env_t *en
         snprintf (err, err_len, "%s: [pbt]/[hparam.*]: %s", ini_name (ini), perr);
         return -1;
     }
-    return 0;
-}
-
-static int
-s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
-{
-    memset (cfg, 0, sizeof *cfg);
-    strcpy (cfg->db, "pbt.db");
-    strcpy (cfg->worker_endpoint, "tcp://127.0.0.1:5555");
-    strcpy (cfg->control_endpoint, "tcp://127.0.0.1:5556");
-    cfg->lease_ms = 60000;
-    cfg->heartbeat_ms = 2000;
-    cfg->seed = 1;
-    cfg->log_level = PBT_LOG_INFO;
-    cfg->housekeeping_ms = 1000;
-    cfg->frame_timeout_ms = 60000;
-    cfg->segment_mb = 64;
-    cfg->snapshots_keep = 4;
-    cfg->matches_keep = 1000000;
-    cfg->results_keep = 100000;
-    cfg->payoff_window = 20000;
-    cfg->checkpoint_ms = 100;
-    cfg->wal_max_mb = 256;
-    cfg->state_cache_mb = 1024;
-    cfg->control_mode = 0660;
-    strcpy (cfg->metrics_listen, "127.0.0.1:9556");
-    cfg->size = 8;
-    strcpy (cfg->env, "rps");
-    strcpy (cfg->preset, "seed");
-    cfg->model.n_hidden = 2;
-    cfg->model.hidden [0] = cfg->model.hidden [1] = 64;
-    strcpy (cfg->model.activation, "tanh");
-    static const proto_kv_t ppo [] = {
-        { "n_envs", 32 }, { "n_steps", 128 }, { "iterations", 8 }, { "epochs", 4 },
-        { "minibatches", 4 }, { "vf_coef", 0.5 }, { "max_grad_norm", 0.5 },
-        { "clip_vloss", 1 }, { "norm_adv", 1 }
-    };
-    for (size_t i = 0; i < sizeof ppo / sizeof ppo [0]; i++)
-        proto_kvs_set (&cfg->ppo, ppo [i].name, ppo [i].value);
-
-    //  Sections first: any unknown one is an error even if empty.
-    for (size_t i = 0; i < ini_count (ini); i++) {
-        const ini_entry_t *e = ini_entry (ini, i);
-        const char *s = e->section;
-        if (strcmp (s, "daemon") && strcmp (s, "population") && strcmp (s, "env")
-        &&  strcmp (s, "model") && strcmp (s, "ppo") && strcmp (s, "pbt")
-        &&  strcmp (s, "security") && strcmp (s, "metrics") && strncmp (s, "hparam.", 7)) {
-            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: daemon, security, metrics, "
-                      "population, env, model, ppo, pbt, hparam.NAME)", ini_name (ini), e->line, s);
+    //  A value the worker would refuse is refused here, at start.
+    for (uint32_t i = 0; i < p->n_hparams; i++) {
+        const pbt_hparam_spec_t *h = &p->hparams [i];
+        const setting_t *s = settings_find ("hparam", h->name);
+        if (s && (h->min < s->min || h->max > s->max)) {
+            char section [PROTO_MAX_NAME + 8];
+            snprintf (section, sizeof section, "hparam.%s", h->name);
+            const ini_entry_t *e = ini_find (ini, section, h->max > s->max ? "max" : "min");
+            char what [200];
+            settings_describe (s, what, sizeof what);
+            snprintf (err, err_len, "%s:%d: [%s]: min %g and max %g must be within what a "
+                      "worker accepts, %s", ini_name (ini), e ? e->line : 0, section, h->min, h->max,
+                      what);
             return -1;
         }
     }
-    //  [population] decides the env and the preset everything else builds on.
-    bool env_named = false;
+    return 0;
+}
+//  Any unknown section is an error, even an empty one.
+static int
+s_check_sections (ini_t *ini, char *err, size_t err_len)
+{
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
-        if (!e->key || strcmp (e->section, "population"))
-            continue;
-        uint64_t u;
-        if (!strcmp (e->key, "size")) {
-            if (s_parse_u64 (e->value, &u) || u < 2 || u > 100000)
-                S_ERR (e, "expected an integer in 2..100000, got '%s'", e->value);
-            cfg->size = (uint32_t) u;
+        if (!s_section_ok (e->section)) {
+            char known [300];
+            s_known_sections (known, sizeof known);
+            snprintf (err, err_len, "%s:%d: unknown section [%s] (known: %s)",
+                      ini_name (ini), e->line, e->section, known);
+            return -1;
         }
-        else
-        if (!strcmp (e->key, "env")) {
-            if (s_copy (cfg->env, sizeof cfg->env, e->value))
-                S_ERR (e, "name too long: '%s'", e->value);
-            env_named = true;
-        }
-        else
-        if (!strcmp (e->key, "preset")) {
-            if (s_copy (cfg->preset, sizeof cfg->preset, e->value))
-                S_ERR (e, "expected seed or paper, got '%s'", e->value);
-        }
-        else
-            S_ERR (e, "unknown key (known: size, env, preset)");
     }
-    //  The game's spec: [env] plugin = PATH, or the plugin named by
-    //  [population] env. pbtd reads its data and never runs its code.
+    return 0;
+}
+
+//  The game's spec: [env] plugin = PATH, or the plugin named by
+//  [population] env. pbtd reads its data and never runs its code.
+static int
+s_load_spec (config_t *cfg, ini_t *ini, char *err, size_t err_len)
+{
     char lerr [PROTO_MAX_TEXT * 2] = "";
-    const ini_entry_t *plugin = NULL;
-    for (size_t i = 0; i < ini_count (ini); i++) {
-        const ini_entry_t *e = ini_entry (ini, i);
-        if (e->key && !strcmp (e->section, "env") && !strcmp (e->key, "plugin"))
-            plugin = e;
-    }
-    if (plugin && s_copy (cfg->env_plugin, sizeof cfg->env_plugin, plugin->value))
-        S_ERR (plugin, "path too long");
+    const ini_entry_t *plugin = ini_find (ini, "env", "plugin");
     cfg->spec = envspec_find (plugin ? plugin->value : cfg->env, lerr, sizeof lerr);
     if (!cfg->spec) {
         if (plugin)
@@ -793,40 +597,70 @@ s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
         snprintf (err, err_len, "%s: [population] env: %s", ini_name (ini), lerr);
         return -1;
     }
-    if (plugin && env_named && strcmp (cfg->env, envspec_name (cfg->spec))) {
+    if (plugin && ini_find (ini, "population", "env") && strcmp (cfg->env, envspec_name (cfg->spec)))
         S_ERR (plugin, "the plugin is the game '%s', [population] env says '%s'",
                envspec_name (cfg->spec), cfg->env);
-    }
     snprintf (cfg->env, sizeof cfg->env, "%s", envspec_name (cfg->spec));
+    return 0;
+}
+
+//  An [env] key that is not the table's: an option of the game, which its
+//  spec names and bounds. Checked alone first, so a misspelled or
+//  out-of-range option is refused with its line.
+static int
+s_env_option (config_t *cfg, ini_t *ini, const ini_entry_t *e, char *err, size_t err_len)
+{
+    char *end;
+    errno = 0;
+    double d = strtod (e->value, &end);
+    if (!*e->value || errno || *end || !isfinite (d))
+        S_ERR (e, "expected a number, got '%s'", e->value);
+    if (strlen (e->key) >= PROTO_MAX_NAME || proto_kvs_set (&cfg->env_options, e->key, d))
+        S_ERR (e, "too many options or name too long");
+    proto_kvs_t one = { 0 };
+    proto_kvs_set (&one, e->key, d);
+    char oerr [200] = "";
+    if (envspec_options (cfg->spec, &one, NULL, oerr, sizeof oerr))
+        S_ERR (e, "%s", oerr);
+    return 0;
+}
+
+static int
+s_load (config_t *cfg, ini_t *ini, char *err, size_t err_len)
+{
+    memset (cfg, 0, sizeof *cfg);
+    if (s_check_sections (ini, err, err_len))
+        return -1;
+    static const char *sections [] = { "daemon", "security", "metrics", "population", "env",
+                                       "model", "ppo", NULL };
+    for (int i = 0; sections [i]; i++)
+        if (s_apply_defaults (cfg, s_config_binds, sections [i], err, err_len))
+            return -1;
+    //  [population] decides the env and the preset everything else builds
+    //  on, and [env] plugin where the game is read from.
+    for (size_t i = 0; i < ini_count (ini); i++) {
+        const ini_entry_t *e = ini_entry (ini, i);
+        if (e->key && (!strcmp (e->section, "population")
+                   || (!strcmp (e->section, "env") && settings_find ("env", e->key)))
+        &&  s_apply_entry (cfg, s_config_binds, ini, e, err, err_len))
+            return -1;
+    }
+    if (s_load_spec (cfg, ini, err, err_len))
+        return -1;
     const pbt_env_t *env = envspec_env (cfg->spec);
     for (size_t i = 0; i < ini_count (ini); i++) {
         const ini_entry_t *e = ini_entry (ini, i);
-        if (!e->key)
+        if (!e->key || !strcmp (e->section, "population") || !strncmp (e->section, "hparam.", 7)
+        ||  !strcmp (e->section, "pbt"))
             continue;
-        int rc = 0;
-        if (!strcmp (e->section, "daemon"))
-            rc = s_daemon_key (cfg, ini, e, err, err_len);
-        else
-        if (!strcmp (e->section, "security"))
-            rc = s_security_key (cfg, ini, e, err, err_len);
-        else
-        if (!strcmp (e->section, "metrics"))
-            rc = s_metrics_key (cfg, ini, e, err, err_len);
-        else
-        if (!strcmp (e->section, "model"))
-            rc = s_model_key (cfg, ini, e, err, err_len);
-        else
-        if (!strcmp (e->section, "ppo"))
-            rc = s_ppo_key (cfg, ini, e, err, err_len);
-        else
-        if (!strcmp (e->section, "env") && e != plugin) {
-            double d;
-            if (s_parse_double (e->value, &d))
-                S_ERR (e, "expected a number, got '%s'", e->value);
-            if (strlen (e->key) >= PROTO_MAX_NAME || proto_kvs_set (&cfg->env_options, e->key, d))
-                S_ERR (e, "too many options or name too long");
+        if (!strcmp (e->section, "env")) {
+            if (settings_find ("env", e->key))
+                continue;
+            if (s_env_option (cfg, ini, e, err, err_len))
+                return -1;
         }
-        if (rc)
+        else
+        if (s_apply_entry (cfg, s_config_binds, ini, e, err, err_len))
             return -1;
     }
     if (s_load_pbt (&cfg->pbt, ini, cfg->preset, env, err, err_len))
@@ -925,4 +759,85 @@ config_fingerprint (const config_t *cfg, char *out, size_t out_len)
         n += snprintf (text + n, sizeof text - n, "%u,", cfg->model.hidden [i]);
     uint64_t h = s_fnv (14695981039346656037ull, text, strlen (text));
     snprintf (out, out_len, "%016llx", (unsigned long long) h);
+}
+
+//  What the source sets in section beyond the table's keys ([env]'s game
+//  options), as written.
+static void
+s_print_extra (FILE *out, ini_t *ini, const char *section)
+{
+    for (size_t i = 0; i < ini_count (ini); i++) {
+        const ini_entry_t *e = ini_entry (ini, i);
+        if (e->key && !strcmp (e->section, section) && !settings_find (section, e->key))
+            fprintf (out, "%s = %s\n", e->key, e->value);
+    }
+}
+
+static void
+s_print_key (FILE *out, ini_t *ini, const setting_t *s, bool template)
+{
+    char what [200];
+    settings_describe (s, what, sizeof what);
+    fprintf (out, "# %s (%s)\n", s->doc, what);
+    const ini_entry_t *e = template ? NULL : ini_find (ini, s->section, s->name);
+    if (e)
+        fprintf (out, "%s = %s\n", s->name, e->value);
+    else
+    if (s->dflt)
+        fprintf (out, "#%s = %s\n", s->name, s->dflt);
+    else
+        fprintf (out, "#%s =\n", s->name);
+}
+
+int
+config_print (FILE *out, const char *path, char *err, size_t err_len)
+{
+    assert (out);
+    config_t *cfg = malloc (sizeof *cfg);
+    if (!cfg) {
+        snprintf (err, err_len, "out of memory");
+        return -1;
+    }
+    int rc = config_load (cfg, path, err, err_len);
+    free (cfg);
+    if (rc)
+        return -1;
+    ini_t *ini = path ? ini_load_file (path, err, err_len)
+                      : ini_load_string (config_embedded, "<embedded>", err, err_len);
+    if (!ini)
+        return -1;
+    fprintf (out, "# pbtd's configuration from %s: a key it sets reads key = value,\n"
+                  "# any other #key = its default (docs/config.md).\n", path ? path : "the embedded default");
+    const char *last = "";
+    for (size_t i = 0; i < settings_count (); i++) {
+        const setting_t *s = settings_at (i);
+        if (!s_section_ok (s->section))
+            continue;
+        bool template = !strcmp (s->section, "hparam.NAME");
+        if (strcmp (s->section, last)) {
+            s_print_extra (out, ini, last);
+            if (template) {
+                char known [300];
+                settings_known ("hparam", known, sizeof known);
+                fprintf (out, "\n# One section per evolved hyperparameter, NAME one of %s\n"
+                              "# or shape_<channel of the game>; the keys and their defaults:\n", known);
+            }
+            fprintf (out, "\n%s[%s]\n", template ? "#" : "", s->section);
+            last = s->section;
+        }
+        s_print_key (out, ini, s, template);
+    }
+    //  The source's own [hparam.*] sections, as written.
+    const char *hsec = "";
+    for (size_t i = 0; i < ini_count (ini); i++) {
+        const ini_entry_t *e = ini_entry (ini, i);
+        if (!e->key || strncmp (e->section, "hparam.", 7))
+            continue;
+        if (strcmp (e->section, hsec))
+            fprintf (out, "\n[%s]\n", e->section);
+        hsec = e->section;
+        fprintf (out, "%s = %s\n", e->key, e->value);
+    }
+    ini_destroy (&ini);
+    return 0;
 }

@@ -1,5 +1,6 @@
 /*  config: pbtd's settings, from an INI file (or the embedded default) and
-    command-line overrides. docs/config.md lists every key and its default.
+    command-line overrides. Keys, types, ranges and defaults are the table
+    of lib/settings.h; docs/config.md is generated from it.
 
     Loading is strict: an unknown section or key, or a value that does not
     parse or is out of range, fails the whole load with "file:line: ..." so
@@ -11,6 +12,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pbt.h"
 #include "proto.h"
@@ -69,8 +71,15 @@ typedef struct {
     pbt_config_t pbt;
 } config_t;
 
-//  The configuration used when pbtd runs without --config.
+//  The configuration used when pbtd runs without --config: only what
+//  differs from lib/settings.c's defaults.
 extern const char *config_embedded;
+
+//  Load path (NULL: the embedded default) and print it as an INI file
+//  naming every key pbtd reads: the ones it sets as key = value, the
+//  others commented out with their default, each under its one-line doc.
+//  Returns 0, or -1 with err as config_load.
+int config_print (FILE *out, const char *path, char *err, size_t err_len);
 
 //  Load path (NULL: the embedded default) into cfg. Returns 0, or -1 with
 //  a message naming file:line, the key and what was expected.

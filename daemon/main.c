@@ -25,6 +25,7 @@
 #include "netcheck.h"
 #include "pbt_version.h"
 #include "server.h"
+#include "settings.h"
 
 static int s_sigpipe [2] = { -1, -1 };
 
@@ -56,6 +57,13 @@ s_check_endpoint (const char *ep, const char *flag, const char *key, const char 
     return rc < 0 ? -1 : 0;
 }
 
+//  A default as lib/settings.c's table has it.
+static const char *
+s_dflt (const char *section, const char *name)
+{
+    return settings_find (section, name)->dflt;
+}
+
 static void
 s_usage (FILE *f)
 {
@@ -63,19 +71,23 @@ s_usage (FILE *f)
         "usage: pbtd [--config FILE] [--db PATH] [--worker-endpoint EP]\n"
         "            [--control-endpoint EP] [--seed N] [--log-level L]\n"
         "  -c, --config FILE      INI configuration (default: embedded RPS, population 8)\n"
-        "  --db PATH              SQLite database (default pbt.db)\n"
-        "  --worker-endpoint EP   ROUTER for workers (default tcp://127.0.0.1:5555)\n"
-        "  --control-endpoint EP  ROUTER for pbtctl (default tcp://127.0.0.1:5556)\n"
-        "  --seed N               population seed (default 1)\n"
-        "  --log-level L          debug|info|warn|error (default info)\n"
+        "  --db PATH              SQLite database (default %s)\n"
+        "  --worker-endpoint EP   ROUTER for workers (default %s)\n"
+        "  --control-endpoint EP  ROUTER for pbtctl (default %s)\n"
+        "  --seed N               population seed (default %s)\n"
+        "  --log-level L          debug|info|warn|error (default %s)\n"
         "  --cert FILE            CURVE certificate of pbtd ([security] cert)\n"
         "  --allowed-keys DIR     public certificates allowed to connect ([security] allowed_keys)\n"
         "  --plaintext            allow plaintext on endpoints that leave this host\n"
         "  --repair               start on a damaged state store: each agent whose records\n"
         "                         do not read back falls back to its newest intact snapshot\n"
-        "  --print-config         print the embedded default configuration and exit\n"
+        "  --print-config         print the configuration (--config FILE or the embedded\n"
+        "                         default) with every key and its default, and exit\n"
         "  --version              print the version and exit\n"
-        "  -h, --help             this text\n");
+        "  -h, --help             this text\n",
+        s_dflt ("daemon", "db"), s_dflt ("daemon", "worker_endpoint"),
+        s_dflt ("daemon", "control_endpoint"), s_dflt ("daemon", "seed"),
+        s_dflt ("daemon", "log_level"));
 }
 
 int
@@ -99,7 +111,7 @@ main (int argc, char **argv)
     };
     const char *config_path = NULL, *db = NULL, *wep = NULL, *cep = NULL, *seed = NULL,
                *level = NULL, *cert = NULL, *allowed = NULL;
-    bool plaintext = false, repair = false;
+    bool plaintext = false, repair = false, print = false;
     //  Every result and assignment allocates and frees buffers of a few
     //  hundred KiB. glibc's defaults hand those to mmap or trim them off
     //  the heap's top, so each one page-faults its memory in again
@@ -116,7 +128,7 @@ main (int argc, char **argv)
             case 'C': cep = optarg; break;
             case 's': seed = optarg; break;
             case 'l': level = optarg; break;
-            case 'p': fputs (config_embedded, stdout); return 0;
+            case 'p': print = true; break;
             case 'K': cert = optarg; break;
             case 'A': allowed = optarg; break;
             case 'P': plaintext = true; break;
@@ -131,6 +143,14 @@ main (int argc, char **argv)
         return 2;
     }
     log_set_component ("pbtd");
+    if (print) {
+        char perr [1024];
+        if (config_print (stdout, config_path, perr, sizeof perr)) {
+            fprintf (stderr, "pbtd: %s\n", perr);
+            return 1;
+        }
+        return 0;
+    }
     //  The database, its WAL and SHM, the state store and the lock file
     //  hold the population: readable by pbtd's user only, wherever it runs.
     umask (077);

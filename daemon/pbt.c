@@ -6,6 +6,7 @@
     bound); here the update is zero-sum.
 */
 #include "pbt.h"
+#include "settings.h"
 
 #include <assert.h>
 #include <math.h>
@@ -37,11 +38,14 @@ s_hparam (pbt_config_t *cfg, const char *name, pbt_prior_t prior, double min, do
     spec->min = min;
     spec->max = max;
     spec->mode = mode;
-    spec->perturb_factors [0] = 0.8;
-    spec->perturb_factors [1] = 1.2;
+    //  The [hparam.NAME] defaults of lib/settings.c for the rest.
+    int n = sscanf (settings_find ("hparam.NAME", "factors")->dflt, "%lf,%lf",
+                    &spec->perturb_factors [0], &spec->perturb_factors [1]);
+    assert (n == 2);
+    (void) n;
     spec->resample_prob = resample_prob;
-    spec->mutate_prob = 1.0;
-    spec->evolve = true;
+    spec->mutate_prob = settings_default ("hparam.NAME", "mutate_prob");
+    spec->evolve = settings_default ("hparam.NAME", "evolve") != 0;
     spec->has_init = false;
 }
 
@@ -57,6 +61,7 @@ s_hparam_fixed (pbt_config_t *cfg, const char *name, double value)
     spec->init = value;
 }
 
+//  The presets' common base: the [pbt] defaults of lib/settings.c.
 static void
 s_defaults (pbt_config_t *cfg)
 {
@@ -65,23 +70,23 @@ s_defaults (pbt_config_t *cfg)
     //  update from each result's win fraction is the rating gap whose
     //  expected score is that fraction, so t_select = 0.3 fires at a
     //  head-to-head of 30 %; 16 moves a rating by at most 16 a result.
-    cfg->rating = PBT_RATING_RESULT;
-    cfg->elo_k = 16.0;
-    cfg->elo_initial = 0.0;
-    cfg->eligible_frames = 0;
-    cfg->eligible_matches = 0;
-    cfg->selection = PBT_SELECT_PAPER;
-    cfg->t_select = 0.3;
-    cfg->truncation_quantile = 0.25;
-    cfg->crossover_prob = 0.5;
-    cfg->matchmaking = PBT_MATCH_UNIFORM;
-    cfg->ftw_sigma = 1.0 / 3.0;
-    cfg->pfsp_p = 2.0;
-    cfg->snapshot_prob = 0.2;
-    cfg->eval_rate = 0.0;
-    cfg->script_rate = 0.0;
+    cfg->rating = (pbt_rating_t) settings_default ("pbt", "rating");
+    cfg->elo_k = settings_default ("pbt", "elo_k");
+    cfg->elo_initial = settings_default ("pbt", "elo_initial");
+    cfg->eligible_frames = (uint64_t) settings_default ("pbt", "eligible_frames");
+    cfg->eligible_matches = (uint64_t) settings_default ("pbt", "eligible_matches");
+    cfg->selection = (pbt_selection_t) settings_default ("pbt", "selection");
+    cfg->t_select = settings_default ("pbt", "t_select");
+    cfg->truncation_quantile = settings_default ("pbt", "truncation_quantile");
+    cfg->crossover_prob = settings_default ("pbt", "crossover_prob");
+    cfg->matchmaking = (pbt_matchmaking_t) settings_default ("pbt", "matchmaking");
+    cfg->ftw_sigma = settings_default ("pbt", "ftw_sigma");
+    cfg->pfsp_p = settings_default ("pbt", "pfsp_p");
+    cfg->snapshot_prob = settings_default ("pbt", "snapshot_prob");
+    cfg->eval_rate = settings_default ("pbt", "eval_rate");
+    cfg->script_rate = settings_default ("pbt", "script_rate");
     cfg->n_scripts = 0;
-    cfg->frozen_keep = 4;
+    cfg->frozen_keep = (uint32_t) settings_default ("pbt", "frozen_keep");
 }
 
 int

@@ -19,10 +19,7 @@
 #include "nn.h"
 #include "ppo.h"
 #include "rng.h"
-
-#define MATCH_MAX_ENVS   65536
-#define MATCH_MAX_STEPS  100000
-#define MATCH_MAX_ITERS  1000000
+#include "settings.h"
 
 typedef struct {
     const proto_seat_t *seat;
@@ -114,16 +111,16 @@ s_now (void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-//  Integer ppo setting in lo..hi, or -1 with err.
+//  A [ppo] setting of the assignment, or the table's default when it is
+//  absent; -1 with err naming it when out of the table's range.
 static int
-s_ppo_int (const proto_kvs_t *ppo, const char *name, double dflt, double lo, double hi,
-           int *out, char *err, size_t err_len)
+s_ppo_int (const proto_kvs_t *ppo, const char *name, int *out, char *err, size_t err_len)
 {
-    double v = proto_kvs_get (ppo, name, dflt);
-    if (!(v >= lo && v <= hi) || v != floor (v)) {
-        snprintf (err, err_len, "ppo.%s=%g must be an integer in %g..%g", name, v, lo, hi);
+    const setting_t *s = settings_find ("ppo", name);
+    assert (s && s->type == SETTING_INT);
+    double v = proto_kvs_get (ppo, name, settings_default ("ppo", name));
+    if (settings_check (s, v, err, err_len))
         return -1;
-    }
     *out = (int) v;
     return 0;
 }
@@ -197,10 +194,10 @@ match_run (const proto_assign_t *assign, proto_result_t *result,
         goto cleanup;
     }
     int E, T, iters, n_mb;
-    if (s_ppo_int (&assign->ppo, "n_envs", 64, 1, MATCH_MAX_ENVS, &E, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "n_steps", 128, 1, MATCH_MAX_STEPS, &T, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "iterations", 1, 1, MATCH_MAX_ITERS, &iters, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "minibatches", 4, 1, (double) E * T, &n_mb, err, err_len))
+    if (s_ppo_int (&assign->ppo, "n_envs", &E, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "n_steps", &T, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "iterations", &iters, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "minibatches", &n_mb, err, err_len))
         goto cleanup;
     if (((size_t) E * T) % n_mb != 0) {
         snprintf (err, err_len, "ppo.minibatches=%d does not divide n_envs*n_steps=%zu",

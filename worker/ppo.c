@@ -7,6 +7,7 @@
     float rounding.
 */
 #include "ppo.h"
+#include "settings.h"
 
 #include <assert.h>
 #include <math.h>
@@ -59,29 +60,39 @@ struct _ppo_t {
     float *grads;           // [n_params]
 };
 
+//  The defaults are lib/settings.c's: [hparam] for what a seat carries,
+//  [ppo] for what the assignment does.
 void
 ppo_hparams_default (ppo_hparams_t *hp)
 {
     *hp = (ppo_hparams_t) {
-        .lr = 2.5e-4f, .gamma = 0.99f, .gae_lambda = 0.95f, .ent_coef = 0.01f,
-        .clip_coef = 0.2f, .vf_coef = 0.5f, .max_grad_norm = 0.5f,
-        .epochs = 4, .minibatches = 4, .clip_vloss = true, .norm_adv = true,
+        .lr = (float) settings_default ("hparam", "lr"),
+        .gamma = (float) settings_default ("hparam", "gamma"),
+        .gae_lambda = (float) settings_default ("hparam", "gae_lambda"),
+        .ent_coef = (float) settings_default ("hparam", "ent_coef"),
+        .clip_coef = (float) settings_default ("hparam", "clip_coef"),
+        .vf_coef = (float) settings_default ("ppo", "vf_coef"),
+        .max_grad_norm = (float) settings_default ("ppo", "max_grad_norm"),
+        .epochs = (int) settings_default ("ppo", "epochs"),
+        .minibatches = (int) settings_default ("ppo", "minibatches"),
+        .clip_vloss = settings_default ("ppo", "clip_vloss") != 0,
+        .norm_adv = settings_default ("ppo", "norm_adv") != 0,
     };
 }
 
-//  Read kvs[name] into *out if present and lo <= value <= hi.
+//  Read kvs[name] into *out if present and in the table's range for
+//  section.name.
 static int
-s_get (const proto_kvs_t *kvs, const char *name, double lo, double hi,
-       bool integer, double *out, char *err, size_t err_len)
+s_get (const proto_kvs_t *kvs, const char *section, const char *name, double *out,
+       char *err, size_t err_len)
 {
+    const setting_t *s = settings_find (section, name);
+    assert (s);
     if (!kvs || !proto_kvs_has (kvs, name))
         return 0;
     double v = proto_kvs_get (kvs, name, 0);
-    if (!(v >= lo && v <= hi) || (integer && v != floor (v))) {
-        snprintf (err, err_len, "%s=%g out of range [%g, %g]%s", name, v, lo, hi,
-                  integer ? " or not an integer" : "");
+    if (settings_check (s, v, err, err_len))
         return -1;
-    }
     *out = v;
     return 0;
 }
@@ -94,17 +105,17 @@ ppo_hparams_from (ppo_hparams_t *hp, const proto_kvs_t *seat,
     double lr = hp->lr, gamma = hp->gamma, lam = hp->gae_lambda, ent = hp->ent_coef,
            clip = hp->clip_coef, vf = hp->vf_coef, mgn = hp->max_grad_norm,
            epochs = hp->epochs, mbs = hp->minibatches, cv = hp->clip_vloss, na = hp->norm_adv;
-    if (s_get (seat, "lr", 0, 1, false, &lr, err, err_len)
-    ||  s_get (seat, "gamma", 0, 1, false, &gamma, err, err_len)
-    ||  s_get (seat, "gae_lambda", 0, 1, false, &lam, err, err_len)
-    ||  s_get (seat, "ent_coef", 0, 100, false, &ent, err, err_len)
-    ||  s_get (seat, "clip_coef", 0, 100, false, &clip, err, err_len)
-    ||  s_get (ppo, "vf_coef", 0, 1e6, false, &vf, err, err_len)
-    ||  s_get (ppo, "max_grad_norm", -1, 1e9, false, &mgn, err, err_len)
-    ||  s_get (ppo, "epochs", 1, 1000, true, &epochs, err, err_len)
-    ||  s_get (ppo, "minibatches", 1, 1 << 20, true, &mbs, err, err_len)
-    ||  s_get (ppo, "clip_vloss", 0, 1, true, &cv, err, err_len)
-    ||  s_get (ppo, "norm_adv", 0, 1, true, &na, err, err_len))
+    if (s_get (seat, "hparam", "lr", &lr, err, err_len)
+    ||  s_get (seat, "hparam", "gamma", &gamma, err, err_len)
+    ||  s_get (seat, "hparam", "gae_lambda", &lam, err, err_len)
+    ||  s_get (seat, "hparam", "ent_coef", &ent, err, err_len)
+    ||  s_get (seat, "hparam", "clip_coef", &clip, err, err_len)
+    ||  s_get (ppo, "ppo", "vf_coef", &vf, err, err_len)
+    ||  s_get (ppo, "ppo", "max_grad_norm", &mgn, err, err_len)
+    ||  s_get (ppo, "ppo", "epochs", &epochs, err, err_len)
+    ||  s_get (ppo, "ppo", "minibatches", &mbs, err, err_len)
+    ||  s_get (ppo, "ppo", "clip_vloss", &cv, err, err_len)
+    ||  s_get (ppo, "ppo", "norm_adv", &na, err, err_len))
         return -1;
     hp->lr = (float) lr;
     hp->gamma = (float) gamma;

@@ -4,30 +4,40 @@
 #include "ini.h"
 #include "pbt_version.h"
 #include "proto.h"
+#include "settings.h"
 
+#include <assert.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+//  A default as lib/settings.c's table has it.
+static const char *
+s_dflt (const char *name)
+{
+    return settings_find ("worker", name)->dflt;
+}
+
 static void
 s_usage (FILE *out)
 {
     fprintf (out,
         "usage: pbt-worker --connect EP [options]\n"
-        "  -c, --connect EP      pbtd worker endpoint (default tcp://127.0.0.1:5555)\n"
+        "  -c, --connect EP      pbtd worker endpoint (default %s)\n"
         "  --id NAME             worker id reported to pbtd (default host:pid)\n"
         "  --max-assignments N   exit after delivering N results (default: run forever)\n"
-        "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default 5000)\n"
-        "  --log-level L         debug|info|warn|error (default info)\n"
+        "  --reply-timeout-ms N  resend hello/result after N ms without a reply (default %s)\n"
+        "  --log-level L         debug|info|warn|error (default %s)\n"
         "  --config FILE         INI file with a [worker] section (flags override it)\n"
         "  --server-key KEY      pbtd's CURVE public key (Z85, 40 chars) or a file holding it\n"
         "  --cert FILE           this worker's CURVE certificate (pbtctl keygen); FILE_secret is read\n"
         "  --plaintext           talk without CURVE (only where the network is trusted)\n"
         "  --env-path DIRS       directories of game plugins, ':'-separated (sets PBT_ENV_PATH)\n"
         "  --version             print the version and exit\n"
-        "  -h, --help            this text\n");
+        "  -h, --help            this text\n",
+        s_dflt ("connect"), s_dflt ("reply_timeout_ms"), s_dflt ("log_level"));
 }
 
 //  A Z85 public key given inline (40 chars) or as a certificate file.
@@ -52,6 +62,57 @@ s_set_server_key (wconfig_t *cfg, const char *value, const char *where)
 //  Where cfg->connect came from, for the start-up check's message.
 static char s_connect_where [600] = "default connect";
 
+//  A [worker] key, already checked against the table, into cfg.
+static int
+s_set (wconfig_t *cfg, const setting_t *s, const char *text, double v, const char *where)
+{
+    if (!strcmp (s->name, "connect")) {
+        snprintf (cfg->connect, sizeof cfg->connect, "%s", text);
+        if (where)
+            snprintf (s_connect_where, sizeof s_connect_where, "%s", where);
+    }
+    else
+    if (!strcmp (s->name, "id"))
+        snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", text);
+    else
+    if (!strcmp (s->name, "server_key"))
+        return s_set_server_key (cfg, text, where ? where : "server_key");
+    else
+    if (!strcmp (s->name, "cert"))
+        snprintf (cfg->cert_path, sizeof cfg->cert_path, "%s", text);
+    else
+    if (!strcmp (s->name, "plaintext"))
+        cfg->plaintext = v != 0;
+    else
+    if (!strcmp (s->name, "log_level"))
+        cfg->log_level = (log_level_t) v;
+    else
+    if (!strcmp (s->name, "reply_timeout_ms"))
+        cfg->reply_timeout_ms = (int) v;
+    else
+    if (!strcmp (s->name, "env_path"))
+        //  Where games are found (spec/envspec.h reads PBT_ENV_PATH).
+        setenv ("PBT_ENV_PATH", text, 1);
+    else
+        assert (!"a [worker] key of lib/settings.c that pbt-worker does not store");
+    return 0;
+}
+
+//  A flag standing for a [worker] key: the same checks as in the file.
+static int
+s_flag (wconfig_t *cfg, const char *name, const char *text, const char *flag)
+{
+    const setting_t *s = settings_find ("worker", name);
+    assert (s);
+    double v;
+    char why [300];
+    if (settings_parse (s, text, &v, why, sizeof why)) {
+        fprintf (stderr, "pbt-worker: %s: %s\n", flag, why);
+        return -1;
+    }
+    return s_set (cfg, s, text, v, flag);
+}
+
 static int
 s_load_file (wconfig_t *cfg, const char *path)
 {
@@ -73,62 +134,23 @@ s_load_file (wconfig_t *cfg, const char *path)
             continue;
         char where [600];
         snprintf (where, sizeof where, "%s:%d: %s", path, e->line, e->key);
-        char *end = NULL;
-        if (strcmp (e->key, "connect") == 0) {
-            snprintf (cfg->connect, sizeof cfg->connect, "%s", e->value);
-            snprintf (s_connect_where, sizeof s_connect_where, "%s", where);
-        }
-        else
-        if (strcmp (e->key, "id") == 0)
-            snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s", e->value);
-        else
-        if (strcmp (e->key, "server_key") == 0) {
-            if (s_set_server_key (cfg, e->value, where) != 0)
-                goto done;
-        }
-        else
-        if (strcmp (e->key, "cert") == 0)
-            snprintf (cfg->cert_path, sizeof cfg->cert_path, "%s", e->value);
-        else
-        if (strcmp (e->key, "plaintext") == 0) {
-            if (strcmp (e->value, "true") == 0)
-                cfg->plaintext = 1;
-            else
-            if (strcmp (e->value, "false") == 0)
-                cfg->plaintext = 0;
-            else {
-                fprintf (stderr, "pbt-worker: %s: expected true or false, got '%s'\n", where, e->value);
-                goto done;
-            }
-        }
-        else
-        if (strcmp (e->key, "log_level") == 0) {
-            int level = log_level_parse (e->value);
-            if (level < 0) {
-                fprintf (stderr, "pbt-worker: %s: expected debug|info|warn|error, got '%s'\n", where, e->value);
-                goto done;
-            }
-            cfg->log_level = (log_level_t) level;
-        }
-        else
-        if (strcmp (e->key, "env_path") == 0)
-            //  Where games are found (spec/envspec.h reads PBT_ENV_PATH).
-            setenv ("PBT_ENV_PATH", e->value, 1);
-        else
-        if (strcmp (e->key, "reply_timeout_ms") == 0) {
-            long v = strtol (e->value, &end, 10);
-            if (!*e->value || *end || v < 100 || v > 3600000) {
-                fprintf (stderr, "pbt-worker: %s: expected a whole number of ms in [100, 3600000], got '%s'\n",
-                         where, e->value);
-                goto done;
-            }
-            cfg->reply_timeout_ms = (int) v;
-        }
-        else {
-            fprintf (stderr, "pbt-worker: %s:%d: unknown key '%s' in [worker] (expected connect, id, "
-                     "server_key, cert, plaintext, log_level, reply_timeout_ms, env_path)\n", path, e->line, e->key);
+        //  The table decides what is a key and what it accepts; below,
+        //  only where each value goes.
+        const setting_t *s = settings_find ("worker", e->key);
+        char why [400];
+        double v;
+        if (!s) {
+            settings_known ("worker", why, sizeof why);
+            fprintf (stderr, "pbt-worker: %s:%d: unknown key '%s' in [worker] (expected %s)\n",
+                     path, e->line, e->key, why);
             goto done;
         }
+        if (settings_parse (s, e->value, &v, why, sizeof why)) {
+            fprintf (stderr, "pbt-worker: %s: %s\n", where, why);
+            goto done;
+        }
+        if (s_set (cfg, s, e->value, v, where))
+            goto done;
     }
     rc = 0;
 done:
@@ -140,13 +162,20 @@ int
 wconfig_parse (wconfig_t *cfg, int argc, char **argv)
 {
     memset (cfg, 0, sizeof *cfg);
-    snprintf (cfg->connect, sizeof cfg->connect, "tcp://127.0.0.1:5555");
+    //  The table's defaults, through the same stores as a file's keys.
+    for (size_t i = 0; i < settings_count (); i++) {
+        const setting_t *s = settings_at (i);
+        double v;
+        char why [200];
+        if (strcmp (s->section, "worker") || !s->dflt)
+            continue;
+        if (settings_parse (s, s->dflt, &v, why, sizeof why) || s_set (cfg, s, s->dflt, v, NULL))
+            return -1;
+    }
     char host [128] = "localhost";
     gethostname (host, sizeof host - 1);
     snprintf (cfg->worker_id, sizeof cfg->worker_id, "%s:%d", host, (int) getpid ());
-    cfg->reply_timeout_ms = 5000;
     cfg->request_retry_ms = 2000;
-    cfg->log_level = PBT_LOG_INFO;
 
     //  The file is read first so that flags, parsed after it, override it.
     for (int a = 1; a < argc - 1; a++)
@@ -188,21 +217,13 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
                 }
                 break;
             case 't':
-                cfg->reply_timeout_ms = (int) strtol (optarg, &end, 10);
-                if (!*optarg || *end || cfg->reply_timeout_ms < 100) {
-                    fprintf (stderr, "pbt-worker: --reply-timeout-ms: expected a whole number >= 100, got '%s'\n", optarg);
+                if (s_flag (cfg, "reply_timeout_ms", optarg, "--reply-timeout-ms"))
                     return -1;
-                }
                 break;
-            case 'l': {
-                int level = log_level_parse (optarg);
-                if (level < 0) {
-                    fprintf (stderr, "pbt-worker: --log-level: expected debug|info|warn|error, got '%s'\n", optarg);
+            case 'l':
+                if (s_flag (cfg, "log_level", optarg, "--log-level"))
                     return -1;
-                }
-                cfg->log_level = (log_level_t) level;
                 break;
-            }
             case 'f':
                 break;      // already read
             case 'e':

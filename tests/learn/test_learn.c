@@ -9,6 +9,7 @@
 #include "match.h"
 #include "nn.h"
 #include "rng.h"
+#include "settings.h"
 
 //  An rps assignment: seat 0 a fresh agent (trained), seat 1 the script.
 static void
@@ -21,6 +22,8 @@ s_assign (proto_assign_t *a, const char *script, bool obs_both, int iterations, 
     if (obs_both)
         proto_kvs_set (&a->env_options, "obs_both", 1);
     proto_kvs_set (&a->ppo, "iterations", iterations);
+    //  64 environments: what these learning runs were measured with.
+    proto_kvs_set (&a->ppo, "n_envs", 64);
     a->model = (proto_model_t) { .obs_dim = obs_both ? 6 : 3, .n_actions = 3, .n_hidden = 2,
                                  .hidden = { 64, 64 } };
     strcpy (a->model.activation, "tanh");
@@ -265,6 +268,75 @@ Test (learn, seat_statistics)
     a.seats [0].train = false;
     cr_assert_eq (match_run (&a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_expect (!r.seats [0].has_stats);
+    match_result_clear (&r);
+    s_assign_free (&a);
+}
+
+//  ---------------------------------------------------------------------
+//  The worker's checks are lib/settings.c's: a value just outside a key's
+//  range is refused with the key's name, and a key an assignment leaves
+//  out takes the table's default (the one pbtd sends).
+
+//  Just outside [min, max] on the side `above`, or NAN if unbounded there.
+static double
+s_outside (const setting_t *s, bool above)
+{
+    if (s->type == SETTING_BOOL)
+        return above ? 2 : -1;
+    double bound = above ? s->max : s->min;
+    if (fabs (bound) >= 1e15)
+        return NAN;
+    double step = s->type == SETTING_INT ? 1 : fmax (1e-6, fabs (bound) * 1e-6);
+    return above ? bound + step : bound - step;
+}
+
+Test (learn, worker_refuses_what_the_table_refuses)
+{
+    int checked = 0;
+    for (size_t i = 0; i < settings_count (); i++) {
+        const setting_t *s = settings_at (i);
+        bool seat = !strcmp (s->section, "hparam");
+        if (!seat && strcmp (s->section, "ppo"))
+            continue;
+        for (int above = 0; above < 2; above++) {
+            double v = s_outside (s, above);
+            if (isnan (v))
+                continue;
+            proto_assign_t a;
+            s_assign (&a, "random", false, 1, 5);
+            proto_kvs_set (&a.ppo, "n_envs", 2);
+            proto_kvs_set (&a.ppo, "n_steps", 10);
+            proto_kvs_set (&a.ppo, "minibatches", 1);
+            proto_kvs_set (seat ? &a.seats [0].hparams : &a.ppo, s->name, v);
+            proto_result_t r;
+            char err [256] = "";
+            int rc = match_run (&a, &r, NULL, NULL, err, sizeof err);
+            if (rc == 0)
+                match_result_clear (&r);
+            cr_expect_eq (rc, -1, "%s.%s = %g was accepted", s->section, s->name, v);
+            cr_expect (strstr (err, s->name), "%s.%s = %g: '%s' does not name it",
+                       s->section, s->name, v, err);
+            s_assign_free (&a);
+            checked++;
+        }
+    }
+    //  9 [ppo] keys and 5 hyperparameters, each just below and just above.
+    cr_expect_eq (checked, 28);
+}
+
+Test (learn, worker_defaults_are_the_tables)
+{
+    //  The run pbtd's embedded default asks for: 32 envs x 128 steps x 8
+    //  iterations, when the assignment carries no [ppo] key at all.
+    proto_assign_t a;
+    s_assign (&a, "random", false, 1, 5);
+    memset (&a.ppo, 0, sizeof a.ppo);
+    proto_result_t r;
+    char err [256];
+    cr_assert_eq (match_run (&a, &r, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_expect_eq (r.seats [0].frames, 32 * 128 * 8);
+    cr_expect_eq (r.seats [0].frames, (uint64_t) (settings_default ("ppo", "n_envs")
+                  * settings_default ("ppo", "n_steps") * settings_default ("ppo", "iterations")));
     match_result_clear (&r);
     s_assign_free (&a);
 }
