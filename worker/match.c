@@ -16,7 +16,7 @@
 
 #include "env.h"
 #include "log.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "ppo.h"
 #include "rng.h"
 
