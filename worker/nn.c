@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define NN_MAX_OBS      65536
 #define NN_MAX_ACTIONS  4096
 #define NN_MAX_WIDTH    4096
@@ -97,27 +96,33 @@ nn_layer_out (const nn_arch_t *arch, nn_part_t part, int l)
     return l == arch->n_hidden ? nn_part_out (arch, part) : arch->hidden [l];
 }
 
-static size_t
-s_part_count (const nn_arch_t *arch, nn_part_t part)
+//  The count is the wire's (proto_model_params), so pbtd, which never
+//  links this file, and the network agree by construction.
+_Static_assert (NN_MAX_HIDDEN <= PROTO_MAX_HIDDEN, "a network must fit the wire's model");
+
+static proto_model_t
+s_model (const nn_arch_t *arch)
 {
-    size_t n = 0;
-    for (int l = 0; l <= arch->n_hidden; l++) {
-        size_t in = (size_t) nn_layer_in (arch, l), out = (size_t) nn_layer_out (arch, part, l);
-        n += out * in + out;
-    }
-    return n;
+    proto_model_t model = { .obs_dim = (uint32_t) arch->obs_dim,
+                            .n_actions = (uint32_t) arch->n_actions,
+                            .n_hidden = (uint32_t) arch->n_hidden };
+    for (int l = 0; l < arch->n_hidden; l++)
+        model.hidden [l] = (uint32_t) arch->hidden [l];
+    return model;
 }
 
 size_t
 nn_part_offset (const nn_arch_t *arch, nn_part_t part)
 {
-    return part == NN_ACTOR ? 0 : s_part_count (arch, NN_ACTOR);
+    proto_model_t model = s_model (arch);
+    return part == NN_ACTOR ? 0 : (size_t) proto_model_head_params (&model, NN_ACTOR);
 }
 
 size_t
 nn_param_count (const nn_arch_t *arch)
 {
-    return s_part_count (arch, NN_ACTOR) + s_part_count (arch, NN_CRITIC);
+    proto_model_t model = s_model (arch);
+    return (size_t) proto_model_params (&model);
 }
 
 int
