@@ -319,9 +319,8 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
         goto cleanup;
 
     size_t n = ep.n;
-    double sum = 0, wins = 0, draws = 0, losses = 0;
+    double wins = 0, draws = 0, losses = 0;
     for (size_t i = 0; i < n; i++) {
-        sum += ep.team_a [i];
         if (ep.team_a [i] > ep.team_b [i])
             wins++;
         else
@@ -330,11 +329,8 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
         else
             draws++;
     }
-    double mean = sum / (double) n, ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (ep.team_a [i] - mean) * (ep.team_a [i] - mean);
-    double sd = n > 1 ? sqrt (ss / (double) (n - 1)) : 0;
-    double half = n > 1 ? eval_t95 ((int) (n - 1)) * sd / sqrt ((double) n) : INFINITY;
+    double half, sd;
+    double mean = eval_mean_ci (ep.team_a, n, &half, &sd);
     double wl, wh, dl, dh, ll, lh;
     eval_wilson (wins, (double) n, 1.959963984540054, &wl, &wh);
     eval_wilson (draws, (double) n, 1.959963984540054, &dl, &dh);
