@@ -27,7 +27,7 @@
 #include "soccer.h"
 #include "log.h"
 #include "match.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "rng.h"
 
 typedef struct {

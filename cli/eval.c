@@ -1,8 +1,8 @@
 /*  eval: evaluation matches played locally (see eval.h).
 
-    An assignment is built as pbtd would build an evaluation one (every
-    seat train=false) and handed to match_run, repeatedly with consecutive
-    seeds, until at least N episodes have ended; the first N are scored.
+    A frozen match (match_new_frozen: nobody trains) is played one
+    rollout at a time, with consecutive seeds, until at least N episodes
+    have ended; the first N are scored.
     n_envs and n_steps are sized from the episode length so that one run
     usually suffices; the loop covers games whose episodes end early or
     late (soccer goals).
@@ -65,6 +65,13 @@ eval_t95 (int df)
 
 typedef eval_episodes_t episodes_t;
 
+//  AGENT's side is team 0; the opponent plays every other team's seats.
+static int
+s_side (const pbt_env_t *cls, int player)
+{
+    return envspec_team_of (cls->n_players, cls->n_teams, player) != 0;
+}
+
 double
 eval_mean_ci (const float *x, size_t n, double *half, double *sd_out)
 {
@@ -102,23 +109,35 @@ s_episodes_push (episodes_t *ep, float a, float b)
     return 0;
 }
 
-int
-eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
-           const pbt_env_t *cls, size_t want, uint64_t seed, episodes_t *ep)
+//  Add the episodes of one match's scores [n][P] to ep as team means.
+static int
+s_episodes_add (episodes_t *ep, const float *scores, size_t n, const pbt_env_t *cls,
+                size_t want)
 {
-    proto_assign_t assign;
-    memset (&assign, 0, sizeof assign);
-    snprintf (assign.env, sizeof assign.env, "%s", a->env);
-    assign.env_options = a->env_options;
-    assign.model = a->model;
-    int P = cls->n_players, per_team = cls->n_players / cls->n_teams;
-    if (P > PROTO_MAX_AGENTS) {
-        fprintf (stderr, "pbtctl eval: env %s has %d players, more than %d\n", cls->name, P,
-                 PROTO_MAX_AGENTS);
-        return EXIT_REFUSED;
+    int P = cls->n_players;
+    for (size_t e = 0; e < n && ep->n < want; e++) {
+        const float *row = scores + e * (size_t) P;
+        double sum [2] = { 0, 0 };
+        int count [2] = { 0, 0 };
+        for (int p = 0; p < P; p++) {
+            int side = s_side (cls, p);
+            sum [side] += row [p];
+            count [side]++;
+        }
+        if (s_episodes_push (ep, (float) (sum [0] / count [0]),
+                             (float) (sum [1] / count [1])) != 0) {
+            fprintf (stderr, "pbtctl eval: out of memory\n");
+            return -1;
+        }
     }
-    //  Episode length sets the rollout: rps names it episode_len, soccer
-    //  episode_steps; an unknown game gets a guess and the loop below.
+    return 0;
+}
+
+//  Steps of one episode: rps names its length episode_len, soccer
+//  episode_steps; an unknown game gets a guess and eval_play's loop.
+static double
+s_episode_decisions (const export_agent_t *a, const pbt_env_t *cls)
+{
     double len = proto_kvs_get (&a->env_options, "episode_len",
                  proto_kvs_get (&a->env_options, "episode_steps", 0));
     if (len <= 0)
@@ -127,65 +146,51 @@ eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
     double repeat = proto_kvs_get (&a->env_options, "action_repeat", 1);
     if (repeat >= 1)
         len = ceil (len / repeat);
-    //  One episode per env per run (each env's first; see match.c), so
-    //  every episode counts whether it ends early or at the time limit.
-    size_t E = want < EVAL_MAX_ENVS ? want : EVAL_MAX_ENVS;
-    double T = len + 1;
-    proto_kvs_set (&assign.ppo, "n_envs", (double) E);
-    proto_kvs_set (&assign.ppo, "n_steps", T);
-    proto_kvs_set (&assign.ppo, "first_episode_only", 1);
-    proto_kvs_set (&assign.ppo, "iterations", 1);
-    proto_kvs_set (&assign.ppo, "epochs", 1);
-    proto_kvs_set (&assign.ppo, "minibatches", 1);
-    assign.n_seats = (uint32_t) P;
-    for (int p = 0; p < P; p++) {
-        proto_seat_t *seat = &assign.seats [p];
-        const export_agent_t *who = p / per_team == 0 ? a : b;
-        seat->slot = (uint32_t) p;
-        seat->train = false;
-        if (!who) {
-            seat->id = -1;
-            snprintf (seat->script, sizeof seat->script, "%s", script);
-            continue;
-        }
-        seat->id = who->num_id;
-        seat->version = who->version;
-        seat->hparams = who->hparams;
-        //  match_run only reads the weights; the const is dropped for the record.
-        seat->state.n_params = who->n_params;
-        seat->state.params = (float *) who->params;
+    return len;
+}
+
+int
+eval_play (const export_agent_t *a, const export_agent_t *b, const char *script,
+           const pbt_env_t *cls, size_t want, uint64_t seed, episodes_t *ep)
+{
+    int P = cls->n_players;
+    if (P > PROTO_MAX_AGENTS || cls->n_teams < 2) {
+        fprintf (stderr, "pbtctl eval: env %s has %d players in %d teams; eval needs two"
+                 " sides of at most %d players\n", cls->name, P, cls->n_teams, PROTO_MAX_AGENTS);
+        return EXIT_REFUSED;
     }
-    int runs = 0;
-    while (ep->n < want) {
+    match_player_t players [PROTO_MAX_AGENTS];
+    for (int p = 0; p < P; p++) {
+        const export_agent_t *who = s_side (cls, p) == 0 ? a : b;
+        players [p] = (match_player_t) {
+            .script = who ? NULL : script,
+            .params = who ? who->params : NULL,
+            .n_params = who ? who->n_params : 0
+        };
+    }
+    //  One episode per env per run (each env's first; see match.h), so
+    //  every episode counts whether it ends early or at the time limit.
+    int E = (int) (want < EVAL_MAX_ENVS ? want : EVAL_MAX_ENVS);
+    int T = (int) s_episode_decisions (a, cls) + 1;
+    for (int runs = 0; ep->n < want; runs++) {
         if (runs >= EVAL_MAX_RUNS) {
             fprintf (stderr, "pbtctl eval: only %zu episodes ended in %d runs\n", ep->n, runs);
             return EXIT_REFUSED;
         }
-        assign.seed = seed + (uint64_t) runs++;
-        assign.assignment_id = (uint64_t) runs;
-        proto_result_t result;
         char err [PROTO_MAX_TEXT];
-        if (match_run (&assign, &result, NULL, NULL, err, sizeof err) != 0) {
+        match_t *match = match_new_frozen (a->env, &a->env_options, &a->model, players,
+                                           E, T, seed + (uint64_t) runs, err, sizeof err);
+        if (!match || match_rollout (match, err, sizeof err) != 0) {
             fprintf (stderr, "pbtctl eval: %s\n", err);
+            match_destroy (&match);
             return EXIT_REFUSED;
         }
-        for (uint32_t e = 0; e < result.n_episodes && ep->n < want; e++) {
-            const float *row = result.scores + (size_t) e * result.n_seats;
-            double sa = 0, sb = 0;
-            for (int p = 0; p < P; p++) {
-                if (p / per_team == 0)
-                    sa += row [p];
-                else
-                    sb += row [p];
-            }
-            if (s_episodes_push (ep, (float) (sa / per_team),
-                                 (float) (sb / (P - per_team))) != 0) {
-                match_result_clear (&result);
-                fprintf (stderr, "pbtctl eval: out of memory\n");
-                return EXIT_REFUSED;
-            }
-        }
-        match_result_clear (&result);
+        size_t n;
+        const float *scores = match_scores (match, &n);
+        int rc = s_episodes_add (ep, scores, n, cls, want);
+        match_destroy (&match);
+        if (rc != 0)
+            return EXIT_REFUSED;
     }
     return 0;
 }
@@ -314,9 +319,8 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
         goto cleanup;
 
     size_t n = ep.n;
-    double sum = 0, wins = 0, draws = 0, losses = 0;
+    double wins = 0, draws = 0, losses = 0;
     for (size_t i = 0; i < n; i++) {
-        sum += ep.team_a [i];
         if (ep.team_a [i] > ep.team_b [i])
             wins++;
         else
@@ -325,11 +329,8 @@ eval_cmd (ctl_t *ctl, int argc, char **argv)
         else
             draws++;
     }
-    double mean = sum / (double) n, ss = 0;
-    for (size_t i = 0; i < n; i++)
-        ss += (ep.team_a [i] - mean) * (ep.team_a [i] - mean);
-    double sd = n > 1 ? sqrt (ss / (double) (n - 1)) : 0;
-    double half = n > 1 ? eval_t95 ((int) (n - 1)) * sd / sqrt ((double) n) : INFINITY;
+    double half, sd;
+    double mean = eval_mean_ci (ep.team_a, n, &half, &sd);
     double wl, wh, dl, dh, ll, lh;
     eval_wilson (wins, (double) n, 1.959963984540054, &wl, &wh);
     eval_wilson (draws, (double) n, 1.959963984540054, &dl, &dh);

@@ -27,6 +27,7 @@
 
 #include "args.h"
 #include "env.h"
+#include "nn_fast.h"
 
 #define EXIT_REFUSED     1
 #define EXIT_USAGE       2

@@ -9,7 +9,7 @@
 #include "env.h"
 #include "soccer.h"
 #include "export.h"
-#include "nn.h"
+#include "nn_fast.h"
 
 //  A team is either a scripted policy or an agent whose network plays both
 //  of the team's seats (as in pbtctl eval).

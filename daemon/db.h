@@ -182,8 +182,9 @@ int db_assignment_expire (db_t *self, uint64_t id);
 //  leased and before its deadline (else it is marked expired), the seats'
 //  ids and versions must match the assignment and the agents, trained
 //  seats must carry n_params finite floats, scores must be finite. Then
-//  new snapshots (version+1), frames, per-episode Elo (teams when
-//  n_teams > 1 and seats > 2), match rows and the assignment marked done.
+//  new snapshots (version+1), frames, per-episode Elo (team 0 against
+//  the other teams, by envspec_team_of), match rows and the assignment
+//  marked done.
 //  A frozen seat must still be frozen at its version; it writes no state,
 //  and its episodes rate the frozen row (zero-sum with the live agent).
 //  Returns PROTO_OK or the error code (nothing changed) with err.

@@ -3,6 +3,8 @@
 
 #include <math.h>
 
+#include "envspec.h"
+
 //  Teams, ratings before, and each seat's wins/draws/losses and score sum.
 //  -1 if the seats do not form two teams.
 static int
@@ -12,9 +14,12 @@ s_result_prepare (const db_assignment_t *a, const proto_result_t *r, int n_teams
     memset (res, 0, sizeof *res);
     res->n_seats = a->n_seats;
     res->scripted = a->script [0] != 0;
-    int per_team = (n_teams > 1 && a->n_seats > 2) ? (int) a->n_seats / n_teams : 1;
+    if (n_teams < 1 || a->n_seats % (uint32_t) n_teams != 0)
+        return -1;
     for (uint32_t i = 0; i < a->n_seats; i++) {
-        res->team [i] = (int) a->seats [i].slot / per_team;
+        if (a->seats [i].slot >= a->n_seats)
+            return -1;
+        res->team [i] = envspec_team_of ((int) a->n_seats, n_teams, (int) a->seats [i].slot);
         res->before [i] = res->rating [i] = agents [i].rating;
     }
     for (uint32_t i = 0; i < a->n_seats; i++)

@@ -382,19 +382,19 @@ s_form_match (server_t *self, db_assignment_t *a)
     a->eval = rng_uniform (&self->rng) < self->cfg->pbt.eval_rate;
     int chosen [PROTO_MAX_AGENTS];
     const pbt_config_t *pbt = &self->cfg->pbt;
-    int per_team = self->env->n_teams > 1 ? n_players / self->env->n_teams : n_players;
-    if (!a->eval && pbt->script_rate > 0 && pbt->n_scripts > 0 && per_team < n_players
+    int n_teams = self->env->n_teams;
+    if (!a->eval && pbt->script_rate > 0 && pbt->n_scripts > 0 && n_teams > 1
     &&  rng_uniform (&self->rng) < pbt->script_rate) {
         //  Agents make one whole team, on a random side; one of the
         //  scripts plays every seat of the other.
-        int side = (int) rng_below (&self->rng, (uint64_t) self->env->n_teams);
+        int side = (int) rng_below (&self->rng, (uint64_t) n_teams);
         const char *script = pbt->scripts [rng_below (&self->rng, pbt->n_scripts)];
         snprintf (a->script, sizeof a->script, "%s", script);
         a->n_seats = (uint32_t) n_players;
         for (int slot = 0; slot < n_players; slot++) {
             db_seat_t *seat = &a->seats [slot];
             seat->slot = (uint32_t) slot;
-            if (slot / per_team != side) {
+            if (envspec_team_of (n_players, n_teams, slot) != side) {
                 seat->agent_id = -1;
                 snprintf (seat->script, sizeof seat->script, "%s", script);
                 continue;

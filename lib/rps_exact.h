@@ -1,7 +1,7 @@
 /*  rps_exact: exact exploitability of a stationary rock-paper-scissors
     policy over one finite episode, by dynamic programming.
 
-    The rules are env_rps's (worker/env_rps.c): moves 0 rock, 1 paper,
+    The rules are the rps game's (envs/rps.c): moves 0 rock, 1 paper,
     2 scissors, (m + 1) % 3 beats m, +1 / -1 / 0 a round; a player observes
     the opponent's previous move ("rock" before the first round) and, with
     obs_both, its own previous move too ("rock" before the first round).

@@ -243,21 +243,24 @@ proto_msg_clear (proto_msg_t *msg)
     memset (msg, 0, sizeof (*msg));
 }
 
-//  Total floats of actor + critic for a model, as nn.h lays them out.
+uint64_t
+proto_model_head_params (const proto_model_t *model, int head)
+{
+    //  Each layer: weight [out][in] and bias [out]; the head ends in
+    //  n_actions logits (actor) or one value (critic).
+    uint64_t total = 0, in = model->obs_dim;
+    for (uint32_t l = 0; l < model->n_hidden && l < PROTO_MAX_HIDDEN; l++) {
+        total += in * model->hidden [l] + model->hidden [l];
+        in = model->hidden [l];
+    }
+    uint64_t out = head == 0 ? model->n_actions : 1;
+    return total + in * out + out;
+}
+
 uint64_t
 proto_model_params (const proto_model_t *model)
 {
-    uint64_t total = 0;
-    for (int head = 0; head < 2; head++) {
-        uint64_t in = model->obs_dim;
-        for (uint32_t l = 0; l < model->n_hidden && l < PROTO_MAX_HIDDEN; l++) {
-            total += in * model->hidden [l] + model->hidden [l];
-            in = model->hidden [l];
-        }
-        uint64_t out = head == 0 ? model->n_actions : 1;
-        total += in * out + out;
-    }
-    return total;
+    return proto_model_head_params (model, 0) + proto_model_head_params (model, 1);
 }
 
 //  ---------------------------------------------------------------------

@@ -277,7 +277,10 @@ void proto_msg_clear (proto_msg_t *msg);
 
 //  Floats in the parameter vector of a model (actor and critic MLPs, the
 //  layout of worker/nn.h): the wire's check that a state fits its model.
+//  The one count: pbtd (which never links nn) and nn_param_count use it.
 uint64_t proto_model_params (const proto_model_t *model);
+//  The same for one head: 0 the actor, 1 the critic.
+uint64_t proto_model_head_params (const proto_model_t *model, int head);
 
 //  State helpers: allocate zeroed vectors of n floats / free them.
 int proto_state_alloc (proto_state_t *state, uint32_t n_params);

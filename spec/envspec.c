@@ -587,7 +587,15 @@ envspec_script_index (const envspec_t *self, const char *script)
 }
 
 int
+envspec_team_of (int n_players, int n_teams, int player)
+{
+    assert (n_teams >= 1 && n_players % n_teams == 0);
+    assert (player >= 0 && player < n_players);
+    return player / (n_players / n_teams);
+}
+
+int
 envspec_team (const envspec_t *self, int player)
 {
-    return player / (self->env->n_players / self->env->n_teams);
+    return envspec_team_of (self->env->n_players, self->env->n_teams, player);
 }

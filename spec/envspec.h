@@ -65,7 +65,11 @@ int envspec_options (const envspec_t *self, const proto_kvs_t *kvs, double *valu
 int envspec_obs_dim (const envspec_t *self, const proto_kvs_t *kvs);
 //  Index of a script name, or -1.
 int envspec_script_index (const envspec_t *self, const char *script);
-//  The one seat-to-team rule: player p is on team p / (n_players / n_teams).
+//  The one seat-to-team rule (pbt/env.h): player p of n_players split
+//  evenly into n_teams teams in index order is on team
+//  p / (n_players / n_teams). Data only, so pbtd uses it too.
+int envspec_team_of (int n_players, int n_teams, int player);
+//  The same for this game.
 int envspec_team (const envspec_t *self, int player);
 
 //  Every plugin in the search path (first of each name), loaded and kept

@@ -16,13 +16,12 @@
 
 #include "env.h"
 #include "log.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "ppo.h"
 #include "rng.h"
 #include "settings.h"
 
 typedef struct {
-    const proto_seat_t *seat;
     int slot;
     int script;             // index into cls->scripts, or -1 for a network seat
     bool train;
@@ -156,323 +155,579 @@ match_result_clear (proto_result_t *result)
     memset (result, 0, sizeof *result);
 }
 
+struct _match_t {
+    const envspec_t *spec;
+    const pbt_env_t *cls;
+    int P, S, D, A;         // players, shaping channels, obs size, actions
+    int E, T, iters, n_mb;  // envs, steps per rollout, iterations, minibatches
+    int iters_done;
+    int n_net;              // network seats
+    bool first_only;        // each env scores its first episode only
+    bool ep_warned;
+    nn_arch_t arch;
+    size_t n_params;
+    rng_t master;
+    uint64_t env_seed;
+    seat_run_t seats [PROTO_MAX_AGENTS];
+    env_vec_t *env;
+    float *obs;             // [E][P][D]
+    int32_t *actions;       // [E][P]
+    float *rewards;         // [E][P]
+    float *shaping;         // [E][P][S] (+1: never a zero-sized allocation)
+    uint8_t *terminals;     // [E]
+    float *scores;          // [E][P]
+    int32_t *seat_act;      // [E] one seat's actions
+    float *seat_rew;        // [E] one seat's training rewards
+    uint8_t *env_done;      // [E] first_only: env already reported an episode
+    uint32_t *ep_len;       // [E] decisions so far in env e's running episode
+    size_t ep_cap;          // rows allocated in result.scores
+    proto_result_t result;
+    double t0;
+};
+
+//  What both constructors share: the game, its options and the model
+//  checked against each other, the master rng seeded. NULL with err.
+static match_t *
+s_new (const char *env_name, const proto_kvs_t *env_options, const proto_model_t *model,
+       uint64_t seed, char *err, size_t err_len)
+{
+    nn_blas_init ();
+    match_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, err_len, "out of memory for a match");
+        return NULL;
+    }
+    self->spec = env_find (env_name, err, err_len);
+    if (!self->spec)
+        goto failed;
+    const pbt_env_t *cls = self->cls = envspec_env (self->spec);
+    if (envspec_options (self->spec, env_options, NULL, err, err_len) != 0)
+        goto failed;
+    self->P = cls->n_players;
+    self->S = cls->n_shaping;
+    self->D = envspec_obs_dim (self->spec, env_options);
+    self->A = cls->n_actions;
+    assert (self->P >= 1 && self->P <= PROTO_MAX_AGENTS && self->S >= 0 && self->S <= PROTO_MAX_KV);
+    if (nn_arch_from_proto (&self->arch, model, err, err_len) != 0)
+        goto failed;
+    if (self->arch.obs_dim != self->D || self->arch.n_actions != cls->n_actions) {
+        snprintf (err, err_len, "model obs_dim=%d n_actions=%d do not fit env %s (obs_dim=%d n_actions=%d)",
+                  self->arch.obs_dim, self->arch.n_actions, cls->name, self->D, cls->n_actions);
+        goto failed;
+    }
+    self->n_params = nn_param_count (&self->arch);
+    rng_seed (&self->master, seed);
+    self->env_seed = rng_next (&self->master);
+    return self;
+failed:
+    match_destroy (&self);
+    return NULL;
+}
+
+//  Seat s in slot `slot`: its rng streams (drawn in seat order whatever
+//  the seat turns out to be, so seeds do not depend on seat kinds).
+static int
+s_seat_begin (match_t *self, int s, uint32_t slot, char *err, size_t err_len)
+{
+    seat_run_t *run = &self->seats [s];
+    rng_seed (&run->act_rng, rng_next (&self->master));
+    rng_seed (&run->ppo_rng, rng_next (&self->master));
+    bool taken = false;
+    for (int o = 0; o < s; o++)
+        taken = taken || self->seats [o].slot == (int) slot;
+    if (slot >= (uint32_t) self->P || taken) {
+        snprintf (err, err_len, "seats[%d].slot=%u is out of range or taken", s, slot);
+        return -1;
+    }
+    run->slot = (int) slot;
+    return 0;
+}
+
+static int
+s_seat_script (match_t *self, int s, const char *script, char *err, size_t err_len)
+{
+    seat_run_t *run = &self->seats [s];
+    run->script = envspec_script_index (self->spec, script);
+    if (run->script < 0) {
+        snprintf (err, err_len, "seats[%d].script '%s' is not a script of env %s",
+                  s, script, self->cls->name);
+        return -1;
+    }
+    return 0;
+}
+
+//  A network seat acting with params, or (params NULL) with weights made
+//  from init_seed: the agent's first weights.
+static int
+s_seat_net (match_t *self, int s, const float *params, uint64_t init_seed,
+            char *err, size_t err_len)
+{
+    seat_run_t *run = &self->seats [s];
+    run->script = -1;
+    self->n_net++;
+    if (!params) {
+        run->init_params = malloc (sizeof (float) * self->n_params);
+        if (!run->init_params) {
+            snprintf (err, err_len, "out of memory for seat %d", s);
+            return -1;
+        }
+        nn_init_seeded (&self->arch, run->init_params, init_seed);
+        params = run->init_params;
+    }
+    run->params = params;
+    run->ppo = ppo_new (&self->arch, self->E, self->T, self->n_mb);
+    if (!run->ppo) {
+        snprintf (err, err_len, "out of memory for seat %d", s);
+        return -1;
+    }
+    return 0;
+}
+
+//  A trained seat: the result's state starts as the weights it acts
+//  with and the Adam moments it arrived with, and is updated in place.
+static int
+s_seat_train (match_t *self, int s, const proto_state_t *given, char *err, size_t err_len)
+{
+    seat_run_t *run = &self->seats [s];
+    size_t n_params = self->n_params;
+    run->train = true;
+    run->ep_game = calloc ((size_t) self->E, sizeof (double));
+    run->ep_shaped = calloc ((size_t) self->E, sizeof (double));
+    if (!run->ep_game || !run->ep_shaped) {
+        snprintf (err, err_len, "out of memory for seat %d", s);
+        return -1;
+    }
+    proto_state_t *st = &self->result.seats [s].state;
+    if (proto_state_alloc (st, (uint32_t) n_params) != 0) {
+        snprintf (err, err_len, "out of memory for seat %d state", s);
+        return -1;
+    }
+    memcpy (st->params, run->params, sizeof (float) * n_params);
+    if (given->adam_m)
+        memcpy (st->adam_m, given->adam_m, sizeof (float) * n_params);
+    if (given->adam_v)
+        memcpy (st->adam_v, given->adam_v, sizeof (float) * n_params);
+    st->adam_t = given->adam_t;
+    run->state = st;
+    run->params = st->params;
+    return 0;
+}
+
+//  Seat s of a wire assignment.
+static int
+s_seat_from (match_t *self, int s, const proto_seat_t *seat, const proto_kvs_t *ppo,
+             char *err, size_t err_len)
+{
+    seat_run_t *run = &self->seats [s];
+    self->result.seats [s].id = seat->id;
+    self->result.seats [s].version = seat->version;
+    if (s_seat_begin (self, s, seat->slot, err, err_len))
+        return -1;
+    if (seat->id == -1)
+        return s_seat_script (self, s, seat->script, err, err_len);
+    //  No state: the agent's first weights, made from its init seed.
+    bool fresh = seat->state.n_params == 0;
+    if (!fresh && (seat->state.n_params != self->n_params || !seat->state.params)) {
+        snprintf (err, err_len, "seats[%d] (agent %lld) has %u params, model needs %zu",
+                  s, (long long) seat->id, seat->state.n_params, self->n_params);
+        return -1;
+    }
+    if (ppo_hparams_from (&run->hp, &seat->hparams, ppo, err, err_len) != 0)
+        return -1;
+    for (int c = 0; c < self->S; c++) {
+        char key [PROTO_MAX_NAME];
+        snprintf (key, sizeof key, "shape_%s", self->cls->shaping_names [c]);
+        run->shape [c] = (float) proto_kvs_get (&seat->hparams, key, 0);
+    }
+    if (s_seat_net (self, s, fresh ? NULL : seat->state.params, seat->state.init_seed,
+                    err, err_len))
+        return -1;
+    return seat->train ? s_seat_train (self, s, &seat->state, err, err_len) : 0;
+}
+
+//  The environment and the step buffers, then the first observations.
+static int
+s_buffers (match_t *self, const proto_kvs_t *env_options, char *err, size_t err_len)
+{
+    size_t E = (size_t) self->E, P = (size_t) self->P;
+    self->env = env_vec_new (self->spec, self->E, self->env_seed, env_options, err, err_len);
+    if (!self->env)
+        return -1;
+    self->obs = malloc (sizeof (float) * E * P * (size_t) self->D);
+    self->actions = malloc (sizeof (int32_t) * E * P);
+    self->rewards = malloc (sizeof (float) * E * P);
+    self->shaping = calloc (E * P * (size_t) self->S + 1, sizeof (float));
+    self->terminals = malloc (E);
+    self->scores = malloc (sizeof (float) * E * P);
+    self->seat_act = malloc (sizeof (int32_t) * E);
+    self->seat_rew = malloc (sizeof (float) * E);
+    self->env_done = calloc (E, 1);
+    self->ep_len = calloc (E, sizeof (uint32_t));
+    if (!self->obs || !self->actions || !self->rewards || !self->shaping || !self->terminals
+    ||  !self->scores || !self->seat_act || !self->seat_rew || !self->env_done || !self->ep_len) {
+        snprintf (err, err_len, "out of memory for env %s with %d instances",
+                  self->cls->name, self->E);
+        return -1;
+    }
+    if (env_vec_reset (self->env, self->obs, err, err_len))
+        return -1;
+    self->t0 = s_now ();
+    return 0;
+}
+
+match_t *
+match_new (const proto_assign_t *assign, char *err, size_t err_len)
+{
+    assert (assign);
+    match_t *self = s_new (assign->env, &assign->env_options, &assign->model, assign->seed,
+                           err, err_len);
+    if (!self)
+        return NULL;
+    int E, T, iters, n_mb;
+    if (s_ppo_int (&assign->ppo, "n_envs", &E, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "n_steps", &T, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "iterations", &iters, err, err_len)
+    ||  s_ppo_int (&assign->ppo, "minibatches", &n_mb, err, err_len))
+        goto failed;
+    if (((size_t) E * T) % n_mb != 0) {
+        snprintf (err, err_len, "ppo.minibatches=%d does not divide n_envs*n_steps=%zu",
+                  n_mb, (size_t) E * T);
+        goto failed;
+    }
+    self->E = E, self->T = T, self->iters = iters, self->n_mb = n_mb;
+    if (assign->n_seats != (uint32_t) self->P) {
+        snprintf (err, err_len, "env %s needs %d seats, assignment has %u",
+                  self->cls->name, self->P, assign->n_seats);
+        goto failed;
+    }
+    //  Evaluation counts each env's first episode only: later episodes that
+    //  happen to end inside the window are the short ones, and counting
+    //  them would bias scores toward quick goals.
+    self->first_only = proto_kvs_get (&assign->ppo, "first_episode_only", 0) != 0;
+    self->result.assignment_id = assign->assignment_id;
+    self->result.n_seats = assign->n_seats;
+    for (int s = 0; s < self->P; s++)
+        if (s_seat_from (self, s, &assign->seats [s], &assign->ppo, err, err_len))
+            goto failed;
+    if (s_buffers (self, &assign->env_options, err, err_len))
+        goto failed;
+    return self;
+failed:
+    match_destroy (&self);
+    return NULL;
+}
+
+match_t *
+match_new_frozen (const char *env, const proto_kvs_t *env_options,
+                  const proto_model_t *model, const match_player_t *players,
+                  int n_envs, int n_steps, uint64_t seed, char *err, size_t err_len)
+{
+    assert (env && env_options && model && players);
+    match_t *self = s_new (env, env_options, model, seed, err, err_len);
+    if (!self)
+        return NULL;
+    //  The same ranges as an assignment's [ppo] keys (the settings table).
+    if (settings_check (settings_find ("ppo", "n_envs"), n_envs, err, err_len)
+    ||  settings_check (settings_find ("ppo", "n_steps"), n_steps, err, err_len))
+        goto failed;
+    self->E = n_envs, self->T = n_steps, self->iters = 1, self->n_mb = 1;
+    self->first_only = true;
+    self->result.n_seats = (uint32_t) self->P;
+    for (int s = 0; s < self->P; s++) {
+        const match_player_t *who = &players [s];
+        if (s_seat_begin (self, s, (uint32_t) s, err, err_len))
+            goto failed;
+        self->result.seats [s].id = -1;
+        if (who->script) {
+            if (s_seat_script (self, s, who->script, err, err_len))
+                goto failed;
+            continue;
+        }
+        if (!who->params || who->n_params != self->n_params) {
+            snprintf (err, err_len, "player %d has %zu params, model needs %zu",
+                      s, who->n_params, self->n_params);
+            goto failed;
+        }
+        if (s_seat_net (self, s, who->params, 0, err, err_len))
+            goto failed;
+    }
+    if (s_buffers (self, env_options, err, err_len))
+        goto failed;
+    return self;
+failed:
+    match_destroy (&self);
+    return NULL;
+}
+
+void
+match_destroy (match_t **self_p)
+{
+    assert (self_p);
+    match_t *self = *self_p;
+    if (!self)
+        return;
+    match_result_clear (&self->result);
+    for (int s = 0; s < PROTO_MAX_AGENTS; s++) {
+        ppo_destroy (&self->seats [s].ppo);
+        free (self->seats [s].ep_game);
+        free (self->seats [s].ep_shaped);
+        free (self->seats [s].init_params);
+    }
+    env_vec_destroy (&self->env);
+    free (self->obs);
+    free (self->actions);
+    free (self->rewards);
+    free (self->shaping);
+    free (self->terminals);
+    free (self->scores);
+    free (self->seat_act);
+    free (self->seat_rew);
+    free (self->env_done);
+    free (self->ep_len);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+match_iterations (const match_t *self)
+{
+    return self->iters;
+}
+
+//  ---------------------------------------------------------------------
+//  Rollout
+
+//  Each network seat's observations of step t (t == T: the bootstrap).
+static void
+s_observe (match_t *self, int t)
+{
+    int E = self->E, P = self->P, D = self->D;
+    for (int s = 0; s < P; s++) {
+        seat_run_t *run = &self->seats [s];
+        if (!run->ppo)
+            continue;
+        float *o = ppo_obs (run->ppo, t);
+        for (int e = 0; e < E; e++)
+            memcpy (o + (size_t) e * D, self->obs + ((size_t) e * P + run->slot) * D,
+                    sizeof (float) * (size_t) D);
+    }
+}
+
+//  Every seat's actions of step t into self->actions.
+static int
+s_act (match_t *self, int t, char *err, size_t err_len)
+{
+    int E = self->E, P = self->P;
+    if (self->cls->masks)
+        s_masks (self->seats, P, self->env, E, self->A, t);
+    for (int s = 0; s < P; s++) {
+        seat_run_t *run = &self->seats [s];
+        if (!run->ppo) {
+            if (env_vec_script_act (self->env, run->script, run->slot, self->actions,
+                                    err, err_len))
+                return -1;
+            continue;
+        }
+        ppo_act (run->ppo, run->params, t, &run->act_rng, self->seat_act);
+        for (int e = 0; e < E; e++)
+            self->actions [(size_t) e * P + run->slot] = self->seat_act [e];
+    }
+    return 0;
+}
+
+//  Trained seats' rewards of step t: the game's plus their own shaping.
+static void
+s_reward (match_t *self, int t)
+{
+    int E = self->E, P = self->P, S = self->S;
+    for (int s = 0; s < P; s++) {
+        seat_run_t *run = &self->seats [s];
+        if (!run->train)
+            continue;
+        for (int e = 0; e < E; e++) {
+            size_t i = (size_t) e * P + run->slot;
+            float r = self->rewards [i];
+            double sh = 0;
+            for (int c = 0; c < S; c++) {
+                r += run->shape [c] * self->shaping [i * S + c];
+                sh += (double) run->shape [c] * self->shaping [i * S + c];
+            }
+            self->seat_rew [e] = r;
+            run->ep_game [e] += self->rewards [i];
+            run->ep_shaped [e] += sh;
+        }
+        ppo_reward (run->ppo, t, self->seat_rew, self->terminals);
+    }
+}
+
+//  Episode statistics count every episode that ends, whatever
+//  first_episode_only does to the scores.
+static void
+s_episode_stats (match_t *self)
+{
+    for (int e = 0; e < self->E; e++) {
+        self->ep_len [e]++;
+        if (!self->terminals [e])
+            continue;
+        for (int s = 0; s < self->P; s++) {
+            seat_run_t *run = &self->seats [s];
+            if (!run->train)
+                continue;
+            run->game_sum += run->ep_game [e];
+            run->shaped_sum += run->ep_shaped [e];
+            run->len_sum += self->ep_len [e];
+            run->episodes++;
+            run->ep_game [e] = run->ep_shaped [e] = 0;
+        }
+        self->ep_len [e] = 0;
+    }
+}
+
+//  Append the scores of the episodes that ended this step. The rows grow
+//  by doubling, so this allocates O(log episodes) times per match.
+static int
+s_episode_scores (match_t *self, char *err, size_t err_len)
+{
+    proto_result_t *result = &self->result;
+    int P = self->P;
+    for (int e = 0; e < self->E; e++) {
+        if (!self->terminals [e] || (self->first_only && self->env_done [e]))
+            continue;
+        self->env_done [e] = 1;
+        if (result->n_episodes >= PROTO_MAX_EPISODES) {
+            if (!self->ep_warned)
+                log_warn ("match_episodes_capped", "assignment=%llu max=%u",
+                          (unsigned long long) result->assignment_id, PROTO_MAX_EPISODES);
+            self->ep_warned = true;
+            continue;
+        }
+        if (result->n_episodes == self->ep_cap) {
+            size_t cap = self->ep_cap ? self->ep_cap * 2 : 1024;
+            float *grown = realloc (result->scores, sizeof (float) * cap * P);
+            if (!grown) {
+                snprintf (err, err_len, "out of memory for episode scores");
+                return -1;
+            }
+            result->scores = grown;
+            self->ep_cap = cap;
+        }
+        float *row = result->scores + (size_t) result->n_episodes * P;
+        for (int s = 0; s < P; s++)
+            row [s] = self->scores [(size_t) e * P + self->seats [s].slot];
+        result->n_episodes++;
+    }
+    return 0;
+}
+
+int
+match_rollout (match_t *self, char *err, size_t err_len)
+{
+    assert (self);
+    for (int t = 0; t < self->T; t++) {
+        s_observe (self, t);
+        if (s_act (self, t, err, err_len))
+            return -1;
+        if (env_vec_step (self->env, self->actions, self->obs, self->rewards, self->shaping,
+                          self->terminals, self->scores, err, err_len))
+            return -1;
+        s_reward (self, t);
+        s_episode_stats (self);
+        if (s_episode_scores (self, err, err_len))
+            return -1;
+    }
+    s_observe (self, self->T);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Update and result
+
+void
+match_update (match_t *self)
+{
+    assert (self);
+    int it = self->iters_done++;
+    for (int s = 0; s < self->P; s++) {
+        seat_run_t *run = &self->seats [s];
+        if (!run->train)
+            continue;
+        ppo_stats_t st;
+        ppo_update (run->ppo, &run->hp, run->state->params, run->state->adam_m,
+                    run->state->adam_v, &run->state->adam_t, &run->ppo_rng, &st);
+        run->upd_sum.pg_loss += st.pg_loss;
+        run->upd_sum.v_loss += st.v_loss;
+        run->upd_sum.entropy += st.entropy;
+        run->upd_sum.approx_kl += st.approx_kl;
+        run->upd_sum.clipfrac += st.clipfrac;
+        run->upd_sum.grad_norm += st.grad_norm;
+        run->upd_sum.updates += st.updates;
+        run->iters++;
+        if (isfinite (st.explained_var)) {
+            run->ev_sum += st.explained_var;
+            run->ev_n++;
+        }
+        log_debug ("ppo_update", "assignment=%llu seat=%d iter=%d loss=%.5f pg=%.5f v=%.5f ent=%.4f kl=%.5f clipfrac=%.3f",
+                   (unsigned long long) self->result.assignment_id, s, it,
+                   st.loss, st.pg_loss, st.v_loss, st.entropy, st.approx_kl, st.clipfrac);
+    }
+}
+
+const float *
+match_scores (const match_t *self, size_t *n_episodes)
+{
+    assert (self && n_episodes);
+    *n_episodes = self->result.n_episodes;
+    return self->result.scores;
+}
+
+void
+match_result (match_t *self, proto_result_t *result)
+{
+    assert (self && result);
+    proto_result_t *r = &self->result;
+    r->seconds = s_now () - self->t0;
+    //  Frames count the iterations trained, so an aborted match reports
+    //  what it did.
+    uint64_t frames = (uint64_t) self->E * self->T * (uint64_t) self->iters_done;
+    double samples = (double) frames * self->n_net;
+    r->samples_per_s = r->seconds > 0 ? samples / r->seconds : 0;
+    for (int s = 0; s < self->P; s++) {
+        seat_run_t *run = &self->seats [s];
+        r->seats [s].frames = run->train ? frames : 0;
+        if (run->train)
+            s_seat_stats (run, &r->seats [s], r->assignment_id, s);
+    }
+    *result = *r;
+    memset (r, 0, sizeof *r);
+    for (int s = 0; s < self->P; s++)
+        self->seats [s].state = NULL;
+}
+
 int
 match_run (const proto_assign_t *assign, proto_result_t *result,
            match_progress_fn *progress, void *progress_arg,
            char *err, size_t err_len)
 {
     assert (assign && result);
-    int rc = -1;
     memset (result, 0, sizeof *result);
-    seat_run_t seats [PROTO_MAX_AGENTS];
-    memset (seats, 0, sizeof seats);
-    env_vec_t *env = NULL;
-    float *obs = NULL, *rewards = NULL, *shaping = NULL, *scores = NULL, *seat_rew = NULL;
-    uint8_t *env_done = NULL;       // first_episode_only: env already reported an episode
-    uint32_t *ep_len = NULL;        // [E] decisions so far in env e's running episode
-    int32_t *actions = NULL, *seat_act = NULL;
-    uint8_t *terminals = NULL;
-    size_t ep_cap = 0;
-    bool ep_warned = false;
-    nn_blas_init ();
-
-    const envspec_t *spec = env_find (assign->env, err, err_len);
-    if (!spec)
-        goto cleanup;
-    const pbt_env_t *cls = envspec_env (spec);
-    if (envspec_options (spec, &assign->env_options, NULL, err, err_len) != 0)
-        goto cleanup;
-    int P = cls->n_players, S = cls->n_shaping, D = envspec_obs_dim (spec, &assign->env_options);
-    int A = cls->n_actions;
-    assert (P >= 1 && P <= PROTO_MAX_AGENTS && S >= 0 && S <= PROTO_MAX_KV);
-    nn_arch_t arch;
-    if (nn_arch_from_proto (&arch, &assign->model, err, err_len) != 0)
-        goto cleanup;
-    if (arch.obs_dim != D || arch.n_actions != cls->n_actions) {
-        snprintf (err, err_len, "model obs_dim=%d n_actions=%d do not fit env %s (obs_dim=%d n_actions=%d)",
-                  arch.obs_dim, arch.n_actions, cls->name, D, cls->n_actions);
-        goto cleanup;
-    }
-    int E, T, iters, n_mb;
-    if (s_ppo_int (&assign->ppo, "n_envs", &E, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "n_steps", &T, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "iterations", &iters, err, err_len)
-    ||  s_ppo_int (&assign->ppo, "minibatches", &n_mb, err, err_len))
-        goto cleanup;
-    if (((size_t) E * T) % n_mb != 0) {
-        snprintf (err, err_len, "ppo.minibatches=%d does not divide n_envs*n_steps=%zu",
-                  n_mb, (size_t) E * T);
-        goto cleanup;
-    }
-    if (assign->n_seats != (uint32_t) P) {
-        snprintf (err, err_len, "env %s needs %d seats, assignment has %u", cls->name, P, assign->n_seats);
-        goto cleanup;
-    }
-    size_t n_params = nn_param_count (&arch);
-    rng_t master;
-    rng_seed (&master, assign->seed);
-    uint64_t env_seed = rng_next (&master);
-    bool slot_used [PROTO_MAX_AGENTS] = { false };
-    int n_net = 0;
-
-    result->assignment_id = assign->assignment_id;
-    result->n_seats = assign->n_seats;
-    for (int s = 0; s < P; s++) {
-        const proto_seat_t *seat = &assign->seats [s];
-        seat_run_t *run = &seats [s];
-        run->seat = seat;
-        rng_seed (&run->act_rng, rng_next (&master));
-        rng_seed (&run->ppo_rng, rng_next (&master));
-        result->seats [s].id = seat->id;
-        result->seats [s].version = seat->version;
-        if (seat->slot >= (uint32_t) P || slot_used [seat->slot]) {
-            snprintf (err, err_len, "seats[%d].slot=%u is out of range or taken", s, seat->slot);
-            goto cleanup;
+    match_t *self = match_new (assign, err, err_len);
+    if (!self)
+        return -1;
+    int E = self->E, T = self->T;
+    for (int it = 0; it < self->iters; it++) {
+        if (match_rollout (self, err, err_len)) {
+            match_destroy (&self);
+            return -1;
         }
-        slot_used [seat->slot] = true;
-        run->slot = (int) seat->slot;
-        if (seat->id == -1) {
-            run->script = envspec_script_index (spec, seat->script);
-            if (run->script < 0) {
-                snprintf (err, err_len, "seats[%d].script '%s' is not a script of env %s",
-                          s, seat->script, cls->name);
-                goto cleanup;
-            }
-            continue;
-        }
-        run->script = -1;
-        n_net++;
-        //  No state: the agent's first weights, made from its init seed.
-        bool fresh = seat->state.n_params == 0;
-        if (!fresh && (seat->state.n_params != n_params || !seat->state.params)) {
-            snprintf (err, err_len, "seats[%d] (agent %lld) has %u params, model needs %zu",
-                      s, (long long) seat->id, seat->state.n_params, n_params);
-            goto cleanup;
-        }
-        if (fresh) {
-            run->init_params = malloc (sizeof (float) * n_params);
-            if (!run->init_params) {
-                snprintf (err, err_len, "out of memory for seat %d", s);
-                goto cleanup;
-            }
-            nn_init_seeded (&arch, run->init_params, seat->state.init_seed);
-        }
-        const float *given = fresh ? run->init_params : seat->state.params;
-        if (ppo_hparams_from (&run->hp, &seat->hparams, &assign->ppo, err, err_len) != 0)
-            goto cleanup;
-        for (int c = 0; c < S; c++) {
-            char key [PROTO_MAX_NAME];
-            snprintf (key, sizeof key, "shape_%s", cls->shaping_names [c]);
-            run->shape [c] = (float) proto_kvs_get (&seat->hparams, key, 0);
-        }
-        run->ppo = ppo_new (&arch, E, T, n_mb);
-        if (!run->ppo) {
-            snprintf (err, err_len, "out of memory for seat %d", s);
-            goto cleanup;
-        }
-        run->train = seat->train;
-        run->params = given;
-        if (run->train) {
-            run->ep_game = calloc ((size_t) E, sizeof (double));
-            run->ep_shaped = calloc ((size_t) E, sizeof (double));
-            if (!run->ep_game || !run->ep_shaped) {
-                snprintf (err, err_len, "out of memory for seat %d", s);
-                goto cleanup;
-            }
-            proto_state_t *st = &result->seats [s].state;
-            if (proto_state_alloc (st, (uint32_t) n_params) != 0) {
-                snprintf (err, err_len, "out of memory for seat %d state", s);
-                goto cleanup;
-            }
-            memcpy (st->params, given, sizeof (float) * n_params);
-            if (seat->state.adam_m)
-                memcpy (st->adam_m, seat->state.adam_m, sizeof (float) * n_params);
-            if (seat->state.adam_v)
-                memcpy (st->adam_v, seat->state.adam_v, sizeof (float) * n_params);
-            st->adam_t = seat->state.adam_t;
-            run->state = st;
-            run->params = st->params;
-        }
-    }
-
-    env = env_vec_new (spec, E, env_seed, &assign->env_options, err, err_len);
-    if (!env)
-        goto cleanup;
-    obs = malloc (sizeof (float) * (size_t) E * P * D);
-    actions = malloc (sizeof (int32_t) * (size_t) E * P);
-    rewards = malloc (sizeof (float) * (size_t) E * P);
-    shaping = malloc (sizeof (float) * ((size_t) E * P * S + 1));
-    terminals = malloc ((size_t) E);
-    scores = malloc (sizeof (float) * (size_t) E * P);
-    seat_act = malloc (sizeof (int32_t) * (size_t) E);
-    seat_rew = malloc (sizeof (float) * (size_t) E);
-    //  Evaluation counts each env's first episode only: later episodes that
-    //  happen to end inside the window are the short ones, and counting
-    //  them would bias scores toward quick goals.
-    bool first_only = proto_kvs_get (&assign->ppo, "first_episode_only", 0) != 0;
-    env_done = calloc ((size_t) E, 1);
-    ep_len = calloc ((size_t) E, sizeof (uint32_t));
-    if (!env || !obs || !actions || !rewards || !shaping || !terminals || !scores
-    ||  !seat_act || !seat_rew || !env_done || !ep_len) {
-        snprintf (err, err_len, "out of memory for env %s with %d instances", cls->name, E);
-        goto cleanup;
-    }
-    memset (shaping, 0, sizeof (float) * ((size_t) E * P * S + 1));
-    if (env_vec_reset (env, obs, err, err_len))
-        goto cleanup;
-
-    double t0 = s_now ();
-    for (int it = 0; it < iters; it++) {
-        for (int t = 0; t <= T; t++) {
-            //  Observations of step t (t == T: the bootstrap for GAE).
-            for (int s = 0; s < P; s++) {
-                seat_run_t *run = &seats [s];
-                if (!run->ppo)
-                    continue;
-                float *o = ppo_obs (run->ppo, t);
-                for (int e = 0; e < E; e++)
-                    memcpy (o + (size_t) e * D, obs + ((size_t) e * P + run->slot) * D,
-                            sizeof (float) * (size_t) D);
-            }
-            if (t == T)
-                break;
-            if (cls->masks)
-                s_masks (seats, P, env, E, A, t);
-            for (int s = 0; s < P; s++) {
-                seat_run_t *run = &seats [s];
-                if (!run->ppo) {
-                    if (env_vec_script_act (env, run->script, run->slot, actions, err, err_len))
-                        goto cleanup;
-                    continue;
-                }
-                ppo_act (run->ppo, run->params, t, &run->act_rng, seat_act);
-                for (int e = 0; e < E; e++)
-                    actions [(size_t) e * P + run->slot] = seat_act [e];
-            }
-            if (env_vec_step (env, actions, obs, rewards, shaping, terminals, scores,
-                              err, err_len))
-                goto cleanup;
-            for (int s = 0; s < P; s++) {
-                seat_run_t *run = &seats [s];
-                if (!run->train)
-                    continue;
-                for (int e = 0; e < E; e++) {
-                    size_t i = (size_t) e * P + run->slot;
-                    float r = rewards [i];
-                    double sh = 0;
-                    for (int c = 0; c < S; c++) {
-                        r += run->shape [c] * shaping [i * S + c];
-                        sh += (double) run->shape [c] * shaping [i * S + c];
-                    }
-                    seat_rew [e] = r;
-                    run->ep_game [e] += rewards [i];
-                    run->ep_shaped [e] += sh;
-                }
-                ppo_reward (run->ppo, t, seat_rew, terminals);
-            }
-            //  Episode statistics count every episode that ends, whatever
-            //  first_episode_only does to the scores.
-            for (int e = 0; e < E; e++) {
-                ep_len [e]++;
-                if (!terminals [e])
-                    continue;
-                for (int s = 0; s < P; s++) {
-                    seat_run_t *run = &seats [s];
-                    if (!run->train)
-                        continue;
-                    run->game_sum += run->ep_game [e];
-                    run->shaped_sum += run->ep_shaped [e];
-                    run->len_sum += ep_len [e];
-                    run->episodes++;
-                    run->ep_game [e] = run->ep_shaped [e] = 0;
-                }
-                ep_len [e] = 0;
-            }
-            for (int e = 0; e < E; e++) {
-                if (!terminals [e] || (first_only && env_done [e]))
-                    continue;
-                env_done [e] = 1;
-                if (result->n_episodes >= PROTO_MAX_EPISODES) {
-                    if (!ep_warned)
-                        log_warn ("match_episodes_capped", "assignment=%llu max=%u",
-                                  (unsigned long long) assign->assignment_id, PROTO_MAX_EPISODES);
-                    ep_warned = true;
-                    continue;
-                }
-                if (result->n_episodes == ep_cap) {
-                    size_t cap = ep_cap ? ep_cap * 2 : 1024;
-                    float *grown = realloc (result->scores, sizeof (float) * cap * P);
-                    if (!grown) {
-                        snprintf (err, err_len, "out of memory for episode scores");
-                        goto cleanup;
-                    }
-                    result->scores = grown;
-                    ep_cap = cap;
-                }
-                float *row = result->scores + (size_t) result->n_episodes * P;
-                for (int s = 0; s < P; s++)
-                    row [s] = scores [(size_t) e * P + seats [s].slot];
-                result->n_episodes++;
-            }
-        }
-        for (int s = 0; s < P; s++) {
-            seat_run_t *run = &seats [s];
-            if (!run->train)
-                continue;
-            ppo_stats_t st;
-            ppo_update (run->ppo, &run->hp, run->state->params, run->state->adam_m,
-                        run->state->adam_v, &run->state->adam_t, &run->ppo_rng, &st);
-            run->upd_sum.pg_loss += st.pg_loss;
-            run->upd_sum.v_loss += st.v_loss;
-            run->upd_sum.entropy += st.entropy;
-            run->upd_sum.approx_kl += st.approx_kl;
-            run->upd_sum.clipfrac += st.clipfrac;
-            run->upd_sum.grad_norm += st.grad_norm;
-            run->upd_sum.updates += st.updates;
-            run->iters++;
-            if (isfinite (st.explained_var)) {
-                run->ev_sum += st.explained_var;
-                run->ev_n++;
-            }
-            log_debug ("ppo_update", "assignment=%llu seat=%d iter=%d loss=%.5f pg=%.5f v=%.5f ent=%.4f kl=%.5f clipfrac=%.3f",
-                       (unsigned long long) assign->assignment_id, s, it,
-                       st.loss, st.pg_loss, st.v_loss, st.entropy, st.approx_kl, st.clipfrac);
-        }
+        match_update (self);
         uint64_t frames_done = (uint64_t) E * T * (uint64_t) (it + 1);
         if (progress && !progress (progress_arg, frames_done)) {
             snprintf (err, err_len, "aborted");
-            goto cleanup;
+            match_destroy (&self);
+            return -1;
         }
     }
-    result->seconds = s_now () - t0;
-    double samples = (double) E * T * iters * n_net;
-    result->samples_per_s = result->seconds > 0 ? samples / result->seconds : 0;
-    for (int s = 0; s < P; s++) {
-        result->seats [s].frames = seats [s].train ? (uint64_t) E * T * (uint64_t) iters : 0;
-        if (seats [s].train)
-            s_seat_stats (&seats [s], &result->seats [s], assign->assignment_id, s);
-    }
-    rc = 0;
-
-cleanup:
-    if (rc != 0)
-        match_result_clear (result);
-    for (int s = 0; s < PROTO_MAX_AGENTS; s++) {
-        ppo_destroy (&seats [s].ppo);
-        free (seats [s].ep_game);
-        free (seats [s].ep_shaped);
-        free (seats [s].init_params);
-    }
-    free (ep_len);
-    env_vec_destroy (&env);
-    free (obs);
-    free (actions);
-    free (rewards);
-    free (shaping);
-    free (terminals);
-    free (scores);
-    free (seat_act);
-    free (seat_rew);
-    free (env_done);
-    return rc;
+    match_result (self, result);
+    match_destroy (&self);
+    return 0;
 }

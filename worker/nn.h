@@ -56,30 +56,18 @@ int nn_tensors (const nn_arch_t *arch, nn_tensor_t *out, int max);
 //  zero biases, deterministic from rng.
 void nn_init (const nn_arch_t *arch, float *params, rng_t *rng);
 
-//  Action probabilities for a batch of observations (not a hot path:
-//  allocates scratch). probs [batch][n_actions]; values [batch] may be NULL.
-int nn_policy_eval (const nn_arch_t *arch, const float *params,
-                    const float *obs, int batch, float *probs, float *values);
-//  The same under legal-action masks [batch][n_actions] (1 = legal; NULL:
-//  all legal): probs = softmax (where (mask, logits, -inf)).
-int nn_policy_eval_masked (const nn_arch_t *arch, const float *params, const float *obs,
-                           const uint8_t *mask, int batch, float *probs, float *values);
-
 //  The initial weights of an agent that has none yet: nn_init from an rng
 //  seeded with init_seed (pbtd hands it out; the worker that first trains
 //  the agent and pbtctl export/eval make the very same weights).
 void nn_init_seeded (const nn_arch_t *arch, float *params, uint64_t init_seed);
 
 //  ---------------------------------------------------------------------
-//  Added by the learning core (h1): the layer kernels, llm.c style, and a
-//  forward/backward workspace. Each kernel takes outputs first, then const
-//  inputs; B is the batch, C input features, OC output features. Backward
-//  kernels ACCUMULATE (+=) into parameter gradients (dw, db) and overwrite
-//  input gradients (din), so a caller zeroes the gradient buffer once per
-//  minibatch.
-
-//  Make OpenBLAS single-threaded (deterministic, one core); idempotent.
-void nn_blas_init (void);
+//  The reference layers, llm.c style: plain loops in the order of the
+//  math (nn_fast.h has the kernels training runs, checked against these).
+//  Each takes outputs first, then const inputs; B is the batch, C input
+//  features, OC output features. Backward kernels ACCUMULATE (+=) into
+//  parameter gradients (dw, db) and overwrite input gradients (din), so a
+//  caller zeroes the gradient buffer once per minibatch.
 
 //  out [B][OC] = in [B][C] . w [OC][C]^T + b [OC]
 void nn_linear_forward (float *out, const float *in, const float *w,
@@ -88,7 +76,7 @@ void nn_linear_forward (float *out, const float *in, const float *w,
 //  dw [OC][C] += dout^T . in;  db [OC] += sum_b dout
 void nn_linear_backward (float *din, float *dw, float *db, const float *dout,
                          const float *in, const float *w, int B, int C, int OC);
-//  out [N] = tanh (in [N]) by a rational approximation (|error| < 1e-6)
+//  out [N] = tanh (in [N]) (libm's tanhf)
 void nn_tanh_forward (float *out, const float *in, size_t N);
 //  din [N] = dout [N] * (1 - out^2), out being the forward's output
 void nn_tanh_backward (float *din, const float *dout, const float *out, size_t N);
@@ -118,19 +106,21 @@ typedef enum { NN_ACTOR = 0, NN_CRITIC = 1 } nn_part_t;
 //  Floats in the flat buffer before the part's first tensor (0 or the
 //  actor's size).
 size_t nn_part_offset (const nn_arch_t *arch, nn_part_t part);
+//  In features of layer l (0..n_hidden), out features of a part's layer l,
+//  and a part's outputs (n_actions logits, or 1 value).
+int nn_layer_in (const nn_arch_t *arch, int l);
+int nn_layer_out (const nn_arch_t *arch, nn_part_t part, int l);
+int nn_part_out (const nn_arch_t *arch, nn_part_t part);
 
-//  Activations of both MLPs for batches of up to max_batch rows.
-typedef struct _nn_work_t nn_work_t;
-nn_work_t *nn_work_new (const nn_arch_t *arch, int max_batch);
-void nn_work_destroy (nn_work_t **self_p);
-//  Forward one part on obs [B][obs_dim]; returns its output [B][n_out]
-//  (logits, or values with n_out 1), owned by the workspace and valid
-//  until the part's next forward.
-const float *nn_forward (nn_work_t *self, nn_part_t part, const float *params,
-                         const float *obs, int B);
-//  Backward of the part's last forward (same obs and B): accumulate the
-//  gradient of a loss with dL/dout = dout [B][n_out] into grads.
-void nn_backward (nn_work_t *self, nn_part_t part, float *grads,
-                  const float *params, const float *obs, const float *dout, int B);
+//  The reference MLP of one part, chained from the layers above. work
+//  holds nn_ref_work_count floats for a batch of B: forward writes every
+//  layer's output there and returns the last [B][n_out]; backward (same
+//  obs, B and work) accumulates into grads [n_params] the gradient of a
+//  loss with dL/dout = dout [B][n_out].
+size_t nn_ref_work_count (const nn_arch_t *arch, int B);
+const float *nn_ref_forward (const nn_arch_t *arch, nn_part_t part, const float *params,
+                             const float *obs, int B, float *work);
+void nn_ref_backward (const nn_arch_t *arch, nn_part_t part, const float *params,
+                      const float *obs, float *work, const float *dout, int B, float *grads);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nn_fast.h"
 
 //  A minibatch goes through forward and backward in chunks of this many
 //  rows: the activations of a chunk (a few hundred KiB) stay in L2, while

@@ -877,15 +877,15 @@ Test (db, frozen_snapshots_freeze_cap_and_play)
     char err [256];
     //  A wrong frozen version is stale and changes nothing.
     s_result (&res, as.id, 1, 1, 0, 3);
-    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_E_STALE);
     res.r.seats [1].version = 2;
     //  The frozen seat did not train: a state for it is refused, not ignored.
-    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_E_FIELD);
     cr_assert (strstr (err, "seats[1].state") && strstr (err, "frozen"), "%s", err);
     proto_state_free (&res.r.seats [1].state);
-    cr_assert_eq (db_apply_result (db, &res.r, NP, 1, &pbt, 3000, &applied, err, sizeof err),
+    cr_assert_eq (db_apply_result (db, &res.r, NP, 2, &pbt, 3000, &applied, err, sizeof err),
                   PROTO_OK, "%s", err);
     s_result_free (&res);
     //  One update from the result (K = 16): one win, one loss, s = 1/2

@@ -17,7 +17,7 @@ fi
 if ldd "$pbtd" | grep -qi blas; then
     echo "pbtd links a BLAS:"; ldd "$pbtd" | grep -i blas; bad=1
 fi
-inc=$(grep -nE '#include +"(env|nn|ppo|match|wconfig|soccer)\.h"' "$src"/daemon/*.c "$src"/daemon/*.h || true)
+inc=$(grep -nE '#include +"(env|nn|nn_fast|ppo|match|wconfig|soccer)\.h"' "$src"/daemon/*.c "$src"/daemon/*.h || true)
 if [ -n "$inc" ]; then
     echo "daemon sources include core headers:"; echo "$inc"; bad=1
 fi

@@ -9,7 +9,7 @@
 
 #include "env.h"
 #include "match.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "ppo.h"
 #include "rng.h"
 

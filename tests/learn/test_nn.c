@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "learn_util.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "rng.h"
 
 //  Objective in double so the finite differences only see float rounding
@@ -148,7 +148,7 @@ Test (nn, tanh_approximation_accuracy)
     float *x = malloc (sizeof (float) * N), *y = malloc (sizeof (float) * N);
     for (int i = 0; i < N; i++)
         x [i] = -12.0f + 1e-4f * (float) i;
-    nn_tanh_forward (y, x, N);
+    nn_fast_tanh_forward (y, x, N);
     double worst = 0;
     for (int i = 0; i < N; i++) {
         double e = fabs ((double) y [i] - tanh ((double) x [i]));
@@ -157,7 +157,7 @@ Test (nn, tanh_approximation_accuracy)
     cr_expect (worst < 1e-6, "tanh worst abs error %g", worst);
     //  Odd and exact at 0.
     float z [3] = { 0.0f, 0.5f, -0.5f }, tz [3];
-    nn_tanh_forward (tz, z, 3);
+    nn_fast_tanh_forward (tz, z, 3);
     cr_expect (tz [0] == 0.0f);
     cr_expect (tz [1] == -tz [2]);
     free (x);
@@ -293,7 +293,7 @@ Test (nn, categorical_sample_frequencies)
 
 typedef struct {
     nn_arch_t arch;
-    nn_work_t *work;
+    float *work;                // nn_ref_work_count floats
     float *params;
     float obs [7 * 4];
     float r [7 * 3];
@@ -304,10 +304,10 @@ static double
 s_mlp_obj (void *ctx_)
 {
     mlp_ctx_t *c = ctx_;
-    const float *a = nn_forward (c->work, NN_ACTOR, c->params, c->obs, c->B);
-    const float *v = nn_forward (c->work, NN_CRITIC, c->params, c->obs, c->B);
+    const float *a = nn_ref_forward (&c->arch, NN_ACTOR, c->params, c->obs, c->B, c->work);
     //  actor logits weighted by r [B][A]; value by the last column pattern
     double s = s_dot (a, c->r, (size_t) c->B * c->arch.n_actions);
+    const float *v = nn_ref_forward (&c->arch, NN_CRITIC, c->params, c->obs, c->B, c->work);
     for (int b = 0; b < c->B; b++)
         s += (double) v [b] * c->r [b];
     return s;
@@ -327,14 +327,13 @@ s_mlp_check (nn_activation_t act)
     s_fill (c.params, n, &rng, 0.7);
     s_fill (c.obs, sizeof c.obs / sizeof (float), &rng, 1);
     s_fill (c.r, sizeof c.r / sizeof (float), &rng, 1);
-    c.work = nn_work_new (&c.arch, c.B);
-    cr_assert (c.work);
-    nn_forward (c.work, NN_ACTOR, c.params, c.obs, c.B);
-    nn_backward (c.work, NN_ACTOR, grads, c.params, c.obs, c.r, c.B);
-    nn_forward (c.work, NN_CRITIC, c.params, c.obs, c.B);
+    c.work = malloc (sizeof (float) * nn_ref_work_count (&c.arch, c.B));
+    nn_ref_forward (&c.arch, NN_ACTOR, c.params, c.obs, c.B, c.work);
+    nn_ref_backward (&c.arch, NN_ACTOR, c.params, c.obs, c.work, c.r, c.B, grads);
+    nn_ref_forward (&c.arch, NN_CRITIC, c.params, c.obs, c.B, c.work);
     float dv [7];
     memcpy (dv, c.r, sizeof dv);
-    nn_backward (c.work, NN_CRITIC, grads, c.params, c.obs, dv, c.B);
+    nn_ref_backward (&c.arch, NN_CRITIC, c.params, c.obs, c.work, dv, c.B, grads);
     double *num = malloc (sizeof (double) * n);
     s_numgrad (num, c.params, n, s_mlp_obj, &c, act == NN_RELU ? 1e-3f : 1e-2f);
     double *ana = s_to_double (grads, n);
@@ -347,10 +346,10 @@ s_mlp_check (nn_activation_t act)
     free (ana);
     free (grads);
     free (c.params);
-    nn_work_destroy (&c.work);
-    cr_expect_null (c.work);
+    free (c.work);
 }
 
+//  The reference MLP (nn.c); test_nn_wide holds the fast one to it.
 Test (nn, mlp_tanh_backward_matches_finite_differences)
 {
     s_mlp_check (NN_TANH);

@@ -1,8 +1,9 @@
-/*  nn kernels for wide and thin layers (the register-blocked GEMM with its
-    fused bias/activation epilogues, and the loops for layers with few
-    inputs or outputs) against a plain double-precision MLP written here
-    from the definitions: forward outputs and every parameter gradient,
-    over shapes that hit the full tiles, the row tails and the fallbacks.
+/*  The fast kernels (nn_fast.c: the register-blocked GEMM with its fused
+    bias/activation epilogues, and the loops for layers with few inputs or
+    outputs) against the reference (nn.c, itself held to finite
+    differences in test_nn.c): forward outputs and every parameter
+    gradient, over shapes that hit the full tiles, the row tails and the
+    fallbacks.
     meson runs this program twice, once with PBT_NN_NO_AVX512 set, so the
     sgemm path is held to the same answers. */
 #include <criterion/criterion.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 
 #include "learn_util.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "rng.h"
 
 static void
@@ -23,97 +24,15 @@ s_fill (float *x, size_t n, rng_t *rng, double scale)
 
 //  Max |a - b| over max |b|: every element, not just the norm, must agree.
 static double
-s_max_rel (const float *a, const double *b, size_t n)
+s_max_rel (const float *a, const float *b, size_t n)
 {
     double d = 0, m = 1e-30;
     for (size_t i = 0; i < n; i++) {
-        double e = fabs ((double) a [i] - b [i]);
+        double e = fabs ((double) a [i] - (double) b [i]);
         d = e > d ? e : d;
         m = fabs (b [i]) > m ? fabs (b [i]) : m;
     }
     return d / m;
-}
-
-static double
-s_act (double x, nn_activation_t act)
-{
-    return act == NN_TANH ? tanh (x) : x > 0 ? x : 0;
-}
-
-static double
-s_act_grad (double y, nn_activation_t act)
-{
-    return act == NN_TANH ? 1 - y * y : y > 0 ? 1 : 0;
-}
-
-//  One part of the MLP, in double: out [B][n_out] and, for a loss with
-//  dL/dout = dout, the gradients g [part's params] (written, not added).
-static void
-s_ref_part (const nn_arch_t *arch, int n_out, const float *p, const float *obs,
-            const float *dout, int B, double *out, double *g)
-{
-    int L = arch->n_hidden;
-    int dims [NN_MAX_HIDDEN + 2];
-    dims [0] = arch->obs_dim;
-    for (int l = 0; l < L; l++)
-        dims [l + 1] = arch->hidden [l];
-    dims [L + 1] = n_out;
-    size_t off [NN_MAX_HIDDEN + 1];
-    size_t o = 0;
-    for (int l = 0; l <= L; l++) {
-        off [l] = o;
-        o += (size_t) dims [l + 1] * dims [l] + dims [l + 1];
-    }
-    memset (g, 0, sizeof (double) * o);
-    //  h [l][b][i]: the input of layer l (h [0] = obs)
-    double *h [NN_MAX_HIDDEN + 2] = { NULL };
-    for (int l = 0; l <= L + 1; l++)
-        h [l] = calloc ((size_t) B * dims [l], sizeof (double));
-    for (size_t i = 0; i < (size_t) B * dims [0]; i++)
-        h [0][i] = obs [i];
-    for (int l = 0; l <= L; l++) {
-        int C = dims [l], OC = dims [l + 1];
-        const float *w = p + off [l], *bias = w + (size_t) OC * C;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < OC; j++) {
-                double s = bias [j];
-                for (int c = 0; c < C; c++)
-                    s += (double) w [(size_t) j * C + c] * h [l][(size_t) b * C + c];
-                h [l + 1][(size_t) b * OC + j] = l < L ? s_act (s, arch->activation) : s;
-            }
-    }
-    memcpy (out, h [L + 1], sizeof (double) * (size_t) B * n_out);
-    //  Backward: d is dL/d(pre-activation) of layer l.
-    double *d = malloc (sizeof (double) * (size_t) B * n_out);
-    for (size_t i = 0; i < (size_t) B * n_out; i++)
-        d [i] = dout [i];
-    for (int l = L; l >= 0; l--) {
-        int C = dims [l], OC = dims [l + 1];
-        const float *w = p + off [l];
-        double *gw = g + off [l], *gb = gw + (size_t) OC * C;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < OC; j++) {
-                double dj = d [(size_t) b * OC + j];
-                gb [j] += dj;
-                for (int c = 0; c < C; c++)
-                    gw [(size_t) j * C + c] += dj * h [l][(size_t) b * C + c];
-            }
-        if (l == 0)
-            break;
-        double *dn = calloc ((size_t) B * C, sizeof (double));
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < C; c++) {
-                double s = 0;
-                for (int j = 0; j < OC; j++)
-                    s += d [(size_t) b * OC + j] * w [(size_t) j * C + c];
-                dn [(size_t) b * C + c] = s * s_act_grad (h [l][(size_t) b * C + c], arch->activation);
-            }
-        free (d);
-        d = dn;
-    }
-    free (d);
-    for (int l = 0; l <= L + 1; l++)
-        free (h [l]);
 }
 
 static void
@@ -127,8 +46,8 @@ s_check_mlp (nn_arch_t arch, int B, uint64_t seed)
     float *grads = malloc (sizeof (float) * n);
     float *obs = malloc (sizeof (float) * (size_t) B * arch.obs_dim);
     float *dout = malloc (sizeof (float) * (size_t) B * arch.n_actions);
-    double *ref_out = malloc (sizeof (double) * (size_t) B * arch.n_actions);
-    double *ref_g = malloc (sizeof (double) * n);
+    float *ref_g = malloc (sizeof (float) * n);
+    float *ref_work = malloc (sizeof (float) * nn_ref_work_count (&arch, B));
     //  Weights scaled so pre-activations sit in tanh's curved range.
     nn_init (&arch, params, &rng);
     for (size_t i = 0; i < n; i++)
@@ -146,11 +65,12 @@ s_check_mlp (nn_arch_t arch, int B, uint64_t seed)
         for (size_t i = 0; i < n; i++)
             grads [i] = 0.25f;
         nn_backward (work, (nn_part_t) part, grads, params, obs, dout, B);
-        s_ref_part (&arch, n_out, params + base, obs, dout, B, ref_out, ref_g);
-        for (size_t i = 0; i < count; i++)
-            ref_g [i] += 0.25;
+        for (size_t i = 0; i < n; i++)
+            ref_g [i] = 0.25f;
+        const float *ref_out = nn_ref_forward (&arch, (nn_part_t) part, params, obs, B, ref_work);
+        nn_ref_backward (&arch, (nn_part_t) part, params, obs, ref_work, dout, B, ref_g);
         double e_out = s_max_rel (out, ref_out, (size_t) B * n_out);
-        double e_g = s_max_rel (grads + base, ref_g, count);
+        double e_g = s_max_rel (grads + base, ref_g + base, count);
         cr_expect (e_out < 1e-5, "%s part %d out: max rel error %g",
                    nn_activation_name (arch.activation), part, e_out);
         cr_expect (e_g < 1e-4, "%s part %d grads: max rel error %g",
@@ -165,7 +85,7 @@ s_check_mlp (nn_arch_t arch, int B, uint64_t seed)
     free (grads);
     free (obs);
     free (dout);
-    free (ref_out);
+    free (ref_work);
     free (ref_g);
 }
 
@@ -196,8 +116,8 @@ Test (nn_wide, mixed_widths_tanh)
     }
 }
 
-//  nn_linear_* on thin shapes (few inputs or few outputs, widths off the
-//  16-lane blocks) against the sums written out.
+//  The fast linear kernels on thin shapes (few inputs or few outputs,
+//  widths off the 16-lane blocks) against the reference layers.
 Test (nn_wide, thin_linear_layers)
 {
     nn_blas_init ();
@@ -209,58 +129,41 @@ Test (nn_wide, thin_linear_layers)
     rng_seed (&rng, 3);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes [0]; s++) {
         int B = shapes [s].B, C = shapes [s].C, OC = shapes [s].OC;
+        //  [0] the fast kernels' answers, [1] the reference's
         float *in = malloc (sizeof (float) * B * C), *w = malloc (sizeof (float) * OC * C);
-        float *b = malloc (sizeof (float) * OC), *out = malloc (sizeof (float) * B * OC);
-        float *dout = malloc (sizeof (float) * B * OC), *din = malloc (sizeof (float) * B * C);
-        float *dw = malloc (sizeof (float) * OC * C), *db = malloc (sizeof (float) * OC);
-        double *r_out = malloc (sizeof (double) * B * OC), *r_din = malloc (sizeof (double) * B * C);
-        double *r_dw = malloc (sizeof (double) * OC * C), *r_db = malloc (sizeof (double) * OC);
+        float *b = malloc (sizeof (float) * OC), *dout = malloc (sizeof (float) * B * OC);
+        float *out [2], *din [2], *dw [2], *db [2];
+        for (int k = 0; k < 2; k++) {
+            out [k] = malloc (sizeof (float) * B * OC);
+            din [k] = malloc (sizeof (float) * B * C);
+            dw [k] = malloc (sizeof (float) * OC * C);
+            db [k] = malloc (sizeof (float) * OC);
+            //  Gradients start non-zero: backward must add to them.
+            for (int i = 0; i < OC * C; i++)
+                dw [k][i] = 1.0f;
+            for (int i = 0; i < OC; i++)
+                db [k][i] = -1.0f;
+        }
         s_fill (in, (size_t) B * C, &rng, 1);
         s_fill (w, (size_t) OC * C, &rng, 1);
         s_fill (b, (size_t) OC, &rng, 1);
         s_fill (dout, (size_t) B * OC, &rng, 1);
-        for (int i = 0; i < OC * C; i++)
-            dw [i] = 1.0f;
-        for (int i = 0; i < OC; i++)
-            db [i] = -1.0f;
-        nn_linear_forward (out, in, w, b, B, C, OC);
-        nn_linear_backward (din, dw, db, dout, in, w, B, C, OC);
-        for (int r = 0; r < B; r++)
-            for (int o = 0; o < OC; o++) {
-                double x = b [o];
-                for (int c = 0; c < C; c++)
-                    x += (double) in [r * C + c] * w [o * C + c];
-                r_out [r * OC + o] = x;
-            }
-        for (int r = 0; r < B; r++)
-            for (int c = 0; c < C; c++) {
-                double x = 0;
-                for (int o = 0; o < OC; o++)
-                    x += (double) dout [r * OC + o] * w [o * C + c];
-                r_din [r * C + c] = x;
-            }
-        for (int o = 0; o < OC; o++) {
-            double sb = -1;
-            for (int r = 0; r < B; r++)
-                sb += dout [r * OC + o];
-            r_db [o] = sb;
-            for (int c = 0; c < C; c++) {
-                double x = 1;
-                for (int r = 0; r < B; r++)
-                    x += (double) dout [r * OC + o] * in [r * C + c];
-                r_dw [o * C + c] = x;
-            }
-        }
+        nn_fast_linear_forward (out [0], in, w, b, B, C, OC);
+        nn_fast_linear_backward (din [0], dw [0], db [0], dout, in, w, B, C, OC);
+        nn_linear_forward (out [1], in, w, b, B, C, OC);
+        nn_linear_backward (din [1], dw [1], db [1], dout, in, w, B, C, OC);
         double e [4] = {
-            s_max_rel (out, r_out, (size_t) B * OC), s_max_rel (din, r_din, (size_t) B * C),
-            s_max_rel (dw, r_dw, (size_t) OC * C), s_max_rel (db, r_db, (size_t) OC),
+            s_max_rel (out [0], out [1], (size_t) B * OC), s_max_rel (din [0], din [1], (size_t) B * C),
+            s_max_rel (dw [0], dw [1], (size_t) OC * C), s_max_rel (db [0], db [1], (size_t) OC),
         };
         const char *what [4] = { "out", "din", "dw", "db" };
         for (int k = 0; k < 4; k++)
             cr_expect (e [k] < 1e-5, "B=%d C=%d OC=%d %s: max rel error %g",
                        B, C, OC, what [k], e [k]);
-        free (in); free (w); free (b); free (out); free (dout); free (din);
-        free (dw); free (db); free (r_out); free (r_din); free (r_dw); free (r_db);
+        for (int k = 0; k < 2; k++) {
+            free (out [k]); free (din [k]); free (dw [k]); free (db [k]);
+        }
+        free (in); free (w); free (b); free (dout);
     }
 }
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "learn_util.h"
-#include "nn.h"
+#include "nn_fast.h"
 #include "ppo.h"
 #include "rng.h"
 
