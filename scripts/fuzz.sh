@@ -13,11 +13,14 @@ mkdir -p "$WORK/corpus" "$WORK/artifacts"
 CC=${CC:-clang}
 MSGPACK=$(pkg-config --cflags --libs msgpack)
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -Iproto -Ilib"
+# lib/ also holds small programs (settings_dump.c has a main); the fuzzer
+# links only the library files.
+LIB=$(grep -L '^main *(' lib/*.c)
 
 "$CC" $CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-    proto/*.c lib/*.c fuzz/gen_corpus.c $MSGPACK -lm -o "$WORK/gen_corpus"
+    proto/*.c $LIB fuzz/gen_corpus.c $MSGPACK -lm -o "$WORK/gen_corpus"
 "$CC" $CFLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    proto/*.c lib/*.c fuzz/fuzz_decode.c $MSGPACK -lm -o "$WORK/fuzz_decode"
+    proto/*.c $LIB fuzz/fuzz_decode.c $MSGPACK -lm -o "$WORK/fuzz_decode"
 
 "$WORK/gen_corpus" "$WORK/corpus"
 if compgen -G "fuzz/corpus/*" >/dev/null; then
