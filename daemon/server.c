@@ -1419,6 +1419,24 @@ s_readers_update (server_t *self)
     }
 }
 
+//  Hand over the WAL sync of batch seq; outbox (taken) waits for it.
+static void
+s_submit_wal (server_t *self, uint64_t seq, zlistx_t *outbox)
+{
+    pending_t *p = calloc (1, sizeof *p);
+    assert (p);
+    p->seq = seq;
+    p->outbox = outbox;
+    p->end_us = self->batch_end_us;
+    zlistx_add_end (self->pending, p);
+    self->unsynced = false;
+    if (committer_submit (self->committer, COMMITTER_WAL, seq, -1)) {
+        //  Committed but never synced: as a failed WAL sync.
+        self->wal_failed = true;
+        self->stopping = true;
+    }
+}
+
 //  Commit the open batch's rows (its states are durable) and hand its WAL
 //  sync over; its messages wait in the pending list.
 static void
@@ -1440,17 +1458,15 @@ s_commit_rows (server_t *self, uint64_t seq)
         zlistx_destroy (&outbox);
         return;
     }
-    pending_t *p = calloc (1, sizeof *p);
-    assert (p);
-    p->seq = seq;
-    p->outbox = outbox;
-    p->end_us = self->batch_end_us;
-    zlistx_add_end (self->pending, p);
-    if (committer_submit (self->committer, COMMITTER_WAL, seq, -1)) {
-        //  Committed but never synced: as a failed WAL sync.
-        self->wal_failed = true;
-        self->stopping = true;
+    //  Nothing waits for this batch (housekeeping, lease renewals without
+    //  a reply): the next WAL sync covers it too, it holds no place in
+    //  the queue.
+    if (zlistx_size (outbox) == 0) {
+        zlistx_destroy (&outbox);
+        self->unsynced = true;
+        return;
     }
+    s_submit_wal (self, seq, outbox);
 }
 
 //  The open batch cannot commit: roll it back and fail its messages.
@@ -1545,7 +1561,16 @@ s_commit_drain (server_t *self)
         return;
     if (self->batching)
         server_batch_end (self);
-    while (committer_in_flight (self->committer) > 0) {
+    while (true) {
+        //  A stop is a point to be durable at: the last batches too,
+        //  even those no message waited for.
+        if (committer_in_flight (self->committer) == 0) {
+            if (!self->unsynced || self->wal_failed)
+                break;
+            zlistx_t *none = zlistx_new ();
+            assert (none);
+            s_submit_wal (self, self->commit_seq, none);
+        }
         committer_job_t job;
         uint64_t seq;
         bool ok;

@@ -132,6 +132,7 @@ struct _server_t {
     bool worker_off, control_off;   // their readers ended (s_readers_update)
     bool tick_deferred;             // housekeeping waits for the store sync
     bool wal_failed;                // a WAL sync failed: nothing more is acked
+    bool unsynced;                  // a batch committed after the last WAL job
     bool cache_states;              // the population fits state_cache_mb
     uint64_t batches, batched;      // group commits, messages in them
     int64_t batch_start_us;         // when the open batch began
