@@ -49,45 +49,97 @@ s_sync_store (int fd, uint64_t seq)
     return ok;
 }
 
-//  The thread: one job at a time, in the order handed over, each answered.
+typedef struct {
+    uint32_t job;
+    uint64_t seq;
+    int fd;
+} s_job_t;
+
+//  Jobs taken per pass: more than the reactor ever has in flight
+//  (one store job, SERVER_COMMIT_PENDING WAL jobs, a few at a stop).
+#define S_TAKE_MAX 64
+
+//  Read one message: 1 a job, 0 $TERM or interrupted, -1 a malformed one.
+static int
+s_take (zsock_t *pipe, s_job_t *j)
+{
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return 0;
+    char *cmd = zmsg_popstr (msg);
+    int rc = 0;
+    zframe_t *f = zmsg_first (msg);
+    if (cmd && streq (cmd, "JOB") && f
+    &&  zframe_size (f) == sizeof j->job + sizeof j->seq + sizeof j->fd) {
+        memcpy (&j->job, zframe_data (f), sizeof j->job);
+        memcpy (&j->seq, zframe_data (f) + sizeof j->job, sizeof j->seq);
+        memcpy (&j->fd, zframe_data (f) + sizeof j->job + sizeof j->seq, sizeof j->fd);
+        rc = 1;
+    }
+    else
+    if (cmd && !streq (cmd, "$TERM")) {
+        log_error ("committer_bad_job", "cmd=%s", cmd);
+        rc = -1;
+    }
+    free (cmd);
+    zmsg_destroy (&msg);
+    return rc;
+}
+
+//  Run the jobs taken in one pass: store jobs first (the reactor waits
+//  for them before it reads workers again; a WAL job never depends on a
+//  later batch's states), then every WAL job with one fsync, which covers
+//  all of them: each was handed over after its batch committed.
+static int
+s_run (zsock_t *pipe, s_args_t *args, s_job_t *jobs, int n)
+{
+    bool wal = false;
+    for (int i = 0; i < n; i++) {
+        if (jobs [i].job == COMMITTER_WAL)
+            wal = true;
+        else
+        if (zsock_send (pipe, "481", jobs [i].job, jobs [i].seq,
+                        (byte) s_sync_store (jobs [i].fd, jobs [i].seq)))
+            return -1;
+    }
+    if (!wal)
+        return 0;
+    if (args->delay_ms)
+        zclock_sleep ((int) args->delay_ms);
+    byte ok = s_sync_wal (args->wal_path, jobs [n - 1].seq);
+    for (int i = 0; i < n; i++)
+        if (jobs [i].job == COMMITTER_WAL
+        &&  zsock_send (pipe, "481", jobs [i].job, jobs [i].seq, ok))
+            return -1;
+    return 0;
+}
+
+//  The thread: waits for a job, takes every other one already queued,
+//  runs them, answers each (in the order handed over within its kind).
 static void
 s_actor (zsock_t *pipe, void *arg)
 {
     s_args_t *args = arg;
     zsock_signal (pipe, 0);
-    while (true) {
-        zmsg_t *msg = zmsg_recv (pipe);
-        if (!msg)
-            break;              // interrupted
-        char *cmd = zmsg_popstr (msg);
-        if (!cmd || streq (cmd, "$TERM")) {
-            free (cmd);
-            zmsg_destroy (&msg);
-            break;
-        }
-        zframe_t *f = zmsg_first (msg);
-        uint32_t job = 0;
-        uint64_t seq = 0;
-        int fd = -1;
-        if (f && zframe_size (f) == sizeof job + sizeof seq + sizeof fd) {
-            memcpy (&job, zframe_data (f), sizeof job);
-            memcpy (&seq, zframe_data (f) + sizeof job, sizeof seq);
-            memcpy (&fd, zframe_data (f) + sizeof job + sizeof seq, sizeof fd);
-        }
-        bool ok = false;
-        if (job == COMMITTER_STORE)
-            ok = s_sync_store (fd, seq);
-        else
-        if (job == COMMITTER_WAL) {
-            if (args->delay_ms)
-                zclock_sleep ((int) args->delay_ms);
-            ok = s_sync_wal (args->wal_path, seq);
-        }
-        else
-            log_error ("committer_bad_job", "job=%" PRIu32, job);
-        free (cmd);
-        zmsg_destroy (&msg);
-        if (zsock_send (pipe, "481", job, seq, (byte) ok))
+    s_job_t jobs [S_TAKE_MAX];
+    bool more = true;
+    while (more) {
+        int n = 0;
+        do {
+            int rc = s_take (pipe, &jobs [n]);
+            if (rc == 0)
+                more = false;   // $TERM: the jobs before it still run
+            else
+            if (rc == 1 && jobs [n].job != COMMITTER_STORE && jobs [n].job != COMMITTER_WAL) {
+                log_error ("committer_bad_job", "job=%" PRIu32, jobs [n].job);
+                if (jobs [n].fd >= 0)
+                    close (jobs [n].fd);
+            }
+            else
+            if (rc == 1)
+                n++;
+        } while (more && n < S_TAKE_MAX && (zsock_events (pipe) & ZMQ_POLLIN));
+        if (s_run (pipe, args, jobs, n))
             break;
     }
     free (args->wal_path);

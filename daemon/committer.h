@@ -1,9 +1,11 @@
 /*  committer: the fsyncs of pbtd's group commit, on a thread of their own,
     so the reactor never waits for the disk (as Redis' background fsync).
 
-    The reactor hands over jobs in order, each naming a batch by sequence
-    number; the thread runs them in that order and answers each on the
-    same socket, which the reactor polls in its zloop:
+    The reactor hands over jobs, each naming a batch by sequence number;
+    the thread answers each on the same socket, which the reactor polls
+    in its zloop. Of the jobs queued when it looks, it runs the store jobs
+    first, then all the WAL jobs with one fsync (it covers every batch
+    committed before it), answering each kind in the order handed over:
     - a store job: fdatasync the state store's active segment (a dup'ed
       descriptor, which the thread closes); the reactor commits the
       batch's rows only after it succeeded;
