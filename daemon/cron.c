@@ -78,11 +78,13 @@ cron_run (server_t *self)
     server_batch_end (self);
     //  Training states no snapshot row names any more: whole segments go
     //  at once; live records in mostly-dead segments move a few MiB a pass.
-    if (db_store_gc (self->db, CRON_GC_MOVE_BYTES) < 0)
+    //  Not while the pass's batch still waits for its state sync (it
+    //  would if a dispatch in it had written a state): next pass.
+    if (!self->batching && db_store_gc (self->db, CRON_GC_MOVE_BYTES) < 0)
         log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
     //  Keep the WAL short without the checkpointer's blocking TRUNCATE
     //  (under load it made status p99 105-183 ms; 12.6 ms without it).
-    if (db_wal_catch_up (self->db, CRON_WAL_RESTART_BYTES) < 0)
+    if (!self->batching && db_wal_catch_up (self->db, CRON_WAL_RESTART_BYTES) < 0)
         log_warn ("wal_catch_up_failed", "why=\"see the error before; retried next pass\"");
     metrics_publish (self->metrics, self);
 #ifdef HAVE_SYSTEMD

@@ -693,6 +693,68 @@ db_batch_commit (db_t *self)
     return s_commit (self);
 }
 
+//  Off-reactor group commit (committer.h). The batch's COMMIT runs at
+//  synchronous=NORMAL (the WAL written, not fsynced); every other
+//  transaction keeps FULL. SQLite refuses to change the level inside a
+//  transaction, hence here, around the batch.
+int
+db_batch_begin_nosync (db_t *self)
+{
+    if (s_pragma (self, "PRAGMA synchronous = NORMAL"))
+        return -1;
+    if (db_batch_begin (self)) {
+        s_pragma (self, "PRAGMA synchronous = FULL");
+        return -1;
+    }
+    return 0;
+}
+
+int
+db_batch_sync_begin (db_t *self, int *fd)
+{
+    assert (self->batch);
+    return store_sync_begin (self->store, fd);
+}
+
+void
+db_batch_sync_end (db_t *self, bool ok)
+{
+    store_sync_end (self->store, ok);
+}
+
+int
+db_batch_commit_nosync (db_t *self)
+{
+    assert (self->batch);
+    s_batch_check (self);
+    self->batch = false;
+    int rc = 0;
+    if (self->batch_failed) {
+        log_error ("db_batch_lost", "why=\"SQLite rolled the transaction back\"");
+        s_rollback (self);
+        rc = -1;
+    }
+    else
+    if (s_exec (self, s_q (self, Q_COMMIT), "commit")) {
+        if (!sqlite3_get_autocommit (self->handle))
+            s_exec (self, s_q (self, Q_ROLLBACK), "rollback");
+        rc = -1;
+    }
+    //  Logged if it fails; the next batch sets NORMAL again anyway, and a
+    //  connection left at NORMAL only delays other commits' durability.
+    s_pragma (self, "PRAGMA synchronous = FULL");
+    return rc;
+}
+
+void
+db_batch_rollback (db_t *self)
+{
+    assert (self->batch);
+    self->batch = false;
+    s_rollback (self);
+    s_pragma (self, "PRAGMA synchronous = FULL");
+}
+
 bool
 db_in_batch (db_t *self)
 {

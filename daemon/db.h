@@ -100,6 +100,21 @@ int db_batch_begin (db_t *self);
 int db_batch_commit (db_t *self);
 bool db_in_batch (db_t *self);
 
+//  Group commit with the fsyncs on another thread (committer.h), in this
+//  order: db_batch_begin_nosync; the batch's changes; db_batch_sync_begin
+//  gives a descriptor of the state store to fdatasync (-1: nothing to
+//  sync; the call fails if an earlier store sync failed); once that sync
+//  is done, db_batch_sync_end reports it and, if it succeeded,
+//  db_batch_commit_nosync commits without an fsync (else
+//  db_batch_rollback). The batch is durable only once the WAL file
+//  (<path>-wal) has been fsynced after that commit. So states are durable
+//  before any row naming them reaches the WAL. 0 or -1.
+int db_batch_begin_nosync (db_t *self);
+int db_batch_sync_begin (db_t *self, int *fd);
+void db_batch_sync_end (db_t *self, bool ok);
+int db_batch_commit_nosync (db_t *self);
+void db_batch_rollback (db_t *self);
+
 //  Retention applied inside each change (bounded work, no sweeps):
 //  snapshots_keep newest snapshot versions per agent (plus frozen ones;
 //  0 = keep all), and the newest matches_keep match rows (episodes) with

@@ -1184,6 +1184,9 @@ s_worker_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     server_t *self = arg;
+    //  Its reader was just ended in this poll round (s_readers_update).
+    if (self->worker_off)
+        return 0;
     server_batch_begin (self);
     int n = 0;
     int64_t until = zclock_usecs () + SERVER_BATCH_US;
@@ -1210,13 +1213,14 @@ server_batch_begin (server_t *self)
         return;
     //  If even BEGIN fails, every change runs as its own transaction and
     //  every message is sent at once, as without batching.
-    if (db_batch_begin (self->db) == 0) {
+    if (db_batch_begin_nosync (self->db) == 0) {
         self->batching = true;
         self->batch_start_us = zclock_usecs ();
     }
 }
 
 static int s_load_leases (server_t *self);
+static int s_control_readable (zloop_t *loop, zsock_t *sock, void *arg);
 
 //  The batch's transaction is gone: reload what the reactor caches from
 //  the database, which is the truth.
@@ -1242,31 +1246,58 @@ s_resync (server_t *self)
         self->evolutions = (uint64_t) evolutions;
 }
 
-void
-server_batch_end (server_t *self)
+//  --------------------------------------------------------------------------
+//  Commit path: the fsyncs on the committer thread (committer.h)
+//
+//  Batch N ends (server_batch_end) with its rows in an open transaction
+//  and its states written to the state store, not yet synced.
+//  1. Store job N: the committer fdatasyncs the active segment. Meanwhile
+//     the transaction stays open, so the reactor reads neither workers nor
+//     pbtctl and defers housekeeping (nothing may join the batch that the
+//     sync does not cover), but it keeps serving the committer, the reader
+//     thread and signals. A batch that wrote no state skips this step.
+//  2. On its answer the reactor commits at synchronous=NORMAL (the WAL
+//     written, no fsync), moves the batch's outbox to the pending list
+//     and hands over WAL job N; then it reads workers again: batch N+1 is
+//     handled while N's WAL is synced (at most SERVER_COMMIT_PENDING
+//     batches wait, then the worker socket waits instead).
+//  3. On WAL job N's answer the batch is durable: its acks and assigns go.
+//  Ordering: a row is written to the WAL only after the states it names
+//  were fsynced (step 1 before 2), so whatever of the WAL survives a power
+//  loss names durable states; a SIGKILL loses nothing the kernel holds.
+//  A failed store sync rolls the batch back (the existing failure path);
+//  a failed WAL sync fails its batch and every later one unacked and
+//  stops pbtd: after a failed fsync the kernel may have dropped pages of
+//  the WAL, and only a restart reads back what is really on disk.
+
+typedef struct {
+    uint64_t seq;
+    zlistx_t *outbox;               // outmsg_t, sent once the WAL job answers
+    int64_t end_us;                 // when the batch ended (zclock_usecs)
+} pending_t;
+
+static void
+s_pending_destroy (pending_t **p_p)
 {
-    if (!self->batching)
+    pending_t *p = *p_p;
+    if (!p)
         return;
-    if (self->dispatch_pending) {
-        self->dispatch_pending = false;
-        s_dispatch_now (self);
-    }
-    self->batching = false;
-    self->batches++;
-    int64_t commit_start = zclock_usecs ();
-    bool committed = db_batch_commit (self->db) == 0;
-    int64_t commit_end = zclock_usecs ();
-    self->batch_work_us += (uint64_t) (commit_start - self->batch_start_us);
-    self->commit_us += (uint64_t) (commit_end - commit_start);
-    metrics_observe_commit (self->metrics, commit_end - commit_start);
-    if (!committed) {
-        log_error ("batch_lost", "messages=%zu why=\"commit failed: nothing in it is durable\"",
-                   zlistx_size (self->outbox));
-        s_resync (self);
-    }
+    outmsg_t *out;
+    while ((out = zlistx_detach (p->outbox, NULL)))
+        s_outmsg_destroy (&out);
+    zlistx_destroy (&p->outbox);
+    free (p);
+    *p_p = NULL;
+}
+
+//  Send (committed) or fail (not) every message of a batch's outbox.
+//  Returns true if an assign could not be sent (dispatch again).
+static bool
+s_flush (server_t *self, zlistx_t *outbox, bool committed)
+{
     bool redispatch = false;
     outmsg_t *out;
-    while ((out = zlistx_detach (self->outbox, NULL))) {
+    while ((out = zlistx_detach (outbox, NULL))) {
         if (!committed && out->type == PROTO_ASSIGN) {
             //  Never recorded: the worker waits for another one.
             peer_t *peer = zhashx_lookup (self->peers, out->peer_key);
@@ -1321,11 +1352,24 @@ server_batch_end (server_t *self)
         }
         s_outmsg_destroy (&out);
     }
-    if (redispatch) {
+    return redispatch;
+}
+
+//  After a batch's messages went out (or failed): dispatch again if an
+//  assign could not be sent, and retire a segment a roll-over emptied.
+static void
+s_after_batch (server_t *self, bool redispatch)
+{
+    if (self->wal_failed)
+        return;                 // stopping: no new work
+    if (redispatch && !self->commit_waiting) {
         server_batch_begin (self);
         server_dispatch (self);
         server_batch_end (self);
     }
+    else
+    if (redispatch)
+        self->dispatch_pending = true;      // joins the batch waiting for its store sync
     //  A segment roll-over usually leaves one old segment with no live
     //  record: retire it now (outside any transaction, after the replies
     //  went out), so the next roll-over reuses its file instead of
@@ -1336,6 +1380,234 @@ server_batch_end (server_t *self)
         if (db_store_gc (self->db, 0) < 0)
             log_warn ("store_gc_failed", "why=\"see the error before; retried next pass\"");
     }
+}
+
+//  The open batch is lost: nothing in it may be acknowledged.
+static void
+s_batch_failed (server_t *self, zlistx_t *outbox, const char *why)
+{
+    log_error ("batch_lost", "messages=%zu why=\"%s: nothing in it is durable\"",
+               zlistx_size (outbox), why);
+    s_resync (self);
+    s_after_batch (self, s_flush (self, outbox, false));
+}
+
+//  Stop reading workers and pbtctl while a batch waits for its store
+//  sync, and workers also while SERVER_COMMIT_PENDING batches wait for
+//  their WAL sync; read them again once neither holds.
+static void
+s_readers_update (server_t *self)
+{
+    bool worker_off = self->commit_waiting
+                   || zlistx_size (self->pending) >= SERVER_COMMIT_PENDING;
+    bool control_off = self->commit_waiting;
+    if (worker_off != self->worker_off) {
+        if (worker_off)
+            zloop_reader_end (self->loop, self->worker);
+        else
+        if (zloop_reader (self->loop, self->worker, s_worker_readable, self))
+            log_error ("reactor_failed", "what=worker_reader");
+        self->worker_off = worker_off;
+    }
+    if (control_off != self->control_off) {
+        if (control_off)
+            zloop_reader_end (self->loop, self->control);
+        else
+        if (zloop_reader (self->loop, self->control, s_control_readable, self))
+            log_error ("reactor_failed", "what=control_reader");
+        self->control_off = control_off;
+    }
+}
+
+//  Hand over the WAL sync of batch seq; outbox (taken) waits for it.
+static void
+s_submit_wal (server_t *self, uint64_t seq, zlistx_t *outbox)
+{
+    pending_t *p = calloc (1, sizeof *p);
+    assert (p);
+    p->seq = seq;
+    p->outbox = outbox;
+    p->end_us = self->batch_end_us;
+    zlistx_add_end (self->pending, p);
+    self->unsynced = false;
+    if (committer_submit (self->committer, COMMITTER_WAL, seq, -1)) {
+        //  Committed but never synced: as a failed WAL sync.
+        self->wal_failed = true;
+        self->stopping = true;
+    }
+}
+
+//  Commit the open batch's rows (its states are durable) and hand its WAL
+//  sync over; its messages wait in the pending list.
+static void
+s_commit_rows (server_t *self, uint64_t seq)
+{
+    if (self->dispatch_pending) {
+        self->dispatch_pending = false;
+        s_dispatch_now (self);
+    }
+    self->batching = false;
+    int64_t t0 = zclock_usecs ();
+    bool committed = db_batch_commit_nosync (self->db) == 0;
+    self->commit_us += (uint64_t) (zclock_usecs () - t0);
+    zlistx_t *outbox = self->outbox;
+    self->outbox = zlistx_new ();
+    assert (self->outbox);
+    if (!committed) {
+        s_batch_failed (self, outbox, "commit failed");
+        zlistx_destroy (&outbox);
+        return;
+    }
+    //  Nothing waits for this batch (housekeeping, lease renewals without
+    //  a reply): the next WAL sync covers it too, it holds no place in
+    //  the queue.
+    if (zlistx_size (outbox) == 0) {
+        zlistx_destroy (&outbox);
+        self->unsynced = true;
+        return;
+    }
+    s_submit_wal (self, seq, outbox);
+}
+
+//  The open batch cannot commit: roll it back and fail its messages.
+static void
+s_fail_open_batch (server_t *self, const char *why)
+{
+    db_batch_rollback (self->db);
+    self->batching = false;
+    self->dispatch_pending = false;
+    zlistx_t *outbox = self->outbox;
+    self->outbox = zlistx_new ();
+    assert (self->outbox);
+    s_batch_failed (self, outbox, why);
+    zlistx_destroy (&outbox);
+}
+
+void
+server_batch_end (server_t *self)
+{
+    //  While a batch waits for its store sync only its own dispatch joins
+    //  it (rows, no states: s_after_batch), committed with it.
+    if (!self->batching || self->commit_waiting)
+        return;
+    if (self->dispatch_pending) {
+        self->dispatch_pending = false;
+        s_dispatch_now (self);
+    }
+    self->batches++;
+    self->batch_end_us = zclock_usecs ();
+    self->batch_work_us += (uint64_t) (self->batch_end_us - self->batch_start_us);
+    uint64_t seq = ++self->commit_seq;
+    int fd = -1;
+    if (db_batch_sync_begin (self->db, &fd)) {
+        s_fail_open_batch (self, "state store sync failed");
+        return;
+    }
+    if (fd < 0)
+        s_commit_rows (self, seq);      // no state to sync first
+    else
+    if (committer_submit (self->committer, COMMITTER_STORE, seq, fd))
+        s_fail_open_batch (self, "commit thread unavailable");
+    else {
+        self->commit_waiting = true;
+        self->waiting_seq = seq;
+    }
+    s_readers_update (self);
+}
+
+//  Store job seq answered: commit the batch's rows, or roll it back.
+static void
+s_store_synced (server_t *self, uint64_t seq, bool ok)
+{
+    assert (self->commit_waiting && seq == self->waiting_seq);
+    self->commit_waiting = false;
+    db_batch_sync_end (self->db, ok);
+    if (ok)
+        s_commit_rows (self, seq);
+    else
+        s_fail_open_batch (self, "state store sync failed");
+}
+
+//  WAL job seq answered: the batch is durable, its messages go out.
+static void
+s_wal_synced (server_t *self, uint64_t seq, bool ok)
+{
+    pending_t *p = zlistx_detach (self->pending, NULL);
+    assert (p && p->seq == seq);
+    if (ok && !self->wal_failed) {
+        self->durable_seq = seq;
+        metrics_observe_commit (self->metrics, zclock_usecs () - p->end_us);
+        s_after_batch (self, s_flush (self, p->outbox, true));
+    }
+    else {
+        if (!self->wal_failed)
+            log_error ("wal_sync_failed", "batch=%" PRIu64 " why=\"the database's WAL did not "
+                       "sync: this batch and every later one stay unacknowledged, and pbtd "
+                       "stops so that a restart reads back what is on disk\"", seq);
+        self->wal_failed = true;
+        self->stopping = true;
+        s_batch_failed (self, p->outbox, "WAL sync failed");
+    }
+    s_pending_destroy (&p);
+}
+
+//  Stopping: wait for every job handed over, so each batch's messages
+//  go out (or fail) before pbtd exits. The reactor has stopped; a batch
+//  still open (its store sync under way) commits here.
+static void
+s_commit_drain (server_t *self)
+{
+    if (!self->committer)
+        return;
+    if (self->batching)
+        server_batch_end (self);
+    while (true) {
+        //  A stop is a point to be durable at: the last batches too,
+        //  even those no message waited for.
+        if (committer_in_flight (self->committer) == 0) {
+            if (!self->unsynced || self->wal_failed)
+                break;
+            zlistx_t *none = zlistx_new ();
+            assert (none);
+            s_submit_wal (self, self->commit_seq, none);
+        }
+        committer_job_t job;
+        uint64_t seq;
+        bool ok;
+        if (committer_recv (self->committer, &job, &seq, &ok)) {
+            log_error ("commit_drain_failed", "in_flight=%" PRIu32,
+                       committer_in_flight (self->committer));
+            break;
+        }
+        if (job == COMMITTER_STORE)
+            s_store_synced (self, seq, ok);
+        else
+            s_wal_synced (self, seq, ok);
+    }
+}
+
+//  The committer's answers, in the order the jobs were handed over.
+static int
+s_committer_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    (void) sock;
+    server_t *self = arg;
+    committer_job_t job;
+    uint64_t seq;
+    bool ok;
+    if (committer_recv (self->committer, &job, &seq, &ok))
+        return 0;
+    if (job == COMMITTER_STORE)
+        s_store_synced (self, seq, ok);
+    else
+        s_wal_synced (self, seq, ok);
+    s_readers_update (self);
+    if (self->tick_deferred && !self->commit_waiting && !self->stopping) {
+        self->tick_deferred = false;
+        cron_run (self);
+    }
+    return self->stopping ? -1 : 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -1368,6 +1640,8 @@ s_control_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     server_t *self = arg;
+    if (self->control_off)
+        return 0;               // its reader was just ended in this poll round
     zmsg_t *zmsg = zmsg_recv (sock);
     if (!zmsg)
         return 0;
@@ -1466,7 +1740,12 @@ s_timer (zloop_t *loop, int timer_id, void *arg)
     }
     self->last_tick_us = now;
     self->ticks++;
-    cron_run (self);
+    //  Nothing may join a batch waiting for its store sync: the pass runs
+    //  once that batch has committed (s_committer_readable).
+    if (self->commit_waiting)
+        self->tick_deferred = true;
+    else
+        cron_run (self);
     return 0;
 }
 
@@ -1832,7 +2111,9 @@ server_new (config_t *cfg, int sigfd)
     self->waiting = zlistx_new ();
     self->leases = zlistx_new ();
     self->outbox = zlistx_new ();
-    if (!self->env || !self->peers || !self->waiting || !self->leases || !self->outbox)
+    self->pending = zlistx_new ();
+    if (!self->env || !self->peers || !self->waiting || !self->leases || !self->outbox
+    ||  !self->pending)
         goto fail;
     zhashx_set_destructor (self->peers, s_peer_destroy);
     zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zstr_free);
@@ -1845,6 +2126,12 @@ server_new (config_t *cfg, int sigfd)
     if (!self->db || s_load (self))
         goto fail;
     if (db_checkpointer_start (self->db, cfg->checkpoint_ms, (uint64_t) cfg->wal_max_mb << 20))
+        goto fail;
+    char wal [PATH_MAX];
+    if (snprintf (wal, sizeof wal, "%s-wal", cfg->db) >= (int) sizeof wal)
+        goto fail;
+    self->committer = committer_new (wal);
+    if (!self->committer)
         goto fail;
     if (s_security_start (self))
         goto fail;
@@ -1871,6 +2158,7 @@ server_new (config_t *cfg, int sigfd)
     zloop_reader (self->loop, self->worker, s_worker_readable, self);
     zloop_reader (self->loop, self->control, s_control_readable, self);
     zloop_reader (self->loop, reader_sock (self->reader), s_reader_readable, self);
+    zloop_reader (self->loop, committer_sock (self->committer), s_committer_readable, self);
     if (sigfd >= 0) {
         zmq_pollitem_t item = { NULL, sigfd, ZMQ_POLLIN, 0 };
         zloop_poller (self->loop, &item, s_signal_readable, self);
@@ -1892,6 +2180,15 @@ server_destroy (server_t **self_p)
     if (!self)
         return;
     zloop_destroy (&self->loop);
+    //  Every job handed over runs before the thread ends; messages still
+    //  pending (a failed drain) are never sent.
+    committer_destroy (&self->committer);
+    if (self->pending) {
+        pending_t *p;
+        while ((p = zlistx_detach (self->pending, NULL)))
+            s_pending_destroy (&p);
+        zlistx_destroy (&self->pending);
+    }
     reader_destroy (&self->reader);
     metrics_destroy (&self->metrics);
     zsock_destroy (&self->worker);
@@ -1943,8 +2240,9 @@ server_run (server_t *self)
 #ifdef HAVE_SYSTEMD
     sd_notify (0, "STOPPING=1");
 #endif
+    s_commit_drain (self);
     log_info ("stopped", "results=%" PRIu64 " evolutions=%" PRIu64 " commits=%" PRIu64
               " messages=%" PRIu64 " checkpoints=%" PRIu64, self->results, self->evolutions,
               self->batches, self->batched, db_checkpoints (self->db));
-    return 0;
+    return self->wal_failed ? -1 : 0;
 }

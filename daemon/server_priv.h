@@ -7,6 +7,7 @@
 
 #include <czmq.h>
 
+#include "committer.h"
 #include "config.h"
 #include "db.h"
 #include "envspec.h"
@@ -84,6 +85,10 @@ typedef struct {
 //  (free -> assign) at about two caps plus a commit, whatever the load.
 //  Measured (pbt-bench load, 256 workers): a 64-message batch alone is
 //  ~10 ms, and uncapped batches gave a p99 of ~20 ms.
+//  Batches committed and waiting for their WAL sync before the reactor
+//  stops reading workers (server.c, "Commit path"). A constant for now,
+//  not a setting.
+#define SERVER_COMMIT_PENDING 4
 #define SERVER_BATCH_MAX      64
 #define SERVER_BATCH_US       2000
 #define SERVER_TURN_RING      65536
@@ -114,6 +119,20 @@ struct _server_t {
     bool batching;                  // a db batch is open: sends go to outbox
     bool dispatch_pending;          // dispatch requested during the batch
     zlistx_t *outbox;               // outmsg_t, in send order
+    //  The commit path (server.c): the fsync thread, batches committed and
+    //  waiting for their WAL sync (pending_t, oldest first), the batch
+    //  waiting for its store sync (its transaction still open).
+    committer_t *committer;
+    zlistx_t *pending;
+    bool commit_waiting;
+    uint64_t waiting_seq;
+    uint64_t commit_seq;            // batches handed to the committer
+    uint64_t durable_seq;           // the last batch whose WAL sync succeeded
+    int64_t batch_end_us;
+    bool worker_off, control_off;   // their readers ended (s_readers_update)
+    bool tick_deferred;             // housekeeping waits for the store sync
+    bool wal_failed;                // a WAL sync failed: nothing more is acked
+    bool unsynced;                  // a batch committed after the last WAL job
     bool cache_states;              // the population fits state_cache_mb
     uint64_t batches, batched;      // group commits, messages in them
     int64_t batch_start_us;         // when the open batch began

@@ -531,6 +531,48 @@ store_sync (store_t *self)
     return 0;
 }
 
+//  The sync of a group commit, off the reactor (committer.h): the thread
+//  fdatasyncs a dup of the active segment's descriptor, then the reactor
+//  reports how it went. The reactor appends nothing in between (it waits
+//  for this sync before it commits), so a good sync covers every append.
+int
+store_sync_begin (store_t *self, int *fd)
+{
+    assert (self);
+    assert (fd);
+    *fd = -1;
+    if (self->lost_sync) {
+        self->lost_sync = false;
+        self->dirty = false;
+        return -1;
+    }
+    if (!self->dirty || self->active_fd < 0)
+        return 0;
+    *fd = dup (self->active_fd);
+    if (*fd < 0) {
+        log_error ("store_sync_failed", "dir=%s seg=%" PRIu32 " errno=\"%s\" op=dup",
+                   self->dir, self->active, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+void
+store_sync_end (store_t *self, bool ok)
+{
+    assert (self);
+    if (ok) {
+        self->dirty = false;
+        return;
+    }
+    //  As in store_sync: the kernel may have dropped the dirty pages, so
+    //  nothing more goes into that file.
+    if (self->active_fd >= 0) {
+        close (self->active_fd);
+        self->active_fd = -1;
+    }
+}
+
 static int
 s_cmp_u32 (const void *a, const void *b)
 {

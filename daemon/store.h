@@ -55,6 +55,14 @@ int store_copy (store_t *self, const store_ref_t *from, store_ref_t *to);
 //  dropped the dirty pages, so nothing more is written to that file.
 int store_sync (store_t *self);
 
+//  store_sync in two halves, for a sync on another thread: begin gives
+//  a descriptor to fdatasync (a dup the caller closes; -1: nothing to
+//  sync), or -1 if a retired segment's sync failed (as store_sync); end
+//  reports whether the fdatasync succeeded (failed: the active segment is
+//  retired). No append may come between the two.
+int store_sync_begin (store_t *self, int *fd);
+void store_sync_end (store_t *self, bool ok);
+
 //  Read a record into state (allocated; proto_state_free releases it),
 //  checking its header, length and both checksums. expect_n_params 0
 //  accepts any. 0, or -1 (logged, naming the segment and offset).

@@ -519,6 +519,51 @@ Test (server, restart_keeps_population_and_leases)
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
 }
 
+//  Acks wait for the commit thread's fsync of their batch. pbtd's test
+//  hook PBTD_TEST_COMMIT_DELAY_MS makes the commit thread sleep that long
+//  before each WAL fsync: an ack sent at commit time (before the fsync)
+//  would arrive well within it. A SIGTERM while a batch waits for its
+//  fsync still gets its ack out before pbtd exits, and the result is in
+//  the database afterwards.
+#define S_DELAY_MS 400
+Test (server, acks_wait_for_the_commit_fsync)
+{
+    setenv ("PBTD_TEST_COMMIT_DELAY_MS", "400", 1);
+    s_start (NULL);
+    unsetenv ("PBTD_TEST_COMMIT_DELAY_MS");
+    zsock_t *w = s_worker ();
+    for (int round = 0; round < 2; round++) {
+        proto_msg_t a, res, r;
+        s_request (w, &a);
+        s_make_result (&a.u.assign, &res);
+        int64_t t0 = zclock_mono ();
+        s_send (w, &res);
+        if (round == 1) {
+            //  Long enough for pbtd to read and commit the result, well
+            //  inside the fsync's delay.
+            zclock_sleep (100);
+            kill (s_pid, SIGTERM);
+        }
+        s_recv (w, &r);
+        int64_t waited = zclock_mono () - t0;
+        cr_assert_eq (r.type, PROTO_ACK, "got %s", proto_type_name (r.type));
+        cr_assert (r.u.ack.applied);
+        cr_assert_eq (r.u.ack.assignment_id, a.u.assign.assignment_id);
+        cr_assert_geq (waited, S_DELAY_MS, "round %d: ack after %lld ms, before the fsync's "
+                       "%d ms delay was over", round, (long long) waited, S_DELAY_MS);
+        s_free_result (&res);
+        proto_msg_clear (&a);
+        proto_msg_clear (&r);
+    }
+    int status;
+    waitpid (s_pid, &status, 0);
+    s_pid = -1;
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    cr_assert_eq (s_sql_int ("SELECT COUNT(*) FROM assignments WHERE state = 'done'"), 2);
+    zsock_destroy (&w);
+    s_stop ();
+}
+
 //  A result that leaves its loser far below everyone: with K=200 one
 //  episode moves the pair +-100, so the loser's P(win) against any other
 //  agent is <= 1/(1+10^(100/400)) = 0.36 < t_select = 0.45, and paper
