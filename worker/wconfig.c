@@ -264,8 +264,9 @@ wconfig_parse (wconfig_t *cfg, int argc, char **argv)
         fprintf (stderr, "pbt-worker: --plaintext and CURVE keys contradict each other\n");
         return -1;
     }
-    //  Plaintext only when asked for, except on ipc:// and loopback, where
-    //  the kernel already keeps traffic on this host.
+    //  Plaintext only when asked for, except on ipc:// and inproc://, which
+    //  file permissions guard; a loopback tcp port is open to every local
+    //  user, so it needs CURVE or --plaintext like any other.
     if (!curve && !cfg->plaintext && !proto_endpoint_is_local (cfg->connect)) {
         fprintf (stderr, "pbt-worker: %s is a tcp endpoint: configure CURVE (--server-key, --cert) "
                          "or say --plaintext explicitly\n", cfg->connect);
