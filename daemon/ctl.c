@@ -10,34 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_reply.h"
 #include "log.h"
 #include "meta.h"
-
-static void
-s_str (msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen (s);
-    msgpack_pack_str (pk, n);
-    msgpack_pack_str_body (pk, s, n);
-}
-
-static void
-s_agent_name (msgpack_packer *pk, int64_t id)
-{
-    char name [32];
-    snprintf (name, sizeof name, "agt_%" PRId64, id);
-    s_str (pk, name);
-}
-
-static void
-s_kvs (msgpack_packer *pk, const proto_kvs_t *kvs)
-{
-    msgpack_pack_map (pk, kvs->count);
-    for (uint32_t i = 0; i < kvs->count; i++) {
-        s_str (pk, kvs->items [i].name);
-        msgpack_pack_double (pk, kvs->items [i].value);
-    }
-}
 
 //  "agt_3" or "3" -> 3; -1 if malformed or out of range.
 static int64_t
@@ -66,7 +41,7 @@ s_turnaround (server_t *self, msgpack_packer *pk)
     uint32_t n = self->turn_n;
     float *v = n ? malloc (n * sizeof *v) : NULL;
     msgpack_pack_map (pk, 4);
-    s_str (pk, "n");
+    ctl_pack_str (pk, "n");
     msgpack_pack_uint32 (pk, v ? n : 0);
     if (v) {
         memcpy (v, self->turn_ms, n * sizeof *v);
@@ -75,7 +50,7 @@ s_turnaround (server_t *self, msgpack_packer *pk)
     const char *names [3] = { "p50", "p99", "max" };
     double q [3] = { 0.50, 0.99, 1.0 };
     for (int k = 0; k < 3; k++) {
-        s_str (pk, names [k]);
+        ctl_pack_str (pk, names [k]);
         if (v)
             msgpack_pack_double (pk, v [(uint32_t) (q [k] * (n - 1) + 0.5)]);
         else
@@ -107,110 +82,110 @@ s_status (server_t *self, msgpack_packer *pk)
     if (meta_nash (self->db, self->n_agents, &m, merr, sizeof merr) < 0)
         log_warn ("nash_failed", "error=\"%s\"", merr);
     msgpack_pack_map (pk, 18);
-    s_str (pk, "agents");
+    ctl_pack_str (pk, "agents");
     msgpack_pack_array (pk, (uint32_t) self->n_agents);
     for (int i = 0; i < self->n_agents; i++) {
         const agent_t *ag = &self->agents [i];
         const db_agent_t *a = &ag->a;
         msgpack_pack_map (pk, 14);
-        s_str (pk, "id");
-        s_agent_name (pk, a->id);
-        s_str (pk, "rating");
+        ctl_pack_str (pk, "id");
+        ctl_pack_agent_name (pk, a->id);
+        ctl_pack_str (pk, "rating");
         msgpack_pack_double (pk, a->rating);
-        s_str (pk, "nash_weight");
+        ctl_pack_str (pk, "nash_weight");
         s_nash_of (pk, &m, a->id, true);
-        s_str (pk, "nash_score");
+        ctl_pack_str (pk, "nash_score");
         s_nash_of (pk, &m, a->id, false);
-        s_str (pk, "matches");
+        ctl_pack_str (pk, "matches");
         msgpack_pack_uint64 (pk, a->matches);
-        s_str (pk, "frames");
+        ctl_pack_str (pk, "frames");
         msgpack_pack_uint64 (pk, a->frames);
-        s_str (pk, "lr");
+        ctl_pack_str (pk, "lr");
         msgpack_pack_double (pk, proto_kvs_get (&a->hparams, "lr", 0));
-        s_str (pk, "gamma");
+        ctl_pack_str (pk, "gamma");
         msgpack_pack_double (pk, proto_kvs_get (&a->hparams, "gamma", 0));
-        s_str (pk, "generation");
+        ctl_pack_str (pk, "generation");
         msgpack_pack_uint64 (pk, a->generation);
-        s_str (pk, "parent");
+        ctl_pack_str (pk, "parent");
         if (a->parent >= 0)
-            s_agent_name (pk, a->parent);
+            ctl_pack_agent_name (pk, a->parent);
         else
             msgpack_pack_nil (pk);
-        s_str (pk, "busy");
+        ctl_pack_str (pk, "busy");
         if (ag->busy)
             msgpack_pack_true (pk);
         else
             msgpack_pack_false (pk);
-        s_str (pk, "version");
+        ctl_pack_str (pk, "version");
         msgpack_pack_uint64 (pk, a->version);
-        s_str (pk, "assignment");
+        ctl_pack_str (pk, "assignment");
         if (ag->assignment)
             msgpack_pack_uint64 (pk, ag->assignment);
         else
             msgpack_pack_nil (pk);
-        s_str (pk, "hparams");
-        s_kvs (pk, &a->hparams);
+        ctl_pack_str (pk, "hparams");
+        ctl_pack_kvs (pk, &a->hparams);
     }
-    s_str (pk, "workers");
+    ctl_pack_str (pk, "workers");
     msgpack_pack_uint64 (pk, zhashx_size (self->peers));
-    s_str (pk, "samples_per_s");
+    ctl_pack_str (pk, "samples_per_s");
     msgpack_pack_double (pk, server_samples_per_s (self));
-    s_str (pk, "results");
+    ctl_pack_str (pk, "results");
     msgpack_pack_uint64 (pk, self->results);
-    s_str (pk, "evolutions");
+    ctl_pack_str (pk, "evolutions");
     msgpack_pack_uint64 (pk, self->evolutions);
-    s_str (pk, "samples");
+    ctl_pack_str (pk, "samples");
     msgpack_pack_uint64 (pk, self->samples);
-    s_str (pk, "frozen_snapshots");
+    ctl_pack_str (pk, "frozen_snapshots");
     int64_t frozen = db_frozen_count (self->db);
     msgpack_pack_int64 (pk, frozen > 0 ? frozen : 0);
-    s_str (pk, "assignments_in_flight");
+    ctl_pack_str (pk, "assignments_in_flight");
     msgpack_pack_uint32 (pk, server_leases_in_flight (self));
-    s_str (pk, "paused");
+    ctl_pack_str (pk, "paused");
     if (self->paused)
         msgpack_pack_true (pk);
     else
         msgpack_pack_false (pk);
-    s_str (pk, "env");
-    s_str (pk, self->cfg->env);
+    ctl_pack_str (pk, "env");
+    ctl_pack_str (pk, self->cfg->env);
     //  What a worker's hello must announce for this game (PROTOCOL.md §8).
-    s_str (pk, "env_hash");
-    s_str (pk, self->env_hash);
-    s_str (pk, "assign_turnaround_ms");
+    ctl_pack_str (pk, "env_hash");
+    ctl_pack_str (pk, self->env_hash);
+    ctl_pack_str (pk, "assign_turnaround_ms");
     s_turnaround (self, pk);
     //  Housekeeping ticks: a control call that stalled the reactor would
     //  show as a tick count that did not move and a large slip.
-    s_str (pk, "housekeeping");
+    ctl_pack_str (pk, "housekeeping");
     msgpack_pack_map (pk, 4);
-    s_str (pk, "ticks");
+    ctl_pack_str (pk, "ticks");
     msgpack_pack_uint64 (pk, self->ticks);
-    s_str (pk, "period_ms");
+    ctl_pack_str (pk, "period_ms");
     msgpack_pack_uint32 (pk, self->cfg->housekeeping_ms);
-    s_str (pk, "slip_ms_max");
+    ctl_pack_str (pk, "slip_ms_max");
     msgpack_pack_double (pk, self->tick_slip_ms_max);
-    s_str (pk, "slip_ms_last");
+    ctl_pack_str (pk, "slip_ms_last");
     msgpack_pack_double (pk, self->tick_slip_ms_last);
-    s_str (pk, "reader");
+    ctl_pack_str (pk, "reader");
     msgpack_pack_map (pk, 2);
-    s_str (pk, "served");
+    ctl_pack_str (pk, "served");
     msgpack_pack_uint64 (pk, self->reader ? reader_served (self->reader) : 0);
-    s_str (pk, "in_flight");
+    ctl_pack_str (pk, "in_flight");
     msgpack_pack_uint32 (pk, self->reader ? reader_in_flight (self->reader) : 0);
     //  Damaged state records: agents that fell back to an intact snapshot
     //  (all time), and agents left out of matches for want of one.
-    s_str (pk, "state_fallbacks");
+    ctl_pack_str (pk, "state_fallbacks");
     msgpack_pack_uint64 (pk, self->state_fallbacks);
-    s_str (pk, "agents_unreadable");
+    ctl_pack_str (pk, "agents_unreadable");
     uint32_t unreadable = 0;
     for (int i = 0; i < self->n_agents; i++)
         unreadable += self->agents [i].unreadable;
     msgpack_pack_uint32 (pk, unreadable);
-    s_str (pk, "recommended");
+    ctl_pack_str (pk, "recommended");
     if (m.recommended >= 0)
-        s_agent_name (pk, m.recommended);
+        ctl_pack_agent_name (pk, m.recommended);
     else
         msgpack_pack_nil (pk);
-    s_str (pk, "nash_ms");
+    ctl_pack_str (pk, "nash_ms");
     msgpack_pack_double (pk, m.ms);
     meta_nash_clear (&m);
 }
@@ -225,9 +200,9 @@ s_nash (server_t *self, msgpack_packer *pk, char *err, size_t err_len)
         return;
     }
     msgpack_pack_map (pk, 6);
-    s_str (pk, "snapshots_left_out");
+    ctl_pack_str (pk, "snapshots_left_out");
     msgpack_pack_int32 (pk, m.snapshots_left_out);
-    s_str (pk, "players");
+    ctl_pack_str (pk, "players");
     msgpack_pack_array (pk, (uint32_t) m.n);
     for (int i = 0; i < m.n; i++) {
         const meta_player_t *p = &m.players [i];
@@ -237,30 +212,30 @@ s_nash (server_t *self, msgpack_packer *pk, char *err, size_t err_len)
         else
             snprintf (name, sizeof name, "agt_%" PRId64, p->agent);
         msgpack_pack_map (pk, 5);
-        s_str (pk, "id");
-        s_str (pk, name);
-        s_str (pk, "frozen");
+        ctl_pack_str (pk, "id");
+        ctl_pack_str (pk, name);
+        ctl_pack_str (pk, "frozen");
         if (p->version)
             msgpack_pack_true (pk);
         else
             msgpack_pack_false (pk);
-        s_str (pk, "weight");
+        ctl_pack_str (pk, "weight");
         msgpack_pack_double (pk, p->weight);
-        s_str (pk, "score");
+        ctl_pack_str (pk, "score");
         msgpack_pack_double (pk, p->score);
-        s_str (pk, "episodes");
+        ctl_pack_str (pk, "episodes");
         msgpack_pack_uint64 (pk, p->episodes);
     }
-    s_str (pk, "recommended");
+    ctl_pack_str (pk, "recommended");
     if (m.recommended >= 0)
-        s_agent_name (pk, m.recommended);
+        ctl_pack_agent_name (pk, m.recommended);
     else
         msgpack_pack_nil (pk);
-    s_str (pk, "gap");
+    ctl_pack_str (pk, "gap");
     msgpack_pack_double (pk, m.gap);
-    s_str (pk, "episodes");
+    ctl_pack_str (pk, "episodes");
     msgpack_pack_uint64 (pk, m.episodes);
-    s_str (pk, "ms");
+    ctl_pack_str (pk, "ms");
     msgpack_pack_double (pk, m.ms);
     meta_nash_clear (&m);
 }
@@ -272,43 +247,43 @@ s_workers (server_t *self, msgpack_packer *pk)
     msgpack_pack_array (pk, (uint32_t) zhashx_size (self->peers));
     for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers)) {
         msgpack_pack_map (pk, 13);
-        s_str (pk, "worker_id");
-        s_str (pk, p->worker_id);
-        s_str (pk, "host");
-        s_str (pk, p->host);
-        s_str (pk, "pid");
+        ctl_pack_str (pk, "worker_id");
+        ctl_pack_str (pk, p->worker_id);
+        ctl_pack_str (pk, "host");
+        ctl_pack_str (pk, p->host);
+        ctl_pack_str (pk, "pid");
         msgpack_pack_uint32 (pk, p->pid);
-        s_str (pk, "software");
-        s_str (pk, p->software);
-        s_str (pk, "assignment");
+        ctl_pack_str (pk, "software");
+        ctl_pack_str (pk, p->software);
+        ctl_pack_str (pk, "assignment");
         if (p->assignment)
             msgpack_pack_uint64 (pk, p->assignment);
         else
             msgpack_pack_nil (pk);
-        s_str (pk, "frames_done");
+        ctl_pack_str (pk, "frames_done");
         msgpack_pack_uint64 (pk, p->frames_done);
-        s_str (pk, "waiting");
+        ctl_pack_str (pk, "waiting");
         if (p->parked)
             msgpack_pack_true (pk);
         else
             msgpack_pack_false (pk);
-        s_str (pk, "samples_per_s");
+        ctl_pack_str (pk, "samples_per_s");
         msgpack_pack_double (pk, p->samples_per_s);
-        s_str (pk, "last_seen_ms_ago");
+        ctl_pack_str (pk, "last_seen_ms_ago");
         msgpack_pack_int64 (pk, now - p->last_seen);
-        s_str (pk, "held");
+        ctl_pack_str (pk, "held");
         msgpack_pack_uint32 (pk, server_peer_held (self, p));
         //  Compute time / wall time, from the worker's own counters over
         //  the last 15-30 s (nil until it sends them).
-        s_str (pk, "duty_cycle");
+        ctl_pack_str (pk, "duty_cycle");
         double duty = server_peer_duty (p);
         if (duty < 0)
             msgpack_pack_nil (pk);
         else
             msgpack_pack_double (pk, duty);
-        s_str (pk, "busy_ms");
+        ctl_pack_str (pk, "busy_ms");
         msgpack_pack_uint64 (pk, p->duty_last.busy_ms);
-        s_str (pk, "uptime_ms");
+        ctl_pack_str (pk, "uptime_ms");
         msgpack_pack_uint64 (pk, p->duty_last.uptime_ms);
     }
 }
@@ -333,44 +308,44 @@ s_agent_state (server_t *self, msgpack_packer *pk, int64_t id, uint64_t version,
     //  An agent never trained has no weights yet: init_seed says how the
     //  worker (and pbtctl) make them, and params is empty.
     msgpack_pack_map (pk, 14);
-    s_str (pk, "init_seed");
+    ctl_pack_str (pk, "init_seed");
     msgpack_pack_uint64 (pk, state.init_seed);
-    s_str (pk, "agent");
-    s_agent_name (pk, id);
-    s_str (pk, "version");
+    ctl_pack_str (pk, "agent");
+    ctl_pack_agent_name (pk, id);
+    ctl_pack_str (pk, "version");
     msgpack_pack_uint64 (pk, version);
-    s_str (pk, "generation");
+    ctl_pack_str (pk, "generation");
     msgpack_pack_uint64 (pk, ag->a.generation);
-    s_str (pk, "model");
+    ctl_pack_str (pk, "model");
     msgpack_pack_map (pk, 4);
-    s_str (pk, "obs_dim");
+    ctl_pack_str (pk, "obs_dim");
     msgpack_pack_uint32 (pk, m->obs_dim);
-    s_str (pk, "n_actions");
+    ctl_pack_str (pk, "n_actions");
     msgpack_pack_uint32 (pk, m->n_actions);
-    s_str (pk, "hidden");
+    ctl_pack_str (pk, "hidden");
     msgpack_pack_array (pk, m->n_hidden);
     for (uint32_t i = 0; i < m->n_hidden; i++)
         msgpack_pack_uint32 (pk, m->hidden [i]);
-    s_str (pk, "activation");
-    s_str (pk, m->activation);
-    s_str (pk, "env");
-    s_str (pk, self->cfg->env);
-    s_str (pk, "env_options");
-    s_kvs (pk, &self->cfg->env_options);
-    s_str (pk, "hparams");
-    s_kvs (pk, &ag->a.hparams);
-    s_str (pk, "rating");
+    ctl_pack_str (pk, "activation");
+    ctl_pack_str (pk, m->activation);
+    ctl_pack_str (pk, "env");
+    ctl_pack_str (pk, self->cfg->env);
+    ctl_pack_str (pk, "env_options");
+    ctl_pack_kvs (pk, &self->cfg->env_options);
+    ctl_pack_str (pk, "hparams");
+    ctl_pack_kvs (pk, &ag->a.hparams);
+    ctl_pack_str (pk, "rating");
     msgpack_pack_double (pk, ag->a.rating);
-    s_str (pk, "frames");
+    ctl_pack_str (pk, "frames");
     msgpack_pack_uint64 (pk, ag->a.frames);
-    s_str (pk, "matches");
+    ctl_pack_str (pk, "matches");
     msgpack_pack_uint64 (pk, ag->a.matches);
-    s_str (pk, "n_params");
+    ctl_pack_str (pk, "n_params");
     msgpack_pack_uint32 (pk, state.n_params);
-    s_str (pk, "adam_t");
+    ctl_pack_str (pk, "adam_t");
     msgpack_pack_uint64 (pk, state.adam_t);
     //  float32 little-endian, nn.h layout (this host is little-endian).
-    s_str (pk, "params");
+    ctl_pack_str (pk, "params");
     msgpack_pack_bin (pk, state.n_params * sizeof (float));
     msgpack_pack_bin_body (pk, state.params, state.n_params * sizeof (float));
     proto_state_free (&state);
@@ -442,7 +417,7 @@ ctl_handle (server_t *self, const proto_ctl_t *ctl, proto_ctl_reply_t *reply)
             self->paused = pause;
             log_info (pause ? "paused" : "resumed", NULL);
             msgpack_pack_map (&pk, 1);
-            s_str (&pk, "paused");
+            ctl_pack_str (&pk, "paused");
             if (pause)
                 msgpack_pack_true (&pk);
             else

@@ -9,24 +9,24 @@
 
 #include "log.h"
 
-static void
-s_pack_str (msgpack_packer *pk, const char *s)
+void
+ctl_pack_str (msgpack_packer *pk, const char *s)
 {
     size_t n = strlen (s);
     msgpack_pack_str (pk, n);
     msgpack_pack_str_body (pk, s, n);
 }
 
-static void
-s_pack_agent_name (msgpack_packer *pk, int64_t id)
+void
+ctl_pack_agent_name (msgpack_packer *pk, int64_t id)
 {
     char name [32];
     snprintf (name, sizeof name, "agt_%" PRId64, id);
-    s_pack_str (pk, name);
+    ctl_pack_str (pk, name);
 }
 
-static void
-s_pack_bool (msgpack_packer *pk, bool b)
+void
+ctl_pack_bool (msgpack_packer *pk, bool b)
 {
     if (b)
         msgpack_pack_true (pk);
@@ -34,13 +34,13 @@ s_pack_bool (msgpack_packer *pk, bool b)
         msgpack_pack_false (pk);
 }
 
-static void
-s_pack_kvs (msgpack_packer *pk, const proto_kvs_t *hp)
+void
+ctl_pack_kvs (msgpack_packer *pk, const proto_kvs_t *kvs)
 {
-    msgpack_pack_map (pk, hp->count);
-    for (uint32_t i = 0; i < hp->count; i++) {
-        s_pack_str (pk, hp->items [i].name);
-        msgpack_pack_double (pk, hp->items [i].value);
+    msgpack_pack_map (pk, kvs->count);
+    for (uint32_t i = 0; i < kvs->count; i++) {
+        ctl_pack_str (pk, kvs->items [i].name);
+        msgpack_pack_double (pk, kvs->items [i].value);
     }
 }
 
@@ -61,7 +61,7 @@ s_pack_hparam_history (db_t *db, msgpack_packer *pk, int64_t id)
             proto_kvs_set (&names, rows [r].name, 0);
     msgpack_pack_map (pk, names.count);
     for (uint32_t k = 0; k < names.count; k++) {
-        s_pack_str (pk, names.items [k].name);
+        ctl_pack_str (pk, names.items [k].name);
         //  Count first (MessagePack arrays are length-prefixed).
         uint32_t count = 0;
         for (int64_t r = 0; r < n; r++)
@@ -102,17 +102,17 @@ s_pack_page (msgpack_packer *pk, int64_t offset, int n, int64_t total, const db_
         results += score [k].samples;
     }
     msgpack_pack_map (pk, 6);
-    s_pack_str (pk, "offset");
+    ctl_pack_str (pk, "offset");
     msgpack_pack_int64 (pk, offset);
-    s_pack_str (pk, "count");
+    ctl_pack_str (pk, "count");
     msgpack_pack_int64 (pk, n);
-    s_pack_str (pk, "total");
+    ctl_pack_str (pk, "total");
     msgpack_pack_int64 (pk, total);
-    s_pack_str (pk, "more");
-    s_pack_bool (pk, offset + n < total);
-    s_pack_str (pk, "downsampled");
-    s_pack_bool (pk, merged);
-    s_pack_str (pk, "results");
+    ctl_pack_str (pk, "more");
+    ctl_pack_bool (pk, offset + n < total);
+    ctl_pack_str (pk, "downsampled");
+    ctl_pack_bool (pk, merged);
+    ctl_pack_str (pk, "results");
     msgpack_pack_uint64 (pk, results);
 }
 
@@ -137,44 +137,44 @@ s_pack_history_one (db_t *db, msgpack_packer *pk, int64_t id, double elo_initial
     if (db_load_agent (db, id, &agent) != 0)
         return -1;
     msgpack_pack_map (pk, 9);
-    s_pack_str (pk, "hyperparameters");
+    ctl_pack_str (pk, "hyperparameters");
     if (s_pack_hparam_history (db, pk, id))
         return -1;
     //  Entry 0 is the seed's placeholder before any result.
-    s_pack_str (pk, "opponent");
+    ctl_pack_str (pk, "opponent");
     msgpack_pack_array (pk, (uint32_t) n + 1);
-    s_pack_str (pk, "NA");
+    ctl_pack_str (pk, "NA");
     for (int k = 0; k < n; k++)
-        s_pack_str (pk, score [k].label [0] ? score [k].label : "mixed");
-    s_pack_str (pk, "score");
+        ctl_pack_str (pk, score [k].label [0] ? score [k].label : "mixed");
+    ctl_pack_str (pk, "score");
     msgpack_pack_array (pk, (uint32_t) n + 1);
     msgpack_pack_double (pk, 0);
     for (int k = 0; k < n; k++)
         msgpack_pack_double (pk, score [k].mean);
-    s_pack_str (pk, "rating");
+    ctl_pack_str (pk, "rating");
     msgpack_pack_array (pk, (uint32_t) n + 1);
     msgpack_pack_double (pk, elo_initial);
     for (int k = 0; k < n; k++)
         msgpack_pack_double (pk, rating [k].last);
-    s_pack_str (pk, "step");
+    ctl_pack_str (pk, "step");
     if (s_pack_steps (db, pk, id))
         return -1;
-    s_pack_str (pk, "ts");
+    ctl_pack_str (pk, "ts");
     msgpack_pack_array (pk, (uint32_t) n + 1);
     msgpack_pack_int64 (pk, agent.created_at);
     for (int k = 0; k < n; k++)
         msgpack_pack_int64 (pk, score [k].t_ms);
-    s_pack_str (pk, "frames");
+    ctl_pack_str (pk, "frames");
     msgpack_pack_array (pk, (uint32_t) n + 1);
     msgpack_pack_uint64 (pk, 0);
     for (int k = 0; k < n; k++)
         msgpack_pack_uint64 (pk, score [k].frames);
-    s_pack_str (pk, "episodes");
+    ctl_pack_str (pk, "episodes");
     msgpack_pack_array (pk, (uint32_t) n + 1);
     msgpack_pack_uint64 (pk, 0);
     for (int k = 0; k < n; k++)
         msgpack_pack_double (pk, score [k].weight);
-    s_pack_str (pk, "page");
+    ctl_pack_str (pk, "page");
     s_pack_page (pk, offset, n, total, score);
     return 0;
 }
@@ -213,7 +213,7 @@ ctl_reply_history (db_t *db, msgpack_packer *pk, int64_t agent_id, int n_agents,
     if (ret == 0)
         msgpack_pack_map (pk, (uint32_t) agents);
     for (int64_t id = first; ret == 0 && id <= final; id++) {
-        s_pack_agent_name (pk, id);
+        ctl_pack_agent_name (pk, id);
         ret = s_pack_history_one (db, pk, id, elo_initial, offset, per, score, rating);
     }
     free (score);
@@ -230,29 +230,29 @@ static void
 s_pack_point (msgpack_packer *pk, const db_point_t *p)
 {
     msgpack_pack_map (pk, 11);
-    s_pack_str (pk, "t0_ms");
+    ctl_pack_str (pk, "t0_ms");
     msgpack_pack_int64 (pk, p->t0_ms);
-    s_pack_str (pk, "ts");
+    ctl_pack_str (pk, "ts");
     msgpack_pack_int64 (pk, p->t_ms);
-    s_pack_str (pk, "frames");
+    ctl_pack_str (pk, "frames");
     msgpack_pack_uint64 (pk, p->frames);
-    s_pack_str (pk, "level");
+    ctl_pack_str (pk, "level");
     msgpack_pack_uint32 (pk, p->level);
-    s_pack_str (pk, "samples");
+    ctl_pack_str (pk, "samples");
     msgpack_pack_uint64 (pk, p->samples);
-    s_pack_str (pk, "weight");
+    ctl_pack_str (pk, "weight");
     msgpack_pack_double (pk, p->weight);
-    s_pack_str (pk, "mean");
+    ctl_pack_str (pk, "mean");
     msgpack_pack_double (pk, p->mean);
-    s_pack_str (pk, "lo");
+    ctl_pack_str (pk, "lo");
     msgpack_pack_double (pk, p->lo);
-    s_pack_str (pk, "hi");
+    ctl_pack_str (pk, "hi");
     msgpack_pack_double (pk, p->hi);
-    s_pack_str (pk, "last");
+    ctl_pack_str (pk, "last");
     msgpack_pack_double (pk, p->last);
-    s_pack_str (pk, "label");
+    ctl_pack_str (pk, "label");
     if (p->label [0])
-        s_pack_str (pk, p->label);
+        ctl_pack_str (pk, p->label);
     else
         msgpack_pack_nil (pk);
 }
@@ -266,10 +266,10 @@ s_pack_series_names (db_t *db, msgpack_packer *pk, int64_t agent)
     if (n < 0)
         return -1;
     msgpack_pack_map (pk, 1);
-    s_pack_str (pk, "names");
+    ctl_pack_str (pk, "names");
     msgpack_pack_array (pk, (uint32_t) n);
     for (int k = 0; k < n; k++)
-        s_pack_str (pk, names [k]);
+        ctl_pack_str (pk, names [k]);
     return 0;
 }
 
@@ -305,22 +305,22 @@ ctl_reply_series (db_t *db, msgpack_packer *pk, int64_t agent, const char *name,
         return 1;
     }
     msgpack_pack_map (pk, 7);
-    s_pack_str (pk, "agent");
+    ctl_pack_str (pk, "agent");
     if (agent < 0)
-        s_pack_str (pk, "population");
+        ctl_pack_str (pk, "population");
     else
-        s_pack_agent_name (pk, agent);
-    s_pack_str (pk, "name");
-    s_pack_str (pk, name);
-    s_pack_str (pk, "offset");
+        ctl_pack_agent_name (pk, agent);
+    ctl_pack_str (pk, "name");
+    ctl_pack_str (pk, name);
+    ctl_pack_str (pk, "offset");
     msgpack_pack_int64 (pk, offset);
-    s_pack_str (pk, "total");
+    ctl_pack_str (pk, "total");
     msgpack_pack_int64 (pk, total);
-    s_pack_str (pk, "more");
-    s_pack_bool (pk, offset + n < total);
-    s_pack_str (pk, "level_points");
+    ctl_pack_str (pk, "more");
+    ctl_pack_bool (pk, offset + n < total);
+    ctl_pack_str (pk, "level_points");
     msgpack_pack_int64 (pk, DB_SERIES_LEVEL_POINTS);
-    s_pack_str (pk, "points");
+    ctl_pack_str (pk, "points");
     msgpack_pack_array (pk, (uint32_t) n);
     for (int k = 0; k < n; k++)
         s_pack_point (pk, &p [k]);
@@ -335,17 +335,17 @@ static void
 s_pack_wdl (msgpack_packer *pk, const db_wdl_t *w)
 {
     msgpack_pack_map (pk, 6);
-    s_pack_str (pk, "episodes");
+    ctl_pack_str (pk, "episodes");
     msgpack_pack_uint64 (pk, w->episodes);
-    s_pack_str (pk, "wins");
+    ctl_pack_str (pk, "wins");
     msgpack_pack_uint64 (pk, w->wins);
-    s_pack_str (pk, "draws");
+    ctl_pack_str (pk, "draws");
     msgpack_pack_uint64 (pk, w->draws);
-    s_pack_str (pk, "losses");
+    ctl_pack_str (pk, "losses");
     msgpack_pack_uint64 (pk, w->losses);
-    s_pack_str (pk, "score_sum");
+    ctl_pack_str (pk, "score_sum");
     msgpack_pack_double (pk, w->score_sum);
-    s_pack_str (pk, "mean_score");
+    ctl_pack_str (pk, "mean_score");
     if (w->episodes)
         msgpack_pack_double (pk, w->score_sum / (double) w->episodes);
     else
@@ -356,19 +356,19 @@ static void
 s_pack_cell (msgpack_packer *pk, const db_payoff_t *c)
 {
     msgpack_pack_map (pk, 7);
-    s_pack_str (pk, "agent");
-    s_pack_agent_name (pk, c->agent);
-    s_pack_str (pk, "version");
+    ctl_pack_str (pk, "agent");
+    ctl_pack_agent_name (pk, c->agent);
+    ctl_pack_str (pk, "version");
     msgpack_pack_uint64 (pk, c->version);
-    s_pack_str (pk, "opp");
-    s_pack_agent_name (pk, c->opp);
-    s_pack_str (pk, "opp_version");
+    ctl_pack_str (pk, "opp");
+    ctl_pack_agent_name (pk, c->opp);
+    ctl_pack_str (pk, "opp_version");
     msgpack_pack_uint64 (pk, c->opp_version);
-    s_pack_str (pk, "all");
+    ctl_pack_str (pk, "all");
     s_pack_wdl (pk, &c->all);
-    s_pack_str (pk, "recent");
+    ctl_pack_str (pk, "recent");
     s_pack_wdl (pk, &c->recent);
-    s_pack_str (pk, "updated_at");
+    ctl_pack_str (pk, "updated_at");
     msgpack_pack_int64 (pk, c->updated_at);
 }
 
@@ -400,13 +400,13 @@ ctl_reply_payoff (db_t *db, msgpack_packer *pk, int64_t offset, int64_t limit,
     bool more = n > want;
     int last = n > want ? (int) want : n;
     msgpack_pack_map (pk, 4);
-    s_pack_str (pk, "window");
+    ctl_pack_str (pk, "window");
     msgpack_pack_uint64 (pk, db_payoff_window (db));
-    s_pack_str (pk, "offset");
+    ctl_pack_str (pk, "offset");
     msgpack_pack_int64 (pk, offset);
-    s_pack_str (pk, "more");
-    s_pack_bool (pk, more);
-    s_pack_str (pk, "cells");
+    ctl_pack_str (pk, "more");
+    ctl_pack_bool (pk, more);
+    ctl_pack_str (pk, "cells");
     msgpack_pack_array (pk, (uint32_t) (last - offset));
     for (int k = (int) offset; k < last; k++)
         s_pack_cell (pk, &cells [k]);
@@ -421,33 +421,33 @@ static void
 s_pack_evolution (msgpack_packer *pk, const db_evolution_t *r)
 {
     msgpack_pack_map (pk, 11);
-    s_pack_str (pk, "id");
+    ctl_pack_str (pk, "id");
     msgpack_pack_int64 (pk, r->id);
-    s_pack_str (pk, "donor");
-    s_pack_agent_name (pk, r->donor);
-    s_pack_str (pk, "donor_version");
+    ctl_pack_str (pk, "donor");
+    ctl_pack_agent_name (pk, r->donor);
+    ctl_pack_str (pk, "donor_version");
     msgpack_pack_int64 (pk, r->donor_version);
     //  The donor's own latest evolution before this one: follow it with
     //  lineage on the donor to trace where these weights came from.
-    s_pack_str (pk, "donor_evolution");
+    ctl_pack_str (pk, "donor_evolution");
     if (r->donor_evolution >= 0)
         msgpack_pack_int64 (pk, r->donor_evolution);
     else
         msgpack_pack_nil (pk);
-    s_pack_str (pk, "ts");
+    ctl_pack_str (pk, "ts");
     msgpack_pack_int64 (pk, r->ts);
-    s_pack_str (pk, "frames");
+    ctl_pack_str (pk, "frames");
     msgpack_pack_int64 (pk, r->frames);
-    s_pack_str (pk, "old_version");
+    ctl_pack_str (pk, "old_version");
     msgpack_pack_int64 (pk, r->old_version);
-    s_pack_str (pk, "new_version");
+    ctl_pack_str (pk, "new_version");
     msgpack_pack_int64 (pk, r->new_version);
-    s_pack_str (pk, "generation");
+    ctl_pack_str (pk, "generation");
     msgpack_pack_int64 (pk, r->generation);
-    s_pack_str (pk, "old_hparams");
-    s_pack_kvs (pk, &r->old_hparams);
-    s_pack_str (pk, "new_hparams");
-    s_pack_kvs (pk, &r->new_hparams);
+    ctl_pack_str (pk, "old_hparams");
+    ctl_pack_kvs (pk, &r->old_hparams);
+    ctl_pack_str (pk, "new_hparams");
+    ctl_pack_kvs (pk, &r->new_hparams);
 }
 
 int
@@ -458,9 +458,9 @@ ctl_reply_lineage (db_t *db, msgpack_packer *pk, int64_t agent_id)
     if (n < 0)
         return -1;
     msgpack_pack_map (pk, 2);
-    s_pack_str (pk, "agent");
-    s_pack_agent_name (pk, agent_id);
-    s_pack_str (pk, "evolutions");
+    ctl_pack_str (pk, "agent");
+    ctl_pack_agent_name (pk, agent_id);
+    ctl_pack_str (pk, "evolutions");
     msgpack_pack_array (pk, (uint32_t) n);
     for (int i = 0; i < n; i++)
         s_pack_evolution (pk, &rows [i]);
@@ -475,35 +475,35 @@ static void
 s_pack_result_seat (msgpack_packer *pk, const db_result_seat_t *s)
 {
     msgpack_pack_map (pk, 13);
-    s_pack_str (pk, "slot");
+    ctl_pack_str (pk, "slot");
     msgpack_pack_int64 (pk, s->slot);
-    s_pack_str (pk, "agent");
-    s_pack_agent_name (pk, s->agent);
-    s_pack_str (pk, "frozen_version");
+    ctl_pack_str (pk, "agent");
+    ctl_pack_agent_name (pk, s->agent);
+    ctl_pack_str (pk, "frozen_version");
     if (s->frozen_version)
         msgpack_pack_int64 (pk, s->frozen_version);
     else
         msgpack_pack_nil (pk);
-    s_pack_str (pk, "team");
+    ctl_pack_str (pk, "team");
     msgpack_pack_int64 (pk, s->team);
-    s_pack_str (pk, "opponent");
-    s_pack_str (pk, s->opponent);
-    s_pack_str (pk, "episodes");
+    ctl_pack_str (pk, "opponent");
+    ctl_pack_str (pk, s->opponent);
+    ctl_pack_str (pk, "episodes");
     msgpack_pack_int64 (pk, s->episodes);
-    s_pack_str (pk, "wins");
+    ctl_pack_str (pk, "wins");
     msgpack_pack_int64 (pk, s->wins);
-    s_pack_str (pk, "draws");
+    ctl_pack_str (pk, "draws");
     msgpack_pack_int64 (pk, s->draws);
-    s_pack_str (pk, "losses");
+    ctl_pack_str (pk, "losses");
     msgpack_pack_int64 (pk, s->losses);
     //  Mean score per episode (the sum is score * episodes).
-    s_pack_str (pk, "score");
+    ctl_pack_str (pk, "score");
     msgpack_pack_double (pk, s->episodes ? s->score_sum / (double) s->episodes : 0);
-    s_pack_str (pk, "rating_before");
+    ctl_pack_str (pk, "rating_before");
     msgpack_pack_double (pk, s->rating_before);
-    s_pack_str (pk, "rating_after");
+    ctl_pack_str (pk, "rating_after");
     msgpack_pack_double (pk, s->rating_after);
-    s_pack_str (pk, "frames");
+    ctl_pack_str (pk, "frames");
     msgpack_pack_int64 (pk, s->frames);
 }
 
@@ -519,25 +519,25 @@ s_pack_result (db_t *db, msgpack_packer *pk, const db_result_row_t *row)
         if (seats [j].episodes > episodes)
             episodes = seats [j].episodes;
     msgpack_pack_map (pk, 8);
-    s_pack_str (pk, "id");
+    ctl_pack_str (pk, "id");
     msgpack_pack_int64 (pk, row->id);
-    s_pack_str (pk, "assignment");
+    ctl_pack_str (pk, "assignment");
     msgpack_pack_int64 (pk, row->id);
     //  The scripted team's policy, nil in population play.
-    s_pack_str (pk, "script");
+    ctl_pack_str (pk, "script");
     if (row->script [0])
-        s_pack_str (pk, row->script);
+        ctl_pack_str (pk, row->script);
     else
         msgpack_pack_nil (pk);
-    s_pack_str (pk, "ts");
+    ctl_pack_str (pk, "ts");
     msgpack_pack_int64 (pk, row->ts);
-    s_pack_str (pk, "episodes");
+    ctl_pack_str (pk, "episodes");
     msgpack_pack_int64 (pk, episodes);
-    s_pack_str (pk, "wall_ms");
+    ctl_pack_str (pk, "wall_ms");
     msgpack_pack_int64 (pk, k ? seats [0].wall_ms : 0);
-    s_pack_str (pk, "population_frames");
+    ctl_pack_str (pk, "population_frames");
     msgpack_pack_int64 (pk, k ? seats [0].pop_frames : 0);
-    s_pack_str (pk, "seats");
+    ctl_pack_str (pk, "seats");
     msgpack_pack_array (pk, (uint32_t) k);
     for (int j = 0; j < k; j++)
         s_pack_result_seat (pk, &seats [j]);
@@ -580,13 +580,13 @@ ctl_reply_metrics (db_t *db, msgpack_packer *pk, int64_t limit)
     msgpack_pack_array (pk, (uint32_t) n);
     for (int64_t i = 0; i < n; i++) {
         msgpack_pack_map (pk, 4);
-        s_pack_str (pk, "ts");
+        ctl_pack_str (pk, "ts");
         msgpack_pack_int64 (pk, rows [i].ts);
-        s_pack_str (pk, "results");
+        ctl_pack_str (pk, "results");
         msgpack_pack_int64 (pk, rows [i].results);
-        s_pack_str (pk, "samples");
+        ctl_pack_str (pk, "samples");
         msgpack_pack_int64 (pk, rows [i].samples);
-        s_pack_str (pk, "evolutions");
+        ctl_pack_str (pk, "evolutions");
         msgpack_pack_int64 (pk, rows [i].evolutions);
     }
     free (rows);

@@ -13,10 +13,17 @@
 #define PBTD_CTL_REPLY_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "db.h"
+
+//  The small packers every reply uses (ctl.c and curves.c too).
+void ctl_pack_str (msgpack_packer *pk, const char *s);
+void ctl_pack_agent_name (msgpack_packer *pk, int64_t id);    // "agt_<id>"
+void ctl_pack_bool (msgpack_packer *pk, bool b);
+void ctl_pack_kvs (msgpack_packer *pk, const proto_kvs_t *kvs); // name -> value map
 
 #define CTL_REPLY_POINTS        100000
 #define CTL_REPLY_LINEAGE_MAX   10000

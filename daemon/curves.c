@@ -1,5 +1,6 @@
 /*  curves: series as columns (see curves.h). */
 #include "curves.h"
+#include "ctl_reply.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -8,14 +9,6 @@
 #include <string.h>
 
 #define CURVES_MAX_SERIES 64        // series names per agent read
-
-static void
-s_str (msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen (s);
-    msgpack_pack_str (pk, n);
-    msgpack_pack_str_body (pk, s, n);
-}
 
 typedef struct {
     char name [DB_SERIES_NAME_MAX];
@@ -64,7 +57,7 @@ static const char *const s_columns [C_N] = {
 static void
 s_pack_column (msgpack_packer *pk, column_t c, const db_point_t *p, int64_t n)
 {
-    s_str (pk, s_columns [c]);
+    ctl_pack_str (pk, s_columns [c]);
     msgpack_pack_array (pk, (uint32_t) n);
     for (int64_t i = 0; i < n; i++)
         switch (c) {
@@ -78,7 +71,7 @@ s_pack_column (msgpack_packer *pk, column_t c, const db_point_t *p, int64_t n)
             case C_SAMPLES: msgpack_pack_uint64 (pk, p [i].samples); break;
             case C_WEIGHT:  msgpack_pack_double (pk, p [i].weight); break;
             case C_LEVEL:   msgpack_pack_uint32 (pk, p [i].level); break;
-            default:        s_str (pk, p [i].label); break;
+            default:        ctl_pack_str (pk, p [i].label); break;
         }
 }
 
@@ -97,7 +90,7 @@ s_pack_series (db_t *db, msgpack_packer *pk, int64_t agent, const plan_t *plan)
             break;
         got += n;
     }
-    s_str (pk, plan->name);
+    ctl_pack_str (pk, plan->name);
     msgpack_pack_map (pk, C_N);
     for (int c = 0; c < C_N; c++)
         s_pack_column (pk, (column_t) c, pts, got);
@@ -129,7 +122,7 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
             points += plans [a][k].count;
     }
     msgpack_pack_map (pk, 3);
-    s_str (pk, "agents");
+    ctl_pack_str (pk, "agents");
     msgpack_pack_map (pk, (uint32_t) n_agents);
     for (int64_t a = 0; a < n_agents; a++) {
         char name [32];
@@ -137,7 +130,7 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
             snprintf (name, sizeof name, "population");
         else
             snprintf (name, sizeof name, "agt_%" PRId64, lo + a);
-        s_str (pk, name);
+        ctl_pack_str (pk, name);
         msgpack_pack_map (pk, (uint32_t) counts [a]);
         for (int k = 0; k < counts [a]; k++)
             if (s_pack_series (db, pk, lo + a, &plans [a][k])) {
@@ -145,9 +138,9 @@ curves_pack (db_t *db, msgpack_packer *pk, int64_t lo, int64_t hi, const char *m
                 goto done;
             }
     }
-    s_str (pk, "points");
+    ctl_pack_str (pk, "points");
     msgpack_pack_int64 (pk, points);
-    s_str (pk, "truncated");
+    ctl_pack_str (pk, "truncated");
     if (truncated)
         msgpack_pack_true (pk);
     else
