@@ -774,6 +774,20 @@ s_not_yours (server_t *self, zframe_t *rid, const peer_t *peer, const lease_t *l
                   "assignment %" PRIu64 " was given to another worker", lease->a.id);
 }
 
+//  The peer's leases (same worker id, same key) follow it to its routing
+//  id: after a hello, and after leases are reloaded from the database.
+static void
+s_rebind_leases (server_t *self, const peer_t *peer)
+{
+    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
+        if (!strcmp (l->a.worker, peer->worker_id) && !strcmp (l->a.worker_key, peer->curve_key)
+        &&  strcmp (l->peer_key, peer->key)) {
+            snprintf (l->peer_key, sizeof l->peer_key, "%s", peer->key);
+            log_info ("lease_rebound", "assignment=%" PRIu64 " worker=\"%s\"", l->a.id,
+                      peer->worker_id);
+        }
+}
+
 static void
 s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_hello_t *hello)
 {
@@ -799,14 +813,7 @@ s_on_hello (server_t *self, zframe_t *rid, const char *curve_key, const proto_he
     snprintf (peer->software, sizeof peer->software, "%s", hello->software);
     snprintf (peer->curve_key, sizeof peer->curve_key, "%s", curve_key);
     peer->pid = hello->pid;
-    //  Its leases (same worker id, same key) follow it to this routing id.
-    for (lease_t *l = zlistx_first (self->leases); l; l = zlistx_next (self->leases))
-        if (!strcmp (l->a.worker, peer->worker_id) && !strcmp (l->a.worker_key, peer->curve_key)
-        &&  strcmp (l->peer_key, peer->key)) {
-            snprintf (l->peer_key, sizeof l->peer_key, "%s", peer->key);
-            log_info ("lease_rebound", "assignment=%" PRIu64 " worker=\"%s\"", l->a.id,
-                      peer->worker_id);
-        }
+    s_rebind_leases (self, peer);
     peer->last_seen = zclock_mono ();
     log_info ("hello", "worker=\"%s\" host=\"%s\" pid=%u software=\"%s\" key=\"%s\"",
               hello->worker_id, hello->host, hello->pid, hello->software, curve_key);
@@ -1237,8 +1244,13 @@ s_resync (server_t *self)
     lease_t *l;
     while ((l = zlistx_detach (self->leases, NULL)))
         free (l);
-    if (s_load_leases (self))
+    if (s_load_leases (self) < 0)
         log_error ("resync_failed", "what=leases");
+    //  The reloaded leases name their workers but not the routing ids the
+    //  workers are still connected on.
+    for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers))
+        if (p->worker_id [0])
+            s_rebind_leases (self, p);
     int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
     if (results >= 0)
         self->results = (uint64_t) results;
@@ -1968,7 +1980,10 @@ s_load_leases (server_t *self)
         return -1;
     for (int i = 0; i < n_leased; i++) {
         lease_t *lease = calloc (1, sizeof *lease);
-        if (!lease || db_assignment_get (self->db, ids [i], &lease->a)) {
+        int rc = lease ? db_assignment_get (self->db, ids [i], &lease->a) : -1;
+        if (rc) {
+            log_error ("lease_load_failed", "assignment=%" PRIu64 " why=\"%s\"", ids [i],
+                       rc > 0 ? "listed as leased but not found" : "see the error before");
             free (lease);
             return -1;
         }

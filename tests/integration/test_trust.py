@@ -744,7 +744,10 @@ def test_disk_full_then_space_back():
     acknowledged that is not on disk, status keeps answering, and once the
     mount grows training resumes by itself. Needs the right to mount
     (root); says so and passes without running otherwise."""
-    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3) + "\n[daemon]\nsegment_mb = 1\n", name="full")
+    # Leases far longer than the test: training must resume because the
+    # in-flight work is still bound to its workers, not because it expired.
+    c = Cluster(FAST_CONFIG.format(size=4, t_select=0.3)
+                + "\n[daemon]\nsegment_mb = 1\nlease_ms = 600000\n", name="full")
     mnt = os.path.join(c.dir, "mnt")
     os.mkdir(mnt)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt], capture_output=True, text=True)
@@ -768,6 +771,10 @@ def test_disk_full_then_space_back():
               "pbtd never met a full disk")
         subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
         c.wait_results(last + 5, timeout=120)
+        log = pbtd_log(c)
+        check("not_yours" not in log and "lease_expired" not in log,
+              "after the lost batches a worker's own work was refused or expired: "
+              + " | ".join(l for l in log.splitlines() if "not_yours" in l or "lease_expired" in l)[:600])
         c.stop(keep=True)
         check(c.sql("PRAGMA integrity_check")[0][0] == "ok", "integrity_check")
         check(harness.check_state_store(c.db) > 0, "no records")
