@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Install dependencies, build, and run every test:
 #   1. the whole suite on the normal build (build/),
-#   2. the whole suite again on an ASan+UBSan build (build-sanitize/),
+#   2. the suite again on an ASan+UBSan build (build-sanitize/), except the
+#      tests in meson suite "no-asan": whole-system behaviour (a real
+#      systemd, SIGKILLs, a second host, the manual pages, a load run, the
+#      out-of-tree Kuhn build, RL best responses) whose C code the
+#      sanitized unit, e2e, trust, conformance, history and cli tests
+#      already run, and which would add minutes under ASan,
 #   3. a bounded libFuzzer run of the wire decoder (FUZZ_SECONDS, default 30).
 # PBT_QUICK=1 runs only step 1. Extra arguments go to `meson test`.
 set -euo pipefail
@@ -43,6 +48,7 @@ run_suite "${BUILD:-build}" "tests" || rc=1
 if [ "${PBT_QUICK:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  MESON_TEST_ARGS=(--no-suite no-asan "$@")
   run_suite "${BUILD_SANITIZE:-build-sanitize}" "tests under ASan+UBSan" \
     -Db_sanitize=address,undefined -Db_lundef=false || rc=1
   unset ASAN_OPTIONS UBSAN_OPTIONS
