@@ -70,6 +70,16 @@ s_num (proto_view_t obj, const char *key, double dflt)
     return proto_view_double (v, dflt);
 }
 
+//  v printed with fmt (one double), or "-" when there is none (NaN).
+static void
+s_fmt_or_dash (char *buf, size_t len, const char *fmt, double v)
+{
+    if (isnan (v))
+        snprintf (buf, len, "-");
+    else
+        snprintf (buf, len, fmt, v);
+}
+
 static bool
 s_bool (proto_view_t obj, const char *key)
 {
@@ -143,9 +153,12 @@ s_cmd_status (ctl_t *ctl, int argc, char **argv)
             continue;
         char id [64], parent [64], t1 [32], t2 [32];
         s_str (a, "id", id, sizeof id);
-        printf ("%-8s %9.3f %6.3f %+7.3f %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s",
-                id, s_num (a, "rating", NAN), s_num (a, "nash_weight", NAN),
-                s_num (a, "nash_score", NAN), s_num (a, "matches", 0),
+        //  No Nash columns before the first game: "-", not "nan".
+        char nash [32], nash_sc [32];
+        s_fmt_or_dash (nash, sizeof nash, "%6.3f", s_num (a, "nash_weight", NAN));
+        s_fmt_or_dash (nash_sc, sizeof nash_sc, "%+7.3f", s_num (a, "nash_score", NAN));
+        printf ("%-8s %9.3f %6s %7s %8.0f %11.0f %10.3g %7.4f %4.0f %-8s %-4s",
+                id, s_num (a, "rating", NAN), nash, nash_sc, s_num (a, "matches", 0),
                 s_num (a, "frames", 0), s_num (a, "lr", NAN), s_num (a, "gamma", NAN),
                 s_num (a, "generation", 0), s_str (a, "parent", parent, sizeof parent),
                 s_bool (a, "busy") ? "busy" : "idle");
@@ -537,11 +550,13 @@ s_cmd_watch (ctl_t *ctl, int argc, char **argv)
                 }
             }
         }
-        char line [256];
+        char line [256], weight [32], rating [32];
+        s_fmt_or_dash (weight, sizeof weight, "%.2f", best_weight);
+        s_fmt_or_dash (rating, sizeof rating, "%.1f", best_rating);
         snprintf (line, sizeof line,
-                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  recommended %s (nash %.2f, elo %.1f)  evolutions %.0f  workers %.0f",
+                  "[%4.0fs] results %.0f  frames %.3g  samples/s %.0f  recommended %s (nash %s, elo %s)  evolutions %.0f  workers %.0f",
                   elapsed, s_num (body, "results", 0), frames, s_num (body, "samples_per_s", 0),
-                  best, best_weight, best_rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
+                  best, weight, rating, s_num (body, "evolutions", 0), s_num (body, "workers", 0));
         ctl_reply_clear (&reply);
         if (tty)
             printf ("\r\033[K%s", line);

@@ -59,7 +59,8 @@ s_check_tcp (const char *addr, bool bind, char *err, size_t err_len)
         char *end;
         long p = strtol (port, &end, 10);
         if (*end || p < (bind ? 0 : 1) || p > 65535) {
-            snprintf (err, err_len, "port '%s' is not a number in [1, 65535]", port);
+            snprintf (err, err_len, "port '%s' is not a number in [%d, 65535]%s", port,
+                      bind ? 0 : 1, bind ? " or *" : "");
             return -1;
         }
     }

@@ -198,6 +198,12 @@ def test_nash_without_games():
         r = fresh.ctl("nash", check_rc=False)
         check(r.returncode == 1 and "no games" in r.stderr, r.stderr)
         check(fresh.status()["recommended"] is None, "a recommendation without games")
+        # The table says "-" where there is no Nash weight yet, never nan.
+        text = fresh.ctl("status").stdout
+        rows = [l for l in text.splitlines() if l.startswith("agt_")]
+        check(len(rows) == 3 and all(l.split()[2] == "-" and l.split()[3] == "-" for l in rows),
+              f"nash columns before any game:\n{text}")
+        check("nan" not in text.lower(), f"status prints nan:\n{text}")
     finally:
         fresh.stop()
 
