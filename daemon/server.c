@@ -21,6 +21,7 @@
 #endif
 
 #include "log.h"
+#include "settings.h"
 #include "pbt.h"
 
 int64_t
@@ -911,8 +912,10 @@ static void
 s_budget (server_t *self, uint64_t *frames, uint64_t *episodes)
 {
     const proto_kvs_t *ppo = &self->cfg->ppo;
-    double e = proto_kvs_get (ppo, "n_envs", 64), t = proto_kvs_get (ppo, "n_steps", 128);
-    double it = proto_kvs_get (ppo, "iterations", 1);
+    //  The worker falls back to the settings table's defaults; so do we.
+    double e = proto_kvs_get (ppo, "n_envs", settings_default ("ppo", "n_envs"));
+    double t = proto_kvs_get (ppo, "n_steps", settings_default ("ppo", "n_steps"));
+    double it = proto_kvs_get (ppo, "iterations", settings_default ("ppo", "iterations"));
     uint64_t n_envs = e >= 1 ? (uint64_t) e : 1;
     uint64_t steps = (t >= 1 ? (uint64_t) t : 1) * (it >= 1 ? (uint64_t) it : 1);
     uint64_t min_steps = 1;
