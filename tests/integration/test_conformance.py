@@ -468,6 +468,47 @@ def test_result_refusals():
         p.close()
 
 
+def test_not_yours_and_bounds():
+    """§4.1: a heartbeat or result for an assignment in flight from a
+    peer it was not given to (another socket, another worker_id) →
+    error{not_yours, A}, checked before the §4.2 bounds (§3.5, §3.6 check
+    order); nothing changes: the owner's heartbeat is still acked and its
+    result applied. §3.5/§4.2: the owner's heartbeat with frames_done over
+    n_envs*n_steps*iterations → bad_field, lease kept; a heartbeat for an
+    assignment never issued → unknown_assignment; one for an applied
+    assignment → unknown_assignment, whoever sends it."""
+    c = cluster("A")
+    owner, other = Peer(c.wep), Peer(c.wep)
+    try:
+        owner.hello()
+        other.hello()
+        a = owner.request()
+        aid = a["assignment_id"]
+        budget = 8 * 20 * 1                       # [ppo] n_envs × n_steps × iterations
+        expect_error(other.heartbeat(aid, 0), "not_yours", aid, "§3.5 another worker's heartbeat")
+        expect_error(other.call(result_for(a)), "not_yours", aid, "§3.6 another worker's result")
+        # Ownership comes before the bounds: over-budget claims from a
+        # stranger are still not_yours.
+        expect_error(other.heartbeat(aid, budget + 1), "not_yours", aid, "§3.5 order: not_yours first")
+        over = result_for(a, mutate=lambda r: r["seats"][0].update(frames=budget + 1))
+        expect_error(other.call(over), "not_yours", aid, "§3.6 order: not_yours before the bounds")
+        check(all(agent(c, s["id"])["busy"] for s in a["seats"]), "§4.1: not_yours freed the agents")
+        # The owner's own over-budget claims are bad_field (§4.2) and change nothing.
+        expect_error(owner.heartbeat(aid, budget + 1), "bad_field", aid, "§3.5/§4.2 frames_done over budget")
+        expect_error(owner.call(over), "bad_field", aid, "§4.2 seats[0].frames over budget")
+        r = owner.heartbeat(aid, budget)
+        check(r["type"] == "ack" and r.get("assignment_id", 0) == aid and r.get("applied", False) is False,
+              f"§4.1: the owner's heartbeat after not_yours must be ack{{A, applied:false}}: {r}")
+        expect_error(owner.heartbeat(10 ** 12), "unknown_assignment", 10 ** 12, "§3.5 never issued")
+        r = owner.call(result_for(a))
+        check(r["type"] == "ack" and r.get("assignment_id", 0) == aid and r.get("applied") is True,
+              f"§4.1: the owner's result after not_yours must be ack{{A, applied:true}}: {r}")
+        expect_error(other.heartbeat(aid), "unknown_assignment", aid, "§3.5 heartbeat after done, from another worker")
+    finally:
+        owner.close()
+        other.close()
+
+
 def test_zero_episodes_accepted():
     """§3.6: n_episodes = 0 in a training result is accepted: new state
     (version + 1) and frames count, no match or rating changes."""
@@ -776,7 +817,8 @@ def main():
     print(UNPROVOKABLE.strip(), flush=True)
     try:
         harness.run_tests([test_session_happy_path, test_request_parking_hello_and_pause,
-                           test_bad_state_rows, test_result_refusals, test_zero_episodes_accepted,
+                           test_bad_state_rows, test_result_refusals, test_not_yours_and_bounds,
+                           test_zero_episodes_accepted,
                            test_decode_errors, test_oversize_frame_drops_connection,
                            test_bye_returns_work, test_holding_two_and_over_limit, test_expiry_rows, test_untrained_seats_and_control,
                            test_unprovokable])
