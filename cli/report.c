@@ -298,6 +298,29 @@ s_range (double *lo, double *hi, bool log_scale)
     *hi = ceil (*hi / step) * step;
 }
 
+//  The y axis' ticks (values), at most max; the y range must be set.
+static int
+s_yticks (const plot_t *p, double *out, int max)
+{
+    int n = 0;
+    if (p->logy) {
+        double d0 = floor (log10 (p->y0) + 1e-9), d1 = ceil (log10 (p->y1) - 1e-9);
+        bool minor = d1 - d0 <= 2;
+        for (double dec = d0; dec <= d1; dec++)
+            for (int m = 1; m <= (minor ? 5 : 1); m += (minor ? (m == 1 ? 1 : 3) : 1)) {
+                double y = m * pow (10, dec);
+                if (y >= p->y0 * 0.9999 && y <= p->y1 * 1.0001 && n < max)
+                    out [n++] = y;
+            }
+    }
+    else {
+        double step = s_nice_step (p->y1 - p->y0, 5);
+        for (double y = ceil (p->y0 / step - 1e-9) * step; y <= p->y1 + step * 1e-6 && n < max; y += step)
+            out [n++] = fabs (y) < step * 1e-9 ? 0 : y;
+    }
+    return n;
+}
+
 static void
 s_plot_begin (plot_t *p, FILE *f, double W, double H, const char *label,
               const char *xlabel, const char *ylabel)
@@ -305,13 +328,20 @@ s_plot_begin (plot_t *p, FILE *f, double W, double H, const char *label,
     p->f = f;
     p->W = W;
     p->H = H;
-    //  Small multiples (the learning curves) get narrower margins.
+    double ticks [64];
+    int n_ticks = s_yticks (p, ticks, 64);
+    char buf [32];
+    //  Small multiples (the learning curves) get narrower margins, but the
+    //  left one always holds the widest tick label (11 px text, under
+    //  6.5 px a character) and the rotated axis label beside it.
+    size_t widest = 0;
+    for (int i = 0; i < n_ticks; i++)
+        widest = fmax (widest, strlen (s_fmt (ticks [i], buf, sizeof buf)));
     bool small = W < 400;
-    p->ml = small ? 44 : 64;
+    p->ml = fmax (small ? 44 : 64, 6 + 6.5 * (double) widest + (ylabel [0] ? 22 : 4));
     p->mr = small ? 8 : 16;
     p->mt = small ? 22 : 28;
     p->mb = small ? 38 : 40;
-    char buf [32];
     fprintf (f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                 "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W, H, W, H);
     s_esc (f, label);
@@ -320,30 +350,11 @@ s_plot_begin (plot_t *p, FILE *f, double W, double H, const char *label,
     s_esc (f, label);
     fprintf (f, "</text>\n<g class=\"axis\">\n");
     //  Horizontal grid and y ticks.
-    if (p->logy) {
-        double d0 = floor (log10 (p->y0) + 1e-9), d1 = ceil (log10 (p->y1) - 1e-9);
-        bool minor = d1 - d0 <= 2;
-        for (double dec = d0; dec <= d1; dec++)
-            for (int m = 1; m <= (minor ? 5 : 1); m += (minor ? (m == 1 ? 1 : 3) : 1)) {
-                double y = m * pow (10, dec);
-                if (y < p->y0 * 0.9999 || y > p->y1 * 1.0001)
-                    continue;
-                fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                         p->ml, W - p->mr, s_py (p, y), s_py (p, y), p->ml - 6, s_py (p, y) + 4,
-                         s_fmt (y, buf, sizeof buf));
-            }
-    }
-    else {
-        double step = s_nice_step (p->y1 - p->y0, 5);
-        for (double y = ceil (p->y0 / step - 1e-9) * step; y <= p->y1 + step * 1e-6; y += step) {
-            double yy = fabs (y) < step * 1e-9 ? 0 : y;
-            fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                     p->ml, W - p->mr, s_py (p, yy), s_py (p, yy), p->ml - 6, s_py (p, yy) + 4,
-                     s_fmt (yy, buf, sizeof buf));
-        }
-    }
+    for (int i = 0; i < n_ticks; i++)
+        fprintf (f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                 p->ml, W - p->mr, s_py (p, ticks [i]), s_py (p, ticks [i]), p->ml - 6,
+                 s_py (p, ticks [i]) + 4, s_fmt (ticks [i], buf, sizeof buf));
     double step = s_nice_step (p->x1 - p->x0, (int) fmax (2, (W - p->ml - p->mr) / 110));
     for (double x = ceil (p->x0 / step - 1e-9) * step; x <= p->x1 + step * 1e-6; x += step) {
         double xx = fabs (x) < step * 1e-9 ? 0 : x;

@@ -380,6 +380,16 @@ def test_report_fixture():
     # agt_0 beat agt_1 in the one match.
     cells = {td.get("title"): td.text for td in root.iter(f"{XHTML}td") if td.get("title")}
     check(cells.get("W 1, D 0, L 0") == "1.00" and cells.get("W 0, D 0, L 1") == "0.00", cells)
+    check(harness.check_tick_labels_fit(root) > 0, "no y tick labels")
+    # Ratings whose ticks are long (-0.0001 ... -0.0005) still fit left of the chart.
+    bundle["history"]["agt_0"]["rating"] = [0.0, 0.00025, 0.0005]
+    bundle["history"]["agt_1"]["rating"] = [0.0, -0.00025, -0.0005]
+    with open(data, "wb") as f:
+        f.write(mpack.packb(bundle))
+    cluster.ctl("report", "-o", out, "--data", data)
+    root, text = parse_report(out)
+    check(">-0.000" in text, "the long tick labels are not in the report")
+    check(harness.check_tick_labels_fit(root) > 0, "no y tick labels")
 
 
 if __name__ == "__main__":

@@ -218,6 +218,7 @@ def test_report_learning_curves():
                   f"{n_evo} evolutions x 5 charts")
         total += n_evo
     check(total > 0, "no evolution happened, so none could be marked")
+    check(harness.check_tick_labels_fit(root) > 0, "no y tick labels found")
     # Without smoothing: the points only.
     raw = os.path.join(tmp, "raw.html")
     cluster.ctl("report", "-o", raw, "--smooth", "0")

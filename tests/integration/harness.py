@@ -170,6 +170,26 @@ def crc32c(data, crc=0):
     return crc ^ 0xFFFFFFFF
 
 
+def check_tick_labels_fit(root):
+    """Every y tick label of a pbtctl report (an ElementTree root) lies
+    inside its chart and right of the rotated axis label (x = 14 when the
+    chart has one): 11 px sans-serif is at most ~6 px a character for
+    digits, '.', '-', 'e', 'k'. Returns the number of labels checked."""
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    n = 0
+    for svg in root.iter(f"{svg_ns}svg"):
+        texts = list(svg.iter(f"{svg_ns}text"))
+        has_ylabel = any(t.get("transform", "").startswith("translate(14") and t.text for t in texts)
+        for t in texts:
+            if t.get("text-anchor") == "end" and t.text:
+                left = float(t.get("x")) - 6.0 * len(t.text)
+                check(left >= (22 if has_ylabel else 0),
+                      f"tick label {t.text!r} at x={t.get('x')} starts at {left:.1f}: cut off "
+                      f"in {svg.get('aria-label')!r}")
+                n += 1
+    return n
+
+
 def check_state_store(db_path):
     """Every snapshot row names a whole, intact record in the state store
     (docs/schema.md): magic, format, n_params, length and both checksums;
