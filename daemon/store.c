@@ -509,17 +509,26 @@ done:
     return rc;
 }
 
-int
-store_sync (store_t *self)
+//  Whether a sync has anything to do: 1 yes, 0 nothing written since the
+//  last, -1 an earlier sync was lost (reported once, then forgotten).
+static int
+s_sync_needed (store_t *self)
 {
-    assert (self);
     if (self->lost_sync) {
         self->lost_sync = false;
         self->dirty = false;
         return -1;
     }
-    if (!self->dirty || self->active_fd < 0)
-        return 0;
+    return self->dirty && self->active_fd >= 0;
+}
+
+int
+store_sync (store_t *self)
+{
+    assert (self);
+    int need = s_sync_needed (self);
+    if (need <= 0)
+        return need;
     if (fdatasync (self->active_fd)) {
         log_error ("store_sync_failed", "dir=%s seg=%" PRIu32 " errno=\"%s\"", self->dir,
                    self->active, strerror (errno));
@@ -541,13 +550,9 @@ store_sync_begin (store_t *self, int *fd)
     assert (self);
     assert (fd);
     *fd = -1;
-    if (self->lost_sync) {
-        self->lost_sync = false;
-        self->dirty = false;
-        return -1;
-    }
-    if (!self->dirty || self->active_fd < 0)
-        return 0;
+    int need = s_sync_needed (self);
+    if (need <= 0)
+        return need;
     *fd = dup (self->active_fd);
     if (*fd < 0) {
         log_error ("store_sync_failed", "dir=%s seg=%" PRIu32 " errno=\"%s\" op=dup",
