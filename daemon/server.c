@@ -234,7 +234,7 @@ server_release_lease (server_t *self, lease_t *lease)
         if (agent && !lease->a.seats [i].frozen && agent->assignment == lease->a.id) {
             agent->busy = false;
             agent->assignment = 0;
-            agent->freed_us = zclock_usecs ();
+            agent->freed_us = self->any_freed_us = zclock_usecs ();
         }
     }
     void *handle = zlistx_find (self->leases, lease);
@@ -595,6 +595,10 @@ s_assign_to (server_t *self, peer_t *peer)
         if (agent && agent->freed_us > self->msg_in_us)
             self->msg_in_us = agent->freed_us;
     }
+    //  A prefetch (the worker holds another) waits by rule for agents to
+    //  come back (s_next_waiting), not for pbtd: it became possible then.
+    if (server_peer_held (self, peer) > 1 && self->any_freed_us > self->msg_in_us)
+        self->msg_in_us = self->any_freed_us;
     if (rc == 0)
         rc = s_send_to (self, self->worker, peer->routing_id, &msg, peer->key);
     self->msg_in_us = saved_in;

@@ -140,9 +140,11 @@ struct _server_t {
     uint64_t store_started_seen;    // state store roll-overs already collected after
     //  Turnaround of the last SERVER_TURN_RING assignments: from the
     //  moment pbtd could have formed it (the later of reading the worker's
-    //  request and its agents becoming free) to handing it to ZeroMQ
-    //  after the commit, in ms.
+    //  request and its agents becoming free; for a worker's second one,
+    //  also of any agent becoming free, since the margin rule waits for
+    //  that) to handing it to ZeroMQ after the commit, in ms.
     int64_t msg_in_us;
+    int64_t any_freed_us;           // when any agent last became free
     float *turn_ms;
     uint32_t turn_n, turn_i;
     uint64_t results;               // results applied (all time)
