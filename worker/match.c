@@ -703,6 +703,15 @@ match_result (match_t *self, proto_result_t *result)
         self->seats [s].state = NULL;
 }
 
+proto_state_t *
+match_seat_state (match_t *self, int seat)
+{
+    assert (self);
+    if (seat < 0 || seat >= self->P || !self->seats [seat].train)
+        return NULL;
+    return self->seats [seat].state;
+}
+
 int
 match_run (const proto_assign_t *assign, proto_result_t *result,
            match_progress_fn *progress, void *progress_arg,

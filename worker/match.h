@@ -62,6 +62,11 @@ int match_rollout (match_t *self, char *err, size_t err_len);
 //  Train every trained seat on the rollout just played.
 void match_update (match_t *self);
 
+//  A trained seat's state (params and Adam moments), which match_update
+//  changes in place; NULL for a seat that does not train. A caller may
+//  change it between iterations (pbtctl exploit averages a team's seats).
+proto_state_t *match_seat_state (match_t *self, int seat);
+
 //  Scores so far: [n_episodes][n_players], row entries by seat.
 const float *match_scores (const match_t *self, size_t *n_episodes);
 
