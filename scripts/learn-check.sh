@@ -93,12 +93,18 @@ for line in open(exploit_path):
 agents = st["agents"]
 rec = st.get("recommended") or max(agents, key=lambda a: a["rating"])["id"]
 vals = [ex[a["id"]] for a in agents if a["id"] in ex]
-cells = "  ".join(f"{a['id']} {ex[a['id']]:5.2f}" if a["id"] in ex else f"{a['id']}    -"
-                  for a in agents)
 mean = sum(vals) / len(vals) if vals else float("nan")
-print(f"[{run:>3} {minute:>2} min] results {st.get('results', 0):>6.0f}  evolutions {st.get('evolutions', 0):>4.0f}  "
-      f"{cells}  mean {mean:5.2f}  recommended {rec} {ex.get(rec, float('nan')):5.2f}", flush=True)
-json.dump({"agents": {a["id"]: ex.get(a["id"]) for a in agents}, "mean": mean, "recommended": rec,
+head = (f"[{run:>3} {minute:>2} min] results {st.get('results', 0):>6.0f}  "
+        f"evolutions {st.get('evolutions', 0):>4.0f}  ")
+if ex:      # rps: each agent's exact exploitability
+    cells = "  ".join(f"{a['id']} {ex[a['id']]:5.2f}" if a["id"] in ex else f"{a['id']}    -"
+                      for a in agents)
+    print(f"{head}{cells}  mean {mean:5.2f}  recommended {rec} {ex.get(rec, float('nan')):5.2f}", flush=True)
+else:       # no exact value: the ratings, and the recommendation
+    cells = "  ".join(f"{a['id']} {a['rating']:+6.1f}" for a in agents)
+    print(f"{head}elo {cells}  recommended {rec}", flush=True)
+json.dump({"agents": {a["id"]: ex.get(a["id"]) for a in agents},
+           "ratings": {a["id"]: a["rating"] for a in agents}, "mean": mean, "recommended": rec,
            "recommended_value": ex.get(rec), "results": st.get("results"),
            "evolutions": st.get("evolutions"),
            "frames": sum(a.get("frames", 0) for a in agents)},
@@ -126,13 +132,29 @@ wait 2>/dev/null || true
 PIDS=()
 
 echo
-echo "final table ($MINUTES minutes, $WORKERS workers per run; exploitability: 0 unexploitable, 10 fully exploitable)"
+if [ "$ENV_NAME" = rps ]; then
+  echo "final table ($MINUTES minutes, $WORKERS workers per run; exploitability: 0 unexploitable, 10 fully exploitable)"
+else
+  echo "final table ($MINUTES minutes, $WORKERS workers per run; Elo, and the best response's mean score against the recommended agent)"
+fi
 python3 - "$TOP" "$MINUTES" $RUNS <<'PY'
-import json, sys
+import json, re, sys
 top, minutes, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
 data = {r: json.load(open(f"{top}/{r}/minute-{minutes}.json")) for r in runs}
 agents = sorted({a for d in data.values() for a in d["agents"]}, key=lambda s: int(s.split("_")[1]))
 print(f"{'agent':<10}" + "".join(f"{'PBT ' + r:>12}" for r in runs))
+if all(v is None for d in data.values() for v in d["agents"].values()):
+    # no exact values (not rps): ratings, the recommendation and its best response
+    for a in agents:
+        print(f"{a:<10}" + "".join(f"{data[r]['ratings'].get(a, float('nan')):>+12.1f}" for r in runs))
+    print(f"{'recommended':<10}" + "".join(f"{data[r]['recommended']:>12}" for r in runs))
+    def br(r):
+        m = re.search(r"best response vs \S+: mean score (\S+)", open(f"{top}/{r}/exploit-final.txt").read())
+        return float(m.group(1)) if m else float("nan")
+    print(f"{'best resp.':<10}" + "".join(f"{br(r):>12.3f}" for r in runs))
+    print(f"{'results':<10}" + "".join(f"{data[r]['results']:>12.0f}" for r in runs))
+    print(f"{'evolutions':<10}" + "".join(f"{data[r]['evolutions']:>12.0f}" for r in runs))
+    sys.exit(0)
 for a in agents:
     row = "".join(f"{data[r]['agents'].get(a):>12.2f}" if data[r]['agents'].get(a) is not None else f"{'-':>12}" for r in runs)
     print(f"{a:<10}{row}")
