@@ -335,8 +335,11 @@ s_plot_begin (plot_t *p, FILE *f, double W, double H, const char *label,
     //  left one always holds the widest tick label (11 px text, under
     //  6.5 px a character) and the rotated axis label beside it.
     size_t widest = 0;
-    for (int i = 0; i < n_ticks; i++)
-        widest = fmax (widest, strlen (s_fmt (ticks [i], buf, sizeof buf)));
+    for (int i = 0; i < n_ticks; i++) {
+        size_t len = strlen (s_fmt (ticks [i], buf, sizeof buf));
+        if (len > widest)
+            widest = len;
+    }
     bool small = W < 400;
     p->ml = fmax (small ? 44 : 64, 6 + 6.5 * (double) widest + (ylabel [0] ? 22 : 4));
     p->mr = small ? 8 : 16;
