@@ -20,6 +20,7 @@ struct _committer_t {
 typedef struct {
     char *wal_path;
     uint32_t delay_ms;              // PBTD_TEST_COMMIT_DELAY_MS (tests only)
+    uint32_t store_delay_ms;        // PBTD_TEST_STORE_DELAY_MS (tests only)
 } s_args_t;
 
 static bool
@@ -97,10 +98,13 @@ s_run (zsock_t *pipe, s_args_t *args, s_job_t *jobs, int n)
     for (int i = 0; i < n; i++) {
         if (jobs [i].job == COMMITTER_WAL)
             wal = true;
-        else
-        if (zsock_send (pipe, "481", jobs [i].job, jobs [i].seq,
-                        (byte) s_sync_store (jobs [i].fd, jobs [i].seq)))
-            return -1;
+        else {
+            if (args->store_delay_ms)
+                zclock_sleep ((int) args->store_delay_ms);
+            if (zsock_send (pipe, "481", jobs [i].job, jobs [i].seq,
+                            (byte) s_sync_store (jobs [i].fd, jobs [i].seq)))
+                return -1;
+        }
     }
     if (!wal)
         return 0;
@@ -162,6 +166,12 @@ committer_new (const char *wal_path)
         args->delay_ms = (uint32_t) strtoul (delay, NULL, 10);
         log_warn ("committer_test_delay", "ms=%" PRIu32 " why=\"PBTD_TEST_COMMIT_DELAY_MS is "
                   "set: for tests only\"", args->delay_ms);
+    }
+    delay = getenv ("PBTD_TEST_STORE_DELAY_MS");
+    if (delay && *delay) {
+        args->store_delay_ms = (uint32_t) strtoul (delay, NULL, 10);
+        log_warn ("committer_test_delay", "store_ms=%" PRIu32 " why=\"PBTD_TEST_STORE_DELAY_MS "
+                  "is set: for tests only\"", args->store_delay_ms);
     }
     //  From here the thread owns args.
     self->actor = zactor_new (s_actor, args);

@@ -185,6 +185,15 @@ int db_load_state (db_t *self, int64_t agent_id, uint64_t version, proto_state_t
 //  Record a new leased assignment (id chosen here, seed derived from
 //  base_seed and the id) with its seats. Fills a->id and a->seed.
 int db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed);
+//  Assignment ids are never reused, even across a crash that lost
+//  assignments pbtd had already sent (server.c sends them before their
+//  batch is durable). meta.assign_id_ceiling bounds every id ever sent:
+//  at start ids continue from it (or from the highest recorded, if
+//  higher) and a new ceiling `block` further on is written durably
+//  (*ceiling). db_assignment_ids_reserve writes a later ceiling, in the
+//  open batch or its own transaction.
+int db_assignment_ids_start (db_t *self, uint64_t block, uint64_t *ceiling);
+int db_assignment_ids_reserve (db_t *self, uint64_t ceiling);
 //  0, 1 absent, -1 error.
 int db_assignment_get (db_t *self, uint64_t id, db_assignment_t *a);
 //  Ids of leased assignments, ascending, into ids[0..max); count or -1.

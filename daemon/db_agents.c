@@ -217,6 +217,8 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
     int64_t id = 0;
     if (s_int (self, s_q (self, Q_ASG_NEXTID), &id, "assignment_nextid"))
         goto fail;
+    if (id < self->asg_next)
+        id = self->asg_next;    // past ids sent in batches that were lost
     rng_t rng;
     rng_seed_stream (&rng, base_seed, (uint64_t) id);
     //  SQLite integers are signed: keep seeds in 63 bits so they round-trip.
@@ -255,6 +257,7 @@ db_assignment_create (db_t *self, db_assignment_t *a, uint64_t base_seed)
     }
     if (db_op_commit (self))
         return -1;
+    self->asg_next = id + 1;    // a rolled-back batch does not give its ids back
     a->id = (uint64_t) id;
     a->seed = seed;
     snprintf (a->state, sizeof a->state, "leased");
@@ -419,4 +422,33 @@ db_hparam_history (db_t *self, int64_t agent, db_hparam_t **out)
     }
     *out = rows;
     return n;
+}
+
+int
+db_assignment_ids_start (db_t *self, uint64_t block, uint64_t *ceiling)
+{
+    char text [32];
+    int rc = db_meta_get (self, "assign_id_ceiling", text, sizeof text);
+    if (rc < 0)
+        return -1;
+    int64_t floor = rc == 0 ? strtoll (text, NULL, 10) : 0;
+    int64_t next = 0;
+    if (s_int (self, s_q (self, Q_ASG_NEXTID), &next, "assignment_nextid"))
+        return -1;
+    if (next > floor)
+        floor = next;
+    if (floor > self->asg_next)
+        self->asg_next = floor;
+    if (db_assignment_ids_reserve (self, (uint64_t) floor + block))
+        return -1;
+    *ceiling = (uint64_t) floor + block;
+    return 0;
+}
+
+int
+db_assignment_ids_reserve (db_t *self, uint64_t ceiling)
+{
+    char text [32];
+    snprintf (text, sizeof text, "%" PRIu64, ceiling);
+    return db_meta_set (self, "assign_id_ceiling", text);
 }

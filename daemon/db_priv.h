@@ -64,6 +64,7 @@ struct _db_t {
     uint64_t results_keep;          // results (assignments) kept without episode rows (0 = all)
     int64_t match_cut;              // every match id <= this is deleted
     int64_t asg_cut;                // every unleased assignment id <= this is deleted
+    int64_t asg_next;               // the lowest id a new assignment may take (never reused)
     //  The checkpointer thread and its own connection.
     pthread_t ckpt_thread;
     bool ckpt_running;

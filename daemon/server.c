@@ -66,7 +66,20 @@ s_send_raw (zsock_t *sock, zframe_t *routing_id, uint8_t *buf, size_t len)
     return 0;
 }
 
-//  Encode and send, or, inside a batch, queue until the batch commits.
+//  One assignment handed to ZeroMQ: its turnaround since t_in (status).
+static void
+s_turn_note (server_t *self, int64_t t_in)
+{
+    if (!t_in || !self->turn_ms)
+        return;
+    self->turn_ms [self->turn_i] = (float) (zclock_usecs () - t_in) / 1000.0f;
+    self->turn_i = (self->turn_i + 1) % SERVER_TURN_RING;
+    if (self->turn_n < SERVER_TURN_RING)
+        self->turn_n++;
+}
+
+//  Encode and send, or, inside a batch, queue until the batch commits
+//  (an assign below the durable id ceiling goes at once).
 //  peer_key names the worker an assign is for (NULL otherwise).
 static int
 s_send_to (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_t *msg,
@@ -80,6 +93,15 @@ s_send_to (server_t *self, zsock_t *sock, zframe_t *routing_id, const proto_msg_
     }
     if (!self->batching)
         return s_send_raw (sock, routing_id, buf, len);
+    if (msg->type == PROTO_ASSIGN && msg->u.assign.assignment_id < self->asg_ceiling_durable) {
+        //  Nothing in it needs to be durable first: its states travel in
+        //  it, and if the batch is lost its id is never issued again, so
+        //  the worker's heartbeat or result is refused (unknown_assignment).
+        int rc = s_send_raw (sock, routing_id, buf, len);
+        if (rc == 0)
+            s_turn_note (self, self->msg_in_us);
+        return rc;
+    }
     outmsg_t *out = calloc (1, sizeof *out);
     assert (out);
     out->sock = sock;
@@ -553,6 +575,30 @@ s_state_fallback (server_t *self, int64_t agent_id)
     }
 }
 
+//  Assignment ids: an assign goes out as soon as it is formed (s_send_to)
+//  if its id is below a ceiling that is durable in meta, so no crash can
+//  make pbtd issue that id again. Half a block before the ceiling a new
+//  one is written in the open batch; it counts once that batch's WAL
+//  sync answers (s_wal_synced). Until then, or if the batch is lost,
+//  assigns past the durable ceiling wait for their batch like acks.
+static void
+s_assign_ids_reserve (server_t *self, uint64_t id)
+{
+    if (id + SERVER_ASSIGN_ID_BLOCK / 2 < self->asg_ceiling)
+        return;
+    uint64_t ceiling = id + SERVER_ASSIGN_ID_BLOCK;
+    if (db_assignment_ids_reserve (self->db, ceiling)) {
+        log_warn ("assign_ids_reserve_failed", "ceiling=%" PRIu64 " why=\"assigns wait for "
+                  "their batch's fsync until a ceiling is written\"", ceiling);
+        return;
+    }
+    self->asg_ceiling = ceiling;
+    if (self->batching)
+        self->asg_ceiling_seq = self->commit_seq + 1;       // the open batch's
+    else
+        self->asg_ceiling_durable = ceiling;
+}
+
 static void
 s_assign_to (server_t *self, peer_t *peer)
 {
@@ -567,6 +613,7 @@ s_assign_to (server_t *self, peer_t *peer)
         log_error ("assignment_create_failed", "worker=\"%s\"", peer->worker_id);
         return;
     }
+    s_assign_ids_reserve (self, a.id);
     lease_t *lease = calloc (1, sizeof *lease);
     assert (lease);
     lease->a = a;
@@ -595,9 +642,12 @@ s_assign_to (server_t *self, peer_t *peer)
         if (agent && agent->freed_us > self->msg_in_us)
             self->msg_in_us = agent->freed_us;
     }
-    //  A prefetch (the worker holds another) waits by rule for agents to
-    //  come back (s_next_waiting), not for pbtd: it became possible then.
-    if (server_peer_held (self, peer) > 1 && self->any_freed_us > self->msg_in_us)
+    //  A prefetch (asked for while the worker held another) waits by rule
+    //  for agents to come back (s_next_waiting), not for pbtd: it became
+    //  possible then. That holds even when the worker's other assignment
+    //  came back first and this one now takes its free slot.
+    if ((peer->request_held > 0 || server_peer_held (self, peer) > 1)
+    &&  self->any_freed_us > self->msg_in_us)
         self->msg_in_us = self->any_freed_us;
     if (rc == 0)
         rc = s_send_to (self, self->worker, peer->routing_id, &msg, peer->key);
@@ -884,6 +934,7 @@ s_on_request (server_t *self, zframe_t *rid, peer_t *peer)
         zlistx_add_end (self->waiting, key);
         peer->parked = true;
         peer->request_us = zclock_usecs ();
+        peer->request_held = held;
     }
     server_dispatch (self);
 }
@@ -1242,6 +1293,11 @@ static void
 s_resync (server_t *self)
 {
     s_cache_clear (self);
+    if (self->asg_ceiling_seq > self->durable_seq) {
+        //  The ceiling written in the lost batch: the next id writes it again.
+        self->asg_ceiling = self->asg_ceiling_durable;
+        self->asg_ceiling_seq = 0;
+    }
     for (int i = 0; i < self->n_agents; i++) {
         if (s_reload_agent (self, i))
             log_error ("resync_failed", "agent=agt_%d", i);
@@ -1255,9 +1311,12 @@ s_resync (server_t *self)
         log_error ("resync_failed", "what=leases");
     //  The reloaded leases name their workers but not the routing ids the
     //  workers are still connected on.
-    for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers))
+    for (peer_t *p = zhashx_first (self->peers); p; p = zhashx_next (self->peers)) {
+        if (p->assignment && !s_lease_find (self, p->assignment))
+            p->assignment = 0;      // sent from the lost batch: pbtd never issued it
         if (p->worker_id [0])
             s_rebind_leases (self, p);
+    }
     int64_t results = db_count_results (self->db), evolutions = db_count_evolutions (self->db);
     if (results >= 0)
         self->results = (uint64_t) results;
@@ -1280,7 +1339,11 @@ s_resync (server_t *self)
 //     and hands over WAL job N; then it reads workers again: batch N+1 is
 //     handled while N's WAL is synced (at most SERVER_COMMIT_PENDING
 //     batches wait, then the worker socket waits instead).
-//  3. On WAL job N's answer the batch is durable: its acks and assigns go.
+//  3. On WAL job N's answer the batch is durable: its acks go (and any
+//     assign whose id was past the durable id ceiling).
+//  Assigns themselves go when formed, before any of this
+//  (s_assign_ids_reserve says why that is safe): a worker starts on its
+//  next match while the result that freed the agents is still syncing.
 //  Ordering: a row is written to the WAL only after the states it names
 //  were fsynced (step 1 before 2), so whatever of the WAL survives a power
 //  loss names durable states; a SIGKILL loses nothing the kernel holds.
@@ -1353,12 +1416,8 @@ s_flush (server_t *self, zlistx_t *outbox, bool committed)
         uint8_t *buf = out->buf;
         out->buf = NULL;
         int sent = s_send_raw (out->sock, out->routing_id, buf, out->len);
-        if (sent == 0 && out->type == PROTO_ASSIGN && out->t_in && self->turn_ms) {
-            self->turn_ms [self->turn_i] = (float) (zclock_usecs () - out->t_in) / 1000.0f;
-            self->turn_i = (self->turn_i + 1) % SERVER_TURN_RING;
-            if (self->turn_n < SERVER_TURN_RING)
-                self->turn_n++;
-        }
+        if (sent == 0 && out->type == PROTO_ASSIGN)
+            s_turn_note (self, out->t_in);
         if (sent && out->type == PROTO_ASSIGN) {
             //  Nobody will run it: give the agents back now, not at the deadline.
             lease_t *lease = s_lease_find (self, out->assignment_id);
@@ -1555,6 +1614,10 @@ s_wal_synced (server_t *self, uint64_t seq, bool ok)
     assert (p && p->seq == seq);
     if (ok && !self->wal_failed) {
         self->durable_seq = seq;
+        if (self->asg_ceiling_seq && seq >= self->asg_ceiling_seq) {
+            self->asg_ceiling_durable = self->asg_ceiling;
+            self->asg_ceiling_seq = 0;
+        }
         metrics_observe_commit (self->metrics, zclock_usecs () - p->end_us);
         s_after_batch (self, s_flush (self, p->outbox, true));
     }
@@ -1943,6 +2006,10 @@ s_load (server_t *self)
                 && !strcmp (value, "1");
     if (s_pin_env (self))
         return -1;
+    //  Ids go on past every id sent before (even in a batch a crash lost).
+    if (db_assignment_ids_start (self->db, SERVER_ASSIGN_ID_BLOCK, &self->asg_ceiling))
+        return -1;
+    self->asg_ceiling_durable = self->asg_ceiling;
     //  Leases survive a restart: workers may still deliver them.
     int n_leased = s_load_leases (self);
     if (n_leased < 0)

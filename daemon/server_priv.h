@@ -54,6 +54,7 @@ typedef struct {
     char curve_key [64];            // its CURVE public key (Z85) from the handshake, "" without CURVE
     int64_t last_seen;              // zclock_mono ms
     int64_t request_us;             // when its pending request was read (zclock_usecs)
+    uint32_t request_held;          // assignments it held when it asked (0: not a prefetch)
     bool parked;                    // in the waiting FIFO
     uint64_t assignment;            // last assignment handed to it, 0 if none
     uint64_t frames_done;           // from its last heartbeat
@@ -92,6 +93,9 @@ typedef struct {
 #define SERVER_BATCH_MAX      64
 #define SERVER_BATCH_US       2000
 #define SERVER_TURN_RING      65536
+//  Assignment ids reserved ahead in meta (s_assign_ids_reserve): a
+//  restart skips at most this many.
+#define SERVER_ASSIGN_ID_BLOCK 4096
 #define SERVER_RATE_EVENTS    1024
 
 struct _server_t {
@@ -128,6 +132,9 @@ struct _server_t {
     uint64_t waiting_seq;
     uint64_t commit_seq;            // batches handed to the committer
     uint64_t durable_seq;           // the last batch whose WAL sync succeeded
+    uint64_t asg_ceiling;           // the id ceiling last written to meta
+    uint64_t asg_ceiling_durable;   // ...and the one known durable: ids below go out at once
+    uint64_t asg_ceiling_seq;       // the batch that wrote asg_ceiling (0: durable)
     int64_t batch_end_us;
     bool worker_off, control_off;   // their readers ended (s_readers_update)
     bool tick_deferred;             // housekeeping waits for the store sync

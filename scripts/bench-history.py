@@ -21,7 +21,8 @@ docs/scaling.md ("Looking at a long run"). Prints key=value lines.
    housekeeping slip, results resent (pbtd's error_sent code=duplicate,
    workers' no_ack) and control replies lost (ctl_reply_failed).
 
-Usage: scripts/bench-history.py [build-dir] [--skip-b]
+Usage: scripts/bench-history.py [build-dir] [--skip-b] [--live-only]
+                                 [--phases quiet,queries,queries_1s,quiet2]
 """
 import json
 import os
@@ -160,7 +161,10 @@ def live(tmp, seconds=30):
     p = Pbtd(d, None, db)
     p.stop()
     synth.fill(db, results=100000, levels=12)
-    for phase in ("quiet", "queries", "queries_1s", "quiet2"):
+    phases = ("quiet", "queries", "queries_1s", "quiet2")
+    if "--phases" in sys.argv:
+        phases = sys.argv[sys.argv.index("--phases") + 1].split(",")
+    for phase in phases:
         p = Pbtd(d, None, db)
         p.worker()
         p.worker()
@@ -190,7 +194,11 @@ def live(tmp, seconds=30):
             tick_slip_max_ms=f"{s1['housekeeping']['slip_ms_max']:.1f}",
             ticks=s1["housekeeping"]["ticks"] - s0["housekeeping"]["ticks"],
             resent=logs.count("code=duplicate") + logs.count("no_ack"),
-            ctl_reply_failed=logs.count("ctl_reply_failed"))
+            ctl_reply_failed=logs.count("ctl_reply_failed"),
+            wal_truncates=logs.count("checkpoint_truncate"))
+        if os.environ.get("PBT_BENCH_KEEP_LOGS"):
+            shutil.copy(os.path.join(d, "hist-pbtd.log"),
+                        os.path.join(os.environ["PBT_BENCH_KEEP_LOGS"], f"pbtd-{phase}.log"))
         for f in os.listdir(d):
             if f.startswith("hist-"):
                 os.remove(os.path.join(d, f))
@@ -201,10 +209,11 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pbt-bench-history-")
     try:
         out(load=os.getloadavg()[0], cpus=os.cpu_count())
-        a = make_db(tmp, "A_1h_default", 95, [])
-        queries("A_1h_default", a)
-        shutil.rmtree(a, ignore_errors=True)
-        if "--skip-b" not in sys.argv:
+        if "--live-only" not in sys.argv:
+            a = make_db(tmp, "A_1h_default", 95, [])
+            queries("A_1h_default", a)
+            shutil.rmtree(a, ignore_errors=True)
+        if "--skip-b" not in sys.argv and "--live-only" not in sys.argv:
             b = make_db(tmp, "B_1e7_episode_rows", 150, ["--episode-rows", "--matches-keep", "0"])
             con = sqlite3.connect(os.path.join(b, "pbt.db"))
             con.executescript("BEGIN;" + TOPUP + "COMMIT;")

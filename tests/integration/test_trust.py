@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import stat
 import struct
 import subprocess
@@ -213,6 +214,9 @@ def test_binding_survives_restart_plaintext():
         real = Peer(c.wep, "node-a")
         real.hello()
         a = real.get_assignment()
+        # An assign goes out before its batch commits (PROTOCOL.md §3.4):
+        # the lease survives a SIGKILL once its row is committed.
+        wait_committed(c, a["assignment_id"])
         c.pbtd.send_signal(signal.SIGKILL)
         c.pbtd.wait()
         real.close()
@@ -232,6 +236,84 @@ def test_binding_survives_restart_plaintext():
             if p:
                 p.close()
         c.stop()
+
+
+def wait_committed(c, assignment_id, timeout=10):
+    """Until another connection sees the assignment's row (committed)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        con = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True, timeout=5)
+        try:
+            if con.execute("SELECT 1 FROM assignments WHERE id = ?", (assignment_id,)).fetchone():
+                return
+        finally:
+            con.close()
+        time.sleep(0.05)
+    raise harness.Failure(f"assignment {assignment_id} was not committed within {timeout} s")
+
+
+def test_assign_lost_in_a_crash_is_never_reissued():
+    """pbtd sends an assign before its batch is durable (PROTOCOL.md §3.4).
+    Killed before that batch commits, pbtd restarts without it: the result
+    that freed the agents was not acknowledged, so it is taken again; the
+    lost assignment is unknown_assignment; and its id is never issued
+    again."""
+    c = Cluster(LEASE_CONFIG.format(size=4, t_select=0.3, lease_ms=20000), name="lostassign")
+    peer = None
+    try:
+        c.start_pbtd()
+        peer = Peer(c.wep, "node-a")
+        peer.send("hello", worker_id="node-a", envs=harness.ENVS)
+        peer.expect("welcome", timeout=20000)   # behind a delayed housekeeping batch
+        a1 = peer.get_assignment()
+        wait_committed(c, a1["assignment_id"])
+        # Restart with a slow commit thread (a test hook): each batch that writes states
+        # (a1's result, and a2 with it) waits 6 s for its store sync; one
+        # of housekeeping's may be waiting already, hence the long recv.
+        c.pbtd.send_signal(signal.SIGTERM)
+        c.pbtd.wait()
+        peer.close()
+        os.environ["PBTD_TEST_STORE_DELAY_MS"] = "6000"
+        try:
+            c.start_pbtd()
+        finally:
+            del os.environ["PBTD_TEST_STORE_DELAY_MS"]
+        peer = Peer(c.wep, "node-a")
+        peer.send("hello", worker_id="node-a", envs=harness.ENVS)
+        peer.expect("welcome", timeout=20000)   # behind a delayed housekeeping batch
+        # Holding a1, this request waits by rule (4 agents, 2 busy): a2 is
+        # formed in a1's result's batch, when that frees the agents.
+        peer.send("request")
+        time.sleep(0.3)
+        peer.send("result", **result_for(a1))
+        m = peer.recv(timeout=15000)
+        check(m is not None and m["type"] == "assign",
+              f"no assign before the batch's (delayed) commit: {m}")
+        a2 = m
+        con = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True, timeout=5)
+        row = con.execute("SELECT 1 FROM assignments WHERE id = ?", (a2["assignment_id"],)).fetchone()
+        con.close()
+        check(row is None, "a2's batch was already committed: the test proves nothing")
+        c.pbtd.send_signal(signal.SIGKILL)
+        c.pbtd.wait()
+        peer.close()
+        c.start_pbtd()
+        peer = Peer(c.wep, "node-a")
+        peer.hello()
+        peer.send("heartbeat", assignment_id=a2["assignment_id"], frames_done=1)
+        e = peer.expect("error")
+        check(e["code"] == "unknown_assignment" and e.get("assignment_id") == a2["assignment_id"],
+              f"the lost assignment after restart: {e}")
+        peer.send("result", **result_for(a1))
+        ack = peer.expect("ack")
+        check(ack["applied"] is True, f"a1's result, never acknowledged, after restart: {ack}")
+        a3 = peer.get_assignment()
+        check(a3["assignment_id"] > a2["assignment_id"],
+              f"id {a3['assignment_id']} issued after a crash that lost {a2['assignment_id']}")
+    finally:
+        if peer:
+            peer.close()
+        c.stop(keep=os.environ.get('PBT_KEEP') is not None)
 
 
 def keygen(path, *extra):
@@ -268,6 +350,7 @@ def test_binding_by_curve_key():
             return p
         p_owner = peer(owner)
         a = p_owner.get_assignment()
+        wait_committed(c, a["assignment_id"])
         stored = c.sql("SELECT worker_key FROM assignments WHERE id = ?", (a["assignment_id"],))[0][0]
         check(stored == owner[0].decode(), f"assignment bound to key {stored!r}")
         p_thief = peer(thief)
@@ -786,6 +869,7 @@ def test_disk_full_then_space_back():
 
 if __name__ == "__main__":
     run_tests([test_work_bound_to_its_worker, test_binding_survives_restart_plaintext,
+               test_assign_lost_in_a_crash_is_never_reissued,
                test_binding_by_curve_key, test_worker_waits_for_applied_ack,
                test_result_counters_bounded, test_damaged_store_at_start,
                test_damaged_store_at_run_time, test_truncated_or_missing_store_refused,
