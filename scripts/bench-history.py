@@ -15,14 +15,15 @@ docs/scaling.md ("Looking at a long run"). Prints key=value lines.
 3. Live load: pbtd on its embedded default config with two real workers,
    its database filled with a week of synthesized history (100,000
    results, every agent's series 12 levels deep; tests/integration/synth.py),
-   30 s without queries, 30 s with report and history back to back, 30 s
-   with one of them a second, 30 s without again, each phase on a fresh
-   pbtd: samples/s, pbtd's assignment turnaround p99, the
+   30 s phases, each on a fresh pbtd: quiet, one call a second (report and
+   history alternately), quiet, calls back to back, quiet; each phase with
+   calls is compared with the quiet ones either side: samples/s, pbtd's
+   assignment turnaround p99, the
    housekeeping slip, results resent (pbtd's error_sent code=duplicate,
    workers' no_ack) and control replies lost (ctl_reply_failed).
 
 Usage: scripts/bench-history.py [build-dir] [--skip-b] [--live-only]
-                                 [--phases quiet,queries,queries_1s,quiet2]
+                                 [--phases quiet,queries_1s,quiet,queries,quiet]
 """
 import json
 import os
@@ -161,9 +162,13 @@ def live(tmp, seconds=30):
     p = Pbtd(d, None, db)
     p.stop()
     synth.fill(db, results=100000, levels=12)
-    phases = ("quiet", "queries", "queries_1s", "quiet2")
+    # Quiet phases between the others: the machine's own speed drifts
+    # (other users, thermal), so each phase with queries is compared with
+    # the mean of the quiet phases either side of it.
+    phases = ("quiet", "queries_1s", "quiet", "queries", "quiet")
     if "--phases" in sys.argv:
         phases = sys.argv[sys.argv.index("--phases") + 1].split(",")
+    rates = []
     for phase in phases:
         p = Pbtd(d, None, db)
         p.worker()
@@ -187,7 +192,8 @@ def live(tmp, seconds=30):
         p.stop()
         logs = "".join(open(os.path.join(d, f), errors="replace").read()
                        for f in os.listdir(d) if f.startswith("hist-"))
-        out(phase=phase, seconds=f"{dt:.1f}", samples_per_s=f"{(s1['samples'] - s0['samples']) / dt:.0f}",
+        rates.append((s1['samples'] - s0['samples']) / dt)
+        out(phase=phase, seconds=f"{dt:.1f}", samples_per_s=f"{rates[-1]:.0f}",
             results=s1["results"] - s0["results"], calls=n_calls,
             turnaround_p99_ms=f"{s1['assign_turnaround_ms']['p99']:.2f}",
             turnaround_max_ms=f"{s1['assign_turnaround_ms']['max']:.2f}",
@@ -202,6 +208,11 @@ def live(tmp, seconds=30):
         for f in os.listdir(d):
             if f.startswith("hist-"):
                 os.remove(os.path.join(d, f))
+    for i, phase in enumerate(phases):
+        near = [rates[j] for j in (i - 1, i + 1) if 0 <= j < len(phases) and phases[j] == "quiet"]
+        if phase != "quiet" and near:
+            base = sum(near) / len(near)
+            out(phase=phase, samples_per_s_vs_quiet_either_side=f"{100 * (rates[i] / base - 1):+.1f}%")
     shutil.rmtree(d, ignore_errors=True)
 
 
