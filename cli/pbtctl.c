@@ -764,6 +764,25 @@ s_usage (FILE *out)
         "Run 'pbtctl COMMAND --help' for a command's usage.\n");
 }
 
+//  A viewer yields to what it views: on a machine that also runs workers,
+//  rendering a report or formatting history takes its CPU from training
+//  unless pbtctl runs below it. PBTCTL_NICE (default 10, 0 to keep the
+//  caller's priority) is added to the niceness pbtctl was started with.
+static void
+s_yield_to_training (void)
+{
+    const char *text = getenv ("PBTCTL_NICE");
+    char *end = NULL;
+    long n = text && *text ? strtol (text, &end, 10) : 10;
+    if (text && *text && (*end || n < 0 || n > 19)) {
+        fprintf (stderr, "pbtctl: PBTCTL_NICE=%s: not a niceness 0..19; using 10\n", text);
+        n = 10;
+    }
+    errno = 0;
+    if (n > 0 && nice ((int) n) == -1 && errno)
+        fprintf (stderr, "pbtctl: nice %ld: %s (going on)\n", n, strerror (errno));
+}
+
 //  OpenBLAS (linked for exploit and eval's matches) starts a thread per
 //  core as it loads, before main, and each spins ~0.1 s waiting for work.
 //  pbt's kernels use one BLAS thread (nn_fast.c), so that is pure cost:
@@ -776,6 +795,7 @@ s_one_blas_thread (char **argv)
     if (getenv ("OPENBLAS_NUM_THREADS"))
         return;
     setenv ("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv ("PBTCTL_NICE", "0", 1);     // already applied: not twice
     execv ("/proc/self/exe", argv);
     //  No /proc: go on as started, only slower.
 }
@@ -783,6 +803,7 @@ s_one_blas_thread (char **argv)
 int
 main (int argc, char **argv)
 {
+    s_yield_to_training ();
     s_one_blas_thread (argv);
     const char *endpoint = ctl_default_endpoint ();
     int timeout_ms = 3000;

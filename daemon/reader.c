@@ -18,9 +18,10 @@
 #include "log.h"
 #include "proto.h"
 
-//  The thread runs a little below the workers' priority: on a shared
-//  machine a long query should take the reader's time, not training's.
-#define READER_NICE 5
+//  The thread runs below the workers' priority, at pbtctl's own
+//  (PBTCTL_NICE): on a shared machine a query should take the time of
+//  those looking, not training's.
+#define READER_NICE 10
 
 typedef struct reader_args_s reader_args_t;
 
