@@ -217,10 +217,7 @@ def test_binding_survives_restart_plaintext():
         # An assign goes out before its batch commits (PROTOCOL.md §3.4):
         # the lease survives a SIGKILL once its row is committed.
         wait_committed(c, a["assignment_id"])
-        c.pbtd.send_signal(signal.SIGKILL)
-        c.pbtd.wait()
-        real.close()
-        c.start_pbtd()
+        kill9_and_restart(c, real)
         other = Peer(c.wep, "node-b")
         other.hello()
         other.send("result", **result_for(a))
@@ -238,18 +235,31 @@ def test_binding_survives_restart_plaintext():
         c.stop()
 
 
+def committed(c, assignment_id):
+    """Whether another connection sees the assignment's row."""
+    con = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT 1 FROM assignments WHERE id = ?", (assignment_id,)).fetchone() is not None
+    finally:
+        con.close()
+
+
 def wait_committed(c, assignment_id, timeout=10):
-    """Until another connection sees the assignment's row (committed)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        con = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True, timeout=5)
-        try:
-            if con.execute("SELECT 1 FROM assignments WHERE id = ?", (assignment_id,)).fetchone():
-                return
-        finally:
-            con.close()
+        if committed(c, assignment_id):
+            return
         time.sleep(0.05)
     raise harness.Failure(f"assignment {assignment_id} was not committed within {timeout} s")
+
+
+def kill9_and_restart(c, *peers):
+    """SIGKILL pbtd, close the peers' sockets, start pbtd again."""
+    c.pbtd.send_signal(signal.SIGKILL)
+    c.pbtd.wait()
+    for p in peers:
+        p.close()
+    c.start_pbtd()
 
 
 def test_assign_lost_in_a_crash_is_never_reissued():
@@ -290,14 +300,8 @@ def test_assign_lost_in_a_crash_is_never_reissued():
         check(m is not None and m["type"] == "assign",
               f"no assign before the batch's (delayed) commit: {m}")
         a2 = m
-        con = sqlite3.connect(f"file:{c.db}?mode=ro", uri=True, timeout=5)
-        row = con.execute("SELECT 1 FROM assignments WHERE id = ?", (a2["assignment_id"],)).fetchone()
-        con.close()
-        check(row is None, "a2's batch was already committed: the test proves nothing")
-        c.pbtd.send_signal(signal.SIGKILL)
-        c.pbtd.wait()
-        peer.close()
-        c.start_pbtd()
+        check(not committed(c, a2["assignment_id"]), "a2's batch was already committed: the test proves nothing")
+        kill9_and_restart(c, peer)
         peer = Peer(c.wep, "node-a")
         peer.hello()
         peer.send("heartbeat", assignment_id=a2["assignment_id"], frames_done=1)
@@ -313,7 +317,7 @@ def test_assign_lost_in_a_crash_is_never_reissued():
     finally:
         if peer:
             peer.close()
-        c.stop(keep=os.environ.get('PBT_KEEP') is not None)
+        c.stop()
 
 
 def keygen(path, *extra):
