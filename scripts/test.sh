@@ -8,8 +8,6 @@
 #      sanitized unit, e2e, trust, conformance, history and cli tests
 #      already run, and which would add minutes under ASan,
 #   3. a bounded libFuzzer run of the wire decoder (FUZZ_SECONDS, default 30).
-# The sanitized build runs beside step 1 and the fuzzer beside step 2, both
-# at nice 19: the integration tests run one at a time and leave a core idle.
 # PBT_QUICK=1 runs only step 1. Extra arguments go to `meson test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,19 +26,14 @@ print(f"{sys.argv[2]}: {ok} passed, {bad} failed, {skip} skipped")
 PY
 }
 
-configure_build() {   # BUILD_DIR [meson setup options...]
-  local dir=$1; shift
+run_suite() {   # BUILD_DIR LABEL [meson setup options...]
+  local dir=$1 label=$2; shift 2
   if [ -f "$dir/build.ninja" ]; then
     meson setup --reconfigure "$dir" "$@" >/dev/null
   else
     meson setup "$dir" "$@" >/dev/null
   fi
   ninja -C "$dir"
-}
-
-run_suite() {   # BUILD_DIR LABEL [meson setup options...]
-  local dir=$1 label=$2; shift 2
-  configure_build "$dir" "$@"
   set +e
   meson test -C "$dir" --print-errorlogs --num-processes 2 "${MESON_TEST_ARGS[@]}"
   local rc=$?
@@ -50,34 +43,16 @@ run_suite() {   # BUILD_DIR LABEL [meson setup options...]
 }
 
 MESON_TEST_ARGS=("$@")
-SAN_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false)
-SAN_DIR=${BUILD_SANITIZE:-build-sanitize}
 rc=0
-if [ "${PBT_QUICK:-0}" != 1 ]; then
-  # Most integration tests run one at a time and keep about one core
-  # busy: the sanitized build uses the other one meanwhile, at nice 19 so
-  # that it never takes a core the tests want.
-  configure_build "${BUILD:-build}"
-  nice -n 19 bash -c "$(declare -f configure_build); configure_build $SAN_DIR ${SAN_OPTS[*]}" \
-    > /tmp/pbt-sanitize-build.log 2>&1 &
-  san_build=$!
-fi
 run_suite "${BUILD:-build}" "tests" || rc=1
 if [ "${PBT_QUICK:-0}" != 1 ]; then
-  if ! wait "$san_build"; then
-    tail -n 40 /tmp/pbt-sanitize-build.log
-    echo "the sanitized build failed"
-    exit 1
-  fi
-  # The same for the fuzzer's run beside the sanitized tests.
-  nice -n 19 bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}" > /tmp/pbt-fuzz.log 2>&1 &
-  fuzz=$!
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   MESON_TEST_ARGS=(--no-suite no-asan "$@")
-  run_suite "$SAN_DIR" "tests under ASan+UBSan" "${SAN_OPTS[@]}" || rc=1
+  run_suite "${BUILD_SANITIZE:-build-sanitize}" "tests under ASan+UBSan" \
+    -Db_sanitize=address,undefined -Db_lundef=false || rc=1
   unset ASAN_OPTIONS UBSAN_OPTIONS
-  if wait "$fuzz"; then
+  if bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}" > /tmp/pbt-fuzz.log 2>&1; then
     echo "fuzz: 1 passed, 0 failed ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' /tmp/pbt-fuzz.log))"
   else
     tail -n 40 /tmp/pbt-fuzz.log
