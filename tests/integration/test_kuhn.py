@@ -33,6 +33,14 @@ hidden = 32,32
 [hparam.lr]
 init = 0.003
 
+# Half the training matches against the game's own "random" script: the
+# check below (some agent beats random) then measures learning, not where
+# four agents that train only on each other happen to settle (in some runs
+# three of four sat where random scores ~0 against them).
+[pbt]
+script_rate = 0.5
+script_opponents = random
+
 [ppo]
 n_envs = 16
 n_steps = 32
@@ -132,17 +140,14 @@ def test_kuhn_from_installed_header():
             se = ev["score_sd"] / n ** 0.5
             check(abs(ev["mean_score"] - exact) < 4 * se + 1e-3,
                   f"eval mean {ev['mean_score']} is not the exported policy's value {exact}")
-            # Training did something: some agent's policy moved away from the
-            # near-uniform start, as its exact value against random shows. Not
-            # "better against random": agents train against each other, and in
-            # some runs three of four settle where random scores ~0 against them
-            # and the fourth at 0.148 (seen with 300 results).
+            # Training did something: some agent is better than uniform against
+            # random (the best-rated one after a few dozen results need not be).
             values = {}
             for a in st["agents"]:
                 path = os.path.join(c.dir, f"{a['id']}.safetensors")
                 c.ctl("export", a["id"], "-o", path)
                 values[a["id"]] = vs_random(nashconv.exported_policy(path))
-            check(max(abs(v - 0.125) for v in values.values()) > 0.05,
+            check(max(values.values()) > 0.125 + 0.05,
                   f"every trained agent's value vs random is ~uniform's (0.125): {values}")
             check(0 <= after <= 3, f"NashConv {after} out of range")
             check(c.stop() == 0, "pbtd exits 0")
