@@ -646,8 +646,7 @@ s_assign_to (server_t *self, peer_t *peer)
     //  for agents to come back (s_next_waiting), not for pbtd: it became
     //  possible then. That holds even when the worker's other assignment
     //  came back first and this one now takes its free slot.
-    if ((peer->request_held > 0 || server_peer_held (self, peer) > 1)
-    &&  self->any_freed_us > self->msg_in_us)
+    if (peer->request_held > 0 && self->any_freed_us > self->msg_in_us)
         self->msg_in_us = self->any_freed_us;
     if (rc == 0)
         rc = s_send_to (self, self->worker, peer->routing_id, &msg, peer->key);

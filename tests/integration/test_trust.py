@@ -292,9 +292,9 @@ def test_assign_lost_in_a_crash_is_never_reissued():
         peer.send("hello", worker_id="node-a", envs=harness.ENVS)
         peer.expect("welcome", timeout=20000)   # behind a delayed housekeeping batch
         # Holding a1, this request waits by rule (4 agents, 2 busy): a2 is
-        # formed in a1's result's batch, when that frees the agents.
+        # formed in a1's result's batch, when that frees the agents. (One
+        # socket: pbtd reads the two in the order sent.)
         peer.send("request")
-        time.sleep(0.3)
         peer.send("result", **result_for(a1))
         m = peer.recv(timeout=15000)
         check(m is not None and m["type"] == "assign",
